@@ -1,0 +1,320 @@
+"""The migration engine behind ``alembic/env.py``.
+
+Online ``alembic upgrade``:
+
+1. select the database (explicit ``-x url=`` > ``SYMPHONY_DATABASE_URL`` > ``DATABASE_URL`` >
+   embedded PostgreSQL 18) and refuse servers older than 18;
+2. take the deploy lock (a session advisory lock), waiting at most ``deploy_lock_wait``;
+3. create the ledger if needed, then validate every applied revision against its file before
+   any DDL;
+4. run each pending revision in its own transaction together with its ledger row, under
+   ``lock_timeout`` and ``statement_timeout``; after each, refuse INVALID indexes left behind;
+5. print one line per revision and a summary.
+
+Offline ``alembic upgrade --sql`` prints the version gate, the ledger DDL and, per revision, its
+SQL and ledger insert inside ``BEGIN``/``COMMIT``. ``downgrade`` and ``stamp`` are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import Script
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from symphony_schema import project_root
+from symphony_schema.database import select_database
+from symphony_schema.migration import MigrationRefused
+from symphony_schema.migration.checksum import revision_checksum
+from symphony_schema.migration.ledger import (
+    LEDGER_DDL,
+    description_of,
+    ledger_insert,
+    read_alembic_heads,
+    read_ledger,
+    validation_problems,
+)
+
+MIN_SERVER_VERSION_NUM = 180000
+MIN_SERVER_VERSION = "18"
+#: Key of the session advisory lock that serialises deployers on one database.
+DEPLOY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('symphony_schema.deploy', 0))"
+DEPLOY_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended('symphony_schema.deploy', 0))"
+
+VERSION_GATE_SQL = f"""\
+DO $symphony_gate$
+BEGIN
+    IF current_setting('server_version_num')::int < {MIN_SERVER_VERSION_NUM} THEN
+        RAISE EXCEPTION 'Symphony requires PostgreSQL {MIN_SERVER_VERSION}+ (server is %)',
+            current_setting('server_version')
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+END
+$symphony_gate$"""
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Knobs of one run; each comes from ``-x name=value``, else ``SYMPHONY_<NAME>``, else default."""
+
+    lock_timeout: str = "10s"
+    statement_timeout: str = "15min"
+    deploy_lock_wait: str = "120s"
+    quiet: bool = False
+
+    @classmethod
+    def from_sources(cls, xargs: Mapping[str, str], env: Mapping[str, str]) -> EngineSettings:
+        def pick(name: str, default: str) -> str:
+            return xargs.get(name) or env.get(f"SYMPHONY_{name.upper()}") or default
+
+        quiet = pick("quiet", "false").strip().lower() in {"1", "true", "yes", "on"}
+        return cls(
+            lock_timeout=pick("lock_timeout", cls.lock_timeout),
+            statement_timeout=pick("statement_timeout", cls.statement_timeout),
+            deploy_lock_wait=pick("deploy_lock_wait", cls.deploy_lock_wait),
+            quiet=quiet,
+        )
+
+
+class Progress:
+    """Writes the ledger row of each revision inside its transaction and prints one line for it."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.applied: list[str] = []
+        self.started = time.monotonic()
+        self._step_started = self.started
+
+    def restart_clock(self) -> None:
+        self.started = self._step_started = time.monotonic()
+
+    def on_version_apply(
+        self, *, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: dict[str, Any]
+    ) -> None:
+        del heads, run_args
+        if step.is_stamp or not step.is_upgrade:
+            raise MigrationRefused("the Symphony engine only applies revisions forward")
+        script = step.up_revision
+        assert isinstance(script, Script)
+        now = time.monotonic()
+        elapsed_ms = round((now - self._step_started) * 1000)
+        insert = ledger_insert(
+            script.revision,
+            description_of(script),
+            revision_checksum(Path(script.path)),
+            None if ctx.as_sql else elapsed_ms,
+        )
+        if ctx.as_sql:
+            compiled = insert.compile(dialect=ctx.dialect, compile_kwargs={"literal_binds": True})
+            ctx.impl.static_output(f"{compiled};")
+        else:
+            assert ctx.connection is not None
+            ctx.connection.execute(insert)
+            _refuse_invalid_indexes(ctx.connection, script.revision)
+            self.say(f"applied {script.revision:<32} {elapsed_ms:>7} ms")
+        self.applied.append(script.revision)
+        self._step_started = time.monotonic()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, flush=True)
+
+
+def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
+    """A failed ``CREATE INDEX CONCURRENTLY`` leaves an INVALID index behind: stop on it.
+
+    Checked after every revision and once before migrating (a crash in an earlier run of a
+    non-transactional revision leaves the index behind with no revision to blame).
+    """
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname FROM pg_catalog.pg_index i "
+        "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND NOT i.indisvalid ORDER BY 1"
+    ).all()
+    if rows:
+        names = ", ".join(row[0] for row in rows)
+        culprit = f"revision {revision} left" if revision else "the database has"
+        raise MigrationRefused(
+            f"{culprit} INVALID index(es) behind: {names}. Drop them "
+            "(DROP INDEX CONCURRENTLY) and add a new revision that builds them again."
+        )
+
+
+def _command_name(context: EnvironmentContext) -> str:
+    fn = context.context_opts.get("fn")
+    return getattr(fn, "__name__", "") if fn is not None else ""
+
+
+def _x_arguments(context: EnvironmentContext) -> dict[str, str]:
+    xargs = context.get_x_argument(as_dictionary=True)
+    return {str(key): str(value) for key, value in xargs.items()}
+
+
+def run(context: Any) -> None:
+    """Entry point called by ``alembic/env.py`` with the ``alembic.context`` proxy module."""
+    # ``alembic.context`` is a module proxying the active EnvironmentContext; the object itself
+    # is needed to see which command (upgrade, downgrade, stamp, ...) is being run.
+    context = getattr(context, "_proxy", None) or context
+    command = _command_name(context)
+    if command == "downgrade":
+        raise MigrationRefused(
+            "downgrade is refused: Symphony migrations are forward-only. "
+            "To undo a change, add a new revision that reverses it."
+        )
+    if command == "do_stamp":
+        raise MigrationRefused(
+            "stamp is refused: it would move alembic_version without the checksum ledger. "
+            "Use 'symphony-schema baseline apply' to bootstrap a database."
+        )
+    xargs = _x_arguments(context)
+    settings = EngineSettings.from_sources(xargs, os.environ)
+    progress = Progress(settings.quiet)
+    if context.is_offline_mode():
+        _run_offline(context, progress)
+    else:
+        _run_online(context, settings, progress, mutating=command == "upgrade")
+
+
+def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
+    context.configure(
+        url="postgresql+psycopg://",
+        literal_binds=True,
+        transaction_per_migration=True,
+        on_version_apply=progress.on_version_apply,
+    )
+    migration_context = context.get_context()
+    migration_context.impl.static_output(
+        "-- Symphony schema: offline migration script. The engine's version gate and ledger\n"
+        "-- come first; each revision commits together with its ledger row.\n"
+        f"{VERSION_GATE_SQL};\n\n{LEDGER_DDL};"
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def check_server_version(conninfo: str) -> str:
+    """Refuse servers older than PostgreSQL 18, naming both versions.
+
+    Runs on a plain psycopg connection before SQLAlchemy's dialect initialises, so that an old or
+    oddly configured server gets this message rather than a dialect error.
+    """
+    try:
+        with psycopg.connect(conninfo, connect_timeout=30) as raw:
+            number = raw.info.server_version
+            shown = raw.execute("SHOW server_version").fetchone()
+    except psycopg.OperationalError as exc:
+        raise MigrationRefused(f"cannot connect to the database: {exc}") from exc
+    raw_text = shown[0] if shown else str(number)
+    text = raw_text.decode() if isinstance(raw_text, bytes) else str(raw_text)
+    if number < MIN_SERVER_VERSION_NUM:
+        raise MigrationRefused(
+            f"Symphony requires PostgreSQL {MIN_SERVER_VERSION}+ (server is {text.split()[0]}). "
+            "Point the URL at a PostgreSQL 18 server, or unset it to use the embedded one."
+        )
+    return text
+
+
+def _set(conn: Connection, name: str, value: str, origin: str) -> None:
+    try:
+        conn.execute(sa.text(f"SELECT pg_catalog.set_config('{name}', :value, false)"), {"value": value})
+    except sa_exc.DBAPIError as exc:
+        conn.rollback()
+        raise MigrationRefused(f"invalid {origin}={value!r}: {exc.orig}") from exc
+
+
+def acquire_deploy_lock(conn: Connection, settings: EngineSettings) -> None:
+    """Serialise deployers: wait at most ``deploy_lock_wait`` for the session advisory lock."""
+    _set(conn, "lock_timeout", settings.deploy_lock_wait, "deploy_lock_wait")
+    try:
+        conn.exec_driver_sql(DEPLOY_LOCK_SQL)
+    except sa_exc.OperationalError as exc:
+        conn.rollback()
+        if getattr(exc.orig, "sqlstate", None) == "55P03":
+            raise MigrationRefused(
+                f"another deployer has held the migration lock for more than "
+                f"{settings.deploy_lock_wait}; nothing was applied. Wait for it to finish "
+                "(see pg_stat_activity) or raise -x deploy_lock_wait=..."
+            ) from exc
+        raise
+    _set(conn, "lock_timeout", settings.lock_timeout, "lock_timeout")
+    _set(conn, "statement_timeout", settings.statement_timeout, "statement_timeout")
+    # A deployer killed mid-statement must not keep the deploy lock until its statement ends:
+    # the server polls the client socket and aborts the session (and the revision) once gone.
+    _set(conn, "client_connection_check_interval", "1s", "client_connection_check_interval")
+    conn.commit()
+
+
+def _run_online(
+    context: EnvironmentContext, settings: EngineSettings, progress: Progress, *, mutating: bool
+) -> None:
+    xargs = _x_arguments(context)
+    selected = select_database(xargs.get("url"), announce=not settings.quiet)
+    engine = sa.create_engine(selected.url, poolclass=NullPool)
+    scripts = context.script
+    check_server_version(selected.conninfo)
+    try:
+        with engine.connect() as conn:
+            if mutating:
+                acquire_deploy_lock(conn, settings)
+                conn.exec_driver_sql(LEDGER_DDL)
+                conn.commit()
+                problems = validation_problems(
+                    read_ledger(conn), read_alembic_heads(conn), scripts, project_root()
+                )
+                conn.commit()
+                if not problems:
+                    _refuse_invalid_indexes(conn, None)
+                    conn.commit()
+                if problems:
+                    raise MigrationRefused(
+                        "refusing to migrate; nothing was applied:\n  - " + "\n  - ".join(problems)
+                    )
+            # Alembic treats a connection already inside a transaction as "external" and would
+            # then run every revision in that one transaction: start clean so that each
+            # revision commits on its own, with its ledger row.
+            assert not conn.in_transaction(), "engine bug: connection left inside a transaction"
+            context.configure(
+                connection=conn,
+                transaction_per_migration=True,
+                on_version_apply=progress.on_version_apply,
+            )
+            progress.restart_clock()
+            with context.begin_transaction():
+                context.run_migrations()
+            if mutating:
+                _summarise(conn, progress)
+                conn.exec_driver_sql(DEPLOY_UNLOCK_SQL)
+                conn.commit()
+    except (sa_exc.DBAPIError, psycopg.Error) as exc:
+        # Raw revision SQL raises psycopg errors directly; SQLAlchemy wraps the rest.
+        error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+        last = progress.applied[-1] if progress.applied else "the revision it was at before"
+        raise MigrationRefused(
+            f"migration failed and its transaction was rolled back; the database stays at {last}.\n"
+            f"  {type(error).__name__}: {error}"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def _summarise(conn: Connection, progress: Progress) -> None:
+    heads = read_alembic_heads(conn)
+    conn.commit()
+    at = ", ".join(heads) or "base"
+    total_ms = round((time.monotonic() - progress.started) * 1000)
+    if progress.applied:
+        progress.say(f"migrated to {at}: {len(progress.applied)} revision(s) in {total_ms} ms")
+    else:
+        progress.say(f"already at {at}: nothing to do")
