@@ -1,0 +1,69 @@
+"""Task runner of Symphony schema. ``nox -l`` lists the sessions with these docstrings.
+
+Every session installs the package with its ``dev`` extra into its own virtualenv and talks to
+the embedded PostgreSQL 18 under ``.symphony/pgdata`` (or the database the URL rule selects).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "drift", "invariants"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the full pytest suite against the embedded PostgreSQL 18."""
+    _install(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check), mypy, and the repository secret scan."""
+    _install(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.run("symphony-schema", "scan-secrets")
+
+
+@nox.session
+def baseline(session: nox.Session) -> None:
+    """Regenerate baseline/baseline.sql and baseline/privileges.md from a scratch database."""
+    _install(session)
+    session.run("symphony-schema", "baseline", "generate", *session.posargs)
+
+
+@nox.session
+def drift(session: nox.Session) -> None:
+    """Fail with unified diffs when migrations, baseline, models and privileges disagree."""
+    _install(session)
+    session.run("symphony-schema", "baseline", "drift", *session.posargs)
+
+
+@nox.session
+def invariants(session: nox.Session) -> None:
+    """Lints, migrate + seed a scratch database, the SQL gate, then the process gates."""
+    _install(session)
+    session.run("symphony-schema", "invariants", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against PGMQ and the commit ceiling (``nox -s bench -- --quick`` for a smoke run)."""
+    _install(session)
+    session.install("pgmq", "matplotlib")
+    session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def torture(session: nox.Session) -> None:
+    """Full-strength reliability and security torture suite (R1-R5, S1-S4); slow."""
+    _install(session)
+    session.run("pytest", "-m", "slow", "--run-slow", "tests/torture", *session.posargs)

@@ -1,0 +1,5 @@
+import sys
+
+from symphony_schema.cli import main
+
+sys.exit(main())
