@@ -37,6 +37,8 @@ class SelectedDatabase:
 
 def normalise_url(url: str) -> str:
     """Make any ``postgres://`` / ``postgresql://`` URL use the psycopg 3 SQLAlchemy driver."""
+    if url.startswith("postgres://"):  # the libpq/Heroku spelling SQLAlchemy does not accept
+        url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
