@@ -66,4 +66,4 @@ def bench(session: nox.Session) -> None:
 def torture(session: nox.Session) -> None:
     """Full-strength reliability and security torture suite (R1-R5, S1-S4); slow."""
     _install(session)
-    session.run("pytest", "-m", "slow", "--run-slow", "tests/torture", *session.posargs)
+    session.run("pytest", "-m", "slow", "tests/torture", *session.posargs)
