@@ -1,0 +1,47 @@
+"""``symphony-schema reset``: development-only drop, recreate and migrate of schema public."""
+
+from __future__ import annotations
+
+import argparse
+
+from symphony_schema import reset
+from symphony_schema.cli import add_url_argument
+from symphony_schema.database import select_database
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "reset",
+        help="DEVELOPMENT ONLY: drop and recreate schema public, then migrate to head",
+        description=(
+            "Development only. Drop schema public with everything in it (tables, data, the "
+            "migration ledger, alembic_version), recreate it as a fresh PostgreSQL 15+ database "
+            "has it (owned by pg_database_owner, USAGE but never CREATE for PUBLIC), then migrate "
+            "to head through the checksummed engine. Refuses, before connecting, any target that "
+            "is not the embedded server, a Unix socket, localhost or a loopback address "
+            "(PGHOST/PGHOSTADDR/service included) unless --force is given. Roles, memberships, "
+            "passwords and ALTER DATABASE settings are kept. No policy is seeded: run "
+            "seed-policy afterwards."
+        ),
+    )
+    add_url_argument(parser)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="reset even though the target does not look local (you are about to lose its data)",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="do not print one line per applied revision"
+    )
+    parser.set_defaults(handler=_reset)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    selected = select_database(args.url)
+    where = reset.reset_database(selected.url, force=args.force, quiet=args.quiet)
+    database = selected.sqlalchemy_url.database
+    print(
+        f"reset database {database!r} ({where.description}): schema public recreated and "
+        "migrated to head. Next: symphony-schema seed-policy --file policy/dev-policy.json"
+    )
+    return 0

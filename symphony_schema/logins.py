@@ -1,0 +1,325 @@
+"""Environment setup for logins: passwords and runtime-role memberships (outside migrations).
+
+Migrations create roles but never set passwords or grant memberships (schema.md section 5): which
+login may act as which runtime role, and with which password, belongs to the environment.
+
+* :func:`set_login_password` takes the password from an environment variable only. The SCRAM-
+  SHA-256 verifier is computed client-side by libpq (``PQencryptPasswordConn``, as ``psql
+  \\password`` does), so the password itself never reaches the server, its logs or
+  ``pg_stat_statements``; where the session may, it also switches statement logging off for the
+  one transaction so the verifier stays out of the logs too (ADR 0031).
+* :func:`grant_login` grants the runtime roles (never ``symphony_owner``) to an existing,
+  ordinary LOGIN role.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from symphony_schema import SymphonyError, privileges
+
+__all__ = [
+    "GrantResult",
+    "LoginError",
+    "grant_login",
+    "parse_roles",
+    "read_password_from_env",
+    "set_login_password",
+]
+
+#: Environment variable names accepted by ``--from-env``: conventional upper-case names only, so
+#: that a password typed where the variable name belongs is refused without being echoed.
+_ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
+
+#: Settings switched off for the password transaction when the session is allowed to (they are
+#: superuser-only): the statement carries the SCRAM verifier, which is not the password but is
+#: still a credential for the server it was made for.
+_QUIET_SETTINGS = (
+    ("log_statement", "none"),
+    ("log_min_error_statement", "panic"),
+    ("log_min_duration_statement", "-1"),
+    ("pg_stat_statements.track_utility", "off"),
+)
+
+
+class LoginError(SymphonyError):
+    """A login setup command refused; nothing was changed."""
+
+
+def _symphony_nologin_roles() -> set[str]:
+    return {role.name for role in privileges.ROLES if not role.login}
+
+
+def _symphony_roles() -> set[str]:
+    return {role.name for role in privileges.ROLES}
+
+
+# --------------------------------------------------------------------------------------------
+# Passwords
+# --------------------------------------------------------------------------------------------
+
+
+def read_password_from_env(var: str, env: Mapping[str, str]) -> str:
+    """The password in environment variable ``var``; refuses a missing or empty one."""
+    if not _ENV_NAME_RE.fullmatch(var):
+        # Never echo `var`: it may be a password typed in the wrong place.
+        raise LoginError(
+            "--from-env takes the NAME of an environment variable (upper-case letters, digits "
+            "and underscores, e.g. TEST_DB_PASSWORD), never the password itself; nothing was "
+            "changed. If you typed a password there, consider it exposed (shell history) and "
+            "choose a new one."
+        )
+    password = env.get(var)
+    if password is None:
+        raise LoginError(
+            f"environment variable {var} is not set: export the password in {var} and run the "
+            "command again; nothing was changed."
+        )
+    if password == "":
+        raise LoginError(f"environment variable {var} is empty: refusing an empty password.")
+    if "\x00" in password:
+        raise LoginError(
+            f"the password in {var} contains a NUL character, which PostgreSQL cannot store."
+        )
+    return password
+
+
+def set_login_password(conninfo: str, login: str, password: str) -> str:
+    """Set ``login``'s password (SCRAM-SHA-256, computed client-side). Returns a message that
+    never contains the password or its verifier."""
+    if not password:
+        raise LoginError("refusing an empty password; nothing was changed.")
+    quiet = False
+    try:
+        with psycopg.connect(conninfo, connect_timeout=30, autocommit=True) as conn:
+            _require_password_target(conn, login)
+            with conn.transaction():
+                quiet = _quiet_logging(conn)
+                verifier = conn.pgconn.encrypt_password(
+                    password.encode("utf-8"), login.encode("utf-8"), b"scram-sha-256"
+                )
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(login), sql.Literal(verifier.decode("ascii"))
+                    )
+                )
+    except psycopg.Error as exc:
+        raise _db_error(exc, f"setting the password of {login!r}") from None
+    logging = (
+        "statement logging was off for the change"
+        if quiet
+        else "this session may not switch statement logging off; the verifier (not the password)"
+        " may appear in the server log if log_statement covers DDL"
+    )
+    return (
+        f"password of login {login!r} set (SCRAM-SHA-256 verifier computed client-side; the "
+        f"password itself was not sent; {logging})"
+    )
+
+
+def _require_password_target(conn: psycopg.Connection[Any], login: str) -> None:
+    row = _role_row(conn, login)
+    if row is None:
+        raise LoginError(
+            f"role {login!r} does not exist: create the login first (CREATE ROLE ... LOGIN) or "
+            "check the name; nothing was changed."
+        )
+    can_login, is_super = row
+    if login in _symphony_nologin_roles():
+        raise LoginError(
+            f"{login!r} is a Symphony NOLOGIN role and must never get a password: services log "
+            "in as their own login and get the role with 'symphony-schema grant-login'."
+        )
+    if is_super:
+        raise LoginError(
+            f"refusing to set the password of superuser {login!r}: this command is for "
+            "application and test logins only; nothing was changed."
+        )
+    if not can_login:
+        raise LoginError(
+            f"role {login!r} is NOLOGIN, so a password would be useless: pass a LOGIN role; "
+            "nothing was changed."
+        )
+
+
+def _quiet_logging(conn: psycopg.Connection[Any]) -> bool:
+    """Switch statement logging off for the current transaction where permitted."""
+    quiet = True
+    for name, value in _QUIET_SETTINGS:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+        except psycopg.errors.InsufficientPrivilege:
+            quiet = False
+        except psycopg.errors.UndefinedObject:
+            pass  # pg_stat_statements is not loaded: nothing to switch off
+    return quiet
+
+
+# --------------------------------------------------------------------------------------------
+# Role memberships
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GrantResult:
+    login: str
+    granted: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.granted:
+            parts.append(f"granted {', '.join(self.granted)} to login {self.login!r}")
+        if self.already:
+            parts.append(
+                f"{'already a member of' if not self.granted else 'already held'} "
+                f"{', '.join(self.already)}" + (" (nothing to do)" if not self.granted else "")
+            )
+        return "; ".join(parts)
+
+
+def parse_roles(raw: Iterable[str]) -> list[str]:
+    """Role names from ``--roles a,b --roles c``; refuses the owner and unknown roles."""
+    roles: list[str] = []
+    for chunk in raw:
+        for name in chunk.split(","):
+            name = name.strip()
+            if not name:
+                raise LoginError(
+                    "--roles has an empty entry: give a comma-separated list such as "
+                    "symphony_executor,symphony_readonly"
+                )
+            if name not in roles:
+                roles.append(name)
+    if not roles:
+        raise LoginError("--roles is empty: name at least one runtime role")
+    allowed = ", ".join(privileges.RUNTIME_ROLES)
+    if privileges.OWNER in roles:
+        raise LoginError(
+            f"refusing to grant {privileges.OWNER}: it owns every Symphony object (and its "
+            "SECURITY DEFINER functions run as it), so a login holding it bypasses the whole "
+            f"privilege matrix. Grant runtime roles only: {allowed}. Nothing was granted."
+        )
+    unknown = [name for name in roles if name not in privileges.RUNTIME_ROLES]
+    if unknown:
+        raise LoginError(
+            f"unknown runtime role(s) {', '.join(unknown)}: grant-login grants only {allowed}. "
+            "Nothing was granted."
+        )
+    return roles
+
+
+def grant_login(
+    conninfo: str, login: str, roles: Iterable[str], *, inherit: bool = True
+) -> GrantResult:
+    """Grant runtime-role membership to an existing ordinary LOGIN role, in one transaction.
+
+    Memberships are granted ``WITH ADMIN FALSE, SET TRUE`` and ``INHERIT`` as asked; a
+    membership that already exists is reported and left as it is.
+    """
+    wanted = parse_roles(roles)
+    result = GrantResult(login)
+    try:
+        with psycopg.connect(conninfo, connect_timeout=30, autocommit=True) as conn:
+            _require_grant_target(conn, login)
+            _require_roles_exist(conn, wanted)
+            with conn.transaction():
+                for role in wanted:
+                    _grant_one(conn, login, role, inherit, result)
+    except psycopg.Error as exc:
+        raise _db_error(exc, f"granting {', '.join(wanted)} to {login!r}") from None
+    return result
+
+
+def _require_grant_target(conn: psycopg.Connection[Any], login: str) -> None:
+    row = _role_row(conn, login)
+    if row is None:
+        raise LoginError(
+            f"login {login!r} does not exist: create it first (CREATE ROLE {login} LOGIN ...) "
+            "or check the name; nothing was granted."
+        )
+    can_login, is_super = row
+    if login in _symphony_roles() - {privileges.TEST_USER}:
+        raise LoginError(
+            f"{login!r} is a Symphony role, not a login: role-in-role grants would change the "
+            "privilege matrix. Grant to a service or person login instead; nothing was granted."
+        )
+    if is_super:
+        raise LoginError(
+            f"{login!r} is a superuser: it bypasses every privilege check, so runtime roles "
+            "would mean nothing. Use an ordinary login; nothing was granted."
+        )
+    if not can_login:
+        raise LoginError(
+            f"role {login!r} is NOLOGIN: grant-login is for LOGIN roles; nothing was granted."
+        )
+
+
+def _require_roles_exist(conn: psycopg.Connection[Any], roles: list[str]) -> None:
+    rows = conn.execute(
+        "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname = ANY(%s)", (roles,)
+    ).fetchall()
+    missing = sorted(set(roles) - {row[0] for row in rows})
+    if missing:
+        raise LoginError(
+            f"role(s) {', '.join(missing)} do not exist on this server: migrate first "
+            "('alembic upgrade head' creates the Symphony roles); nothing was granted."
+        )
+
+
+def _grant_one(
+    conn: psycopg.Connection[Any], login: str, role: str, inherit: bool, result: GrantResult
+) -> None:
+    existing = conn.execute(
+        "SELECT m.inherit_option FROM pg_catalog.pg_auth_members AS m "
+        "JOIN pg_catalog.pg_roles AS r ON r.oid = m.roleid "
+        "JOIN pg_catalog.pg_roles AS u ON u.oid = m.member "
+        "WHERE r.rolname = %s AND u.rolname = %s",
+        (role, login),
+    ).fetchall()
+    if existing:
+        result.already.append(role)
+        return
+    conn.execute(
+        sql.SQL("GRANT {} TO {} WITH ADMIN FALSE, INHERIT {}, SET TRUE").format(
+            sql.Identifier(role), sql.Identifier(login), sql.SQL("TRUE" if inherit else "FALSE")
+        )
+    )
+    result.granted.append(role)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared
+# --------------------------------------------------------------------------------------------
+
+
+def _role_row(conn: psycopg.Connection[Any], name: str) -> tuple[bool, bool] | None:
+    row = conn.execute(
+        "SELECT rolcanlogin, rolsuper FROM pg_catalog.pg_roles WHERE rolname = %s", (name,)
+    ).fetchone()
+    return None if row is None else (bool(row[0]), bool(row[1]))
+
+
+def _db_error(exc: psycopg.Error, doing: str) -> LoginError:
+    # Only the first line of the server message: never the statement (it may hold a verifier).
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if exc.sqlstate is None:
+        return LoginError(f"cannot connect to the database while {doing}: {first}")
+    hint = ""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        hint = (
+            " Run it as a superuser or as a role with CREATEROLE and ADMIN OPTION on the "
+            "roles concerned (PostgreSQL 16+ rules)."
+        )
+    return LoginError(
+        f"{doing} failed: SQLSTATE {exc.sqlstate}: {first}.{hint} "
+        "The transaction was rolled back; nothing was changed."
+    )
