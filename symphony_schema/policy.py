@@ -306,6 +306,9 @@ class SeedResult:
     created: bool
     source: str
 
+    def __str__(self) -> str:
+        return self.message
+
     @property
     def message(self) -> str:
         if self.created:

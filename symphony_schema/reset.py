@@ -111,10 +111,12 @@ def locality(url: str, env: Mapping[str, str] | None = None) -> Locality:
     if not hosts and not addrs:
         return Locality(True, "the default local Unix-domain socket")
     remote = [host for host in hosts + addrs if not _is_local_host(host)]
-    shown = ", ".join(hosts + addrs)
     if remote:
         return Locality(False, f"host {', '.join(remote)} (from {origin})")
-    return Locality(True, f"local host {shown}")
+    shown = ", ".join(
+        f"Unix socket in {host}" if host.startswith(("/", "@")) else host for host in hosts + addrs
+    )
+    return Locality(True, f"local: {shown}")
 
 
 def reset_database(
@@ -152,9 +154,7 @@ def recreate_public(conninfo: str, *, lock_timeout: str = RESET_LOCK_TIMEOUT) ->
 
     try:
         with psycopg.connect(conninfo, connect_timeout=30, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_catalog.set_config('lock_timeout', %s, false)", (lock_timeout,)
-            )
+            conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, false)", (lock_timeout,))
             conn.execute(DEPLOY_LOCK_SQL)
             try:
                 with conn.transaction():

@@ -54,6 +54,12 @@ def _register_seed(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help=f"read {policy.ENV_VERSION} plus {policy.ENV_DOCUMENT}, {policy.ENV_FILE} or "
         f"{policy.ENV_CHECKSUM} from the environment (CI)",
     )
+    seed.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the document and print its version and checksum without connecting "
+        "(use it to compute the POLICY_CHECKSUM to pin)",
+    )
     add_url_argument(seed)
     seed.set_defaults(handler=_seed)
 
@@ -103,6 +109,12 @@ def _seed(args: argparse.Namespace) -> int:
         pinned = policy.pinned_policy_of(
             policy.load_policy_file(args.file), f"policy file {args.file}"
         )
+    if args.dry_run:
+        print(
+            f"policy version {pinned.version!r}, checksum {pinned.checksum} "
+            f"(from {pinned.source}; valid, not seeded: --dry-run)"
+        )
+        return 0
     selected = select_database(args.url)
     result = policy.seed_pinned_policy(selected.conninfo, pinned)
     print(result.message)

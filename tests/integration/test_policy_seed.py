@@ -375,3 +375,17 @@ def test_console_script_seeds_in_a_subprocess(
         timeout=120,
     )
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_dry_run_validates_and_prints_without_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "p.json", DOC)
+    # db.invalid never resolves: a connection attempt would fail the command.
+    url = "postgresql://nobody@db.invalid/x"
+    code, out, _ = seed_cli(url, "--file", str(path), "--dry-run", capsys=capsys)
+    assert code == 0
+    assert f"checksum {policy.canonical_checksum(DOC)}" in out and "not seeded" in out
+    bad = write(tmp_path, "bad.json", '{"x": 1}')
+    code, _, err = seed_cli(url, "--file", str(bad), "--dry-run", capsys=capsys)
+    assert code == 2 and "no usable policyVersion" in err
