@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from symphony_schema import SymphonyError
 from symphony_schema.cli import add_url_argument
 from symphony_schema.database import select_database
 
@@ -103,12 +104,22 @@ def _drift(args: argparse.Namespace) -> int:
     }
     kinds = tuple(k for k, name in selected.items() if not args.check or name in args.check)
     inputs = DriftInputs(baseline_dir=args.baseline_dir or default_baseline_dir(), kinds=kinds)
-    report = run_drift(select_database(args.url).url, inputs)
+    try:
+        report = run_drift(select_database(args.url).url, inputs)
+    except SymphonyError as exc:
+        # The job summary must say why there is no report (say, a revision that fails).
+        _append(args.summary, f"## ❌ Schema drift could not run\n\n```text\n{exc}\n```\n")
+        raise
     print(render_text(report))
-    if args.summary:
-        with args.summary.open("a", encoding="utf-8") as handle:
-            handle.write(render_markdown(report))
+    _append(args.summary, render_markdown(report))
     return 0 if report.ok else 1
+
+
+def _append(summary: Path | None, markdown: str) -> None:
+    """Append (GitHub's $GITHUB_STEP_SUMMARY convention) when a summary file was asked for."""
+    if summary is not None:
+        with summary.open("a", encoding="utf-8") as handle:
+            handle.write(markdown)
 
 
 def _apply(args: argparse.Namespace) -> int:

@@ -378,3 +378,16 @@ def test_a_full_drift_run_leaves_no_scratch_database(
 ) -> None:
     report = drift(server_url, fresh_baseline, *DriftKind)
     assert [r.kind for r in report.results] == list(DriftKind)
+
+
+def test_a_revision_that_fails_is_a_usage_error_explained_in_the_summary(
+    server_url: str, fresh_baseline: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = tree_with_real_revisions(tmp_path / "project")
+    tree.add("broken", "SELECT no_such_function();")
+    monkeypatch.setenv("SYMPHONY_PROJECT_ROOT", str(tree.root))
+    summary = tmp_path / "summary.md"
+    args = ["baseline", "drift", "--url", server_url, "--baseline-dir", str(fresh_baseline)]
+    assert cli_main([*args, "--summary", str(summary)]) == 2
+    assert "Schema drift could not run" in summary.read_text()
+    assert "no_such_function" in summary.read_text()
