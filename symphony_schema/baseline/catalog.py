@@ -25,8 +25,7 @@ def connect(conninfo: str) -> Conn:
     """A connection whose ``search_path`` is empty, so that every name PostgreSQL renders
     (``regclass``, ``regprocedure``, ``pg_get_expr``, ``pg_get_indexdef``...) is qualified the
     same way in every database compared."""
-    conn = psycopg.connect(conninfo, options="-c search_path=")
-    return conn
+    return psycopg.connect(conninfo, options="-c search_path=")
 
 
 #: Schemas that are PostgreSQL's own; everything else is compared.

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -319,19 +318,11 @@ def check_privileges(
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _timer() -> Iterator[Callable[[], float]]:
-    started = time.monotonic()
-    yield lambda: time.monotonic() - started
-
-
 def run_drift(server_url: str, inputs: DriftInputs) -> DriftReport:
     """Run the selected checks against scratch databases on ``server_url``'s server."""
     results: list[DriftResult] = []
-    with (
-        _timer() as elapsed,
-        migrated_scratch(server_url, "migrated", inputs.script_location) as migrated_db,
-    ):
+    started = time.monotonic()
+    with migrated_scratch(server_url, "migrated", inputs.script_location) as migrated_db:
         generated = read_baseline(migrated_db.url)
         if DriftKind.BASELINE in inputs.kinds:
             results.append(check_baseline_files(generated, inputs.baseline_dir))
@@ -354,7 +345,7 @@ def run_drift(server_url: str, inputs: DriftInputs) -> DriftReport:
             results.append(
                 check_privileges(migrated_db.url, inputs.resolved_grants(), inputs.resolved_roles())
             )
-        return DriftReport(results, generated.head, elapsed())
+    return DriftReport(results, generated.head, time.monotonic() - started)
 
 
 # --------------------------------------------------------------------------------------------
