@@ -1,0 +1,150 @@
+"""The evidence bundle (``--evidence DIR``): what was checked, on which database, with which code.
+
+Layout of ``DIR`` (which must be new or empty, so no stale file can pass for evidence)::
+
+    run.json                     run facts: command, times, outcome, database (server version,
+                                 head revision, ledger rows with checksums), git commit, manifest
+    checks/NNN-<check>.json      one record per check: invariant id, status, details, start/end
+    SHA256SUMS                   SHA-256 of every other file (``sha256sum -c SHA256SUMS``)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from symphony_schema import SymphonyError
+from symphony_schema.invariants.results import CheckResult
+
+SUMS_NAME = "SHA256SUMS"
+RUN_NAME = "run.json"
+CHECKS_DIR = "checks"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prepare(directory: Path) -> Path:
+    """Create the bundle directory; refuse one that already holds files."""
+    directory = directory.resolve()
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise SymphonyError(
+            f"--evidence {directory} is not an empty directory; give a new or empty one so the "
+            "bundle holds this run only"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def database_facts(conninfo: str) -> dict[str, Any]:
+    """Server version, head revision and ledger rows of the verified database."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        version = conn.execute(
+            "SELECT pg_catalog.version(), current_setting('server_version')"
+        ).fetchone()
+        database = conn.execute("SELECT current_database(), current_user").fetchone()
+        facts: dict[str, Any] = {
+            "server_version": version[1] if version else None,
+            "server_version_full": version[0] if version else None,
+            "database": database[0] if database else None,
+            "connected_as": database[1] if database else None,
+            "alembic_version": [],
+            "ledger": [],
+        }
+        if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() != (None,):
+            facts["alembic_version"] = [
+                row[0] for row in conn.execute("SELECT version_num FROM public.alembic_version")
+            ]
+        if conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone() != (None,):
+            facts["ledger"] = [
+                {
+                    "version": row[0],
+                    "description": row[1],
+                    "checksum": row[2],
+                    "applied_at": row[3].isoformat(),
+                    "applied_by": row[4],
+                    "execution_ms": row[5],
+                }
+                for row in conn.execute(
+                    "SELECT version, description, checksum, applied_at, applied_by, execution_ms "
+                    "FROM public.schema_migrations ORDER BY version"
+                )
+            ]
+    return facts
+
+
+def git_facts(root: Path) -> dict[str, Any]:
+    """Commit and cleanliness of the checkout the code ran from."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }
+
+
+def _file_name(index: int, ref: str) -> str:
+    return f"{index:03d}-{re.sub(r'[^A-Za-z0-9_-]+', '-', ref)}.json"
+
+
+def _dump(path: Path, data: Any) -> None:
+    path.write_text(
+        json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
+    )
+
+
+def write_bundle(directory: Path, results: Sequence[CheckResult], run: dict[str, Any]) -> Path:
+    """Write the bundle into ``directory`` (see :func:`prepare`); returns the sums file."""
+    directory = prepare(directory)
+    checks = directory / CHECKS_DIR
+    checks.mkdir()
+    for index, result in enumerate(results, start=1):
+        _dump(checks / _file_name(index, result.ref), result.as_record())
+    _dump(directory / RUN_NAME, run)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_NAME)
+    sums = directory / SUMS_NAME
+    sums.write_text(
+        "".join(f"{sha256_of(p)}  {p.relative_to(directory).as_posix()}\n" for p in files),
+        encoding="utf-8",
+    )
+    return sums
+
+
+def verify_bundle(directory: Path) -> list[str]:
+    """Problems with a bundle's checksums (empty when every file matches ``SHA256SUMS``)."""
+    sums = directory / SUMS_NAME
+    if not sums.is_file():
+        return [f"{sums} is missing"]
+    problems = []
+    listed = set()
+    for line in sums.read_text(encoding="utf-8").splitlines():
+        digest, _, name = line.partition("  ")
+        listed.add(name)
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"{name} is listed but missing")
+        elif sha256_of(path) != digest:
+            problems.append(f"{name} does not match its SHA-256")
+    for path in directory.rglob("*"):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name != SUMS_NAME and name not in listed:
+            problems.append(f"{name} is not listed in {SUMS_NAME}")
+    return problems

@@ -1,0 +1,456 @@
+"""Lints on the revisions' SQL (``lint:<name>``), decided with the real PostgreSQL parser.
+
+Every lint takes the loaded revisions of *any* versions directory (so tests run them on
+fixtures) and the repository root (for the sqlfluff / squawk configuration), and returns every
+problem it finds as ``<file>:<line>: <what is wrong and how to fix it>``.
+
+A file the parser cannot read fails every parser-based lint (fail closed): a lint that cannot
+look has not proven anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pglast
+from pglast import ast, enums
+
+from symphony_schema.invariants import sql_tools
+from symphony_schema.invariants.revisions import RevisionSql, code_fragments, code_text
+
+LintFn = Callable[[Sequence[RevisionSql], Path], list[str]]
+
+#: Schemas of the archived pre-Symphony outbox. Nothing may reference them: there is no legacy
+#: to preserve (schema.md section 0), so a reference is a copy-paste from an old system.
+LEGACY_SCHEMAS = (
+    "legacy",
+    "archive",
+    "archived",
+    "symphony_legacy",
+    "symphony_archive",
+    "outbox_legacy",
+    "payments_legacy",
+)
+_LEGACY_REF_RE = re.compile(
+    r'(?<![\w$."])"?(' + "|".join(LEGACY_SCHEMAS) + r')"?\s*\.\s*"?[A-Za-z_]', re.IGNORECASE
+)
+
+#: Statements PostgreSQL refuses inside a transaction block (besides transaction control).
+_NON_TRANSACTIONAL = {
+    ast.CreatedbStmt: "CREATE DATABASE",
+    ast.DropdbStmt: "DROP DATABASE",
+    ast.AlterSystemStmt: "ALTER SYSTEM",
+    ast.CreateTableSpaceStmt: "CREATE TABLESPACE",
+    ast.DropTableSpaceStmt: "DROP TABLESPACE",
+}
+_DYNAMIC_CONCURRENTLY_RE = re.compile(
+    r"\b(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|REINDEX|DETACH\s+PARTITION)\b[^;]*\bCONCURRENTLY\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class _SecretPattern:
+    kind: str
+    regex: re.Pattern[str]
+
+
+_SECRET_PATTERNS = (
+    _SecretPattern("password literal", re.compile(r"\bPASSWORD\s+(E?'{1,2}|\$\w*\$)(?!')", re.I)),
+    _SecretPattern("SCRAM verifier", re.compile(r"SCRAM-SHA-256\$\d+:")),
+    _SecretPattern("md5 password hash", re.compile(r"\bmd5[0-9a-f]{32}\b")),
+    _SecretPattern("private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
+    _SecretPattern("AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    _SecretPattern(
+        "GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,})")
+    ),
+    _SecretPattern("Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
+    _SecretPattern(
+        "JSON web token",
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    ),
+    _SecretPattern(
+        "credentials in a URL", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]+:[^\s@/'\"]+@", re.I)
+    ),
+    _SecretPattern(
+        "secret assigned a literal",
+        re.compile(
+            r"\b\w*(api[_-]?key|secret|token|passw(or)?d|pwd|access[_-]?key|private[_-]?key)\w*"
+            r"\s*(=|:=|=>|:|\bTO\b)\s*E?'[^'\s]{6,}'",
+            re.I,
+        ),
+    ),
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parsing helpers
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Statement:
+    revision: RevisionSql
+    node: ast.Node
+    offset: int  # character offset of the statement's first token
+    text: str
+
+    @property
+    def where(self) -> str:
+        return self.revision.where(self.offset)
+
+
+def _statements(revision: RevisionSql) -> list[_Statement]:
+    encoded = revision.sql.encode("utf-8")
+    out = []
+    for raw in pglast.parse_sql(revision.sql):
+        start = raw.stmt_location or 0
+        end = start + raw.stmt_len if raw.stmt_len else len(encoded)
+        offset = len(encoded[:start].decode("utf-8", errors="replace"))
+        out.append(
+            _Statement(
+                revision,
+                raw.stmt or ast.RawStmt(),
+                offset,
+                encoded[start:end].decode("utf-8", errors="replace"),
+            )
+        )
+    return out
+
+
+def _line_of_byte(revision: RevisionSql, byte_offset: int) -> int:
+    return revision.sql.encode("utf-8")[:byte_offset].count(b"\n") + 1
+
+
+def _parsed(
+    revisions: Sequence[RevisionSql], problems: list[str]
+) -> Iterator[tuple[RevisionSql, list[_Statement]]]:
+    """Each revision with its statements; unparsable files become problems."""
+    for revision in revisions:
+        try:
+            statements = _statements(revision)
+        except pglast.parser.ParseError as exc:
+            location = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+            line = _line_of_byte(revision, location) if location is not None else "?"
+            problems.append(
+                f"{revision.name}:{line}: PostgreSQL cannot parse this file ({exc}); the lint "
+                "cannot decide, fix the syntax"
+            )
+            continue
+        yield revision, statements
+
+
+def walk(node: Any) -> Iterator[ast.Node]:
+    """Every AST node under ``node`` (itself included), depth first."""
+    if isinstance(node, ast.Node):
+        yield node
+        for klass in type(node).__mro__:
+            for name in getattr(klass, "__slots__", ()):
+                yield from walk(getattr(node, name, None))
+    elif isinstance(node, list | tuple):
+        for item in node:
+            yield from walk(item)
+
+
+def _plpgsql_nodes(statement: _Statement) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(node type, node)`` of every PL/pgSQL statement of a ``DO`` block."""
+    try:
+        parsed = pglast.parse_plpgsql(statement.text)
+    except pglast.parser.ParseError:
+        return
+    yield from _json_walk(parsed)
+
+
+def _json_walk(value: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key.startswith("PLpgSQL_") and isinstance(inner, dict):
+                yield key, inner
+            yield from _json_walk(inner)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_walk(item)
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:no-transaction-control
+# ------------------------------------------------------------------------------------------------
+
+
+def lint_no_transaction_control(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
+    """No top-level ``BEGIN``/``COMMIT``/``ROLLBACK``/``SAVEPOINT``/... and no ``COMMIT`` or
+    ``ROLLBACK`` inside a ``DO`` block: the engine owns the transaction of each revision."""
+    problems: list[str] = []
+    for _revision, statements in _parsed(revisions, problems):
+        for statement in statements:
+            if isinstance(statement.node, ast.TransactionStmt):
+                verb = statement.text.split(None, 1)[0].upper() if statement.text else "?"
+                problems.append(
+                    f"{statement.where}: top-level transaction control ({verb}); the migration "
+                    "engine commits each revision with its ledger row, remove it"
+                )
+            elif isinstance(statement.node, ast.DoStmt):
+                for kind, node in _plpgsql_nodes(statement):
+                    if kind in ("PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"):
+                        line = (
+                            statement.revision.line_of(statement.offset)
+                            + int(node.get("lineno", 1))
+                            - 1
+                        )
+                        verb = kind.rsplit("_", 1)[1].upper()
+                        problems.append(
+                            f"{statement.revision.name}:{line}: {verb} inside a DO block ends the "
+                            "engine's transaction; remove it"
+                        )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:definer-search-path
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FunctionState:
+    where: str
+    definer: bool = False
+    search_path: tuple[str, ...] | None = None  # None: not pinned
+    how: str = "no SET search_path"
+
+
+def _type_key(type_name: ast.TypeName) -> str:
+    names = [str(part.sval) for part in type_name.names or () if isinstance(part, ast.String)]
+    if len(names) == 2 and names[0] in ("pg_catalog", "public"):
+        names = names[1:]
+    return ".".join(names) + "[]" * len(type_name.arrayBounds or ())
+
+
+def _function_name(parts: Sequence[Any]) -> str:
+    names = [str(part.sval) for part in parts if isinstance(part, ast.String)]
+    return ".".join(names if len(names) > 1 else ["public", *names])
+
+
+_IDENTITY_MODES = {
+    enums.FunctionParameterMode.FUNC_PARAM_IN,
+    enums.FunctionParameterMode.FUNC_PARAM_INOUT,
+    enums.FunctionParameterMode.FUNC_PARAM_VARIADIC,
+    enums.FunctionParameterMode.FUNC_PARAM_DEFAULT,
+}
+
+
+def _create_key(node: ast.CreateFunctionStmt) -> str:
+    types = [
+        _type_key(param.argType)
+        for param in node.parameters or ()
+        if param.mode in _IDENTITY_MODES and param.argType is not None
+    ]
+    return f"{_function_name(node.funcname or ())}({','.join(types)})"
+
+
+def _apply_set(state: _FunctionState, setting: ast.VariableSetStmt) -> None:
+    kind = setting.kind
+    if kind == enums.VariableSetKind.VAR_RESET_ALL:
+        state.search_path, state.how = None, "RESET ALL"
+        return
+    if setting.name != "search_path":
+        return
+    if kind == enums.VariableSetKind.VAR_SET_VALUE:
+        values = []
+        for arg in setting.args or ():
+            val = getattr(arg, "val", None)
+            values.append(str(getattr(val, "sval", "")).strip().strip('"'))
+        state.search_path, state.how = tuple(values), "SET search_path = " + ", ".join(values)
+    elif kind == enums.VariableSetKind.VAR_SET_CURRENT:
+        state.search_path, state.how = None, "SET search_path FROM CURRENT (the deployer's path)"
+    else:
+        state.search_path, state.how = None, "RESET/DEFAULT search_path"
+
+
+def _apply_options(state: _FunctionState, options: Sequence[Any] | None) -> None:
+    for option in options or ():
+        if not isinstance(option, ast.DefElem):
+            continue
+        if option.defname == "security" and isinstance(option.arg, ast.Boolean):
+            state.definer = bool(option.arg.boolval)
+        elif option.defname == "set" and isinstance(option.arg, ast.VariableSetStmt):
+            _apply_set(state, option.arg)
+
+
+def _alter_targets(node: ast.AlterFunctionStmt, functions: dict[str, _FunctionState]) -> list[str]:
+    func = node.func
+    if func is None:
+        return []
+    name = _function_name(func.objname or ())
+    if func.args_unspecified:
+        return [key for key in functions if key.split("(", 1)[0] == name]
+    types = [_type_key(arg) for arg in func.objargs or ()]
+    return [f"{name}({','.join(types)})"]
+
+
+def lint_definer_search_path(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
+    """Every ``SECURITY DEFINER`` function, as the revisions leave it (``CREATE [OR REPLACE]``
+    then any ``ALTER FUNCTION``), pins ``search_path`` with ``pg_temp`` listed last."""
+    problems: list[str] = []
+    functions: dict[str, _FunctionState] = {}
+    for _revision, statements in _parsed(revisions, problems):
+        for statement in statements:
+            node = statement.node
+            if isinstance(node, ast.CreateFunctionStmt):
+                state = _FunctionState(statement.where)
+                _apply_options(state, node.options)
+                functions[_create_key(node)] = state
+            elif isinstance(node, ast.AlterFunctionStmt):
+                for key in _alter_targets(node, functions):
+                    state = functions.setdefault(key, _FunctionState(statement.where))
+                    state.where = statement.where
+                    _apply_options(state, node.actions)
+    for key, state in functions.items():
+        if not state.definer:
+            continue
+        if state.search_path is None:
+            problems.append(
+                f"{state.where}: SECURITY DEFINER function {key} does not pin search_path "
+                f"({state.how}); add SET search_path = pg_catalog, public, pg_temp"
+            )
+        elif not state.search_path or state.search_path[-1] != "pg_temp":
+            problems.append(
+                f"{state.where}: SECURITY DEFINER function {key} has {state.how}: pg_temp must be "
+                "listed last, or PostgreSQL searches it first and a caller can shadow a table "
+                "with a temporary one"
+            )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:no-secrets
+# ------------------------------------------------------------------------------------------------
+
+
+def lint_no_secrets(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
+    """No passwords, password hashes, keys or tokens in revisions (comments included). Login
+    passwords are set outside migrations (``symphony-schema set-login-password``)."""
+    problems: list[str] = []
+    for revision in revisions:
+        found: set[tuple[int, str]] = set()
+        for pattern in _SECRET_PATTERNS:
+            for match in pattern.regex.finditer(revision.sql):
+                found.add((revision.line_of(match.start()), pattern.kind))
+        try:
+            statements = _statements(revision)
+        except pglast.parser.ParseError:
+            statements = []  # the text patterns above still ran; other lints report the syntax
+        for statement in statements:
+            if isinstance(statement.node, ast.CreateRoleStmt | ast.AlterRoleStmt):
+                for option in statement.node.options or ():
+                    if option.defname == "password" and option.arg is not None:
+                        found.add((revision.line_of(statement.offset), "password literal"))
+        for line, kind in sorted(found):
+            problems.append(
+                f"{revision.name}:{line}: {kind} (value not shown); secrets never belong in "
+                "migrations: remove it, rotate it, and set it from the environment at deploy time"
+            )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:no-concurrently-in-transaction
+# ------------------------------------------------------------------------------------------------
+
+
+def _concurrent_statement(node: ast.Node) -> str | None:
+    for inner in walk(node):
+        if isinstance(inner, ast.IndexStmt) and inner.concurrent:
+            return "CREATE INDEX CONCURRENTLY"
+        if isinstance(inner, ast.DropStmt) and inner.concurrent:
+            return "DROP INDEX CONCURRENTLY"
+        if isinstance(inner, ast.ReindexStmt) and any(
+            getattr(param, "defname", None) == "concurrently" for param in inner.params or ()
+        ):
+            return "REINDEX CONCURRENTLY"
+        if isinstance(inner, ast.PartitionCmd) and inner.concurrent:
+            return "DETACH PARTITION CONCURRENTLY"
+        if isinstance(inner, ast.VacuumStmt) and inner.is_vacuumcmd:
+            return "VACUUM"
+        for klass, label in _NON_TRANSACTIONAL.items():
+            if isinstance(inner, klass):
+                return label
+    return None
+
+
+def lint_no_concurrently_in_transaction(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
+    """A transactional revision contains nothing PostgreSQL refuses in a transaction block
+    (``CREATE INDEX CONCURRENTLY`` and friends), not even as dynamic SQL."""
+    problems: list[str] = []
+    fix = (
+        "move it to its own revision whose .py calls run_revision_sql(__file__, "
+        "transactional=False)"
+    )
+    for revision, statements in _parsed([r for r in revisions if r.transactional], problems):
+        for statement in statements:
+            label = _concurrent_statement(statement.node)
+            if label:
+                problems.append(f"{statement.where}: {label} in a transactional revision; {fix}")
+        for offset, text in code_fragments(revision.sql):
+            if text.startswith("'") and _DYNAMIC_CONCURRENTLY_RE.search(text):
+                problems.append(
+                    f"{revision.where(offset)}: CONCURRENTLY in dynamic SQL of a transactional "
+                    f"revision; {fix}"
+                )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:no-legacy-references
+# ------------------------------------------------------------------------------------------------
+
+
+def lint_no_legacy_references(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
+    """No reference to the archived legacy schemas (:data:`LEGACY_SCHEMAS`) in code or dynamic
+    SQL (comments may mention them), and no ``DROP ... IF EXISTS``: a forward-only chain knows
+    exactly what exists, so ``IF EXISTS`` only serves to clean up legacy that is not there."""
+    problems: list[str] = []
+    legacy = set(LEGACY_SCHEMAS)
+    for revision, statements in _parsed(revisions, problems):
+        for match in _LEGACY_REF_RE.finditer(code_text(revision.sql)):
+            problems.append(
+                f"{revision.where(match.start())}: reference to archived legacy schema "
+                f"{match.group(1)!r}; Symphony lives in schema public only"
+            )
+        for statement in statements:
+            for node in walk(statement.node):
+                schema = None
+                if isinstance(node, ast.CreateSchemaStmt):
+                    schema = node.schemaname
+                elif isinstance(node, ast.VariableSetStmt) and node.name == "search_path":
+                    values = {str(getattr(a.val, "sval", "")) for a in node.args or ()}
+                    schema = next(iter(sorted(values & legacy)), None)
+                if schema and schema.lower() in legacy:
+                    problems.append(
+                        f"{statement.where}: uses archived legacy schema {schema!r}; Symphony "
+                        "lives in schema public only"
+                    )
+            if isinstance(statement.node, ast.DropStmt) and statement.node.missing_ok:
+                problems.append(
+                    f"{statement.where}: DROP ... IF EXISTS; there is no legacy to preserve and a "
+                    "forward-only chain knows what exists: drop without IF EXISTS, or not at all"
+                )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# Registry
+# ------------------------------------------------------------------------------------------------
+
+LINTS: dict[str, LintFn] = {
+    "no-transaction-control": lint_no_transaction_control,
+    "definer-search-path": lint_definer_search_path,
+    "no-secrets": lint_no_secrets,
+    "no-concurrently-in-transaction": lint_no_concurrently_in_transaction,
+    "no-legacy-references": lint_no_legacy_references,
+    "sqlfluff": sql_tools.lint_sqlfluff,
+    "squawk": sql_tools.lint_squawk,
+}
