@@ -20,7 +20,6 @@ from symphony_schema.invariants import evidence, exception_files, manifest, proc
 from symphony_schema.invariants.results import CheckResult
 from symphony_schema.invariants.revisions import default_versions_dir
 
-
 _MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "waived": "WAIVE"}
 
 

@@ -104,10 +104,16 @@ def check_boot_query(conn: Conn) -> list[str]:
         "FROM pg_catalog.pg_roles WHERE rolname = %(r)s",
         {"r": privileges.EXECUTOR},
     )
-    if can_set and can_set[0][0]:
-        conn.execute(f"SET LOCAL ROLE {privileges.EXECUTOR}")
+    as_executor = bool(can_set and can_set[0][0])
     try:
-        rows = _rows(conn, BOOT_QUERY)
+        # A savepoint of its own: a failing query is rolled back alone, and the role switch ends
+        # with it (SET LOCAL would otherwise outlive a released savepoint).
+        with conn.transaction():
+            if as_executor:
+                conn.execute(f"SET LOCAL ROLE {privileges.EXECUTOR}")
+            rows = _rows(conn, BOOT_QUERY)
+            if as_executor:
+                conn.execute("RESET ROLE")
     except psycopg.Error as exc:
         state = exc.sqlstate or "?"
         return [f"the boot query failed (SQLSTATE {state}): {exc}".strip()]

@@ -383,3 +383,16 @@ def test_uuid_strategy_fails_when_the_generator_falls_back(
     )
     result = failure(gate_on(migrated_db.conninfo), "INV-018")
     assert result.details[0].startswith("uuid_v7_or_random() generates version-4 UUIDs")
+
+
+def test_gate_in_a_caller_transaction_runs_every_check_as_the_caller(
+    migrated_db: Database,
+) -> None:
+    # The transactional mode the cluster-wide sabotages use: a failing check, or the boot query's
+    # role switch, must not leak into the checks after it.
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("ALTER TABLE public.policy_versions DROP COLUMN is_active")
+        results = annotated_gate(conn)
+        user = conn.execute("SELECT current_user, session_user").fetchone()
+    assert failed_ids(results) == {"INV-002"}
+    assert user is not None and user[0] == user[1]
