@@ -79,7 +79,9 @@ _SECRET_PATTERNS = (
     _SecretPattern(
         "secret assigned a literal",
         re.compile(
-            r"\b\w*(api[_-]?key|secret|token|passw(or)?d|pwd|access[_-]?key|private[_-]?key)\w*"
+            # password_encryption names a hashing method, not a secret
+            r"\b(?!password_encryption\b)\w*"
+            r"(api[_-]?key|secret|token|passw(or)?d|pwd|access[_-]?key|private[_-]?key)\w*"
             r"\s*(=|:=|=>|:|\bTO\b)\s*E?'[^'\s]{6,}'",
             re.I,
         ),
