@@ -31,18 +31,15 @@ def no_seed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def scratch_databases(server: PgServer) -> set[str]:
+def database_exists(server: PgServer, name: str) -> bool:
     with psycopg.connect(server.conninfo("postgres")) as conn:
-        rows = conn.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'symphony_invariants_%'"
-        ).fetchall()
-    return {row[0] for row in rows}
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
 
 
 def test_invariants_command_passes_on_this_repository_and_leaves_no_scratch_database(
     pg_server: PgServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_seed_env: None
 ) -> None:
-    before = scratch_databases(pg_server)
     bundle = tmp_path / "evidence"
     code = main(
         ["invariants", "--url", pg_server.sqlalchemy_url("postgres"), "--evidence", str(bundle)]
@@ -50,8 +47,10 @@ def test_invariants_command_passes_on_this_repository_and_leaves_no_scratch_data
     out = capsys.readouterr().out
     assert code == 0, out
     assert "all invariants hold" in out
-    assert scratch_databases(pg_server) == before
     assert evidence.verify_bundle(bundle) == []
+    scratch = json.loads((bundle / "run.json").read_text())["database"]["database"]
+    assert scratch.startswith("symphony_invariants_")
+    assert not database_exists(pg_server, scratch), "the scratch database is dropped"
     records = [json.loads(p.read_text()) for p in sorted((bundle / "checks").iterdir())]
     refs = [r["check"] for r in records]
     expected_checks = (
