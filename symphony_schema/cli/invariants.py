@@ -11,14 +11,20 @@ from __future__ import annotations
 import argparse
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.cli import add_url_argument
 from symphony_schema.database import select_database
 from symphony_schema.invariants import docs as generated_docs
-from symphony_schema.invariants import evidence, exception_files, manifest, process, runner
+from symphony_schema.invariants import evidence, exception_files, manifest, process
 from symphony_schema.invariants.results import CheckResult
-from symphony_schema.invariants.revisions import default_versions_dir
+
+if TYPE_CHECKING:
+    from symphony_schema.invariants import runner as runner_module
+
+# The runner (gate, lints, pglast, the models and the privilege matrix) is imported by the
+# handlers that need it, not at start-up: every symphony-schema command imports this module.
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP", "waived": "WAIVE"}
 
@@ -125,7 +131,7 @@ def print_result(result: CheckResult) -> None:
         print(f"      - {detail}", flush=True)
 
 
-def _finish(run: runner.Run, evidence_dir: Path | None) -> int:
+def _finish(run: runner_module.Run, evidence_dir: Path | None) -> int:
     print(run.summary(), flush=True)
     if evidence_dir is not None:
         sums = evidence.write_bundle(evidence_dir, run.results, run.run_record())
@@ -150,6 +156,8 @@ def _check_evidence_dir(evidence_dir: Path | None) -> None:
 def _verify(args: argparse.Namespace) -> int:
     _check_evidence_dir(args.evidence)
     selected = select_database(args.url)
+    from symphony_schema.invariants import runner
+
     run = runner.new_run("verify", print_result)
     runner.verify_sequence(run, selected.url)
     return _finish(run, args.evidence)
@@ -158,6 +166,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _invariants(args: argparse.Namespace) -> int:
     _check_evidence_dir(args.evidence)
     selected = select_database(args.url)
+    from symphony_schema.invariants import runner
+
     run = runner.new_run("invariants", print_result)
     runner.invariants_sequence(run, selected, base=args.base)
     return _finish(run, args.evidence)
@@ -180,6 +190,9 @@ def _docs(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
+    from symphony_schema.invariants import runner
+    from symphony_schema.invariants.revisions import default_versions_dir
+
     run = runner.new_run("invariants lint", print_result)
     for result in runner.lint_results(args.dir or default_versions_dir(), run.root):
         run.add(result)
@@ -188,6 +201,8 @@ def _lint(args: argparse.Namespace) -> int:
 
 def _gate(args: argparse.Namespace) -> int:
     selected = select_database(args.url)
+    from symphony_schema.invariants import runner
+
     run = runner.new_run("invariants gate", print_result)
     for result in runner.gate_results(selected.conninfo):
         run.add(result)
@@ -195,6 +210,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from symphony_schema.invariants import runner
+
     run = runner.new_run("invariants process", print_result)
     ctx = process.ProcessContext(root=run.root, base=args.base)
     for result in runner.process_results(ctx):
