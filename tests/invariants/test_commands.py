@@ -186,3 +186,22 @@ def test_docs_check_command_reports_stale_docs(
     assert "INVARIANTS_QUICK.md is stale" in capsys.readouterr().out
     assert main(["invariants", "docs"]) == 0
     assert main(["invariants", "docs", "--check"]) == 0
+
+
+def test_lint_command_runs_on_any_directory(capsys: pytest.CaptureFixture[str]) -> None:
+    bad = FIXTURES / "lints" / "legacy_bad"
+    assert main(["invariants", "lint", "--dir", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  INV-023  lint:no-legacy-references" in out
+    assert main(["invariants", "lint", "--dir", str(FIXTURES / "lints" / "squawk_good")]) == 0
+
+
+def test_gate_command_reports_the_invariant_id(
+    db: psycopg.Connection[object], migrated_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["invariants", "gate", "--url", migrated_db.url]) == 0
+    db.execute("GRANT EXECUTE ON FUNCTION public.outbox_retry_ceiling() TO PUBLIC")
+    assert main(["invariants", "gate", "--url", migrated_db.url]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  INV-004  gate:public-function-execute" in out
+    assert "FAILED: INV-004, INV-006" in out
