@@ -16,7 +16,7 @@ import pytest
 from psycopg import errors
 
 from symphony_schema.invariants import gate
-from tests.conftest import Database
+from tests.conftest import Database, PgServer
 from tests.invariants.conftest import annotated_gate, failed_ids, failure, gate_on
 
 pytestmark = pytest.mark.integration
@@ -220,9 +220,9 @@ def test_definer_search_path_fails_when_pg_temp_is_not_last(
 
 
 def test_definer_owner_fails_for_a_superuser_owner(
-    db: psycopg.Connection[object], migrated_db: Database, pg_server: object
+    db: psycopg.Connection[object], migrated_db: Database, pg_server: PgServer
 ) -> None:
-    db.execute(f"ALTER FUNCTION {CLAIM} OWNER TO {pg_server.user}")  # type: ignore[attr-defined]
+    db.execute(f"ALTER FUNCTION {CLAIM} OWNER TO {pg_server.user}")
     result = failure(gate_on(migrated_db.conninfo), "INV-008")
     assert "a superuser" in result.details[0]
 
@@ -353,9 +353,9 @@ def test_ledger_matches_files_fails_on_a_changed_checksum(
 
 
 def test_object_ownership_fails_when_a_table_changes_owner(
-    db: psycopg.Connection[object], migrated_db: Database, pg_server: object
+    db: psycopg.Connection[object], migrated_db: Database, pg_server: PgServer
 ) -> None:
-    superuser = pg_server.user  # type: ignore[attr-defined]
+    superuser = pg_server.user
     db.execute(f"ALTER TABLE public.participant_outbox_sequences OWNER TO {superuser}")
     result = failure(gate_on(migrated_db.conninfo), "INV-016")
     assert result.details == (
