@@ -1,0 +1,469 @@
+"""The Symphony privilege matrix, declared once as data (schema.md sections 5 and 6).
+
+Revisions 0003 (roles), 0004 and 0005 (grants) implement what this module declares. The tests, the
+invariant gate, the drift check and ``baseline/privileges.md`` compare the live catalog against it,
+in both directions: nothing missing, nothing extra.
+
+Shape of a grant matrix: ``{(grantee, object_kind, object_name): frozenset(privileges)}`` where
+
+* ``grantee`` is a role name or :data:`PUBLIC`;
+* ``object_kind`` is one of :class:`ObjectKind` (``"table"``, ``"sequence"``, ``"function"``,
+  ``"schema"``);
+* ``object_name`` is schema-qualified and independent of ``search_path``:
+  ``public.policy_versions`` for relations; for functions the regprocedure-style signature
+  ``public.claim_outbox_batch(integer,text,integer)`` (argument types as ``format_type`` prints
+  them, non-catalog types qualified); the bare schema name (``public``) for schemas;
+* privileges are PostgreSQL's names (``SELECT``, ``EXECUTE``, ``USAGE`` ...). A privilege held
+  WITH GRANT OPTION is reported as ``"<PRIV> WITH GRANT OPTION"`` so that it differs from the plain
+  privilege and shows up in a diff (nobody is meant to hold grant options).
+
+An object owner's own privileges are left out on both sides: an owner always holds everything on
+its objects, which says nothing about the matrix. Everybody else, including the owner role on
+objects it does not own (schema ``public``, the migration ledger), is compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any, Final
+
+import psycopg
+
+__all__ = [
+    "AUDITOR",
+    "COMMON_ROLE_ATTRIBUTES",
+    "CONTROL",
+    "EXECUTOR",
+    "FUNCTIONS",
+    "GRANTEES",
+    "INGEST",
+    "LEDGER_TABLE",
+    "OWNER",
+    "PUBLIC",
+    "READONLY",
+    "ROLES",
+    "RUNTIME_ROLES",
+    "SCHEMA",
+    "TABLES",
+    "TEST_USER",
+    "FunctionArg",
+    "FunctionSpec",
+    "GrantKey",
+    "GrantMatrix",
+    "ObjectKind",
+    "RoleSpec",
+    "diff_grants",
+    "diff_role_attributes",
+    "expected_grants",
+    "function",
+    "read_actual_grants",
+    "read_role_attributes",
+    "table_name",
+]
+
+#: The pseudo-role every role belongs to; ``aclexplode`` reports it as grantee 0.
+PUBLIC: Final = "PUBLIC"
+
+#: The one schema Symphony lives in.
+SCHEMA: Final = "public"
+
+
+class ObjectKind(StrEnum):
+    """Kinds of objects whose ACLs the matrix covers."""
+
+    TABLE = "table"
+    SEQUENCE = "sequence"
+    FUNCTION = "function"
+    SCHEMA = "schema"
+
+
+GrantKey = tuple[str, ObjectKind, str]
+"""``(grantee, object_kind, object_name)``."""
+
+GrantMatrix = Mapping[GrantKey, frozenset[str]]
+"""A complete or partial grant matrix; a missing key means "no privileges"."""
+
+
+# --------------------------------------------------------------------------------------------
+# Roles (0003)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoleSpec:
+    """A Symphony role: whether it may log in and what it is for."""
+
+    name: str
+    login: bool
+    purpose: str
+
+    def attributes(self) -> Mapping[str, bool]:
+        """Expected ``pg_roles`` attribute columns for this role."""
+        return MappingProxyType({"rolcanlogin": self.login, **COMMON_ROLE_ATTRIBUTES})
+
+
+#: Attributes every Symphony role must have (``pg_roles`` column -> expected value):
+#: NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS.
+COMMON_ROLE_ATTRIBUTES: Final[Mapping[str, bool]] = MappingProxyType(
+    {
+        "rolsuper": False,
+        "rolcreatedb": False,
+        "rolcreaterole": False,
+        "rolreplication": False,
+        "rolbypassrls": False,
+    }
+)
+
+OWNER: Final = "symphony_owner"
+INGEST: Final = "symphony_ingest"
+EXECUTOR: Final = "symphony_executor"
+CONTROL: Final = "symphony_control"
+READONLY: Final = "symphony_readonly"
+AUDITOR: Final = "symphony_auditor"
+TEST_USER: Final = "test_user"
+
+ROLES: Final[tuple[RoleSpec, ...]] = (
+    RoleSpec(OWNER, login=False, purpose="owns every Symphony object; definer functions run as it"),
+    RoleSpec(INGEST, login=False, purpose="enqueue through the function only"),
+    RoleSpec(EXECUTOR, login=False, purpose="claim/complete/repair; reads the boot policy"),
+    RoleSpec(CONTROL, login=False, purpose="control plane; never mutates the attempts ledger"),
+    RoleSpec(READONLY, login=False, purpose="dashboards"),
+    RoleSpec(AUDITOR, login=False, purpose="audit reads, including the migration ledger"),
+    RoleSpec(TEST_USER, login=True, purpose="test/CI login; password set outside migrations"),
+)
+
+#: Roles that services assume at run time (via membership of a login); all get USAGE on public.
+RUNTIME_ROLES: Final[tuple[str, ...]] = (INGEST, EXECUTOR, CONTROL, READONLY, AUDITOR)
+
+# --------------------------------------------------------------------------------------------
+# Objects
+# --------------------------------------------------------------------------------------------
+
+
+def table_name(name: str) -> str:
+    """Qualified name of a Symphony relation, as used in grant keys."""
+    return f"{SCHEMA}.{name}"
+
+
+PENDING: Final = table_name("payment_outbox_pending")
+ATTEMPTS: Final = table_name("payment_outbox_attempts")
+SEQUENCES: Final = table_name("participant_outbox_sequences")
+POLICY_VERSIONS: Final = table_name("policy_versions")
+#: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
+LEDGER_TABLE: Final = table_name("schema_migrations")
+
+#: Every relation the matrix covers.
+TABLES: Final[tuple[str, ...]] = (SEQUENCES, PENDING, ATTEMPTS, POLICY_VERSIONS, LEDGER_TABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionArg:
+    """One input argument: its name and its type as ``format_type`` prints it, with types outside
+    ``pg_catalog`` schema-qualified (``integer``, ``jsonb``, ``public.outbox_attempt_state``)."""
+
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A Symphony function and how it must be defined."""
+
+    name: str
+    args: tuple[FunctionArg, ...]
+    security_definer: bool
+
+    @property
+    def signature(self) -> str:
+        """regprocedure-style identity, independent of ``search_path``:
+        ``public.enqueue_payment_outbox(text,text,text,text,jsonb)``."""
+        types = ",".join(arg.type for arg in self.args)
+        return f"{SCHEMA}.{self.name}({types})"
+
+    @property
+    def identity_arguments(self) -> str:
+        """The arguments as ``pg_get_function_identity_arguments`` prints them with the default
+        ``search_path`` (``"$user", public``), e.g. ``p_participant_id text``."""
+        prefix = f"{SCHEMA}."
+        return ", ".join(f"{arg.name} {arg.type.removeprefix(prefix)}" for arg in self.args)
+
+
+def function(name: str, *args: tuple[str, str], security_definer: bool = True) -> FunctionSpec:
+    """Shorthand for declaring a :class:`FunctionSpec`: ``function("f", ("p_x", "text"))``."""
+    return FunctionSpec(
+        name=name,
+        args=tuple(FunctionArg(arg_name, arg_type) for arg_name, arg_type in args),
+        security_definer=security_definer,
+    )
+
+
+UUID_V7_OR_RANDOM: Final = function("uuid_v7_or_random", security_definer=False)
+UUID_STRATEGY: Final = function("uuid_strategy", security_definer=False)
+DENY_ATTEMPTS_MUTATION: Final = function("deny_outbox_attempts_mutation", security_definer=False)
+OUTBOX_RETRY_CEILING: Final = function("outbox_retry_ceiling")
+BUMP_PARTICIPANT_OUTBOX_SEQ: Final = function(
+    "bump_participant_outbox_seq", ("p_participant_id", "text")
+)
+ENQUEUE_PAYMENT_OUTBOX: Final = function(
+    "enqueue_payment_outbox",
+    ("p_instruction_id", "text"),
+    ("p_participant_id", "text"),
+    ("p_idempotency_key", "text"),
+    ("p_rail_type", "text"),
+    ("p_payload", "jsonb"),
+)
+CLAIM_OUTBOX_BATCH: Final = function(
+    "claim_outbox_batch",
+    ("p_batch_size", "integer"),
+    ("p_worker_id", "text"),
+    ("p_lease_seconds", "integer"),
+)
+COMPLETE_OUTBOX_ATTEMPT: Final = function(
+    "complete_outbox_attempt",
+    ("p_outbox_id", "uuid"),
+    ("p_lease_token", "uuid"),
+    ("p_worker_id", "text"),
+    ("p_state", "public.outbox_attempt_state"),
+    ("p_rail_reference", "text"),
+    ("p_rail_code", "text"),
+    ("p_error_code", "text"),
+    ("p_error_message", "text"),
+    ("p_latency_ms", "integer"),
+    ("p_retry_delay_seconds", "integer"),
+)
+REPAIR_EXPIRED_LEASES: Final = function(
+    "repair_expired_leases", ("p_batch_size", "integer"), ("p_worker_id", "text")
+)
+
+#: Every Symphony function, in creation order.
+FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    UUID_V7_OR_RANDOM,
+    UUID_STRATEGY,
+    DENY_ATTEMPTS_MUTATION,
+    OUTBOX_RETRY_CEILING,
+    BUMP_PARTICIPANT_OUTBOX_SEQ,
+    ENQUEUE_PAYMENT_OUTBOX,
+    CLAIM_OUTBOX_BATCH,
+    COMPLETE_OUTBOX_ATTEMPT,
+    REPAIR_EXPIRED_LEASES,
+)
+
+# --------------------------------------------------------------------------------------------
+# The matrix (schema.md section 6)
+# --------------------------------------------------------------------------------------------
+
+_SELECT: Final = frozenset({"SELECT"})
+_EXECUTE: Final = frozenset({"EXECUTE"})
+
+#: Object -> grantee -> privileges. Anything not listed is "nothing", for PUBLIC too.
+_MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = {
+    (ObjectKind.SCHEMA, SCHEMA): {
+        role: frozenset({"USAGE"}) for role in (OWNER, *RUNTIME_ROLES, TEST_USER)
+    },
+    (ObjectKind.TABLE, PENDING): {
+        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+        READONLY: _SELECT,
+        AUDITOR: _SELECT,
+    },
+    (ObjectKind.TABLE, ATTEMPTS): {
+        # Option A: the control plane appends and reads, never UPDATE/DELETE/TRUNCATE.
+        CONTROL: frozenset({"SELECT", "INSERT"}),
+        READONLY: _SELECT,
+        AUDITOR: _SELECT,
+    },
+    (ObjectKind.TABLE, SEQUENCES): {
+        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE"}),
+    },
+    (ObjectKind.TABLE, POLICY_VERSIONS): {
+        EXECUTOR: _SELECT,
+        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE"}),
+        READONLY: _SELECT,
+        AUDITOR: _SELECT,
+    },
+    (ObjectKind.TABLE, LEDGER_TABLE): {
+        AUDITOR: _SELECT,
+    },
+    (ObjectKind.FUNCTION, ENQUEUE_PAYMENT_OUTBOX.signature): {
+        INGEST: _EXECUTE,
+        CONTROL: _EXECUTE,
+        TEST_USER: _EXECUTE,
+    },
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {
+            EXECUTOR: _EXECUTE,
+            CONTROL: _EXECUTE,
+            TEST_USER: _EXECUTE,
+        }
+        for spec in (CLAIM_OUTBOX_BATCH, COMPLETE_OUTBOX_ATTEMPT, REPAIR_EXPIRED_LEASES)
+    },
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {
+            role: _EXECUTE for role in (*RUNTIME_ROLES, TEST_USER)
+        }
+        for spec in (UUID_V7_OR_RANDOM, UUID_STRATEGY)
+    },
+    # Internal: owner only (enqueue and complete call them as the owner).
+    (ObjectKind.FUNCTION, BUMP_PARTICIPANT_OUTBOX_SEQ.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_RETRY_CEILING.signature): {},
+    # Trigger functions fire without EXECUTE; nobody calls this one.
+    (ObjectKind.FUNCTION, DENY_ATTEMPTS_MUTATION.signature): {},
+}
+
+#: Every grantee the matrix speaks about, PUBLIC included.
+GRANTEES: Final[tuple[str, ...]] = (PUBLIC, *(role.name for role in ROLES))
+
+
+def expected_grants() -> GrantMatrix:
+    """The declared matrix, complete: one entry per grantee (PUBLIC included) and object, with an
+    empty set where the grantee must hold nothing."""
+    matrix: dict[GrantKey, frozenset[str]] = {}
+    for (kind, name), grants in _MATRIX.items():
+        for grantee in GRANTEES:
+            matrix[(grantee, kind, name)] = grants.get(grantee, frozenset())
+    return MappingProxyType(matrix)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the live catalog
+# --------------------------------------------------------------------------------------------
+
+# ACLs of every relation and routine in schema public (extension members excluded) and of the
+# schema itself. A NULL ACL means "the built-in default", which for functions includes EXECUTE
+# for PUBLIC, hence acldefault(). Function signatures are rendered without depending on
+# search_path: catalog types through format_type, other types as schema.name.
+_ACL_QUERY: Final = """
+WITH objects AS (
+    SELECT CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS name,
+           c.relowner AS owner,
+           COALESCE(c.relacl,
+                    pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
+                                          c.relowner)) AS acl
+      FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE n.nspname = %(schema)s
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
+                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND d.objid = c.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT 'function',
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
+           COALESCE((SELECT pg_catalog.string_agg(
+                                CASE WHEN tn.nspname = 'pg_catalog'
+                                     THEN pg_catalog.format_type(t.oid, NULL)
+                                     ELSE pg_catalog.quote_ident(tn.nspname) || '.'
+                                          || pg_catalog.quote_ident(t.typname)
+                                END, ',' ORDER BY a.ord)
+                       FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[])
+                            WITH ORDINALITY AS a (typ, ord)
+                       JOIN pg_catalog.pg_type AS t ON t.oid = a.typ
+                       JOIN pg_catalog.pg_namespace AS tn ON tn.oid = t.typnamespace), '')
+           || ')',
+           p.proowner,
+           COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))
+      FROM pg_catalog.pg_proc AS p
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+     WHERE n.nspname = %(schema)s
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
+                        WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
+    UNION ALL
+    SELECT 'schema', n.nspname, n.nspowner,
+           COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))
+      FROM pg_catalog.pg_namespace AS n
+     WHERE n.nspname = %(schema)s
+)
+SELECT o.kind,
+       o.name,
+       CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(x.grantee) END,
+       x.privilege_type,
+       x.is_grantable
+  FROM objects AS o
+ CROSS JOIN LATERAL pg_catalog.aclexplode(o.acl) AS x
+ WHERE x.grantee <> o.owner
+"""
+
+
+def read_actual_grants(conn: psycopg.Connection[Any]) -> GrantMatrix:
+    """Read the live ACLs of schema ``public``, its relations and its functions.
+
+    The result has the shape of :func:`expected_grants`: every declared (grantee, object) pair is
+    present (empty when nothing is granted), plus an entry for any other grant found, e.g. on an
+    undeclared object or to an undeclared role. Owners' own privileges are left out.
+    """
+    declared_objects = {(kind, name) for (kind, name) in _MATRIX}
+    actual: dict[GrantKey, set[str]] = {}
+    for kind, name in declared_objects:
+        for grantee in GRANTEES:
+            actual[(grantee, kind, name)] = set()
+
+    rows = conn.execute(_ACL_QUERY, {"schema": SCHEMA}).fetchall()
+    for kind, name, grantee, privilege, grantable in rows:
+        key: GrantKey = (str(grantee), ObjectKind(kind), str(name))
+        label = f"{privilege} WITH GRANT OPTION" if grantable else str(privilege)
+        actual.setdefault(key, set()).add(label)
+    return MappingProxyType({key: frozenset(privs) for key, privs in actual.items()})
+
+
+def diff_grants(expected: GrantMatrix, actual: GrantMatrix) -> list[str]:
+    """Human-readable differences, one line per privilege, sorted; empty when the matrices agree.
+
+    ``missing: <grantee> <PRIV> on <kind> <object>`` - declared but not granted;
+    ``extra: <grantee> <PRIV> on <kind> <object>`` - granted but not declared.
+    A key absent from either side counts as "no privileges".
+    """
+    lines: list[str] = []
+    for key in sorted(set(expected) | set(actual)):
+        grantee, kind, name = key
+        want = expected.get(key, frozenset())
+        have = actual.get(key, frozenset())
+        for privilege in sorted(want - have):
+            lines.append(f"missing: {grantee} {privilege} on {kind} {name}")
+        for privilege in sorted(have - want):
+            lines.append(f"extra: {grantee} {privilege} on {kind} {name}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Role attributes
+# --------------------------------------------------------------------------------------------
+
+_ROLE_QUERY: Final = """
+SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole,
+       r.rolreplication, r.rolbypassrls
+  FROM pg_catalog.pg_roles AS r
+ WHERE r.rolname = ANY(%(names)s)
+"""
+
+_ROLE_COLUMNS: Final[tuple[str, ...]] = ("rolcanlogin", *COMMON_ROLE_ATTRIBUTES)
+
+
+def read_role_attributes(
+    conn: psycopg.Connection[Any], names: Iterable[str] | None = None
+) -> dict[str, dict[str, bool]]:
+    """Live attributes (``pg_roles`` columns) of the given roles, default all Symphony roles.
+    Roles that do not exist are absent from the result."""
+    wanted = [role.name for role in ROLES] if names is None else list(names)
+    rows = conn.execute(_ROLE_QUERY, {"names": wanted}).fetchall()
+    return {
+        str(row[0]): dict(zip(_ROLE_COLUMNS, (bool(v) for v in row[1:]), strict=True))
+        for row in rows
+    }
+
+
+def diff_role_attributes(actual: Mapping[str, Mapping[str, bool]]) -> list[str]:
+    """Differences between the declared roles and :func:`read_role_attributes` output."""
+    lines: list[str] = []
+    for role in ROLES:
+        have = actual.get(role.name)
+        if have is None:
+            lines.append(f"missing role: {role.name}")
+            continue
+        for column, want in role.attributes().items():
+            if have.get(column) != want:
+                lines.append(f"role {role.name}: {column} is {have.get(column)}, expected {want}")
+    return lines
