@@ -1,0 +1,1155 @@
+-- Symphony schema baseline at revision 0005_policy_versions.
+--
+-- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
+-- source of truth; regenerate this file with `nox -s baseline`
+-- (symphony-schema baseline generate). `nox -s drift` fails when it differs
+-- from a freshly migrated database.
+--
+-- Bring up an EMPTY database from it with `symphony-schema baseline apply` (one
+-- transaction); `alembic upgrade head` then continues with any later revision.
+
+
+-- =================================================================================================
+-- 1. Roles (cluster-wide; created when missing, attributes and comments enforced)
+-- Passwords are never part of the schema; a login's memberships are environment
+-- setup (symphony-schema grant-login), so only group-role memberships appear.
+-- =================================================================================================
+
+DO $symphony_baseline_roles$
+DECLARE
+    v_role record;
+    v_current pg_catalog.pg_roles%ROWTYPE;
+    v_changes text[];
+BEGIN
+    FOR v_role IN
+        SELECT *
+          FROM (VALUES
+                -- rolname, login, superuser, createdb, createrole, inherit, replication, bypassrls,
+                -- connection limit, comment
+                   ('symphony_auditor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: audit reads, including the migration ledger.'),
+                   ('symphony_control', false, false, false, false, true, false, false, -1, 'Symphony control plane: admin reads and writes, never mutates the attempts ledger.'),
+                   ('symphony_executor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: claim, complete and repair through functions; reads the boot policy.'),
+                   ('symphony_ingest', false, false, false, false, true, false, false, -1, 'Symphony runtime role: enqueue through public.enqueue_payment_outbox() only.'),
+                   ('symphony_owner', false, false, false, false, true, false, false, -1, 'Symphony: owns every Symphony object; SECURITY DEFINER functions run as it.'),
+                   ('symphony_readonly', false, false, false, false, true, false, false, -1, 'Symphony runtime role: read-only dashboards.'),
+                   ('test_user', true, false, false, false, true, false, false, -1, 'Symphony test/CI login; its password is set outside migrations (TEST_DB_PASSWORD).')
+               ) AS r (rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolinherit,
+                       rolreplication, rolbypassrls, rolconnlimit, description)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS x WHERE x.rolname = v_role.rolname) THEN
+            BEGIN
+                EXECUTE pg_catalog.format('CREATE ROLE %I', v_role.rolname);
+            EXCEPTION
+                WHEN duplicate_object OR unique_violation THEN
+                    NULL;  -- created concurrently; the attributes are enforced below
+            END;
+        END IF;
+
+        SELECT x.* INTO STRICT v_current
+          FROM pg_catalog.pg_roles AS x
+         WHERE x.rolname = v_role.rolname;
+
+        v_changes := ARRAY[]::text[];
+        IF v_current.rolcanlogin IS DISTINCT FROM v_role.rolcanlogin THEN
+            v_changes := v_changes || CASE WHEN v_role.rolcanlogin THEN 'LOGIN' ELSE 'NOLOGIN' END;
+        END IF;
+        IF v_current.rolsuper IS DISTINCT FROM v_role.rolsuper THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolsuper THEN 'SUPERUSER' ELSE 'NOSUPERUSER' END;
+        END IF;
+        IF v_current.rolcreatedb IS DISTINCT FROM v_role.rolcreatedb THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolcreatedb THEN 'CREATEDB' ELSE 'NOCREATEDB' END;
+        END IF;
+        IF v_current.rolcreaterole IS DISTINCT FROM v_role.rolcreaterole THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolcreaterole THEN 'CREATEROLE' ELSE 'NOCREATEROLE' END;
+        END IF;
+        IF v_current.rolinherit IS DISTINCT FROM v_role.rolinherit THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolinherit THEN 'INHERIT' ELSE 'NOINHERIT' END;
+        END IF;
+        IF v_current.rolreplication IS DISTINCT FROM v_role.rolreplication THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolreplication THEN 'REPLICATION' ELSE 'NOREPLICATION' END;
+        END IF;
+        IF v_current.rolbypassrls IS DISTINCT FROM v_role.rolbypassrls THEN
+            v_changes := v_changes
+                || CASE WHEN v_role.rolbypassrls THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END;
+        END IF;
+        IF v_current.rolconnlimit IS DISTINCT FROM v_role.rolconnlimit THEN
+            v_changes := v_changes || ('CONNECTION LIMIT ' || v_role.rolconnlimit);
+        END IF;
+        IF pg_catalog.cardinality(v_changes) > 0 THEN
+            EXECUTE pg_catalog.format('ALTER ROLE %I WITH %s', v_role.rolname,
+                                      pg_catalog.array_to_string(v_changes, ' '));
+        END IF;
+
+        IF pg_catalog.shobj_description(v_current.oid, 'pg_authid')
+           IS DISTINCT FROM v_role.description THEN
+            EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L',
+                                      v_role.rolname, v_role.description);
+        END IF;
+    END LOOP;
+END
+$symphony_baseline_roles$;
+
+-- Memberships between Symphony group roles: none.
+
+
+-- =================================================================================================
+-- 2. Schema (pg_dump --schema-only, PostgreSQL 18 client, normalised)
+-- Objects owned by the migrating user (the ledger tables) are owned by whoever
+-- applies this file, just as they are owned by whoever runs the migrations.
+-- =================================================================================================
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET transaction_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: outbox_attempt_state; Type: TYPE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TYPE public.outbox_attempt_state AS ENUM (
+    'DISPATCHING',
+    'DISPATCHED',
+    'RETRYABLE',
+    'FAILED',
+    'ZOMBIE_REQUEUE'
+);
+
+
+ALTER TYPE public.outbox_attempt_state OWNER TO symphony_owner;
+
+--
+-- Name: TYPE outbox_attempt_state; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TYPE public.outbox_attempt_state IS 'Outcome of one outbox attempt. DISPATCHED and FAILED are terminal; RETRYABLE and ZOMBIE_REQUEUE put the job back in the queue; DISPATCHING is legacy and never written.';
+
+
+--
+-- Name: policy_version_status; Type: TYPE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TYPE public.policy_version_status AS ENUM (
+    'ACTIVE',
+    'GRACE',
+    'RETIRED'
+);
+
+
+ALTER TYPE public.policy_version_status OWNER TO symphony_owner;
+
+--
+-- Name: TYPE policy_version_status; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TYPE public.policy_version_status IS 'Lifecycle of a policy version: ACTIVE (the one services boot with), GRACE (still accepted until grace_expires_at), RETIRED.';
+
+
+--
+-- Name: bump_participant_outbox_seq(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.bump_participant_outbox_seq(p_participant_id text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_allocated bigint;
+BEGIN
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id) = '' THEN
+        RAISE EXCEPTION 'p_participant_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+    VALUES (p_participant_id, 2)
+    ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
+    DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    RETURNING s.next_sequence_id - 1 INTO v_allocated;
+
+    RETURN v_allocated;
+END
+$$;
+
+
+ALTER FUNCTION public.bump_participant_outbox_seq(p_participant_id text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION bump_participant_outbox_seq(p_participant_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text) IS 'Allocates the next sequence number for a participant (first call 1, then +1 per committed call). Internal to enqueue_payment_outbox(); only the owner may call it.';
+
+
+--
+-- Name: claim_outbox_batch(integer, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_expires_at timestamptz;
+BEGIN
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
+        RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
+            COALESCE(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
+
+    RETURN QUERY
+    WITH unleased AS (
+        SELECT p.outbox_id, p.next_attempt_at
+          FROM public.payment_outbox_pending AS p
+         WHERE p.lease_token IS NULL
+           AND p.next_attempt_at <= v_now
+         ORDER BY p.next_attempt_at, p.outbox_id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED
+    ), expired AS (
+        SELECT p.outbox_id, p.next_attempt_at
+          FROM public.payment_outbox_pending AS p
+         WHERE p.lease_token IS NOT NULL
+           AND p.lease_expires_at <= v_now
+           AND p.next_attempt_at <= v_now
+         ORDER BY p.lease_expires_at, p.outbox_id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED
+    ), picked AS (
+        SELECT c.outbox_id, c.next_attempt_at
+          FROM (
+              SELECT u.outbox_id, u.next_attempt_at FROM unleased AS u
+              UNION ALL
+              SELECT e.outbox_id, e.next_attempt_at FROM expired AS e
+          ) AS c
+         ORDER BY c.next_attempt_at, c.outbox_id
+         LIMIT p_batch_size
+    ), leased AS (
+        UPDATE public.payment_outbox_pending AS p
+           SET claimed_by = p_worker_id,
+               lease_token = public.uuid_v7_or_random(),
+               lease_expires_at = v_expires_at
+          FROM picked AS k
+         WHERE p.outbox_id = k.outbox_id
+        RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+                  p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
+                  p.lease_token, p.lease_expires_at, p.next_attempt_at
+    )
+    SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
+           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at
+      FROM leased AS l
+     ORDER BY l.next_attempt_at, l.outbox_id;
+END
+$$;
+
+
+ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) IS 'Leases up to p_batch_size (1..1000) due rows, oldest due first (FOR UPDATE SKIP LOCKED): rows without a lease and rows whose lease expired. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). Never deletes and never changes attempt_count.';
+
+
+--
+-- Name: complete_outbox_attempt(uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_terminal boolean;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_latency_ms IS NOT NULL AND p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+
+    -- 1. Lock the row only while worker, token and an unexpired lease all match.
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token = p_lease_token
+       AND p.lease_expires_at > v_now
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease expired, was repaired or was claimed again: drop this '
+                         'result and do not dispatch again under the old lease.';
+    END IF;
+
+    -- 2. Only outcomes a worker can report.
+    IF p_state NOT IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'RETRYABLE'::public.outbox_attempt_state) THEN
+        RAISE EXCEPTION 'invalid completion state %: expected DISPATCHED, FAILED or RETRYABLE',
+            p_state
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    -- 3. The ledger is the truth for attempt numbers (repair events count). The row lock above
+    --    serialises every writer of attempts for this outbox_id.
+    SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id;
+
+    -- 4. Retry ceiling.
+    v_state := p_state;
+    IF v_state = 'RETRYABLE'::public.outbox_attempt_state
+       AND v_attempt_no >= public.outbox_retry_ceiling() THEN
+        v_state := 'FAILED'::public.outbox_attempt_state;
+    END IF;
+    v_terminal := v_state IN ('DISPATCHED'::public.outbox_attempt_state,
+                              'FAILED'::public.outbox_attempt_state);
+
+    -- 5. Append the attempt.
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
+         error_message, latency_ms, worker_id)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+         CASE WHEN v_terminal THEN v_now END, p_rail_reference, p_rail_code, p_error_code,
+         p_error_message, p_latency_ms, p_worker_id);
+
+    -- 6. Terminal: the job leaves the queue. Retry: back in the queue after the delay, unleased.
+    IF v_terminal THEN
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.outbox_id = p_outbox_id;
+    ELSE
+        UPDATE public.payment_outbox_pending AS p
+           SET attempt_count = v_attempt_no,
+               next_attempt_at = v_now + pg_catalog.make_interval(
+                   secs => GREATEST(1, p_retry_delay_seconds)
+               ),
+               claimed_by = NULL,
+               lease_token = NULL,
+               lease_expires_at = NULL
+         WHERE p.outbox_id = p_outbox_id;
+    END IF;
+
+    -- 7. Report what was recorded.
+    RETURN QUERY SELECT v_attempt_no, v_state;
+END
+$$;
+
+
+ALTER FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker, token and an unexpired lease match; P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
+
+
+--
+-- Name: deny_outbox_attempts_mutation(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.deny_outbox_attempts_mutation() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'public.payment_outbox_attempts is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'P0001',
+              HINT = 'Record a new attempt instead of changing or removing history.';
+END
+$$;
+
+
+ALTER FUNCTION public.deny_outbox_attempts_mutation() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION deny_outbox_attempts_mutation(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.deny_outbox_attempts_mutation() IS 'Trigger function: rejects UPDATE, DELETE and TRUNCATE on public.payment_outbox_attempts with SQLSTATE P0001 (the ledger is append-only).';
+
+
+--
+-- Name: enqueue_payment_outbox(text, text, text, text, jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_pending record;
+    v_attempt record;
+    v_sequence_id bigint;
+BEGIN
+    -- 1. Validate; nothing has been written yet.
+    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id) = '' THEN
+        RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id) = '' THEN
+        RAISE EXCEPTION 'p_participant_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key) = '' THEN
+        RAISE EXCEPTION 'p_idempotency_key must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type) = '' THEN
+        RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+        RAISE EXCEPTION 'p_payload must be a JSON object, got %',
+            COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- 2. Serialise every enqueue of this (instruction_id, idempotency_key).
+    PERFORM pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended(
+            p_instruction_id || pg_catalog.chr(31) || p_idempotency_key, 1
+        )
+    );
+
+    -- 3. Still queued: return the existing row.
+    SELECT p.outbox_id, p.sequence_id, p.created_at, p.participant_id, p.rail_type, p.payload
+      INTO v_pending
+      FROM public.payment_outbox_pending AS p
+     WHERE p.instruction_id = p_instruction_id
+       AND p.idempotency_key = p_idempotency_key;
+    IF FOUND THEN
+        IF v_pending.participant_id IS DISTINCT FROM p_participant_id
+           OR v_pending.rail_type IS DISTINCT FROM p_rail_type
+           OR v_pending.payload IS DISTINCT FROM p_payload THEN
+            RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
+                            'already used with a different participant, rail type or payload',
+                pg_catalog.quote_literal(p_idempotency_key),
+                pg_catalog.quote_literal(p_instruction_id)
+                USING ERRCODE = 'P7004';
+        END IF;
+        RETURN QUERY
+            SELECT v_pending.outbox_id, v_pending.sequence_id, v_pending.created_at,
+                   'PENDING'::text;
+        RETURN;
+    END IF;
+
+    -- 4. Already worked on (the pending row is gone or was never needed again): report the latest
+    --    attempt instead of enqueueing the same payment twice.
+    SELECT a.outbox_id, a.sequence_id, a.created_at, a.state,
+           a.participant_id, a.rail_type, a.payload
+      INTO v_attempt
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.instruction_id = p_instruction_id
+       AND a.idempotency_key = p_idempotency_key
+     ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
+     LIMIT 1;
+    IF FOUND THEN
+        IF v_attempt.participant_id IS DISTINCT FROM p_participant_id
+           OR v_attempt.rail_type IS DISTINCT FROM p_rail_type
+           OR v_attempt.payload IS DISTINCT FROM p_payload THEN
+            RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
+                            'already used with a different participant, rail type or payload',
+                pg_catalog.quote_literal(p_idempotency_key),
+                pg_catalog.quote_literal(p_instruction_id)
+                USING ERRCODE = 'P7004';
+        END IF;
+        RETURN QUERY
+            SELECT v_attempt.outbox_id, v_attempt.sequence_id, v_attempt.created_at,
+                   v_attempt.state::text;
+        RETURN;
+    END IF;
+
+    -- 5. New instruction: allocate and insert. ON CONFLICT DO NOTHING only matters when the lock
+    --    did not protect us (a caller in REPEATABLE READ whose snapshot predates a concurrent
+    --    duplicate, or a row inserted directly by the control plane): PostgreSQL then raises a
+    --    serialization failure itself, or we raise one below, so the allocated sequence number is
+    --    rolled back instead of leaving a gap, and the client's retry finds the existing row.
+    v_sequence_id := public.bump_participant_outbox_seq(p_participant_id);
+
+    INSERT INTO public.payment_outbox_pending AS p
+        (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload)
+    VALUES
+        (p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key, p_rail_type,
+         p_payload)
+    ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
+    RETURNING p.outbox_id, p.sequence_id, p.created_at
+         INTO v_pending;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'concurrent enqueue of idempotency key % of instruction %',
+            pg_catalog.quote_literal(p_idempotency_key),
+            pg_catalog.quote_literal(p_instruction_id)
+            USING ERRCODE = 'serialization_failure',
+                  HINT = 'Retry the transaction; the retry returns the existing row.';
+    END IF;
+
+    RETURN QUERY
+        SELECT v_pending.outbox_id, v_pending.sequence_id, v_pending.created_at, 'PENDING'::text;
+END
+$$;
+
+
+ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key). Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments.';
+
+
+--
+-- Name: outbox_retry_ceiling(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_retry_ceiling() RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_raw text := pg_catalog.current_setting('symphony.outbox_retry_ceiling', true);
+    v_trimmed text := pg_catalog.btrim(v_raw);
+    v_ceiling bigint;
+BEGIN
+    IF v_trimmed IS NULL OR v_trimmed = '' THEN
+        RETURN 20;
+    END IF;
+    -- Digits only (no sign, no decimals, no exponent); ten digits fit a bigint, so the cast
+    -- cannot fail. It happens only after the pattern matched: SQL's OR does not promise
+    -- short-circuit evaluation.
+    IF v_trimmed ~ '^[0-9]{1,10}$' THEN
+        v_ceiling := v_trimmed::bigint;
+    END IF;
+    IF v_ceiling IS NULL OR v_ceiling < 1 OR v_ceiling > 2147483647 THEN
+        RAISE EXCEPTION 'symphony.outbox_retry_ceiling must be a positive integer, got %',
+            pg_catalog.quote_literal(v_raw)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Set it to a whole number >= 1, or RESET it to use the default of 20.';
+    END IF;
+    RETURN v_ceiling::integer;
+END
+$_$;
+
+
+ALTER FUNCTION public.outbox_retry_ceiling() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_retry_ceiling(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_retry_ceiling() IS 'Attempt number from which a RETRYABLE completion becomes FAILED. Reads GUC symphony.outbox_retry_ceiling; 20 when unset or empty; 22023 when not a positive integer.';
+
+
+--
+-- Name: repair_expired_leases(integer, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) RETURNS TABLE(outbox_id uuid, attempt_no integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row record;
+    v_attempt_no integer;
+BEGIN
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+
+    FOR v_row IN
+        SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+               p.idempotency_key, p.rail_type, p.payload, p.claimed_by, p.lease_expires_at
+          FROM public.payment_outbox_pending AS p
+         WHERE p.lease_token IS NOT NULL
+           AND p.lease_expires_at <= v_now
+         ORDER BY p.lease_expires_at, p.outbox_id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = v_row.outbox_id;
+
+        -- worker_id records the worker that lost the lease (whose dispatch may be in doubt);
+        -- the repairing worker is named in error_message.
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             payload, attempt_no, state, error_code, error_message, worker_id)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+             'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
+             pg_catalog.format('lease expired at %s; requeued by %s',
+                               v_row.lease_expires_at, p_worker_id),
+             v_row.claimed_by);
+
+        -- Due again at once, keeping its place in the queue (oldest due first): the lease
+        -- already made the job wait a full lease period, and later sequence numbers of the
+        -- participant should not overtake it.
+        UPDATE public.payment_outbox_pending AS p
+           SET attempt_count = v_attempt_no,
+               next_attempt_at = LEAST(p.next_attempt_at, v_now),
+               claimed_by = NULL,
+               lease_token = NULL,
+               lease_expires_at = NULL
+         WHERE p.outbox_id = v_row.outbox_id;
+
+        outbox_id := v_row.outbox_id;
+        attempt_no := v_attempt_no;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt, clears the lease, bumps attempt_count and makes the row due now, keeping its place in the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+
+
+--
+-- Name: uuid_strategy(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.uuid_strategy() RETURNS text
+    LANGUAGE sql PARALLEL SAFE
+    AS $$
+    SELECT CASE pg_catalog.uuid_extract_version(public.uuid_v7_or_random())
+               WHEN 7 THEN 'uuidv7'
+               ELSE 'gen_random_uuid'
+           END
+$$;
+
+
+ALTER FUNCTION public.uuid_strategy() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION uuid_strategy(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.uuid_strategy() IS '''uuidv7'' or ''gen_random_uuid'': what public.uuid_v7_or_random() actually generates (read from the version nibble of a freshly generated UUID).';
+
+
+--
+-- Name: uuid_v7_or_random(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.uuid_v7_or_random() RETURNS uuid
+    LANGUAGE sql PARALLEL SAFE
+    AS $$SELECT pg_catalog.uuidv7()$$;
+
+
+ALTER FUNCTION public.uuid_v7_or_random() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION uuid_v7_or_random(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.uuid_v7_or_random() IS 'The one UUID generator for defaults and lease tokens: uuidv7() (time-ordered) when the server provided it when revision 0001 ran, gen_random_uuid() otherwise. See uuid_strategy().';
+
+
+SET default_table_access_method = heap;
+
+--
+-- Name: alembic_version; Type: TABLE; Schema: public; Owner: (migrating user)
+--
+
+CREATE TABLE public.alembic_version (
+    version_num character varying(32) NOT NULL
+);
+
+
+--
+-- Name: participant_outbox_sequences; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.participant_outbox_sequences (
+    participant_id text NOT NULL,
+    next_sequence_id bigint NOT NULL,
+    CONSTRAINT ck_participant_outbox_sequences_next_sequence_id_positive CHECK ((next_sequence_id >= 1))
+);
+
+
+ALTER TABLE public.participant_outbox_sequences OWNER TO symphony_owner;
+
+--
+-- Name: TABLE participant_outbox_sequences; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.participant_outbox_sequences IS 'Next sequence number to hand out per participant. Written only by public.bump_participant_outbox_seq().';
+
+
+--
+-- Name: payment_outbox_attempts; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_attempts (
+    attempt_id uuid DEFAULT public.uuid_v7_or_random() NOT NULL,
+    outbox_id uuid NOT NULL,
+    instruction_id text NOT NULL,
+    participant_id text NOT NULL,
+    sequence_id bigint NOT NULL,
+    idempotency_key text NOT NULL,
+    rail_type text NOT NULL,
+    payload jsonb NOT NULL,
+    attempt_no integer NOT NULL,
+    state public.outbox_attempt_state NOT NULL,
+    claimed_at timestamp with time zone DEFAULT now() NOT NULL,
+    completed_at timestamp with time zone,
+    rail_reference text,
+    rail_code text,
+    error_code text,
+    error_message text,
+    latency_ms integer,
+    worker_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
+    CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
+    CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
+);
+
+
+ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_attempts; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id.';
+
+
+--
+-- Name: payment_outbox_pending; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_pending (
+    outbox_id uuid DEFAULT public.uuid_v7_or_random() NOT NULL,
+    instruction_id text NOT NULL,
+    participant_id text NOT NULL,
+    sequence_id bigint NOT NULL,
+    idempotency_key text NOT NULL,
+    rail_type text NOT NULL,
+    payload jsonb NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    claimed_by text,
+    lease_token uuid,
+    lease_expires_at timestamp with time zone,
+    CONSTRAINT ck_payment_outbox_pending_attempt_count_nonnegative CHECK ((attempt_count >= 0)),
+    CONSTRAINT ck_payment_outbox_pending_lease_all_or_nothing CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL) AND (lease_expires_at IS NULL)) OR ((claimed_by IS NOT NULL) AND (lease_token IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
+    CONSTRAINT ck_payment_outbox_pending_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
+);
+
+
+ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_pending; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row per enqueued payment instruction until its terminal attempt. attempt_count caches the highest attempt number; payment_outbox_attempts is the truth.';
+
+
+--
+-- Name: policy_versions; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.policy_versions (
+    version text NOT NULL,
+    status public.policy_version_status NOT NULL,
+    is_active boolean GENERATED ALWAYS AS ((status = 'ACTIVE'::public.policy_version_status)) STORED NOT NULL,
+    grace_expires_at timestamp with time zone,
+    checksum text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_policy_versions_active_without_grace CHECK (((status <> 'ACTIVE'::public.policy_version_status) OR (grace_expires_at IS NULL))),
+    CONSTRAINT ck_policy_versions_checksum_sha256_hex CHECK ((checksum ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT ck_policy_versions_grace_with_expiry CHECK (((status <> 'GRACE'::public.policy_version_status) OR (grace_expires_at IS NOT NULL)))
+);
+
+
+ALTER TABLE public.policy_versions OWNER TO symphony_owner;
+
+--
+-- Name: TABLE policy_versions; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.policy_versions IS 'Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is enforced by uq_policy_versions_one_active; at least one by the boot check, which fails closed).';
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: (migrating user)
+--
+
+CREATE TABLE public.schema_migrations (
+    version text NOT NULL,
+    description text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL,
+    applied_by text DEFAULT CURRENT_USER NOT NULL,
+    execution_ms integer,
+    CONSTRAINT ck_schema_migrations_checksum CHECK ((checksum ~ '^sha256:[0-9a-f]{64}$'::text)),
+    CONSTRAINT ck_schema_migrations_execution_ms CHECK (((execution_ms IS NULL) OR (execution_ms >= 0)))
+);
+
+
+--
+-- Name: TABLE schema_migrations; Type: COMMENT; Schema: public; Owner: (migrating user)
+--
+
+COMMENT ON TABLE public.schema_migrations IS 'Migration ledger written by the Symphony migration engine: one row per applied revision with the checksum of its files. Applied revisions are immutable.';
+
+
+--
+-- Name: alembic_version alembic_version_pkc; Type: CONSTRAINT; Schema: public; Owner: (migrating user)
+--
+
+ALTER TABLE ONLY public.alembic_version
+    ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
+
+
+--
+-- Name: participant_outbox_sequences pk_participant_outbox_sequences; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.participant_outbox_sequences
+    ADD CONSTRAINT pk_participant_outbox_sequences PRIMARY KEY (participant_id);
+
+
+--
+-- Name: payment_outbox_attempts pk_payment_outbox_attempts; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_attempts
+    ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (attempt_id);
+
+
+--
+-- Name: payment_outbox_pending pk_payment_outbox_pending; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_pending
+    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (outbox_id);
+
+
+--
+-- Name: policy_versions pk_policy_versions; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.policy_versions
+    ADD CONSTRAINT pk_policy_versions PRIMARY KEY (version);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: (migrating user)
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: payment_outbox_attempts uq_payment_outbox_attempts_outbox_attempt_no; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_attempts
+    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no UNIQUE (outbox_id, attempt_no);
+
+
+--
+-- Name: payment_outbox_pending uq_payment_outbox_pending_instruction_idempotency; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_pending
+    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency UNIQUE (instruction_id, idempotency_key);
+
+
+--
+-- Name: payment_outbox_pending uq_payment_outbox_pending_participant_sequence; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_pending
+    ADD CONSTRAINT uq_payment_outbox_pending_participant_sequence UNIQUE (participant_id, sequence_id);
+
+
+--
+-- Name: ix_payment_outbox_attempts_instruction_idempotency; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON public.payment_outbox_attempts USING btree (instruction_id, idempotency_key);
+
+
+--
+-- Name: ix_payment_outbox_pending_due_unleased; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_pending_due_unleased ON public.payment_outbox_pending USING btree (next_attempt_at, outbox_id) WHERE (lease_token IS NULL);
+
+
+--
+-- Name: ix_payment_outbox_pending_lease_expires; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_pending_lease_expires ON public.payment_outbox_pending USING btree (lease_expires_at, outbox_id) WHERE (lease_token IS NOT NULL);
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_terminal; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_terminal ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
+
+
+--
+-- Name: uq_policy_versions_one_active; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_policy_versions_one_active ON public.policy_versions USING btree ((true)) WHERE (status = 'ACTIVE'::public.policy_version_status);
+
+
+--
+-- Name: payment_outbox_attempts trg_deny_outbox_attempts_mutation; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_deny_outbox_attempts_mutation BEFORE DELETE OR UPDATE ON public.payment_outbox_attempts FOR EACH ROW EXECUTE FUNCTION public.deny_outbox_attempts_mutation();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_deny_outbox_attempts_mutation;
+
+
+--
+-- Name: payment_outbox_attempts trg_deny_outbox_attempts_truncate; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_deny_outbox_attempts_truncate BEFORE TRUNCATE ON public.payment_outbox_attempts FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_attempts_mutation();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_deny_outbox_attempts_truncate;
+
+
+--
+-- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
+--
+
+REVOKE USAGE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO symphony_owner;
+GRANT USAGE ON SCHEMA public TO symphony_ingest;
+GRANT USAGE ON SCHEMA public TO symphony_executor;
+GRANT USAGE ON SCHEMA public TO symphony_control;
+GRANT USAGE ON SCHEMA public TO symphony_readonly;
+GRANT USAGE ON SCHEMA public TO symphony_auditor;
+GRANT USAGE ON SCHEMA public TO test_user;
+
+
+--
+-- Name: FUNCTION bump_participant_outbox_seq(p_participant_id text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO test_user;
+
+
+--
+-- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO test_user;
+
+
+--
+-- Name: FUNCTION deny_outbox_attempts_mutation(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.deny_outbox_attempts_mutation() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO test_user;
+
+
+--
+-- Name: FUNCTION outbox_retry_ceiling(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_retry_ceiling() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_executor;
+GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_control;
+GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO test_user;
+
+
+--
+-- Name: FUNCTION uuid_strategy(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.uuid_strategy() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO symphony_ingest;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO symphony_executor;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO symphony_control;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO symphony_readonly;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO symphony_auditor;
+GRANT ALL ON FUNCTION public.uuid_strategy() TO test_user;
+
+
+--
+-- Name: FUNCTION uuid_v7_or_random(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.uuid_v7_or_random() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO symphony_ingest;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO symphony_executor;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO symphony_control;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO symphony_readonly;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO symphony_auditor;
+GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO test_user;
+
+
+--
+-- Name: TABLE participant_outbox_sequences; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.participant_outbox_sequences TO symphony_control;
+
+
+--
+-- Name: TABLE payment_outbox_attempts; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT,INSERT ON TABLE public.payment_outbox_attempts TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_readonly;
+GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
+
+
+--
+-- Name: TABLE payment_outbox_pending; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.payment_outbox_pending TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_readonly;
+GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_auditor;
+
+
+--
+-- Name: TABLE policy_versions; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.policy_versions TO symphony_executor;
+GRANT SELECT ON TABLE public.policy_versions TO symphony_readonly;
+GRANT SELECT ON TABLE public.policy_versions TO symphony_auditor;
+GRANT SELECT,INSERT,UPDATE ON TABLE public.policy_versions TO symphony_control;
+
+
+--
+-- Name: TABLE schema_migrations; Type: ACL; Schema: public; Owner: (migrating user)
+--
+
+GRANT SELECT ON TABLE public.schema_migrations TO symphony_auditor;
+
+
+--
+-- Name: DEFAULT PRIVILEGES FOR FUNCTIONS; Type: DEFAULT ACL; Schema: -; Owner: symphony_owner
+--
+
+ALTER DEFAULT PRIVILEGES FOR ROLE symphony_owner REVOKE ALL ON FUNCTIONS FROM PUBLIC;
+
+
+-- =================================================================================================
+-- 3. Migration ledger
+-- applied_at and applied_by take their defaults when this file is applied;
+-- execution_ms stays NULL because no revision is executed.
+-- =================================================================================================
+
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0001_init', 'Init: version gate, UUID helpers, enum types, outbox tables, indexes, append-only enforcement.', 'sha256:93192172fe698a14d4df99e0f21325923593bbcc9bb7e62432cb0a57f7090d8b');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0002_outbox_functions', 'Outbox functions: retry ceiling, sequence allocator, enqueue, claim, complete, repair.', 'sha256:7516e9f2b10dde5840c9d307e77aeff1a27321520ba2df80147acc0fd1dbbe9c');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0003_roles', 'Roles: create the Symphony roles and enforce their attributes (no memberships, no passwords).', 'sha256:63da02000cdab9f1c057f399b993d11ec9527452d52e7c8d577247798b3c866f');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0004_privileges', 'Privileges: ownership, deny-by-default, function-first grants for the outbox objects.', 'sha256:4d605a16af29113b88823ddd6a66d3013e4a631523870f703e9471e86c29bbd3');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0005_policy_versions', 'Policy versions: status type, policy_versions table, its constraints and grants.', 'sha256:b01a3a282eb6a345adeea95498ff8df49fb92f5e9aec931814c5d4d484009e83');
+INSERT INTO public.alembic_version (version_num) VALUES ('0005_policy_versions');
