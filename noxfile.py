@@ -56,7 +56,7 @@ def invariants(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against PGMQ and the commit ceiling (``nox -s bench -- --quick`` for a smoke run)."""
+    """Benchmarks against PGMQ and the commit ceiling (``-- --quick`` for a smoke run)."""
     _install(session)
     session.install("pgmq", "matplotlib")
     session.run("python", "-m", "benchmarks", *session.posargs)

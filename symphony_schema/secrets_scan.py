@@ -42,7 +42,7 @@ def tracked_files(root: Path) -> list[Path]:
 
 def scan(root: Path) -> list[Finding]:
     """Every potential secret in the repository at ``root``."""
-    from detect_secrets import SecretsCollection
+    from detect_secrets.core.secrets_collection import SecretsCollection
     from detect_secrets.settings import default_settings
 
     files = [str(path) for path in tracked_files(root)]

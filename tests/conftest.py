@@ -70,7 +70,11 @@ def pg_server() -> PgServer:
 
 def _janitor(server: PgServer, dbname: str, **kwargs: object) -> DatabaseJanitor:
     return DatabaseJanitor(
-        user=server.user, host=server.host, port=server.port, dbname=dbname, **kwargs  # type: ignore[arg-type]
+        user=server.user,
+        host=server.host,
+        port=server.port,
+        dbname=dbname,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

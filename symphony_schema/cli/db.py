@@ -64,7 +64,10 @@ def _status(args: argparse.Namespace) -> int:
     if info is None:
         print(f"not running (data directory {embedded.default_pgdata()})")
         return 1
-    print(f"running: PostgreSQL {info.version} at {info.pgdata}, pid {info.pid}, socket {info.socket_dir}")
+    print(
+        f"running: PostgreSQL {info.version} at {info.pgdata}, "
+        f"pid {info.pid}, socket {info.socket_dir}"
+    )
     return 0
 
 
@@ -103,7 +106,11 @@ def _ledger(args: argparse.Namespace) -> int:
         table.add_column(column)
     for version, description, checksum, applied_at, applied_by, ms in rows:
         table.add_row(
-            version, description, checksum, f"{applied_at:%Y-%m-%d %H:%M:%S%z}", applied_by,
+            version,
+            description,
+            checksum,
+            f"{applied_at:%Y-%m-%d %H:%M:%S%z}",
+            applied_by,
             "" if ms is None else str(ms),
         )
     Console(width=200).print(table)

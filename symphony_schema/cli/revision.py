@@ -6,9 +6,9 @@ import argparse
 import re
 from pathlib import Path
 
-from alembic import command
 from alembic.script import ScriptDirectory
 
+from alembic import command
 from symphony_schema import SymphonyError
 from symphony_schema.migration.api import alembic_config
 
@@ -37,7 +37,9 @@ def next_revision_id(existing: list[str], message: str) -> str:
 def _new_revision(args: argparse.Namespace) -> int:
     config = alembic_config()
     scripts = ScriptDirectory.from_config(config)
-    rev_id = next_revision_id([script.revision for script in scripts.walk_revisions()], args.message)
+    rev_id = next_revision_id(
+        [script.revision for script in scripts.walk_revisions()], args.message
+    )
     script = command.revision(config, message=args.message.strip(), rev_id=rev_id)
     assert script is not None and not isinstance(script, list)
     sql_path = Path(script.path).with_suffix(".sql")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ $symphony_gate$"""
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Knobs of one run; each comes from ``-x name=value``, else ``SYMPHONY_<NAME>``, else default."""
+    """Knobs of one run: ``-x name=value``, else ``SYMPHONY_<NAME>``, else the default."""
 
     lock_timeout: str = "10s"
     statement_timeout: str = "15min"
@@ -100,7 +100,11 @@ class Progress:
         self.started = self._step_started = time.monotonic()
 
     def on_version_apply(
-        self, *, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: dict[str, Any]
+        self,
+        ctx: MigrationContext,
+        step: MigrationInfo,
+        heads: Collection[Any],
+        run_args: Mapping[str, Any],
     ) -> None:
         del heads, run_args
         if step.is_stamp or not step.is_upgrade:
@@ -228,7 +232,9 @@ def check_server_version(conninfo: str) -> str:
 
 def _set(conn: Connection, name: str, value: str, origin: str) -> None:
     try:
-        conn.execute(sa.text(f"SELECT pg_catalog.set_config('{name}', :value, false)"), {"value": value})
+        conn.execute(
+            sa.text(f"SELECT pg_catalog.set_config('{name}', :value, false)"), {"value": value}
+        )
     except sa_exc.DBAPIError as exc:
         conn.rollback()
         raise MigrationRefused(f"invalid {origin}={value!r}: {exc.orig}") from exc

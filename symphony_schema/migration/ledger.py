@@ -61,14 +61,18 @@ def description_of(script: Script) -> str:
     return doc.splitlines()[0].strip() if doc else script.revision
 
 
-def ledger_insert(version: str, description: str, checksum: str, execution_ms: int | None) -> sa.Insert:
+def ledger_insert(
+    version: str, description: str, checksum: str, execution_ms: int | None
+) -> sa.Insert:
     return sa.insert(_ledger).values(
         version=version, description=description, checksum=checksum, execution_ms=execution_ms
     )
 
 
 def ledger_exists(conn: Connection) -> bool:
-    return bool(conn.exec_driver_sql("SELECT to_regclass('public.schema_migrations') IS NOT NULL").scalar())
+    return bool(
+        conn.exec_driver_sql("SELECT to_regclass('public.schema_migrations') IS NOT NULL").scalar()
+    )
 
 
 def read_ledger(conn: Connection) -> list[LedgerRow]:
@@ -86,7 +90,9 @@ def read_alembic_heads(conn: Connection, version_table: str = "alembic_version")
     ).scalar()
     if not exists:
         return []
-    return [row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM public.{version_table}")]
+    return [
+        row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM public.{version_table}")
+    ]
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -144,8 +150,16 @@ def validation_problems(
         extra = sorted(ledger_versions - expected)
         problems.append(
             "the ledger and alembic_version disagree"
-            + (f"; applied per alembic_version but not in the ledger: {', '.join(missing)}" if missing else "")
-            + (f"; in the ledger but not applied per alembic_version: {', '.join(extra)}" if extra else "")
+            + (
+                f"; applied per alembic_version but not in the ledger: {', '.join(missing)}"
+                if missing
+                else ""
+            )
+            + (
+                f"; in the ledger but not applied per alembic_version: {', '.join(extra)}"
+                if extra
+                else ""
+            )
             + ". Something bypassed the engine (alembic stamp, manual SQL); restore from the "
             "baseline or fix the ledger by hand with an auditor present."
         )

@@ -31,8 +31,11 @@ def execute_sql(sql: str) -> None:
         return
     dbapi_connection = op.get_bind().connection.dbapi_connection
     assert dbapi_connection is not None
-    with dbapi_connection.cursor() as cursor:
+    cursor = dbapi_connection.cursor()
+    try:
         cursor.execute(sql)
+    finally:
+        cursor.close()
 
 
 def run_revision_sql(revision_file: str | Path, *, transactional: bool = True) -> None:

@@ -49,7 +49,9 @@ class RevisionTree:
     def versions(self) -> Path:
         return self.root / "alembic" / "versions"
 
-    def add(self, slug: str, sql: str, *, doc: str | None = None, transactional: bool = True) -> str:
+    def add(
+        self, slug: str, sql: str, *, doc: str | None = None, transactional: bool = True
+    ) -> str:
         number = len(self.revisions) + 1
         rev = f"{number:04d}_{slug}"
         down = self.revisions[-1] if self.revisions else None
@@ -69,7 +71,9 @@ class RevisionTree:
         env.update(extra or {})
         return env
 
-    def alembic(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def alembic(
+        self, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [ALEMBIC, *args],
             cwd=self.root,

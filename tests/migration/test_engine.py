@@ -30,7 +30,9 @@ def table_exists(conninfo: str, name: str) -> bool:
         return bool(row and row[0])
 
 
-def test_raw_sql_helper_passes_colons_percent_and_json_untouched(tree: RevisionTree, empty_db) -> None:
+def test_raw_sql_helper_passes_colons_percent_and_json_untouched(
+    tree: RevisionTree, empty_db
+) -> None:
     tree.add(
         "tricky",
         """\
@@ -88,7 +90,9 @@ def test_edited_applied_revision_is_refused_before_any_ddl(tree: RevisionTree, e
     assert [r[0] for r in ledger(empty_db.conninfo)] == [first]
 
 
-def test_whitespace_only_line_ending_and_bom_changes_are_not_edits(tree: RevisionTree, empty_db) -> None:
+def test_whitespace_only_line_ending_and_bom_changes_are_not_edits(
+    tree: RevisionTree, empty_db
+) -> None:
     first = tree.add("one", "CREATE TABLE one (id int);\n")
     assert tree.alembic("upgrade", "head").returncode == 0
     sql_file = tree.versions / f"{first}.sql"
@@ -120,12 +124,14 @@ def test_offline_mode_prints_sql_with_ledger_inserts(tree: RevisionTree) -> None
     assert "CREATE TABLE IF NOT EXISTS public.schema_migrations" in out
     assert "CREATE TABLE one (note text DEFAULT ':x 5%');" in out
     checksum = revision_checksum(tree.versions / f"{first}.py")
-    assert f"INSERT INTO public.schema_migrations" in out and checksum in out
+    assert "INSERT INTO public.schema_migrations" in out and checksum in out
     assert out.index("CREATE TABLE one") < out.index(checksum) < out.index("COMMIT")
 
 
 @pytest.mark.parametrize("args", [("downgrade", "base"), ("stamp", "head")])
-def test_downgrade_and_stamp_are_refused(tree: RevisionTree, empty_db, args: tuple[str, str]) -> None:
+def test_downgrade_and_stamp_are_refused(
+    tree: RevisionTree, empty_db, args: tuple[str, str]
+) -> None:
     tree.add("one", "CREATE TABLE one (id int);")
     assert tree.alembic("upgrade", "head").returncode == 0
     result = tree.alembic(*args)
@@ -134,7 +140,9 @@ def test_downgrade_and_stamp_are_refused(tree: RevisionTree, empty_db, args: tup
     assert table_exists(empty_db.conninfo, "one")
 
 
-def test_a_waiting_deployer_gives_up_after_the_configured_wait(tree: RevisionTree, empty_db) -> None:
+def test_a_waiting_deployer_gives_up_after_the_configured_wait(
+    tree: RevisionTree, empty_db
+) -> None:
     tree.add("one", "CREATE TABLE one (id int);")
     with psycopg.connect(empty_db.conninfo, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtextextended('symphony_schema.deploy', 0))")

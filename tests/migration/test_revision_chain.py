@@ -32,7 +32,9 @@ def test_revision_ids_are_sortable_and_documented() -> None:
     assert ids == sorted(ids), "revision ids must sort in chain order"
     for number, script in enumerate(revisions, start=1):
         assert re.fullmatch(rf"{number:04d}_[a-z0-9_]+", script.revision), script.revision
-        assert (script.module.__doc__ or "").strip(), f"{script.revision} needs a one-line docstring"
+        assert (script.module.__doc__ or "").strip(), (
+            f"{script.revision} needs a one-line docstring"
+        )
         assert not hasattr(script.module, "downgrade"), "revisions are forward-only"
 
 

