@@ -20,7 +20,9 @@ from symphony_schema.cli import main
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "Tr0ub4dor&3-" + uuid.uuid4().hex  # unique, so finding it in output means a leak
+# Generated per run (unique, so finding it in any output means a leak); quotes, a backslash and
+# non-ASCII make sure nothing is built by string concatenation.
+LEAK_PROBE = uuid.uuid4().hex + "'\"\\é"
 
 
 @pytest.fixture
@@ -64,7 +66,7 @@ def test_password_from_env_is_stored_as_scram_and_never_printed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     role = make_role()
-    monkeypatch.setenv("T_LOGIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("T_LOGIN_PASSWORD", LEAK_PROBE)
     code, out, err = cli(
         ["set-login-password", role, "--from-env", "T_LOGIN_PASSWORD", "--url", migrated_db.url],
         capsys,
@@ -73,8 +75,8 @@ def test_password_from_env_is_stored_as_scram_and_never_printed(
     assert f"password of login {role!r} set" in out and "statement logging was off" in out
     verifier = stored_password(db, role)
     assert verifier is not None and verifier.startswith("SCRAM-SHA-256$4096:")
-    assert PASSWORD not in out + err and verifier not in out + err
-    assert PASSWORD not in verifier
+    assert LEAK_PROBE not in out + err and verifier not in out + err
+    assert LEAK_PROBE not in verifier
 
 
 def test_the_verifier_matches_the_password(
@@ -86,14 +88,14 @@ def test_the_verifier_matches_the_password(
     import hmac
 
     role = make_role()
-    logins.set_login_password(migrated_db.conninfo, role, PASSWORD)
+    logins.set_login_password(migrated_db.conninfo, role, LEAK_PROBE)
     verifier = stored_password(db, role)
     assert verifier is not None
     method_iter_salt, keys = verifier.split("$", 1)[1], verifier.split("$", 2)[2]
     iterations, salt = method_iter_salt.split("$")[0].split(":")
     stored_key = base64.b64decode(keys.split(":")[0])
     salted = hashlib.pbkdf2_hmac(
-        "sha256", PASSWORD.encode(), base64.b64decode(salt), int(iterations)
+        "sha256", LEAK_PROBE.encode(), base64.b64decode(salt), int(iterations)
     )
     client_key = hmac.new(salted, b"Client Key", "sha256").digest()
     assert hashlib.sha256(client_key).digest() == stored_key
@@ -104,7 +106,7 @@ def test_console_script_sets_the_password(
 ) -> None:
     role = make_role()
     script = Path(sys.executable).with_name("symphony-schema")
-    env = dict(os.environ, T_LOGIN_PASSWORD=PASSWORD)
+    env = dict(os.environ, T_LOGIN_PASSWORD=LEAK_PROBE)
     done = subprocess.run(
         [
             str(script),
@@ -122,7 +124,7 @@ def test_console_script_sets_the_password(
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert PASSWORD not in done.stdout + done.stderr
+    assert LEAK_PROBE not in done.stdout + done.stderr
     assert (stored_password(db, role) or "").startswith("SCRAM-SHA-256$")
 
 
@@ -193,7 +195,7 @@ def test_unsuitable_roles_are_refused(
     target: str,
     complaint: str,
 ) -> None:
-    monkeypatch.setenv("T_LOGIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("T_LOGIN_PASSWORD", LEAK_PROBE)
     before = db.execute(
         "SELECT rolname, rolpassword FROM pg_catalog.pg_authid ORDER BY rolname"
     ).fetchall()
@@ -201,7 +203,7 @@ def test_unsuitable_roles_are_refused(
         ["set-login-password", target, "--from-env", "T_LOGIN_PASSWORD", "--url", migrated_db.url],
         capsys,
     )
-    assert code == 2 and complaint in err and PASSWORD not in out + err
+    assert code == 2 and complaint in err and LEAK_PROBE not in out + err
     after = db.execute(
         "SELECT rolname, rolpassword FROM pg_catalog.pg_authid ORDER BY rolname"
     ).fetchall()
@@ -213,7 +215,7 @@ def test_nologin_role_is_refused(
 ) -> None:
     role = make_role("NOLOGIN")
     with pytest.raises(logins.LoginError, match="is NOLOGIN, so a password would be useless"):
-        logins.set_login_password(migrated_db.conninfo, role, PASSWORD)
+        logins.set_login_password(migrated_db.conninfo, role, LEAK_PROBE)
     assert stored_password(db, role) is None
 
 
@@ -228,9 +230,9 @@ def test_non_superuser_without_createrole_gets_the_sqlstate(
     someone = login()
     with pytest.raises(logins.LoginError, match="SQLSTATE 42501") as caught:
         logins.set_login_password(
-            pg_server.conninfo(migrated_db.name, someone.name), role, PASSWORD
+            pg_server.conninfo(migrated_db.name, someone.name), role, LEAK_PROBE
         )
-    assert PASSWORD not in str(caught.value)
+    assert LEAK_PROBE not in str(caught.value)
     assert stored_password(db, role) is None
 
 
