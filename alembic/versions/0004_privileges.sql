@@ -8,6 +8,13 @@
 -- Ownership. 0001/0002 ran as the migrating user because symphony_owner did not exist yet. The
 -- SECURITY DEFINER functions must run as symphony_owner, never as a superuser, and the owner of
 -- the tables is the only role that can use them without grants.
+--
+-- PostgreSQL lets a non-superuser migrator (managed PostgreSQL) hand an object to a new owner only
+-- if that owner may CREATE in the object's schema. symphony_owner never keeps that right: it is
+-- granted for the hand-over and revoked again below, inside this revision's transaction, so no
+-- other session ever sees it. For a superuser migrator the pair is a no-op.
+GRANT CREATE ON SCHEMA public TO symphony_owner;
+
 ALTER TYPE public.outbox_attempt_state OWNER TO symphony_owner;
 
 ALTER TABLE public.participant_outbox_sequences OWNER TO symphony_owner;
@@ -25,6 +32,8 @@ ALTER FUNCTION public.complete_outbox_attempt(
     uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer, integer
 ) OWNER TO symphony_owner;
 ALTER FUNCTION public.repair_expired_leases(integer, text) OWNER TO symphony_owner;
+
+REVOKE CREATE ON SCHEMA public FROM symphony_owner;
 
 
 -- Deny by default on schema public. PUBLIC loses CREATE (nobody may plant objects next to ours)

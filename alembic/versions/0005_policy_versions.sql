@@ -41,8 +41,11 @@ CREATE UNIQUE INDEX uq_policy_versions_one_active
 
 
 -- Ownership and deny-by-default, as 0004 did for the outbox objects.
+-- CREATE on public only for the hand-over (a non-superuser migrator needs it; see 0004).
+GRANT CREATE ON SCHEMA public TO symphony_owner;
 ALTER TYPE public.policy_version_status OWNER TO symphony_owner;
 ALTER TABLE public.policy_versions OWNER TO symphony_owner;
+REVOKE CREATE ON SCHEMA public FROM symphony_owner;
 
 REVOKE ALL ON TABLE public.policy_versions FROM PUBLIC;
 
