@@ -103,7 +103,8 @@ def _ledger(args: argparse.Namespace) -> int:
 
     table = Table(title="public.schema_migrations")
     for column in ("version", "description", "checksum", "applied_at", "applied_by", "ms"):
-        table.add_column(column)
+        # The checksum is what auditors compare: never truncate it.
+        table.add_column(column, no_wrap=column in {"version", "checksum", "applied_at"})
     for version, description, checksum, applied_at, applied_by, ms in rows:
         table.add_row(
             version,
