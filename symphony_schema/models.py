@@ -102,8 +102,9 @@ participant_outbox_sequences: Final = Table(
         name=conv("ck_participant_outbox_sequences_next_sequence_id_positive"),
     ),
     comment=(
-        "Next sequence number to hand out per participant. Written only by "
-        "public.bump_participant_outbox_seq()."
+        "Next sequence number to hand out per participant. Written only by the allocator "
+        "upsert, in public.bump_participant_outbox_seq() and inlined in "
+        "public.enqueue_payment_outbox()."
     ),
 )
 

@@ -237,6 +237,20 @@ COMPLETE_OUTBOX_ATTEMPT: Final = function(
 REPAIR_EXPIRED_LEASES: Final = function(
     "repair_expired_leases", ("p_batch_size", "integer"), ("p_worker_id", "text")
 )
+#: Revision 0007: many completions of one worker in one call (ADR 0040).
+COMPLETE_OUTBOX_ATTEMPTS_BATCH: Final = function(
+    "complete_outbox_attempts_batch",
+    ("p_worker_id", "text"),
+    ("p_outbox_ids", "uuid[]"),
+    ("p_lease_tokens", "uuid[]"),
+    ("p_states", "text[]"),
+    ("p_rail_references", "text[]"),
+    ("p_rail_codes", "text[]"),
+    ("p_error_codes", "text[]"),
+    ("p_error_messages", "text[]"),
+    ("p_latency_ms", "integer[]"),
+    ("p_retry_delay_seconds", "integer[]"),
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -249,6 +263,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CLAIM_OUTBOX_BATCH,
     COMPLETE_OUTBOX_ATTEMPT,
     REPAIR_EXPIRED_LEASES,
+    COMPLETE_OUTBOX_ATTEMPTS_BATCH,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -297,7 +312,12 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
             CONTROL: _EXECUTE,
             TEST_USER: _EXECUTE,
         }
-        for spec in (CLAIM_OUTBOX_BATCH, COMPLETE_OUTBOX_ATTEMPT, REPAIR_EXPIRED_LEASES)
+        for spec in (
+            CLAIM_OUTBOX_BATCH,
+            COMPLETE_OUTBOX_ATTEMPT,
+            REPAIR_EXPIRED_LEASES,
+            COMPLETE_OUTBOX_ATTEMPTS_BATCH,
+        )
     },
     **{
         (ObjectKind.FUNCTION, spec.signature): {

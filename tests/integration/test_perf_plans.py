@@ -1,0 +1,163 @@
+"""Plan shapes of the hot path (revisions 0006 and 0007, ADR 0041). No timings here: timed claims
+live in benchmarks/; these tests pin the plans the benchmarks showed to matter.
+
+* Completions find their row by primary key, also when the statistics of the partial lease index
+  say it is empty (a VACUUM ran while nothing was leased): a custom plan, or a skip scan on that
+  index, would walk every lease on every completion.
+* The claim runs on a generic plan (it was re-planned on every call) and leaves the caller's
+  plan_cache_mode as it found it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+if TYPE_CHECKING:
+    from tests.integration.conftest import Outbox
+
+pytestmark = pytest.mark.integration
+
+LEASED = 2000
+
+
+def _plans(conn: psycopg.Connection[Any], statement: str, params: Any = None) -> list[Any]:
+    """Run ``statement`` with auto_explain reporting every nested statement's plan (JSON) as a
+    NOTICE; returns the plans. EXPLAIN cannot see inside a function, auto_explain can."""
+    notices: list[str] = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    settings = {
+        "auto_explain.log_min_duration": "0",
+        "auto_explain.log_analyze": "on",
+        "auto_explain.log_buffers": "on",
+        "auto_explain.log_timing": "off",
+        "auto_explain.log_nested_statements": "on",
+        "auto_explain.log_format": "json",
+        "auto_explain.log_level": "notice",
+    }
+    for setting, value in settings.items():
+        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (setting, value))
+    conn.execute(statement, params)
+    conn.execute("SET auto_explain.log_min_duration = -1")
+    plans = []
+    for notice in notices:
+        _, _, document = notice.partition("plan:")
+        if document.strip().startswith("{"):
+            plans.append(json.loads(document))
+    return plans
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _pending_scans(plans: list[Any]) -> list[dict[str, Any]]:
+    return [
+        node
+        for document in plans
+        for node in _nodes(document["Plan"])
+        if node.get("Relation Name") == "payment_outbox_pending"
+        and node["Node Type"] in {"Index Scan", "Index Only Scan", "Seq Scan", "Bitmap Heap Scan"}
+    ]
+
+
+@pytest.fixture
+def stale_lease_statistics(outbox: Outbox) -> Outbox:
+    """A queue whose partial lease index was vacuumed while empty, then filled with LEASED live
+    leases: the statistics say "no leases" while thousands exist."""
+    outbox.conn.execute(
+        "INSERT INTO public.payment_outbox_pending"
+        " (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,"
+        "  next_attempt_at)"
+        " SELECT 'i-' || g, 'p-' || g, 1, 'k', 'rtgs', '{}'::jsonb,"
+        "        now() - interval '1 hour' + g * interval '1 ms'"
+        " FROM generate_series(1, %s) AS g",
+        (LEASED * 2,),
+    )
+    outbox.conn.execute("VACUUM ANALYZE public.payment_outbox_pending")
+    assert len(outbox.claim(1000, "worker-1", 600)) == 1000
+    assert len(outbox.claim(1000, "worker-1", 600)) == 1000
+    return outbox
+
+
+def _one_lease(outbox: Outbox) -> tuple[Any, Any]:
+    row = outbox.conn.execute(
+        "SELECT outbox_id, lease_token FROM public.payment_outbox_pending"
+        " WHERE claimed_by = 'worker-1' ORDER BY lease_expires_at DESC, outbox_id DESC LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+@pytest.mark.parametrize("state", ["DISPATCHED", "RETRYABLE"])
+def test_completion_reads_the_queue_by_primary_key_despite_stale_statistics(
+    stale_lease_statistics: Outbox, state: str
+) -> None:
+    outbox = stale_lease_statistics
+    outbox_id, token = _one_lease(outbox)
+
+    plans = _plans(
+        outbox.conn,
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'worker-1', %s)",
+        (outbox_id, token, state),
+    )
+
+    scans = _pending_scans(plans)
+    assert scans, "auto_explain reported no read of payment_outbox_pending"
+    for scan in scans:
+        assert scan.get("Index Name") == "pk_payment_outbox_pending", scan
+        assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10, scan
+
+
+def test_batch_completion_reads_the_queue_by_primary_key(stale_lease_statistics: Outbox) -> None:
+    outbox = stale_lease_statistics
+    rows = outbox.conn.execute(
+        "SELECT outbox_id, lease_token FROM public.payment_outbox_pending"
+        " WHERE claimed_by = 'worker-1' ORDER BY outbox_id LIMIT 50"
+    ).fetchall()
+
+    plans = _plans(
+        outbox.conn,
+        "SELECT * FROM public.complete_outbox_attempts_batch('worker-1', %s::uuid[],"
+        " %s::uuid[], array_fill('DISPATCHED'::text, ARRAY[50]))",
+        ([r[0] for r in rows], [r[1] for r in rows]),
+    )
+
+    scans = _pending_scans(plans)
+    assert scans, "auto_explain reported no read of payment_outbox_pending"
+    assert {scan.get("Index Name") for scan in scans} == {"pk_payment_outbox_pending"}
+    assert outbox.counts()[1] == 50
+
+
+def test_claim_runs_on_a_generic_plan_and_restores_plan_cache_mode(outbox: Outbox) -> None:
+    for i in range(20):
+        outbox.enqueue(f"instr-{i}")
+    conn = outbox.conn
+    with conn.transaction():
+        conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+
+        plans = _plans(conn, "SELECT * FROM public.claim_outbox_batch(5, 'worker-1', 30)")
+
+        setting = conn.execute("SELECT pg_catalog.current_setting('plan_cache_mode')").fetchone()
+        assert setting == ("force_custom_plan",), "the caller's plan_cache_mode must be restored"
+    claim_plans = [p for p in plans if _pending_scans([p]) and "WITH unleased" in p["Query Text"]]
+    assert len(claim_plans) == 1
+    conditions = [
+        scan["Index Cond"]
+        for scan in _pending_scans(claim_plans)
+        if scan.get("Index Name") == "ix_payment_outbox_pending_due_unleased"
+    ]
+    # A generic plan compares with the parameter ($n); a custom plan would show the timestamp.
+    assert conditions
+    assert all("$" in condition for condition in conditions), conditions
+    claimed = conn.execute(
+        "SELECT count(*) FROM public.payment_outbox_pending WHERE claimed_by = 'worker-1'"
+    ).fetchone()
+    assert claimed == (5,)
