@@ -1,0 +1,252 @@
+"""Processes of the R4 outbox chaos test: ``python -m tests.torture.outbox_chaos worker|enqueuer``.
+
+They are separate processes so the test can SIGKILL them at any moment, like a crashed executor
+or ingest service. Each writes one JSON line per event to its own log file (line-buffered; a
+kill can cut the last line, which the reader ignores). The test's final accounting reads the
+database first; the logs only add what the database cannot know: which completions a worker
+*knew* to be stale when it sent them, and what each call returned.
+
+Worker: claims a random batch, then per row either completes it (DISPATCHED / RETRYABLE / FAILED
+after a simulated rail call) or turns zombie: it keeps the lease without completing and, once the
+database clock says that lease has expired, sends the completion anyway (a stale completion that
+must be rejected with P7002). Every few loops it repairs expired leases. Any SQLSTATE other than
+P7002 is logged as an error, which fails the test.
+
+Enqueuer: enqueues a range of instructions in chunks (one statement, one transaction per chunk,
+sorted by participant so concurrent chunks lock participants in the same order), re-enqueues a
+few earlier instructions as duplicates, and logs what each call returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import psycopg
+
+RAILS = ("rtgs", "eft", "card")
+STATES = (("DISPATCHED", 0.74), ("RETRYABLE", 0.16), ("FAILED", 0.06))
+ZOMBIE_SHARE = 0.04
+
+CLAIM = (
+    "SELECT outbox_id, attempt_count, lease_token, lease_expires_at"
+    " FROM public.claim_outbox_batch(%s, %s, %s)"
+)
+COMPLETE = (
+    "SELECT attempt_no, state::text FROM public.complete_outbox_attempt("
+    "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s,"
+    " p_latency_ms => %s, p_retry_delay_seconds => 1)"
+)
+REPAIR = "SELECT outbox_id, attempt_no FROM public.repair_expired_leases(%s, %s)"
+ENQUEUE = """
+SELECT a.i, e.outbox_id::text, e.sequence_id, e.state
+  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])
+       WITH ORDINALITY AS a (i, p, k, r, pl, n)
+ CROSS JOIN LATERAL public.enqueue_payment_outbox(a.i, a.p, a.k, a.r, a.pl) AS e
+ ORDER BY a.n
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# The job universe (shared with the test, which checks the ledger against it)
+# --------------------------------------------------------------------------------------------
+
+
+def instruction(n: int) -> str:
+    return f"instr-{n:07d}"
+
+
+def job(n: int, participants: int) -> tuple[str, str, str, str, dict[str, Any]]:
+    """(instruction_id, participant_id, idempotency_key, rail_type, payload) of job ``n``."""
+    rng = random.Random(n)
+    participant = f"participant-{rng.randrange(participants):05d}"
+    payload = {"amount": rng.randrange(1, 10_000_000), "currency": "ZAR", "ref": instruction(n)}
+    return instruction(n), participant, f"key-{n}", RAILS[n % len(RAILS)], payload
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a log (a SIGKILL can cut the last one, or come before the
+    process opened its log)."""
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+class Log:
+    def __init__(self, path: Path) -> None:
+        self._file: TextIO = path.open("a", buffering=1)
+
+    def write(self, **event: Any) -> None:
+        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Worker
+# --------------------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.id: str = args.worker_id
+        self.conn = psycopg.connect(args.conninfo, autocommit=True)
+        self.rng = random.Random(args.seed)
+        self.log = Log(Path(args.log))
+        self.lease_seconds: int = args.lease_seconds
+        self.max_batch: int = args.max_batch
+        self.rail_ms: float = args.rail_ms
+        self.stop = Path(args.stop)
+        self.zombies: list[tuple[Any, ...]] = []
+
+    def run(self) -> None:
+        self.log.write(op="start", w=self.id)
+        loops = 0
+        while not self.stop.exists():
+            loops += 1
+            rows = self.conn.execute(
+                CLAIM, (self.rng.randint(1, self.max_batch), self.id, self.lease_seconds)
+            ).fetchall()
+            for row in rows:
+                self.log.write(op="claim", w=self.id, o=str(row[0]), t=str(row[2]), c=row[1])
+            for row in rows:
+                self.handle(row)
+            self.resolve_zombies()
+            if loops % 4 == 0:
+                self.repair()
+            if not rows:
+                time.sleep(0.02)  # idle back-off of a real worker; nothing is due
+        self.log.write(op="stop", w=self.id)
+
+    def handle(self, row: tuple[Any, ...]) -> None:
+        if self.rng.random() < ZOMBIE_SHARE:
+            self.zombies.append(row)
+            self.log.write(op="zombie", w=self.id, o=str(row[0]), t=str(row[2]))
+            return
+        roll, state = self.rng.random(), "DISPATCHED"
+        for candidate, share in STATES:
+            if roll < share:
+                state = candidate
+                break
+            roll -= share
+        if self.rail_ms:
+            time.sleep(self.rng.uniform(0, self.rail_ms) / 1000)  # the simulated rail call
+        self.complete(row, state, stale=False)
+
+    def resolve_zombies(self) -> None:
+        """Send the zombies' completions once the database clock says their lease expired: such
+        a lease can never become valid again (expiry only moves back, a new claim changes the
+        token), so each of these completions is known to be stale and must get P7002."""
+        if not self.zombies:
+            return
+        now_row = self.conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()
+        assert now_row is not None
+        now = now_row[0]
+        due = [z for z in self.zombies if z[3] < now]
+        self.zombies = [z for z in self.zombies if z[3] >= now]
+        for row in due:
+            self.complete(row, self.rng.choice(("DISPATCHED", "FAILED", "RETRYABLE")), stale=True)
+
+    def complete(self, row: tuple[Any, ...], state: str, *, stale: bool) -> None:
+        outbox_id, _, token, _ = row
+        event: dict[str, Any] = {
+            "op": "complete",
+            "w": self.id,
+            "o": str(outbox_id),
+            "t": str(token),
+            "req": state,
+            "stale": stale,
+        }
+        try:
+            result = self.conn.execute(
+                COMPLETE,
+                (outbox_id, token, self.id, state, f"rail-{token}", self.rng.randint(0, 50)),
+            ).fetchone()
+        except psycopg.Error as exc:
+            self.log.write(**event, res=exc.sqlstate or "client", msg=str(exc)[:300])
+            return
+        assert result is not None
+        self.log.write(**event, res="ok", n=result[0], s=result[1])
+
+    def repair(self) -> None:
+        try:
+            rows = self.conn.execute(REPAIR, (self.rng.randint(1, 20), self.id)).fetchall()
+        except psycopg.Error as exc:
+            self.log.write(op="repair", w=self.id, res=exc.sqlstate or "client", msg=str(exc))
+            return
+        for outbox_id, attempt_no in rows:
+            self.log.write(op="repair", w=self.id, o=str(outbox_id), n=attempt_no, res="ok")
+
+
+# --------------------------------------------------------------------------------------------
+# Enqueuer
+# --------------------------------------------------------------------------------------------
+
+
+def enqueuer(args: argparse.Namespace) -> None:
+    log = Log(Path(args.log))
+    rng = random.Random(args.seed)
+    with psycopg.connect(args.conninfo, autocommit=True) as conn:
+        for start in range(args.start, args.end, args.chunk):
+            numbers = list(range(start, min(start + args.chunk, args.end)))
+            earlier = range(args.first, start)
+            if len(earlier):
+                numbers += rng.sample(earlier, min(3, len(earlier)))  # duplicate enqueues
+            jobs = sorted((job(n, args.participants) for n in numbers), key=lambda j: (j[1], j[0]))
+            rows = conn.execute(
+                ENQUEUE,
+                (
+                    [j[0] for j in jobs],
+                    [j[1] for j in jobs],
+                    [j[2] for j in jobs],
+                    [j[3] for j in jobs],
+                    [json.dumps(j[4]) for j in jobs],
+                ),
+            ).fetchall()
+            log.write(op="enqueue", chunk=start, rows=[list(r) for r in rows])
+            if args.pace:
+                time.sleep(args.pace)  # spread the inflow over the chaos phase
+        log.write(op="done", end=args.end)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="outbox_chaos")
+    sub = parser.add_subparsers(dest="role", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("--conninfo", required=True)
+    w.add_argument("--worker-id", required=True)
+    w.add_argument("--log", required=True)
+    w.add_argument("--stop", required=True)
+    w.add_argument("--seed", type=int, required=True)
+    w.add_argument("--lease-seconds", type=int, default=2)
+    w.add_argument("--max-batch", type=int, default=10)
+    w.add_argument("--rail-ms", type=float, default=2.0)
+    e = sub.add_parser("enqueuer")
+    e.add_argument("--conninfo", required=True)
+    e.add_argument("--log", required=True)
+    e.add_argument("--seed", type=int, required=True)
+    e.add_argument("--first", type=int, required=True)
+    e.add_argument("--start", type=int, required=True)
+    e.add_argument("--end", type=int, required=True)
+    e.add_argument("--chunk", type=int, default=100)
+    e.add_argument("--participants", type=int, required=True)
+    e.add_argument("--pace", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    if args.role == "worker":
+        Worker(args).run()
+    else:
+        enqueuer(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

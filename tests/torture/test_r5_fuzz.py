@@ -1,0 +1,1012 @@
+"""R5: property-based fuzzing of every outbox function's arguments (hypothesis).
+
+Each call runs as a non-superuser login with the runtime roles that may call it (the internal
+``bump_participant_outbox_seq`` and ``outbox_retry_ceiling`` as ``symphony_owner``, the only role
+allowed to). An oracle computed from the arguments and the database state before the call says
+which outcomes the contract (schema.md section 4, ADRs 0004 and 0006) allows:
+
+* success, checked against the contract (the rows written, returned and left alone), or
+* one of the documented SQLSTATEs - 22023 (naming the argument), P7002, P7003, P7004 - or 22P02
+  when a state label is not a value of ``outbox_attempt_state`` at all (PostgreSQL rejects the
+  argument before the function runs; see ADR 0050). Anything else fails the test.
+
+A failed call must leave every Symphony table and the migration ledger unchanged: row counts and
+an md5 of their full contents are compared before and after (read as the superuser).
+
+Where the contract is silent the oracle accepts both answers and says so (``AMBIGUOUS``): strings
+of Unicode-only whitespace, and ids longer than 512 bytes for the indexed id columns (a limit is
+a design decision; a 54000 "index row size" error is not an answer).
+
+``max_examples`` is 200 per function in the default run, 2,000 in the slow variant.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, example, given, seed, settings
+from hypothesis import strategies as st
+
+from symphony_schema.privileges import EXECUTOR, INGEST
+from tests.torture import support
+from tests.torture.conftest import LoginMaker
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = [
+    pytest.param(200, id="200"),
+    pytest.param(2000, id="2000", marks=[pytest.mark.slow, pytest.mark.timeout(1800)]),
+]
+
+#: ASCII whitespace: an id made only of these is "blank" (ADR 0006: whitespace-only -> 22023).
+ASCII_WS = " \t\n\r\x0b\x0c"
+#: Longer indexed ids may be refused (22023) or accepted; they must not crash on the index.
+LONG_ID_BYTES = 512
+
+ENUM_STATES = ("DISPATCHING", "DISPATCHED", "RETRYABLE", "FAILED", "ZOMBIE_REQUEUE")
+DOCUMENTED = {None, "22023", "P7002", "P7003", "P7004"}
+
+
+# --------------------------------------------------------------------------------------------
+# Oracle helpers
+# --------------------------------------------------------------------------------------------
+
+INVALID, AMBIGUOUS, VALID = "invalid", "ambiguous", "valid"
+
+
+def classify(value: str | None, *, indexed: bool) -> str:
+    """How the contract treats a text id: NULL/empty/ASCII-blank is invalid; Unicode-only
+    whitespace and (for indexed ids) very long values are ambiguous."""
+    if value is None or all(ch in ASCII_WS for ch in value):
+        return INVALID
+    if all(ch.isspace() for ch in value):
+        return AMBIGUOUS
+    if indexed and len(value.encode()) > LONG_ID_BYTES:
+        return AMBIGUOUS
+    return VALID
+
+
+@dataclass
+class Expectation:
+    """Allowed outcomes (None = success) and the argument names a 22023 message may name."""
+
+    allowed: set[str | None]
+    names: list[str]
+
+
+def argument_checks(checks: list[tuple[str, str]]) -> Expectation | None:
+    """Fold per-argument classifications, in the order the function checks them, into the
+    outcomes a 22023 could have; None when every argument is valid."""
+    names: list[str] = []
+    ambiguous = False
+    for name, verdict in checks:
+        if verdict == INVALID:
+            return Expectation({"22023"}, [*names, name])
+        if verdict == AMBIGUOUS:
+            names.append(name)
+            ambiguous = True
+    if ambiguous:
+        return Expectation({"22023", None}, names)
+    return None
+
+
+@dataclass
+class Outcome:
+    sqlstate: str | None
+    message: str
+    rows: list[tuple[Any, ...]]
+
+
+def call(conn: psycopg.Connection[Any], query: str, params: Any) -> Outcome:
+    try:
+        rows = conn.execute(query, params).fetchall()
+    except psycopg.Error as exc:
+        return Outcome(exc.sqlstate, str(exc), [])
+    return Outcome(None, "", rows)
+
+
+def judge(
+    outcome: Outcome,
+    expected: Expectation,
+    before: dict[str, tuple[int, str]],
+    after: dict[str, tuple[int, str]],
+    context: Any,
+) -> None:
+    assert outcome.sqlstate in DOCUMENTED | {"22P02"}, (
+        f"undocumented SQLSTATE {outcome.sqlstate}: {outcome.message} ({context})"
+    )
+    assert outcome.sqlstate in expected.allowed, (
+        f"expected one of {sorted(map(str, expected.allowed))}, got {outcome.sqlstate}: "
+        f"{outcome.message} ({context})"
+    )
+    if outcome.sqlstate is not None:
+        assert after == before, f"a failed call ({outcome.sqlstate}) wrote something ({context})"
+    if outcome.sqlstate == "22023":
+        assert any(name in outcome.message for name in expected.names), (
+            f"the 22023 message names none of {expected.names}: {outcome.message}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------------------------
+
+# Values PostgreSQL can represent: text has no NUL and no lone surrogates.
+CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+TEXT = st.text(CHARS, max_size=40)
+ASCII_BLANK = st.text(st.sampled_from(ASCII_WS), max_size=6)
+UNICODE_BLANK = st.text(
+    st.sampled_from("\u00a0\u1680\u2003\u2028\u3000\x1c\x85"), min_size=1, max_size=4
+)
+HUGE = st.integers(600, 9000).flatmap(
+    lambda n: st.binary(min_size=n // 2, max_size=n // 2).map(bytes.hex)
+)
+
+
+def ids(pool: list[str]) -> st.SearchStrategy[str | None]:
+    """Ids: mostly from a small pool (so keys collide), plus NULL, blanks, any text, huge."""
+    return st.one_of(
+        st.sampled_from(pool),
+        st.sampled_from(pool),
+        st.none(),
+        ASCII_BLANK,
+        UNICODE_BLANK,
+        TEXT,
+        HUGE,
+    )
+
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+
+
+def bounded_int(edges: list[int]) -> st.SearchStrategy[int | None]:
+    return st.one_of(st.none(), st.sampled_from(edges), st.integers(-5, 1005), INT32)
+
+
+JSON_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=12,
+)
+OBJECTS = st.dictionaries(TEXT, JSON_VALUES, max_size=5)
+SQL_NULL = ("sql-null",)
+#: A payload is SQL NULL or a JSON document (object or not).
+PAYLOADS = st.one_of(
+    st.just(SQL_NULL),
+    st.sampled_from([{"amount": 100}, {"amount": 200}]),
+    OBJECTS,
+    JSON_VALUES,
+)
+
+
+def payload_param(payload: Any) -> str | None:
+    return None if payload == SQL_NULL else json.dumps(payload)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FuzzDb:
+    admin: psycopg.Connection[Any]  # superuser: snapshots, oracle reads, set-up
+    caller: psycopg.Connection[Any]  # non-superuser login with ingest + executor
+
+    def snapshot(self) -> dict[str, tuple[int, str]]:
+        return support.table_snapshot(self.admin)
+
+    def one(self, query: str, params: Any = None) -> tuple[Any, ...] | None:
+        return self.admin.execute(query, params).fetchone()
+
+
+@pytest.fixture
+def fuzz(db: psycopg.Connection[Any], make_login: LoginMaker) -> Iterator[FuzzDb]:
+    login = make_login(INGEST, EXECUTOR)
+    with login.connect() as caller:
+        yield FuzzDb(db, caller)
+
+
+def hypothesis_settings(examples: int, name: str) -> Callable[[Any], Any]:
+    def apply(test: Any) -> Any:
+        configured = settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=[
+                HealthCheck.too_slow,
+                HealthCheck.data_too_large,
+                HealthCheck.large_base_example,
+            ],
+        )(test)
+        return seed(support.run_seed(name))(configured)
+
+    return apply
+
+
+def enqueue_as_admin(admin: psycopg.Connection[Any], instruction: str, key: str) -> Any:
+    row = admin.execute(
+        "SELECT outbox_id FROM public.enqueue_payment_outbox(%s, 'p-setup', %s, 'rtgs', %s)",
+        (instruction, key, '{"amount": 100}'),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def lease(admin: psycopg.Connection[Any], outbox_id: Any, worker: str, live: bool) -> Any:
+    """Give a queued row a lease directly (the pending table is mutable for the superuser)."""
+    row = admin.execute(
+        "UPDATE public.payment_outbox_pending SET claimed_by = %s,"
+        " lease_token = pg_catalog.gen_random_uuid(),"
+        " lease_expires_at = pg_catalog.clock_timestamp() + %s * interval '1 hour',"
+        " next_attempt_at = LEAST(next_attempt_at, pg_catalog.now())"
+        " WHERE outbox_id = %s RETURNING lease_token",
+        (worker, 1 if live else -1, outbox_id),
+    ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+# --------------------------------------------------------------------------------------------
+# enqueue_payment_outbox
+# --------------------------------------------------------------------------------------------
+
+ENQUEUE = "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb)"
+INSTRUCTIONS = ["i-1", "i-2", "i-3", "i-4"]
+KEYS = ["k-1", "k-2"]
+PARTICIPANTS = ["p-1", "p-2"]
+RAIL_TYPES = ["rtgs", "eft"]
+
+
+def _enqueue_history(fuzz: FuzzDb) -> None:
+    """Give the pool keys every history: queued, dispatched, failed, and a job removed by hand
+    after a retry (only a non-terminal attempt left), so all enqueue paths are reachable."""
+    admin = fuzz.admin
+    for instruction, key, state in (
+        ("i-1", "k-1", None),
+        ("i-2", "k-1", "DISPATCHED"),
+        ("i-3", "k-1", "FAILED"),
+        ("i-4", "k-1", "RETRYABLE"),
+    ):
+        outbox_id = admin.execute(
+            "SELECT outbox_id FROM public.enqueue_payment_outbox(%s, 'p-1', %s, 'rtgs', %s)",
+            (instruction, key, '{"amount": 100}'),
+        ).fetchone()
+        assert outbox_id is not None
+        if state is not None:
+            token = lease(admin, outbox_id[0], "w-setup", live=True)
+            admin.execute(
+                "SELECT public.complete_outbox_attempt(%s, %s, 'w-setup', %s)",
+                (outbox_id[0], token, state),
+            )
+        if state == "RETRYABLE":
+            admin.execute(
+                "DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s", (outbox_id[0],)
+            )
+
+
+def _existing_job(fuzz: FuzzDb, instruction: str, key: str, payload: str | None) -> Any:
+    """(source, outbox_id, sequence_id, created_at, state, participant, rail, same_payload)."""
+    pending = fuzz.one(
+        "SELECT 'pending', outbox_id, sequence_id, created_at, 'PENDING', participant_id,"
+        " rail_type, payload = %s::jsonb FROM public.payment_outbox_pending"
+        " WHERE instruction_id = %s AND idempotency_key = %s",
+        (payload, instruction, key),
+    )
+    if pending is not None:
+        return pending
+    return fuzz.one(
+        "SELECT 'attempt', outbox_id, sequence_id, created_at, state::text, participant_id,"
+        " rail_type, payload = %s::jsonb FROM public.payment_outbox_attempts"
+        " WHERE instruction_id = %s AND idempotency_key = %s"
+        " ORDER BY created_at DESC, attempt_no DESC, attempt_id DESC LIMIT 1",
+        (payload, instruction, key),
+    )
+
+
+def _enqueue_expectation(args: tuple[Any, ...], payload: Any) -> Expectation | None:
+    instruction, participant, key, rail = args
+    not_object = payload == SQL_NULL or not isinstance(payload, dict)
+    return argument_checks(
+        [
+            ("p_instruction_id", classify(instruction, indexed=True)),
+            ("p_participant_id", classify(participant, indexed=True)),
+            ("p_idempotency_key", classify(key, indexed=True)),
+            ("p_rail_type", classify(rail, indexed=False)),
+            ("p_payload", INVALID if not_object else VALID),
+        ]
+    )
+
+
+def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
+    instruction, participant, key, rail = args
+    param = payload_param(payload)
+    expected = _enqueue_expectation(args, payload)
+    existing = None
+    if expected is None or None in expected.allowed:
+        existing = _existing_job(fuzz, instruction, key, param)
+    conflict = existing is not None and (
+        existing[5] != participant or existing[6] != rail or not existing[7]
+    )
+    if expected is None:
+        expected = Expectation({"P7004"} if conflict else {None}, [])
+    elif None in expected.allowed and conflict:  # an ambiguous id that is accepted conflicts
+        expected.allowed = {"22023", "P7004"}
+    next_row = fuzz.one(
+        "SELECT next_sequence_id FROM public.participant_outbox_sequences"
+        " WHERE participant_id = %s",
+        (participant,),
+    )
+    before = fuzz.snapshot()
+    outcome = call(fuzz.caller, ENQUEUE, (instruction, participant, key, rail, param))
+    after = fuzz.snapshot()
+    context = (args, payload)
+    judge(outcome, expected, before, after, context)
+    if outcome.sqlstate is not None:
+        return
+    ((outbox_id, sequence_id, created_at, state),) = outcome.rows
+    if existing is not None:
+        assert (outbox_id, sequence_id, created_at, state) == tuple(existing[1:5]), context
+        assert after == before, f"an idempotent enqueue wrote something ({context})"
+        return
+    assert state == "PENDING", context
+    assert sequence_id == (next_row[0] if next_row else 1), "sequence numbers must be gapless"
+    stored = fuzz.one(
+        "SELECT instruction_id, participant_id, idempotency_key, rail_type, payload = %s::jsonb,"
+        " attempt_count, claimed_by FROM public.payment_outbox_pending WHERE outbox_id = %s",
+        (param, outbox_id),
+    )
+    assert stored == (instruction, participant, key, rail, True, 0, None), context
+    assert after[support.SYMPHONY_TABLES[2]] == before[support.SYMPHONY_TABLES[2]], (
+        "enqueue must not touch the attempts ledger"
+    )
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_enqueue(fuzz: FuzzDb, examples: int) -> None:
+    _enqueue_history(fuzz)
+
+    @hypothesis_settings(examples, "r5-enqueue")
+    @given(
+        instruction=ids(INSTRUCTIONS),
+        participant=ids(PARTICIPANTS),
+        key=ids(KEYS),
+        rail=ids(RAIL_TYPES),
+        payload=PAYLOADS,
+    )
+    @example(
+        instruction="i-9",
+        participant="p-1",
+        key="k-9",
+        rail="rtgs",
+        payload={"blob": "x" * 1_000_000},
+    )
+    @example(
+        instruction="i-8",
+        participant="p-1",
+        key="k-8",
+        rail="rtgs",
+        payload={"deep": json.loads("[" * 200 + "]" * 200)},
+    )
+    @example(instruction="i-1", participant="p-2", key="k-1", rail="rtgs", payload={"amount": 100})
+    def prop(instruction: Any, participant: Any, key: Any, rail: Any, payload: Any) -> None:
+        _check_enqueue(fuzz, (instruction, participant, key, rail), payload)
+
+    prop()
+
+
+# --------------------------------------------------------------------------------------------
+# claim_outbox_batch
+# --------------------------------------------------------------------------------------------
+
+CLAIM = (
+    "SELECT outbox_id, lease_token, lease_expires_at, attempt_count,"
+    " pg_catalog.clock_timestamp() FROM public.claim_outbox_batch(%s, %s, %s)"
+)
+CLAIMABLE = (
+    "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at <= now()"
+    " AND (lease_token IS NULL OR lease_expires_at <= now())"
+)
+
+
+def _fill_queue(admin: psycopg.Connection[Any], rows: int) -> None:
+    admin.execute(
+        "SELECT public.enqueue_payment_outbox('c-' || g, 'p-' || (g %% 3), 'k-' || g, 'rtgs',"
+        " pg_catalog.jsonb_build_object('n', g)) FROM pg_catalog.generate_series(1, %s) AS g",
+        (rows,),
+    )
+
+
+def _reset_leases(admin: psycopg.Connection[Any], live_half: bool) -> None:
+    """Every row due; leases expired, except (with ``live_half``) those of rows whose id hashes
+    even, which get a live lease of another worker."""
+    admin.execute(
+        "UPDATE public.payment_outbox_pending SET next_attempt_at = now() - interval '1 minute',"
+        " claimed_by = COALESCE(claimed_by, 'w-other'),"
+        " lease_token = COALESCE(lease_token, pg_catalog.gen_random_uuid()),"
+        " lease_expires_at = CASE WHEN %s AND pg_catalog.hashtext(outbox_id::text) %% 2 = 0"
+        "   THEN now() + interval '1 hour' ELSE now() - interval '1 minute' END",
+        (live_half,),
+    )
+
+
+def _check_claim(fuzz: FuzzDb, batch: Any, worker: Any, lease_seconds: Any) -> None:
+    expected = argument_checks(
+        [
+            ("p_batch_size", VALID if batch is not None and 1 <= batch <= 1000 else INVALID),
+            ("p_worker_id", classify(worker, indexed=False)),
+            (
+                "p_lease_seconds",
+                VALID if lease_seconds is not None and 1 <= lease_seconds <= 86400 else INVALID,
+            ),
+        ]
+    ) or Expectation({None}, [])
+    claimable_row = fuzz.one(CLAIMABLE)
+    assert claimable_row is not None
+    before = fuzz.snapshot()
+    outcome = call(fuzz.caller, CLAIM, (batch, worker, lease_seconds))
+    after = fuzz.snapshot()
+    context = (batch, worker, lease_seconds)
+    judge(outcome, expected, before, after, context)
+    if outcome.sqlstate is not None:
+        return
+    assert len(outcome.rows) == min(batch, claimable_row[0]), context
+    for outbox_id, token, expires, _, clock in outcome.rows:
+        stored = fuzz.one(
+            "SELECT claimed_by, lease_token, lease_expires_at FROM public.payment_outbox_pending"
+            " WHERE outbox_id = %s",
+            (outbox_id,),
+        )
+        assert stored == (worker, token, expires), context
+        assert 0 <= (clock - expires).total_seconds() + lease_seconds < 60, context
+    for table in support.SYMPHONY_TABLES[2:]:
+        assert after[table] == before[table], f"claim changed {table} ({context})"
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_claim(fuzz: FuzzDb, examples: int) -> None:
+    _fill_queue(fuzz.admin, 30)
+
+    @hypothesis_settings(examples, "r5-claim")
+    @given(
+        batch=bounded_int([0, 1, 1000, 1001, -1]),
+        worker=ids(["w-1", "w-2"]),
+        lease_seconds=bounded_int([0, 1, 86400, 86401, -1]),
+        live_half=st.booleans(),
+    )
+    def prop(batch: Any, worker: Any, lease_seconds: Any, live_half: bool) -> None:
+        _reset_leases(fuzz.admin, live_half)
+        _check_claim(fuzz, batch, worker, lease_seconds)
+
+    prop()
+
+
+# --------------------------------------------------------------------------------------------
+# complete_outbox_attempt
+# --------------------------------------------------------------------------------------------
+
+COMPLETE = (
+    "SELECT attempt_no, state::text FROM public.complete_outbox_attempt(%s, %s, %s,"
+    " %s::public.outbox_attempt_state, %s, %s, %s, %s, %s, %s)"
+)
+
+
+@dataclass
+class Targets:
+    """Rows prepared for one completion example: a live lease, an expired one, no lease."""
+
+    live: tuple[Any, Any]
+    expired: tuple[Any, Any]
+    unleased: Any
+
+
+LIVE_WORKER, EXPIRED_WORKER = "w-live", "w-expired"
+
+
+def _targets(admin: psycopg.Connection[Any]) -> Targets:
+    rows = [
+        r[0]
+        for r in admin.execute(
+            "SELECT outbox_id FROM public.payment_outbox_pending ORDER BY outbox_id LIMIT 3"
+        )
+    ]
+    while len(rows) < 3:
+        name = f"fz-{uuid.uuid4().hex}"
+        rows.append(enqueue_as_admin(admin, name, name))
+    admin.execute(
+        "UPDATE public.payment_outbox_pending SET claimed_by = NULL, lease_token = NULL,"
+        " lease_expires_at = NULL WHERE outbox_id = %s",
+        (rows[2],),
+    )
+    return Targets(
+        live=(rows[0], lease(admin, rows[0], LIVE_WORKER, live=True)),
+        expired=(rows[1], lease(admin, rows[1], EXPIRED_WORKER, live=False)),
+        unleased=rows[2],
+    )
+
+
+STATE_LABELS = st.one_of(
+    st.none(), st.sampled_from(ENUM_STATES), st.sampled_from(ENUM_STATES), TEXT
+)
+OPTIONAL_TEXT = st.one_of(st.none(), TEXT, HUGE)
+
+
+@dataclass(frozen=True)
+class CompletionArgs:
+    target: str  # live | expired | unleased | unknown | null
+    token: str  # match | other | null
+    worker: Any  # "match" or a text strategy value
+    state: Any
+    rail_reference: Any
+    rail_code: Any
+    error_code: Any
+    error_message: Any
+    latency_ms: Any
+    retry_delay: Any
+
+
+def _resolve(args: CompletionArgs, targets: Targets) -> tuple[Any, Any, Any, bool]:
+    """(outbox_id, token, worker, lease matches and is live)."""
+    leases = {"live": targets.live, "expired": targets.expired}
+    outbox_id = {
+        "live": targets.live[0],
+        "expired": targets.expired[0],
+        "unleased": targets.unleased,
+        "unknown": uuid.uuid4(),
+        "null": None,
+    }[args.target]
+    real_token = leases.get(args.target, (None, None))[1]
+    token = {"match": real_token or uuid.uuid4(), "other": uuid.uuid4(), "null": None}[args.token]
+    real_worker = {"live": LIVE_WORKER, "expired": EXPIRED_WORKER}.get(args.target, "w-none")
+    worker = real_worker if args.worker == "match" else args.worker
+    live = args.target == "live" and args.token == "match" and worker == LIVE_WORKER
+    return outbox_id, token, worker, live
+
+
+def _completion_expectation(
+    args: CompletionArgs, outbox_id: Any, token: Any, worker: Any, live: bool
+) -> Expectation:
+    if args.state is not None and args.state not in ENUM_STATES:
+        return Expectation({"22P02"}, [])  # not a value of the enum: rejected before the call
+    invalid = argument_checks(
+        [
+            ("p_outbox_id", INVALID if outbox_id is None else VALID),
+            ("p_lease_token", INVALID if token is None else VALID),
+            ("p_worker_id", classify(worker, indexed=False)),
+            ("p_state", INVALID if args.state is None else VALID),
+            ("p_latency_ms", INVALID if (args.latency_ms or 0) < 0 else VALID),
+        ]
+    )
+    if invalid is not None:
+        if None in invalid.allowed:  # ambiguous worker: refused, or treated like any worker
+            invalid.allowed = {"22023", "P7002"}
+        return invalid
+    if not live:
+        return Expectation({"P7002"}, [])
+    if args.state not in ("DISPATCHED", "FAILED", "RETRYABLE"):
+        return Expectation({"P7003"}, [])
+    return Expectation({None}, [])
+
+
+def _check_completion_success(
+    fuzz: FuzzDb, args: CompletionArgs, outbox_id: Any, outcome: Outcome, ceiling: int
+) -> None:
+    attempt_no, state = outcome.rows[0]
+    highest = fuzz.one(
+        "SELECT max(attempt_no) FROM public.payment_outbox_attempts"
+        " WHERE outbox_id = %s AND attempt_no < %s",
+        (outbox_id, attempt_no),
+    )
+    assert highest is not None and attempt_no == (highest[0] or 0) + 1
+    effective = args.state
+    if effective == "RETRYABLE" and attempt_no >= ceiling:
+        effective = "FAILED"
+    assert state == effective, (args, attempt_no, ceiling)
+    stored = fuzz.one(
+        "SELECT state::text, worker_id, rail_reference, rail_code, error_code, error_message,"
+        " latency_ms, completed_at IS NOT NULL FROM public.payment_outbox_attempts"
+        " WHERE outbox_id = %s AND attempt_no = %s",
+        (outbox_id, attempt_no),
+    )
+    terminal = effective in ("DISPATCHED", "FAILED")
+    assert stored == (
+        effective,
+        LIVE_WORKER,
+        args.rail_reference,
+        args.rail_code,
+        args.error_code,
+        args.error_message,
+        args.latency_ms,
+        terminal,
+    ), args
+    pending = fuzz.one(
+        "SELECT attempt_count, claimed_by, lease_token,"
+        " round(extract(epoch FROM next_attempt_at - pg_catalog.clock_timestamp()))"
+        " FROM public.payment_outbox_pending WHERE outbox_id = %s",
+        (outbox_id,),
+    )
+    if terminal:
+        assert pending is None, "a terminal completion must remove the job from the queue"
+    else:
+        assert pending is not None
+        delay = max(1, args.retry_delay if args.retry_delay is not None else 1)
+        assert pending[:3] == (attempt_no, None, None), args
+        assert abs(float(pending[3]) - delay) <= 30, (pending, delay)
+
+
+def _current_ceiling(fuzz: FuzzDb) -> int:
+    row = fuzz.one("SELECT pg_catalog.current_setting('symphony.outbox_retry_ceiling', true)")
+    value = (row[0] if row else None) or ""
+    return int(value.strip()) if value.strip() else 20
+
+
+COMPLETION_ARGS = st.builds(
+    CompletionArgs,
+    target=st.sampled_from(["live", "live", "live", "expired", "unleased", "unknown", "null"]),
+    token=st.sampled_from(["match", "match", "match", "other", "null"]),
+    worker=st.one_of(st.just("match"), st.just("match"), st.just("match"), ids(["w-x"])),
+    state=STATE_LABELS,
+    rail_reference=OPTIONAL_TEXT,
+    rail_code=OPTIONAL_TEXT,
+    error_code=OPTIONAL_TEXT,
+    error_message=OPTIONAL_TEXT,
+    latency_ms=st.one_of(st.none(), INT32, st.sampled_from([-1, 0])),
+    retry_delay=st.one_of(st.none(), INT32, st.sampled_from([-1, 0, 1])),
+)
+
+
+def _check_complete(fuzz: FuzzDb, args: CompletionArgs, ceiling: int) -> None:
+    targets = _targets(fuzz.admin)
+    outbox_id, token, worker, live = _resolve(args, targets)
+    expected = _completion_expectation(args, outbox_id, token, worker, live)
+    before = fuzz.snapshot()
+    outcome = call(
+        fuzz.caller,
+        COMPLETE,
+        (
+            outbox_id,
+            token,
+            worker,
+            args.state,
+            args.rail_reference,
+            args.rail_code,
+            args.error_code,
+            args.error_message,
+            args.latency_ms,
+            args.retry_delay,
+        ),
+    )
+    after = fuzz.snapshot()
+    judge(outcome, expected, before, after, args)
+    if outcome.sqlstate is None:
+        _check_completion_success(fuzz, args, outbox_id, outcome, ceiling)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_complete(fuzz: FuzzDb, examples: int) -> None:
+    fuzz.caller.execute("SET symphony.outbox_retry_ceiling = '3'")
+
+    @hypothesis_settings(examples, "r5-complete")
+    @given(args=COMPLETION_ARGS)
+    def prop(args: CompletionArgs) -> None:
+        _check_complete(fuzz, args, ceiling=3)
+
+    prop()
+
+
+# --------------------------------------------------------------------------------------------
+# repair_expired_leases
+# --------------------------------------------------------------------------------------------
+
+REPAIR = "SELECT outbox_id, attempt_no FROM public.repair_expired_leases(%s, %s)"
+
+
+def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
+    expected = argument_checks(
+        [
+            ("p_batch_size", VALID if batch is not None and 1 <= batch <= 1000 else INVALID),
+            ("p_worker_id", classify(worker, indexed=False)),
+        ]
+    ) or Expectation({None}, [])
+    expired = {
+        row[0]: (row[1], row[2])
+        for row in fuzz.admin.execute(
+            "SELECT p.outbox_id, p.claimed_by, (SELECT COALESCE(max(a.attempt_no), 0)"
+            " FROM public.payment_outbox_attempts AS a WHERE a.outbox_id = p.outbox_id)"
+            " FROM public.payment_outbox_pending AS p"
+            " WHERE p.lease_token IS NOT NULL"
+            " AND p.lease_expires_at <= pg_catalog.clock_timestamp()"
+        )
+    }
+    live_before = fuzz.admin.execute(
+        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        " ORDER BY outbox_id"
+    ).fetchall()
+    before = fuzz.snapshot()
+    outcome = call(fuzz.caller, REPAIR, (batch, worker))
+    after = fuzz.snapshot()
+    context = (batch, worker)
+    judge(outcome, expected, before, after, context)
+    if outcome.sqlstate is not None:
+        return
+    assert len(outcome.rows) == min(batch, len(expired)), context
+    for outbox_id, attempt_no in outcome.rows:
+        lost_worker, highest = expired[outbox_id]
+        assert attempt_no == highest + 1, context
+        stored = fuzz.one(
+            "SELECT a.state::text, a.worker_id, a.error_code, p.attempt_count, p.lease_token"
+            " FROM public.payment_outbox_attempts AS a JOIN public.payment_outbox_pending AS p"
+            " USING (outbox_id) WHERE a.outbox_id = %s AND a.attempt_no = %s",
+            (outbox_id, attempt_no),
+        )
+        assert stored == ("ZOMBIE_REQUEUE", lost_worker, "LEASE_EXPIRED", attempt_no, None)
+    live_after = fuzz.admin.execute(
+        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        " ORDER BY outbox_id"
+    ).fetchall()
+    assert live_after == live_before, "repair touched a live lease"
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_repair(fuzz: FuzzDb, examples: int) -> None:
+    _fill_queue(fuzz.admin, 8)  # every repair appends to the ledger: keep it small
+
+    @hypothesis_settings(examples, "r5-repair")
+    @given(
+        batch=bounded_int([0, 1, 1000, 1001, -1]),
+        worker=ids(["w-r"]),
+        live_half=st.booleans(),
+    )
+    def prop(batch: Any, worker: Any, live_half: bool) -> None:
+        _reset_leases(fuzz.admin, live_half)
+        _check_repair(fuzz, batch, worker)
+
+    prop()
+
+
+# --------------------------------------------------------------------------------------------
+# The retry ceiling GUC
+# --------------------------------------------------------------------------------------------
+
+GUC = "symphony.outbox_retry_ceiling"
+GUC_VALUES = st.one_of(
+    st.integers(-5, 25).map(str),
+    st.integers(0, 2**40).map(str),
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "  7  ",
+            "\t7",
+            "7\n",
+            "+3",
+            "-1",
+            "0",
+            "1.5",
+            "1e3",
+            "abc",
+            "2147483647",
+            "2147483648",
+            "00000000003",
+            "\u0663",
+            "3 3",
+            "0x10",
+        ]
+    ),
+    TEXT,
+)
+
+
+def ceiling_oracle(value: str) -> set[int | str]:
+    """What ``outbox_retry_ceiling()`` may return for a GUC value (ADR 0004): plain ASCII
+    digits 1..2147483647 with surrounding spaces; empty -> 20; anything else 22023. Other
+    surrounding whitespace (tabs, newlines) is not defined: the value or 22023 (or 20 if only
+    whitespace)."""
+    stripped = value.strip(" ")
+    if stripped == "":
+        return {20}
+    if stripped.isascii() and stripped.isdigit() and 1 <= int(stripped) <= 2**31 - 1:
+        # More than ten digits (leading zeros) is not defined either way.
+        return {int(stripped)} if len(stripped) <= 10 else {int(stripped), "22023"}
+    loose = value.strip()
+    if loose != stripped:
+        if loose == "":
+            return {20, "22023"}
+        if loose.isascii() and loose.isdigit() and 1 <= int(loose) <= 2**31 - 1:
+            return {int(loose), "22023"}
+    return {"22023"}
+
+
+def _check_ceiling(fuzz: FuzzDb, value: str) -> None:
+    allowed = ceiling_oracle(value)
+    # Directly, as the owner (the only role that may call it).
+    fuzz.admin.execute("SET ROLE symphony_owner")
+    try:
+        fuzz.admin.execute("SELECT pg_catalog.set_config(%s, %s, false)", (GUC, value))
+        direct = call(fuzz.admin, "SELECT public.outbox_retry_ceiling()", None)
+        fuzz.admin.execute(f"RESET {GUC}")
+    finally:
+        fuzz.admin.execute("RESET ROLE")
+    got: int | str = direct.rows[0][0] if direct.sqlstate is None else str(direct.sqlstate)
+    assert got in allowed, f"GUC {value!r}: got {got}, expected {allowed}: {direct.message}"
+    if direct.sqlstate is not None:
+        assert GUC in direct.message, direct.message
+
+    # Through a RETRYABLE completion as the executor login, on a live lease.
+    targets = _targets(fuzz.admin)
+    outbox_id, token = targets.live
+    fuzz.caller.execute("SELECT pg_catalog.set_config(%s, %s, false)", (GUC, value))
+    before = fuzz.snapshot()
+    outcome = call(
+        fuzz.caller,
+        COMPLETE,
+        (outbox_id, token, LIVE_WORKER, "RETRYABLE", None, None, None, None, None, None),
+    )
+    after = fuzz.snapshot()
+    fuzz.caller.execute(f"RESET {GUC}")
+    numeric = {v for v in allowed if isinstance(v, int)}
+    expected = Expectation({None} if numeric else set(), [GUC])
+    if "22023" in allowed:
+        expected.allowed.add("22023")
+    judge(outcome, expected, before, after, value)
+    if outcome.sqlstate is None:
+        attempt_no, state = outcome.rows[0]
+        assert state in {"FAILED" if attempt_no >= c else "RETRYABLE" for c in numeric}, (
+            value,
+            attempt_no,
+            state,
+        )
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_retry_ceiling_guc(fuzz: FuzzDb, examples: int) -> None:
+    @hypothesis_settings(examples, "r5-ceiling")
+    @given(value=GUC_VALUES)
+    def prop(value: str) -> None:
+        _check_ceiling(fuzz, value)
+
+    prop()
+
+
+# --------------------------------------------------------------------------------------------
+# bump_participant_outbox_seq (internal: owner only) and the UUID helpers (no arguments)
+# --------------------------------------------------------------------------------------------
+
+
+def _check_bump(fuzz: FuzzDb, participant: Any) -> None:
+    expected = argument_checks(
+        [("p_participant_id", classify(participant, indexed=True))]
+    ) or Expectation({None}, [])
+    previous = fuzz.one(
+        "SELECT next_sequence_id FROM public.participant_outbox_sequences"
+        " WHERE participant_id = %s",
+        (participant,),
+    )
+    denied = call(fuzz.caller, "SELECT public.bump_participant_outbox_seq(%s)", (participant,))
+    assert denied.sqlstate == "42501", "only the owner may call the allocator"
+    before = fuzz.snapshot()
+    fuzz.admin.execute("SET ROLE symphony_owner")
+    try:
+        outcome = call(fuzz.admin, "SELECT public.bump_participant_outbox_seq(%s)", (participant,))
+    finally:
+        fuzz.admin.execute("RESET ROLE")
+    after = fuzz.snapshot()
+    judge(outcome, expected, before, after, participant)
+    if outcome.sqlstate is None:
+        assert outcome.rows == [((previous[0] if previous else 1),)], participant
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_sequence_allocator(fuzz: FuzzDb, examples: int) -> None:
+    @hypothesis_settings(examples, "r5-bump")
+    @given(participant=ids(PARTICIPANTS))
+    def prop(participant: Any) -> None:
+        _check_bump(fuzz, participant)
+
+    prop()
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_uuid_helpers_have_no_arguments_to_fuzz_and_always_answer_v7(
+    fuzz: FuzzDb, examples: int
+) -> None:
+    rows = fuzz.caller.execute(
+        "SELECT public.uuid_v7_or_random(), public.uuid_strategy()"
+        " FROM pg_catalog.generate_series(1, %s)",
+        (examples,),
+    ).fetchall()
+    generated = [row[0] for row in rows]
+    assert {row[1] for row in rows} == {"uuidv7"}
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 for u in generated)
+    assert generated == sorted(generated) and len(set(generated)) == len(generated)
+    for bad in ("SELECT public.uuid_v7_or_random(1)", "SELECT public.uuid_strategy('x')"):
+        assert call(fuzz.caller, bad, None).sqlstate == "42883"
+
+
+# --------------------------------------------------------------------------------------------
+# Minimal reproductions of what the fuzzers found (docs/reliability.md, "Defects found")
+# --------------------------------------------------------------------------------------------
+
+BLANK_ARGUMENTS = {
+    "enqueue p_instruction_id": (
+        "SELECT * FROM public.enqueue_payment_outbox(%s, 'p', 'k', 'rtgs', '{}')",
+        "p_instruction_id",
+    ),
+    "enqueue p_participant_id": (
+        "SELECT * FROM public.enqueue_payment_outbox('i', %s, 'k', 'rtgs', '{}')",
+        "p_participant_id",
+    ),
+    "enqueue p_idempotency_key": (
+        "SELECT * FROM public.enqueue_payment_outbox('i', 'p', %s, 'rtgs', '{}')",
+        "p_idempotency_key",
+    ),
+    "enqueue p_rail_type": (
+        "SELECT * FROM public.enqueue_payment_outbox('i', 'p', 'k', %s, '{}')",
+        "p_rail_type",
+    ),
+    "claim p_worker_id": ("SELECT * FROM public.claim_outbox_batch(1, %s, 30)", "p_worker_id"),
+    "complete p_worker_id": (
+        "SELECT * FROM public.complete_outbox_attempt(gen_random_uuid(), gen_random_uuid(), %s,"
+        " 'DISPATCHED')",
+        "p_worker_id",
+    ),
+    "repair p_worker_id": ("SELECT * FROM public.repair_expired_leases(1, %s)", "p_worker_id"),
+}
+
+
+@pytest.mark.parametrize("case", list(BLANK_ARGUMENTS))
+def test_whitespace_only_ids_are_invalid_arguments(fuzz: FuzzDb, case: str) -> None:
+    """ADR 0006: NULL, empty or blank (whitespace-only) ids raise 22023. Tabs and line breaks
+    are whitespace too, not only spaces."""
+    query, argument = BLANK_ARGUMENTS[case]
+    _fill_queue(fuzz.admin, 2)
+    for blank in ("\t", "\n", " \r\n ", "\x0b", "\x0c"):
+        before = fuzz.snapshot()
+        outcome = call(fuzz.caller, query, (blank,))
+        assert (outcome.sqlstate, argument in outcome.message) == ("22023", True), (
+            f"{case} = {blank!r}: {outcome.sqlstate or 'accepted'} {outcome.message}"
+        )
+        assert fuzz.snapshot() == before
+
+
+@pytest.mark.parametrize("argument", ["p_instruction_id", "p_participant_id", "p_idempotency_key"])
+def test_ids_too_long_for_the_indexes_are_invalid_arguments(fuzz: FuzzDb, argument: str) -> None:
+    """An id the unique indexes cannot hold must be refused as an invalid argument (22023 naming
+    it), not end in 54000 "index row size exceeds btree maximum"."""
+    huge = secrets.token_hex(1600)  # 3,200 bytes that do not compress
+    args = {
+        "p_instruction_id": "i",
+        "p_participant_id": "p",
+        "p_idempotency_key": "k",
+        argument: huge,
+    }
+    before = fuzz.snapshot()
+    outcome = call(
+        fuzz.caller,
+        ENQUEUE,
+        (
+            args["p_instruction_id"],
+            args["p_participant_id"],
+            args["p_idempotency_key"],
+            "rtgs",
+            "{}",
+        ),
+    )
+    assert (outcome.sqlstate, argument in outcome.message) == ("22023", True), (
+        f"{outcome.sqlstate}: {outcome.message}"
+    )
+    assert fuzz.snapshot() == before
