@@ -10,7 +10,10 @@ Worker: claims a random batch, then per row either completes it (DISPATCHED / RE
 after a simulated rail call) or turns zombie: it keeps the lease without completing and, once the
 database clock says that lease has expired, sends the completion anyway (a stale completion that
 must be rejected with P7002). Every few loops it repairs expired leases. Any SQLSTATE other than
-P7002 is logged as an error, which fails the test.
+P7002 is logged as an error, which fails the test. With ``--batch`` the worker completes its
+claim (and its expired zombies) in one ``complete_outbox_attempts_batch`` call: all or nothing,
+so a P7002 names the stale elements in its DETAIL; those are logged as rejected and the rest is
+completed again (ADR 0040).
 
 Enqueuer: enqueues a range of instructions in chunks (one statement, one transaction per chunk,
 sorted by participant so concurrent chunks lock participants in the same order), re-enqueues a
@@ -32,6 +35,8 @@ import psycopg
 RAILS = ("rtgs", "eft", "card")
 STATES = (("DISPATCHED", 0.74), ("RETRYABLE", 0.16), ("FAILED", 0.06))
 ZOMBIE_SHARE = 0.04
+MAX_BATCH = 10  # claim batch sizes are 1..MAX_BATCH
+MAX_REPAIR = 20  # repair batch sizes are 1..MAX_REPAIR
 
 CLAIM = (
     "SELECT outbox_id, attempt_count, lease_token, lease_expires_at"
@@ -42,7 +47,13 @@ COMPLETE = (
     "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s,"
     " p_latency_ms => %s, p_retry_delay_seconds => 1)"
 )
+COMPLETE_BATCH = (
+    "SELECT outbox_id, attempt_no, state::text FROM public.complete_outbox_attempts_batch("
+    "%s, %s::uuid[], %s::uuid[], %s::text[], p_rail_references => %s::text[],"
+    " p_latency_ms => %s::integer[])"
+)
 REPAIR = "SELECT outbox_id, attempt_no FROM public.repair_expired_leases(%s, %s)"
+STALE_DETAIL = "stale outbox ids: "
 ENQUEUE = """
 SELECT a.i, e.outbox_id::text, e.sequence_id, e.state
   FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[])
@@ -106,6 +117,7 @@ class Worker:
         self.max_batch: int = args.max_batch
         self.rail_ms: float = args.rail_ms
         self.stop = Path(args.stop)
+        self.batch: bool = args.batch
         self.zombies: list[tuple[Any, ...]] = []
 
     def run(self) -> None:
@@ -118,68 +130,134 @@ class Worker:
             ).fetchall()
             for row in rows:
                 self.log.write(op="claim", w=self.id, o=str(row[0]), t=str(row[2]), c=row[1])
-            for row in rows:
-                self.handle(row)
-            self.resolve_zombies()
+            if self.batch:
+                self.handle_batch(rows)
+            else:
+                for row in rows:
+                    self.handle(row)
+                self.resolve_zombies()
             if loops % 4 == 0:
                 self.repair()
             if not rows:
                 time.sleep(0.02)  # idle back-off of a real worker; nothing is due
         self.log.write(op="stop", w=self.id)
 
-    def handle(self, row: tuple[Any, ...]) -> None:
+    def turns_zombie(self, row: tuple[Any, ...]) -> bool:
         if self.rng.random() < ZOMBIE_SHARE:
             self.zombies.append(row)
             self.log.write(op="zombie", w=self.id, o=str(row[0]), t=str(row[2]))
-            return
-        roll, state = self.rng.random(), "DISPATCHED"
+            return True
+        return False
+
+    def outcome(self) -> str:
+        roll = self.rng.random()
         for candidate, share in STATES:
             if roll < share:
-                state = candidate
-                break
+                return candidate
             roll -= share
+        return "DISPATCHED"
+
+    def rail_call(self) -> None:
         if self.rail_ms:
             time.sleep(self.rng.uniform(0, self.rail_ms) / 1000)  # the simulated rail call
-        self.complete(row, state, stale=False)
 
-    def resolve_zombies(self) -> None:
-        """Send the zombies' completions once the database clock says their lease expired: such
-        a lease can never become valid again (expiry only moves back, a new claim changes the
-        token), so each of these completions is known to be stale and must get P7002."""
+    def handle(self, row: tuple[Any, ...]) -> None:
+        if not self.turns_zombie(row):
+            self.rail_call()
+            self.complete(row, self.outcome(), stale=False)
+
+    def due_zombies(self) -> list[tuple[Any, ...]]:
+        """Zombies whose lease the database clock says has expired: such a lease can never
+        become valid again (expiry only moves back, a new claim changes the token), so their
+        completions are known to be stale and must get P7002."""
         if not self.zombies:
-            return
+            return []
         now_row = self.conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()
         assert now_row is not None
         now = now_row[0]
         due = [z for z in self.zombies if z[3] < now]
         self.zombies = [z for z in self.zombies if z[3] >= now]
-        for row in due:
+        return due
+
+    def resolve_zombies(self) -> None:
+        for row in self.due_zombies():
             self.complete(row, self.rng.choice(("DISPATCHED", "FAILED", "RETRYABLE")), stale=True)
+
+    def handle_batch(self, rows: list[tuple[Any, ...]]) -> None:
+        items = []
+        for row in rows:
+            if not self.turns_zombie(row):
+                self.rail_call()
+                items.append((row, self.outcome(), False))
+        for row in self.due_zombies():
+            items.append((row, self.rng.choice(("DISPATCHED", "FAILED", "RETRYABLE")), True))
+        self.complete_batch(items)
+
+    def complete_batch(self, items: list[tuple[tuple[Any, ...], str, bool]]) -> None:
+        """All or nothing: on P7002 log the elements its DETAIL names as rejected and complete
+        the others again."""
+        while items:
+            try:
+                result = self.conn.execute(
+                    COMPLETE_BATCH,
+                    (
+                        self.id,
+                        [row[0] for row, _, _ in items],
+                        [row[2] for row, _, _ in items],
+                        [state for _, state, _ in items],
+                        [f"rail-{row[2]}" for row, _, _ in items],
+                        [self.rng.randint(0, 50) for _ in items],
+                    ),
+                ).fetchall()
+            except psycopg.Error as exc:
+                detail = exc.diag.message_detail or ""
+                stale = set(detail.removeprefix(STALE_DETAIL).split(", ")) if detail else set()
+                named = [item for item in items if str(item[0][0]) in stale]
+                if exc.sqlstate != "P7002" or not named:
+                    for row, state, was_stale in items:
+                        self.log_completion(
+                            row, state, was_stale, res=exc.sqlstate or "client", msg=str(exc)[:300]
+                        )
+                    return
+                for row, state, was_stale in named:
+                    self.log_completion(row, state, was_stale, res="P7002")
+                items = [item for item in items if str(item[0][0]) not in stale]
+                continue
+            for (row, state, was_stale), (outbox_id, attempt_no, effective) in zip(
+                items, result, strict=True
+            ):
+                assert outbox_id == row[0], "batch results must come in input order"
+                self.log_completion(row, state, was_stale, res="ok", n=attempt_no, s=effective)
+            return
+
+    def log_completion(self, row: tuple[Any, ...], state: str, stale: bool, **result: Any) -> None:
+        self.log.write(
+            op="complete",
+            w=self.id,
+            o=str(row[0]),
+            t=str(row[2]),
+            req=state,
+            stale=stale,
+            b=self.batch,
+            **result,
+        )
 
     def complete(self, row: tuple[Any, ...], state: str, *, stale: bool) -> None:
         outbox_id, _, token, _ = row
-        event: dict[str, Any] = {
-            "op": "complete",
-            "w": self.id,
-            "o": str(outbox_id),
-            "t": str(token),
-            "req": state,
-            "stale": stale,
-        }
         try:
             result = self.conn.execute(
                 COMPLETE,
                 (outbox_id, token, self.id, state, f"rail-{token}", self.rng.randint(0, 50)),
             ).fetchone()
         except psycopg.Error as exc:
-            self.log.write(**event, res=exc.sqlstate or "client", msg=str(exc)[:300])
+            self.log_completion(row, state, stale, res=exc.sqlstate or "client", msg=str(exc)[:300])
             return
         assert result is not None
-        self.log.write(**event, res="ok", n=result[0], s=result[1])
+        self.log_completion(row, state, stale, res="ok", n=result[0], s=result[1])
 
     def repair(self) -> None:
         try:
-            rows = self.conn.execute(REPAIR, (self.rng.randint(1, 20), self.id)).fetchall()
+            rows = self.conn.execute(REPAIR, (self.rng.randint(1, MAX_REPAIR), self.id)).fetchall()
         except psycopg.Error as exc:
             self.log.write(op="repair", w=self.id, res=exc.sqlstate or "client", msg=str(exc))
             return
@@ -228,8 +306,9 @@ def main(argv: list[str]) -> int:
     w.add_argument("--stop", required=True)
     w.add_argument("--seed", type=int, required=True)
     w.add_argument("--lease-seconds", type=int, default=2)
-    w.add_argument("--max-batch", type=int, default=10)
+    w.add_argument("--max-batch", type=int, default=MAX_BATCH)
     w.add_argument("--rail-ms", type=float, default=2.0)
+    w.add_argument("--batch", action="store_true", help="complete with the batch function")
     e = sub.add_parser("enqueuer")
     e.add_argument("--conninfo", required=True)
     e.add_argument("--log", required=True)

@@ -3,6 +3,8 @@ they hold leases, leases yanked into the past, zombie workers completing stale l
 
 Processes (``tests/torture/outbox_chaos.py``): enqueuers as an ingest login, workers as an
 executor login (non-superusers, runtime-role memberships), all killed at random and restarted.
+Half the workers complete one job per call, the other half a whole claim per call with the
+batched completion (``complete_outbox_attempts_batch``, all or nothing, ADR 0040).
 An expirer thread (superuser; the pending table is mutable for the owner) moves random live
 leases into the past and remembers every lease token it expired.
 
@@ -156,6 +158,7 @@ class Harness:
                 str(self.config.lease_seconds),
                 "--rail-ms",
                 str(self.config.rail_ms),
+                *(["--batch"] if self._spawned % 2 == 0 else []),
             ],
             name,
         )
@@ -404,6 +407,7 @@ class LogFacts:
     repairs: dict[tuple[str, int], str] = field(default_factory=dict)
     ceiling_failures: int = 0
     held_at_kill: int = 0
+    batch_results: Counter[str] = field(default_factory=Counter)
     enqueue_answers: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -427,6 +431,8 @@ def _read_logs(h: Harness) -> LogFacts:
             elif op == "complete":
                 held.discard(event["t"])
                 facts.results[event["res"]] += 1
+                if event.get("b"):
+                    facts.batch_results[event["res"]] += 1
                 if event["stale"]:
                     facts.stale_results[event["res"]] += 1
                 if event["res"] not in ("ok", "P7002"):
@@ -487,10 +493,11 @@ def _log_violations(
         problems["logged repairs missing from the ledger"] = bad_repairs[:10]
     completions_in_ledger = sum(s != "ZOMBIE_REQUEUE" for _, s in ledger.values())
     repairs_in_ledger = len(ledger) - completions_in_ledger
-    # A SIGKILL between a call's commit and its log line loses at most that one line.
+    # A SIGKILL between a call's commit and its log lines loses at most that call's lines: one
+    # completion, or one batch (at most MAX_BATCH), or one repair call (at most MAX_REPAIR).
     unlogged = completions_in_ledger - len(facts.ok_completions)
     unlogged += repairs_in_ledger - len(facts.repairs)
-    if unlogged > h.kills["worker"]:
+    if unlogged > h.kills["worker"] * max(chaos.MAX_BATCH, chaos.MAX_REPAIR):
         problems["ledger rows no log explains"] = unlogged
     answers = [i for i, ids in facts.enqueue_answers.items() if len(ids) != 1]
     if answers:
@@ -503,6 +510,8 @@ def _log_violations(
         "completions_ok": len(facts.ok_completions),
         "lease_lost_P7002": facts.results["P7002"],
         "stale_completions_sent": sum(facts.stale_results.values()),
+        "batch_completions_ok": facts.batch_results["ok"],
+        "batch_elements_rejected_P7002": facts.batch_results["P7002"],
         "zombie_requeues": repairs_in_ledger,
         "retry_ceiling_failures": facts.ceiling_failures,
         "worker_kills": h.kills["worker"],
@@ -564,6 +573,8 @@ def _chaos_test(
         "leases_expired_by_chaos",
         "lease_lost_P7002",
         "stale_completions_sent",
+        "batch_completions_ok",
+        "batch_elements_rejected_P7002",
         "zombie_requeues",
         "retry_ceiling_failures",
     ):

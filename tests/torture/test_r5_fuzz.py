@@ -82,19 +82,15 @@ class Expectation:
 
 
 def argument_checks(checks: list[tuple[str, str]]) -> Expectation | None:
-    """Fold per-argument classifications, in the order the function checks them, into the
-    outcomes a 22023 could have; None when every argument is valid."""
-    names: list[str] = []
-    ambiguous = False
-    for name, verdict in checks:
-        if verdict == INVALID:
-            return Expectation({"22023"}, [*names, name])
-        if verdict == AMBIGUOUS:
-            names.append(name)
-            ambiguous = True
-    if ambiguous:
-        return Expectation({"22023", None}, names)
-    return None
+    """Fold per-argument classifications into the outcomes allowed; None when every argument is
+    valid. A 22023 may name any invalid or ambiguous argument (the contract does not fix the
+    order in which a function checks them)."""
+    names = [name for name, verdict in checks if verdict != VALID]
+    if not names:
+        return None
+    if any(verdict == INVALID for _, verdict in checks):
+        return Expectation({"22023"}, names)
+    return Expectation({"22023", None}, names)
 
 
 @dataclass
@@ -141,6 +137,7 @@ def judge(
 # Values PostgreSQL can represent: text has no NUL and no lone surrogates.
 CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 TEXT = st.text(CHARS, max_size=40)
+TEXT_NONEMPTY = st.text(CHARS, min_size=1, max_size=40)
 ASCII_BLANK = st.text(st.sampled_from(ASCII_WS), max_size=6)
 UNICODE_BLANK = st.text(
     st.sampled_from("\u00a0\u1680\u2003\u2028\u3000\x1c\x85"), min_size=1, max_size=4
@@ -150,24 +147,34 @@ HUGE = st.integers(600, 9000).flatmap(
 )
 
 
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Pick a strategy with the given relative weights (``st.one_of`` weighs its branches by
+    its own rules and merges equal ones, which starves the valid cases)."""
+    strategies = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.sampled_from(strategies).flatmap(lambda strategy: strategy)
+
+
 def ids(pool: list[str]) -> st.SearchStrategy[str | None]:
-    """Ids: mostly from a small pool (so keys collide), plus NULL, blanks, any text, huge."""
-    return st.one_of(
-        st.sampled_from(pool),
-        st.sampled_from(pool),
-        st.none(),
-        ASCII_BLANK,
-        UNICODE_BLANK,
-        TEXT,
-        HUGE,
+    """Ids: mostly valid - from a small pool (so keys collide) or any text - plus NULL, blanks,
+    Unicode blanks and huge values."""
+    return weighted(
+        (5, st.sampled_from(pool)),
+        (3, TEXT_NONEMPTY),
+        (1, st.none()),
+        (1, ASCII_BLANK),
+        (1, UNICODE_BLANK),
+        (1, HUGE),
     )
 
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 
 
-def bounded_int(edges: list[int]) -> st.SearchStrategy[int | None]:
-    return st.one_of(st.none(), st.sampled_from(edges), st.integers(-5, 1005), INT32)
+def bounded_int(edges: list[int], low: int, high: int) -> st.SearchStrategy[int | None]:
+    """Mostly inside [low, high], plus NULL, the edges around it and any 32-bit integer."""
+    return weighted(
+        (6, st.integers(low, high)), (1, st.none()), (1, st.sampled_from(edges)), (1, INT32)
+    )
 
 
 JSON_SCALARS = st.one_of(
@@ -185,11 +192,11 @@ JSON_VALUES = st.recursive(
 OBJECTS = st.dictionaries(TEXT, JSON_VALUES, max_size=5)
 SQL_NULL = ("sql-null",)
 #: A payload is SQL NULL or a JSON document (object or not).
-PAYLOADS = st.one_of(
-    st.just(SQL_NULL),
-    st.sampled_from([{"amount": 100}, {"amount": 200}]),
-    OBJECTS,
-    JSON_VALUES,
+PAYLOADS = weighted(
+    (1, st.just(SQL_NULL)),
+    (3, st.sampled_from([{"amount": 100}, {"amount": 200}])),
+    (3, OBJECTS),
+    (2, JSON_VALUES),
 )
 
 
@@ -270,6 +277,23 @@ INSTRUCTIONS = ["i-1", "i-2", "i-3", "i-4"]
 KEYS = ["k-1", "k-2"]
 PARTICIPANTS = ["p-1", "p-2"]
 RAIL_TYPES = ["rtgs", "eft"]
+
+
+#: Well-formed calls (pooled ids, object payloads: success, a duplicate, or P7004) most of the
+#: time, anything the strategies produce otherwise.
+ENQUEUE_ARGS = weighted(
+    (
+        6,
+        st.tuples(
+            st.sampled_from(INSTRUCTIONS),
+            st.sampled_from(PARTICIPANTS),
+            st.sampled_from(KEYS),
+            st.sampled_from(RAIL_TYPES),
+            weighted((3, st.sampled_from([{"amount": 100}, {"amount": 200}])), (1, OBJECTS)),
+        ),
+    ),
+    (4, st.tuples(ids(INSTRUCTIONS), ids(PARTICIPANTS), ids(KEYS), ids(RAIL_TYPES), PAYLOADS)),
+)
 
 
 def _enqueue_history(fuzz: FuzzDb) -> None:
@@ -381,30 +405,12 @@ def test_fuzz_enqueue(fuzz: FuzzDb, examples: int) -> None:
     _enqueue_history(fuzz)
 
     @hypothesis_settings(examples, "r5-enqueue")
-    @given(
-        instruction=ids(INSTRUCTIONS),
-        participant=ids(PARTICIPANTS),
-        key=ids(KEYS),
-        rail=ids(RAIL_TYPES),
-        payload=PAYLOADS,
-    )
-    @example(
-        instruction="i-9",
-        participant="p-1",
-        key="k-9",
-        rail="rtgs",
-        payload={"blob": "x" * 1_000_000},
-    )
-    @example(
-        instruction="i-8",
-        participant="p-1",
-        key="k-8",
-        rail="rtgs",
-        payload={"deep": json.loads("[" * 200 + "]" * 200)},
-    )
-    @example(instruction="i-1", participant="p-2", key="k-1", rail="rtgs", payload={"amount": 100})
-    def prop(instruction: Any, participant: Any, key: Any, rail: Any, payload: Any) -> None:
-        _check_enqueue(fuzz, (instruction, participant, key, rail), payload)
+    @given(args=ENQUEUE_ARGS)
+    @example(args=("i-9", "p-1", "k-9", "rtgs", {"blob": "x" * 1_000_000}))
+    @example(args=("i-8", "p-1", "k-8", "rtgs", {"deep": json.loads("[" * 200 + "]" * 200)}))
+    @example(args=("i-1", "p-2", "k-1", "rtgs", {"amount": 100}))
+    def prop(args: tuple[Any, ...]) -> None:
+        _check_enqueue(fuzz, args[:4], args[4])
 
     prop()
 
@@ -483,9 +489,9 @@ def test_fuzz_claim(fuzz: FuzzDb, examples: int) -> None:
 
     @hypothesis_settings(examples, "r5-claim")
     @given(
-        batch=bounded_int([0, 1, 1000, 1001, -1]),
+        batch=bounded_int([0, 1, 1000, 1001, -1], 1, 40),
         worker=ids(["w-1", "w-2"]),
-        lease_seconds=bounded_int([0, 1, 86400, 86401, -1]),
+        lease_seconds=bounded_int([0, 1, 86400, 86401, -1], 1, 86400),
         live_half=st.booleans(),
     )
     def prop(batch: Any, worker: Any, lease_seconds: Any, live_half: bool) -> None:
@@ -539,10 +545,15 @@ def _targets(admin: psycopg.Connection[Any]) -> Targets:
     )
 
 
-STATE_LABELS = st.one_of(
-    st.none(), st.sampled_from(ENUM_STATES), st.sampled_from(ENUM_STATES), TEXT
+REPORTABLE = ("DISPATCHED", "RETRYABLE", "FAILED")
+UNREPORTABLE = ("DISPATCHING", "ZOMBIE_REQUEUE")
+STATE_LABELS = weighted(
+    (8, st.sampled_from(REPORTABLE)), (2, st.sampled_from(UNREPORTABLE)), (1, st.none()), (1, TEXT)
 )
-OPTIONAL_TEXT = st.one_of(st.none(), TEXT, HUGE)
+LATENCIES = weighted((3, st.none()), (4, st.integers(0, 10**6)), (1, INT32), (1, st.just(-1)))
+DELAYS = weighted((2, st.none()), (4, st.integers(-5, 3600)), (1, INT32))
+MATCH_WORKER = weighted((8, st.just("match")), (2, ids(["w-x"])))
+OPTIONAL_TEXT = weighted((3, st.none()), (3, TEXT), (1, HUGE))
 
 
 @dataclass(frozen=True)
@@ -656,16 +667,16 @@ def _current_ceiling(fuzz: FuzzDb) -> int:
 
 COMPLETION_ARGS = st.builds(
     CompletionArgs,
-    target=st.sampled_from(["live", "live", "live", "expired", "unleased", "unknown", "null"]),
-    token=st.sampled_from(["match", "match", "match", "other", "null"]),
-    worker=st.one_of(st.just("match"), st.just("match"), st.just("match"), ids(["w-x"])),
+    target=st.sampled_from(["live"] * 8 + ["expired", "unleased", "unknown", "null"]),
+    token=st.sampled_from(["match"] * 8 + ["other", "null"]),
+    worker=MATCH_WORKER,
     state=STATE_LABELS,
     rail_reference=OPTIONAL_TEXT,
     rail_code=OPTIONAL_TEXT,
     error_code=OPTIONAL_TEXT,
     error_message=OPTIONAL_TEXT,
-    latency_ms=st.one_of(st.none(), INT32, st.sampled_from([-1, 0])),
-    retry_delay=st.one_of(st.none(), INT32, st.sampled_from([-1, 0, 1])),
+    latency_ms=LATENCIES,
+    retry_delay=DELAYS,
 )
 
 
@@ -706,6 +717,286 @@ def test_fuzz_complete(fuzz: FuzzDb, examples: int) -> None:
         _check_complete(fuzz, args, ceiling=3)
 
     prop()
+
+
+# --------------------------------------------------------------------------------------------
+# complete_outbox_attempts_batch (0007, ADR 0040)
+# --------------------------------------------------------------------------------------------
+
+BATCH = (
+    "SELECT outbox_id, attempt_no, state::text FROM public.complete_outbox_attempts_batch("
+    "%s, %s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+    " %s::integer[], %s::integer[])"
+)
+BATCH_OPTIONAL = (
+    "p_rail_references",
+    "p_rail_codes",
+    "p_error_codes",
+    "p_error_messages",
+    "p_latency_ms",
+    "p_retry_delay_seconds",
+)
+BATCH_TARGETS = ("live0", "live1", "live2", "expired", "unleased", "unknown")
+
+
+@dataclass(frozen=True)
+class BatchElement:
+    target: str
+    token: str  # match | other | null
+    state: Any
+    texts: tuple[Any, Any, Any, Any]  # rail reference, rail code, error code, error message
+    latency_ms: Any
+    retry_delay: Any
+
+
+@dataclass(frozen=True)
+class BatchArgs:
+    worker: Any  # "match" or a drawn id
+    elements: tuple[BatchElement, ...] | None  # None: p_outbox_ids is NULL
+    tokens_shape: str  # match | short | null
+    states_shape: str  # match | short | null
+    optional_shapes: tuple[str, ...]  # per optional array: null | match | short
+
+
+BATCH_ELEMENTS = st.builds(
+    BatchElement,
+    target=st.sampled_from(["live0", "live1", "live2"] * 3 + ["expired", "unleased", "unknown"]),
+    token=st.sampled_from(["match"] * 8 + ["other", "null"]),
+    state=STATE_LABELS,
+    texts=st.tuples(OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT),
+    latency_ms=LATENCIES,
+    retry_delay=DELAYS,
+)
+SHAPES = st.sampled_from(["match"] * 8 + ["short", "null"])
+WELL_FORMED_BATCH = st.builds(
+    BatchArgs,
+    worker=st.just("match"),
+    elements=st.lists(
+        st.builds(
+            BatchElement,
+            target=st.sampled_from(["live0", "live1", "live2"] * 4 + ["expired", "unleased"]),
+            token=st.sampled_from(["match"] * 9 + ["other"]),
+            state=st.sampled_from(REPORTABLE * 5 + UNREPORTABLE),
+            texts=st.tuples(OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT, OPTIONAL_TEXT),
+            latency_ms=st.one_of(st.none(), st.integers(0, 10**6)),
+            retry_delay=DELAYS,
+        ),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda e: e.target,
+    ).map(tuple),
+    tokens_shape=st.just("match"),
+    states_shape=st.just("match"),
+    optional_shapes=st.tuples(*[st.sampled_from(["null", "match"])] * 6),
+)
+ANY_BATCH = st.builds(
+    BatchArgs,
+    worker=MATCH_WORKER,
+    elements=weighted(
+        (1, st.none()),
+        # Mostly distinct jobs (a repeated outbox id is an invalid argument), sometimes not.
+        (6, st.lists(BATCH_ELEMENTS, max_size=4, unique_by=lambda e: e.target).map(tuple)),
+        (2, st.lists(BATCH_ELEMENTS, max_size=5).map(tuple)),
+    ),
+    tokens_shape=SHAPES,
+    states_shape=SHAPES,
+    optional_shapes=st.tuples(*[st.sampled_from(["null"] * 3 + ["match"] * 3 + ["short"])] * 6),
+)
+#: Well-formed batches (success, P7002 or P7003 by the leases) most of the time.
+BATCH_ARGS = weighted((6, WELL_FORMED_BATCH), (4, ANY_BATCH))
+
+
+@dataclass
+class BatchTargets:
+    rows: dict[str, Any]  # target -> outbox_id
+    tokens: dict[str, Any]  # target -> lease token (leased targets only)
+
+
+def _batch_targets(admin: psycopg.Connection[Any]) -> BatchTargets:
+    rows = [
+        r[0]
+        for r in admin.execute(
+            "SELECT outbox_id FROM public.payment_outbox_pending ORDER BY outbox_id LIMIT 5"
+        )
+    ]
+    while len(rows) < 5:
+        name = f"fz-{uuid.uuid4().hex}"
+        rows.append(enqueue_as_admin(admin, name, name))
+    admin.execute(
+        "UPDATE public.payment_outbox_pending SET claimed_by = NULL, lease_token = NULL,"
+        " lease_expires_at = NULL WHERE outbox_id = %s",
+        (rows[4],),
+    )
+    targets = dict(zip(("live0", "live1", "live2", "expired", "unleased"), rows, strict=True))
+    tokens = {
+        name: lease(admin, targets[name], LIVE_WORKER, live=name != "expired")
+        for name in ("live0", "live1", "live2", "expired")
+    }
+    return BatchTargets(targets, tokens)
+
+
+def _shaped(values: list[Any], shape: str) -> list[Any] | None:
+    if shape == "null":
+        return None
+    if shape == "short":
+        return values[:-1] if values else [None]
+    return values
+
+
+def _batch_params(args: BatchArgs, targets: BatchTargets) -> tuple[Any, list[Any] | None, Any]:
+    """(worker, outbox ids, the call's parameters)."""
+    worker = LIVE_WORKER if args.worker == "match" else args.worker
+    if args.elements is None:
+        return worker, None, (worker, None, [], [], *([None] * 6))
+    ids_: list[Any] = []
+    tokens: list[Any] = []
+    for element in args.elements:
+        outbox_id = targets.rows.get(element.target, uuid.uuid4())
+        ids_.append(outbox_id)
+        real = targets.tokens.get(element.target)
+        tokens.append(
+            {"match": real or uuid.uuid4(), "other": uuid.uuid4(), "null": None}[element.token]
+        )
+    columns: list[list[Any]] = [
+        [e.texts[0] for e in args.elements],
+        [e.texts[1] for e in args.elements],
+        [e.texts[2] for e in args.elements],
+        [e.texts[3] for e in args.elements],
+        [e.latency_ms for e in args.elements],
+        [e.retry_delay for e in args.elements],
+    ]
+    optional = [
+        _shaped(col, shape) for col, shape in zip(columns, args.optional_shapes, strict=True)
+    ]
+    params = (
+        worker,
+        ids_,
+        _shaped(tokens, args.tokens_shape),
+        _shaped([e.state for e in args.elements], args.states_shape),
+        *optional,
+    )
+    return worker, ids_, params
+
+
+def _batch_expectation(
+    args: BatchArgs, params: tuple[Any, ...], targets: BatchTargets
+) -> tuple[Expectation, Any]:
+    """The allowed outcomes, and the first stale outbox id (for the P7002 message)."""
+    worker, ids_, tokens, states, *optional = params
+    verdict = classify(worker, indexed=False)
+    if verdict == INVALID:
+        return Expectation({"22023"}, ["p_worker_id"]), None
+    count = len(ids_) if ids_ is not None else 0
+    checks: list[tuple[str, bool]] = [
+        ("p_outbox_ids", ids_ is None or not 1 <= count <= 1000 or None in ids_),
+        ("p_lease_tokens", tokens is None or len(tokens) != count or None in tokens),
+        (
+            "p_states",
+            states is None
+            or len(states) != count
+            or any(state not in ENUM_STATES for state in states),
+        ),
+        *(
+            (name, values is not None and len(values) != count)
+            for name, values in zip(BATCH_OPTIONAL, optional, strict=True)
+        ),
+    ]
+    for name, bad in checks:
+        if bad:
+            names = ["p_worker_id", name] if verdict == AMBIGUOUS else [name]
+            return Expectation({"22023"}, names), None
+    seen: set[Any] = set()
+    latencies = optional[4] or [None] * count
+    for outbox_id, latency in zip(ids_, latencies, strict=True):
+        if outbox_id in seen or (latency is not None and latency < 0):
+            name = "p_outbox_ids" if outbox_id in seen else "p_latency_ms"
+            names = ["p_worker_id", name] if verdict == AMBIGUOUS else [name]
+            return Expectation({"22023"}, names), None
+        seen.add(outbox_id)
+    live = {
+        (targets.rows[name], targets.tokens[name])
+        for name in ("live0", "live1", "live2")
+        if worker == LIVE_WORKER
+    }
+    stale = [o for o, t in zip(ids_, tokens, strict=True) if (o, t) not in live]
+    if verdict == AMBIGUOUS:  # refused as blank, or a worker that holds none of these leases
+        return Expectation({"22023", "P7002"}, ["p_worker_id"]), ids_[0]
+    if stale:
+        return Expectation({"P7002"}, []), stale[0]
+    if any(state not in ("DISPATCHED", "FAILED", "RETRYABLE") for state in states):
+        return Expectation({"P7003"}, []), None
+    return Expectation({None}, []), None
+
+
+def _check_batch(fuzz: FuzzDb, args: BatchArgs, ceiling: int) -> None:
+    targets = _batch_targets(fuzz.admin)
+    worker, ids_, params = _batch_params(args, targets)
+    expected, first_stale = _batch_expectation(args, params, targets)
+    highest = {
+        row[0]: row[1]
+        for row in fuzz.admin.execute(
+            "SELECT outbox_id, max(attempt_no) FROM public.payment_outbox_attempts"
+            " GROUP BY outbox_id"
+        )
+    }
+    before = fuzz.snapshot()
+    outcome = call(fuzz.caller, BATCH, params)
+    after = fuzz.snapshot()
+    judge(outcome, expected, before, after, args)
+    if outcome.sqlstate == "P7002" and first_stale is not None and expected.allowed == {"P7002"}:
+        assert str(first_stale) in outcome.message.split("for worker")[0], outcome.message
+    if outcome.sqlstate is not None:
+        return
+    assert args.elements is not None and ids_ is not None
+    assert [row[0] for row in outcome.rows] == ids_, "one row per element, in input order"
+    optional = params[4:]
+    for index, (outbox_id, attempt_no, state) in enumerate(outcome.rows):
+        element = args.elements[index]
+        assert attempt_no == highest.get(outbox_id, 0) + 1
+        effective = element.state
+        if effective == "RETRYABLE" and attempt_no >= ceiling:
+            effective = "FAILED"
+        assert state == effective
+        value = [None if column is None else column[index] for column in optional]
+        stored = fuzz.one(
+            "SELECT state::text, worker_id, rail_reference, rail_code, error_code,"
+            " error_message, latency_ms, completed_at IS NOT NULL"
+            " FROM public.payment_outbox_attempts WHERE outbox_id = %s AND attempt_no = %s",
+            (outbox_id, attempt_no),
+        )
+        terminal = effective in ("DISPATCHED", "FAILED")
+        assert stored == (effective, worker, *value[:5], terminal), (args, index)
+        pending = fuzz.one(
+            "SELECT attempt_count, lease_token FROM public.payment_outbox_pending"
+            " WHERE outbox_id = %s",
+            (outbox_id,),
+        )
+        assert pending == (None if terminal else (attempt_no, None)), (args, index)
+
+
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_fuzz_complete_batch(fuzz: FuzzDb, examples: int) -> None:
+    fuzz.caller.execute("SET symphony.outbox_retry_ceiling = '3'")
+
+    @hypothesis_settings(examples, "r5-complete-batch")
+    @given(args=BATCH_ARGS)
+    def prop(args: BatchArgs) -> None:
+        _check_batch(fuzz, args, ceiling=3)
+
+    prop()
+
+
+def test_batch_size_and_dimension_limits(fuzz: FuzzDb) -> None:
+    """Edges hypothesis rarely reaches: 1,001 elements and a two-dimensional array."""
+    many = [uuid.uuid4() for _ in range(1001)]
+    for ids_, tokens, states in (
+        (many, many, ["DISPATCHED"] * 1001),
+        ([[uuid.uuid4()]], [uuid.uuid4()], ["DISPATCHED"]),
+    ):
+        before = fuzz.snapshot()
+        outcome = call(fuzz.caller, BATCH, (LIVE_WORKER, ids_, tokens, states, *[None] * 6))
+        assert (outcome.sqlstate, "p_outbox_ids" in outcome.message) == ("22023", True)
+        assert fuzz.snapshot() == before
 
 
 # --------------------------------------------------------------------------------------------
@@ -767,7 +1058,7 @@ def test_fuzz_repair(fuzz: FuzzDb, examples: int) -> None:
 
     @hypothesis_settings(examples, "r5-repair")
     @given(
-        batch=bounded_int([0, 1, 1000, 1001, -1]),
+        batch=bounded_int([0, 1, 1000, 1001, -1], 1, 10),
         worker=ids(["w-r"]),
         live_half=st.booleans(),
     )
