@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0007_batched_completion.
+-- Symphony schema baseline at revision 0008_stable_hot_path_plans.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -205,6 +205,7 @@ DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
     v_plan_cache_mode text;
+    v_enable_seqscan text;
     v_ignored text;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
@@ -227,7 +228,9 @@ BEGIN
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
     v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
+    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
     v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- One statement: lock the candidates (each scan is capped at the batch and reads its index
     -- in order, so the work is proportional to the batch, not to the number of leased rows),
@@ -278,6 +281,7 @@ BEGIN
      ORDER BY l.next_attempt_at, l.outbox_id;
 
     v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
 END
 $$;
 
@@ -306,6 +310,7 @@ DECLARE
     v_state public.outbox_attempt_state;
     v_terminal boolean;
     v_plan_cache_mode text;
+    v_enable_seqscan text;
     v_ignored text;
 BEGIN
     IF p_outbox_id IS NULL OR p_lease_token IS NULL
@@ -332,7 +337,9 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
+    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
     v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -366,6 +373,7 @@ BEGIN
         RETURNING a.attempt_no, a.state;
 
         v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
         RETURN;
     END IF;
 
@@ -436,6 +444,7 @@ BEGIN
 
     -- 7. Report what was recorded.
     v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -467,6 +476,7 @@ DECLARE
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
     v_plan_cache_mode text;
+    v_enable_seqscan text;
     v_ignored text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
@@ -576,7 +586,9 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
+    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
     v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- 2. Lock every row whose lease matches (worker, token, unexpired), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
@@ -721,6 +733,7 @@ BEGIN
      ORDER BY d.ord;
 
     v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
 END
 $$;
 
@@ -768,6 +781,9 @@ CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participa
     AS $$
 DECLARE
     v_found record;
+    v_plan_cache_mode text;
+    v_enable_seqscan text;
+    v_ignored text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
     IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id) = ''
@@ -795,6 +811,11 @@ BEGIN
             COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+
+    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
+    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- 2. Serialise every enqueue of this (instruction_id, idempotency_key).
     PERFORM pg_catalog.pg_advisory_xact_lock(
@@ -834,6 +855,8 @@ BEGIN
                 pg_catalog.quote_literal(p_instruction_id)
                 USING ERRCODE = 'P7004';
         END IF;
+        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
         RETURN QUERY
             SELECT v_found.outbox_id, v_found.sequence_id, v_found.created_at, v_found.state;
         RETURN;
@@ -865,6 +888,8 @@ BEGIN
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
+    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
 END
 $$;
 
@@ -1492,4 +1517,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0005_policy_versions', 'Policy versions: status type, policy_versions table, its constraints and grants.', 'sha256:7925430f20fb08fdb64d59662862ada694ef650ed188e4aa1a22099dc1674d97');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0006_outbox_hot_path', 'Outbox hot path: generic claim plans, one-statement fencing, one enqueue look-up.', 'sha256:44f74ba33c4f56ba5e0459c2fe05c2f9009a3e10a5df5a99f2f0d65f1f4314b1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0007_batched_completion', 'Batched completion: complete_outbox_attempts_batch, many leases in one call, all or nothing.', 'sha256:240231922ca64cfbb89a10cbe62b45761b14ceca4b51ebe13a5183ac2d74f692');
-INSERT INTO public.alembic_version (version_num) VALUES ('0007_batched_completion');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0008_stable_hot_path_plans', 'Stable hot-path plans: index access whatever the queue''s statistics say.', 'sha256:8e536e610e915cbb58c6c2a2490917e66e35bce75153b4e68b804296faca27d2');
+INSERT INTO public.alembic_version (version_num) VALUES ('0008_stable_hot_path_plans');

@@ -161,3 +161,44 @@ def test_claim_runs_on_a_generic_plan_and_restores_plan_cache_mode(outbox: Outbo
         "SELECT count(*) FROM public.payment_outbox_pending WHERE claimed_by = 'worker-1'"
     ).fetchone()
     assert claimed == (5,)
+
+
+def _grow_queue(conn: psycopg.Connection[Any], rows: int) -> None:
+    """Add rows behind the planner's back (no ANALYZE): the statistics still say "empty"."""
+    conn.execute(
+        "INSERT INTO public.payment_outbox_pending"
+        " (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,"
+        "  next_attempt_at)"
+        " SELECT 'grown-' || g, 'grown-' || g, 1, 'k', 'rtgs', '{}'::jsonb,"
+        "        now() - interval '1 hour' + g * interval '1 ms'"
+        " FROM generate_series(1, %s) AS g",
+        (rows,),
+    )
+
+
+CALLS_PLANNED_WHEN_EMPTY = {
+    "enqueue": "SELECT * FROM public.enqueue_payment_outbox(%s, 'p-1', 'k', 'rtgs', '{}')",
+    "claim": "SELECT * FROM public.claim_outbox_batch(1, 'worker-1', 30)",
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS_PLANNED_WHEN_EMPTY))
+def test_plans_made_while_the_queue_was_empty_still_use_the_indexes(
+    outbox: Outbox, call: str
+) -> None:
+    conn = outbox.conn
+    conn.execute("VACUUM ANALYZE public.payment_outbox_pending")
+    conn.execute("VACUUM ANALYZE public.payment_outbox_attempts")
+    statement = CALLS_PLANNED_WHEN_EMPTY[call]
+    for i in range(8):  # past the plan cache's five custom plans: the cached plan is now fixed
+        outbox.enqueue(f"early-{i}")
+        conn.execute(statement, (f"warm-{i}",) if "%s" in statement else None).fetchall()
+    _grow_queue(conn, 5000)
+
+    plans = _plans(conn, statement, ("late",) if "%s" in statement else None)
+
+    scans = _pending_scans(plans)
+    assert scans, "auto_explain reported no read of payment_outbox_pending"
+    assert not [s for s in scans if s["Node Type"] == "Seq Scan"], scans
+    for scan in scans:
+        assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 20, scan
