@@ -107,6 +107,10 @@ class Log:
 # --------------------------------------------------------------------------------------------
 
 
+#: A completion to send: (claimed row, requested state, known to be stale).
+Item = tuple[tuple[Any, ...], str, bool]
+
+
 class Worker:
     def __init__(self, args: argparse.Namespace) -> None:
         self.id: str = args.worker_id
@@ -191,9 +195,20 @@ class Worker:
                 items.append((row, self.outcome(), False))
         for row in self.due_zombies():
             items.append((row, self.rng.choice(("DISPATCHED", "FAILED", "RETRYABLE")), True))
-        self.complete_batch(items)
+        # The worker may have re-claimed its own zombie's job (an expired lease is claimable),
+        # and one batch must not name an outbox twice (22023): split into batches of distinct
+        # jobs, fresh leases first.
+        while items:
+            batch: list[Item] = []
+            rest: list[Item] = []
+            seen: set[Any] = set()
+            for item in items:
+                (rest if item[0][0] in seen else batch).append(item)
+                seen.add(item[0][0])
+            self.complete_batch(batch)
+            items = rest
 
-    def complete_batch(self, items: list[tuple[tuple[Any, ...], str, bool]]) -> None:
+    def complete_batch(self, items: list[Item]) -> None:
         """All or nothing: on P7002 log the elements its DETAIL names as rejected and complete
         the others again."""
         while items:
