@@ -6,6 +6,7 @@ so that revision's row can commit in the same transaction as its DDL.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,35 @@ def expected_applied(scripts: ScriptDirectory, heads: Sequence[str]) -> set[str]
     return {rev.revision for rev in scripts.revision_map.iterate_revisions(tuple(heads), "base")}
 
 
+def revision_map_problem(scripts: ScriptDirectory, root: Path) -> str | None:
+    """A message naming the revision file that keeps Alembic from loading the chain, if any."""
+    versions_dir = Path(scripts.versions).resolve()
+    try:
+        scripts.revision_map.heads  # noqa: B018 - loads (imports) every revision module
+    except Exception as exc:  # a broken revision can raise anything on import
+        culprit: Path | None = None
+        if isinstance(exc, SyntaxError) and exc.filename:
+            culprit = Path(exc.filename)
+        else:
+            for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+                if Path(frame.filename).resolve().parent == versions_dir:
+                    culprit = Path(frame.filename)
+                    break
+        where = _relative(culprit, root) if culprit else f"a revision in {versions_dir}"
+        return f"cannot load {where}: {type(exc).__name__}: {exc}. " + FIX_HINT
+    return None
+
+
+def _file_of(scripts: ScriptDirectory, version: str) -> Path | None:
+    """The revision file of ``version``, found by name first (ids are file stems), so a revision
+    that no longer imports is still checksummed, then through Alembic's revision map."""
+    by_name = Path(scripts.versions) / f"{version}.py"
+    if by_name.is_file():
+        return by_name
+    script = script_for(scripts, version)
+    return Path(script.path) if script is not None else None
+
+
 def validation_problems(
     rows: Iterable[LedgerRow], heads: Sequence[str], scripts: ScriptDirectory, root: Path
 ) -> list[str]:
@@ -121,15 +151,14 @@ def validation_problems(
     ledger_versions: set[str] = set()
     for row in rows:
         ledger_versions.add(row.version)
-        script = script_for(scripts, row.version)
-        if script is None:
+        path = _file_of(scripts, row.version)
+        if path is None:
             problems.append(
                 f"applied revision {row.version} has no revision file in "
                 f"{_relative(versions_dir, root)}/ (ledger checksum {row.checksum}). "
                 "Applied revisions are immutable: restore the deleted file from version control."
             )
             continue
-        path = Path(script.path)
         actual = revision_checksum(path)
         if actual != row.checksum:
             problems.append(
@@ -137,6 +166,10 @@ def validation_problems(
                 f"(and its .sql) now has checksum {actual}, the ledger recorded {row.checksum}. "
                 + FIX_HINT
             )
+    load_problem = revision_map_problem(scripts, root)
+    if load_problem is not None:
+        problems.append(load_problem)
+        return problems
     unknown_heads = [head for head in heads if script_for(scripts, head) is None]
     if unknown_heads:
         problems.append(
