@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0008_stable_hot_path_plans.
+-- Symphony schema baseline at revision 0009_queue_autovacuum.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1158,7 +1158,8 @@ CREATE TABLE public.payment_outbox_pending (
     CONSTRAINT ck_payment_outbox_pending_attempt_count_nonnegative CHECK ((attempt_count >= 0)),
     CONSTRAINT ck_payment_outbox_pending_lease_all_or_nothing CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL) AND (lease_expires_at IS NULL)) OR ((claimed_by IS NOT NULL) AND (lease_token IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT ck_payment_outbox_pending_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
 
 
 ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
@@ -1518,4 +1519,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0006_outbox_hot_path', 'Outbox hot path: generic claim plans, one-statement fencing, one enqueue look-up.', 'sha256:44f74ba33c4f56ba5e0459c2fe05c2f9009a3e10a5df5a99f2f0d65f1f4314b1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0007_batched_completion', 'Batched completion: complete_outbox_attempts_batch, many leases in one call, all or nothing.', 'sha256:240231922ca64cfbb89a10cbe62b45761b14ceca4b51ebe13a5183ac2d74f692');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0008_stable_hot_path_plans', 'Stable hot-path plans: index access whatever the queue''s statistics say.', 'sha256:8e536e610e915cbb58c6c2a2490917e66e35bce75153b4e68b804296faca27d2');
-INSERT INTO public.alembic_version (version_num) VALUES ('0008_stable_hot_path_plans');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0009_queue_autovacuum', 'Queue autovacuum: vacuum the pending queue after a fixed number of dead rows, not a share.', 'sha256:b0c15de40c761dbf02787be98c14b83ecd940d017929c51ff8e635e0fc2a9a17');
+INSERT INTO public.alembic_version (version_num) VALUES ('0009_queue_autovacuum');
