@@ -1,0 +1,470 @@
+"""docs/benchmarks/README.md, generated from the results document (never edited by hand)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmarks.analysis import analysis_sections
+from benchmarks.evaluate import ratio, unpaired_ratio
+
+Results = dict[str, Any]
+
+
+def n(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def rng(summary: Mapping[str, Any] | None, digits: int = 0) -> str:
+    """``median (min-max)``."""
+    if not summary:
+        return "-"
+    if summary["min"] == summary["max"]:
+        return n(summary["median"], digits)
+    return (
+        f"{n(summary['median'], digits)} ({n(summary['min'], digits)}-{n(summary['max'], digits)})"
+    )
+
+
+def x(summary: Mapping[str, Any] | None) -> str:
+    if not summary:
+        return "-"
+    if summary["min"] == summary["max"]:
+        return f"{summary['median']:.2f}x"
+    return f"{summary['median']:.2f}x ({summary['min']:.2f}-{summary['max']:.2f})"
+
+
+def _median_run(record: dict[str, Any]) -> dict[str, Any]:
+    """The repeat whose throughput is the median one (for per-job and latency columns)."""
+    runs = sorted(record["runs"], key=lambda r: r["throughput"])
+    return runs[len(runs) // 2]  # type: ignore[no-any-return]
+
+
+def _lat(run: dict[str, Any], name: str) -> str:
+    lat = run["latency_ms"].get(name)
+    if not lat:
+        return "-"
+    return f"{lat['p50']:.2f} / {lat['p99']:.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _targets(ev: dict[str, Any]) -> list[str]:
+    p1, p2, p3, p4, p5 = (ev[k] for k in ("P1", "P2", "P3", "P4", "P5"))
+    rows = [
+        [
+            "P1 steady state (W2, claim batch 1, one completion per transaction)",
+            "≥ 1.2x PGMQ read+delete and ≥ 0.45x driver ceiling, every worker count",
+            f"worst {p1.get('worst_vs_pgmq', math.nan):.2f}x PGMQ ({p1.get('vs_pgmq_verdict')}),"
+            f" worst {p1.get('worst_vs_ceiling', math.nan):.2f}x ceiling"
+            f" ({p1.get('vs_ceiling_verdict')})",
+            f"**{p1['verdict']}**",
+        ],
+        [
+            "P2 batched claim + batched completion",
+            "≥ 3x the unbatched rate",
+            f"worst {p2.get('worst_factor', math.nan):.2f}x",
+            f"**{p2['verdict']}**",
+        ],
+        [
+            "P3 claim cost vs backlog (90% of the due head leased)",
+            "p99 < 5 ms at the largest backlog and < 3x its value at the smallest",
+            (
+                f"p99 {p3['p99_large_ms']:.2f} ms at {p3['large_size']:,}, {p3['growth']:.2f}x the"
+                f" {p3['small_size']:,} value"
+                if p3.get("verdict") != "n/a"
+                else "-"
+            ),
+            f"**{p3['verdict']}**",
+        ],
+        [
+            "P4 enqueue (W1, 0% duplicates)",
+            "≥ 0.9x PGMQ send and ≥ 0.7x driver ceiling, 1/4/8",
+            f"worst {p4.get('worst_vs_pgmq', math.nan):.2f}x PGMQ ({p4.get('vs_pgmq_verdict')}),"
+            f" worst {p4.get('worst_vs_ceiling', math.nan):.2f}x ceiling"
+            f" ({p4.get('vs_ceiling_verdict')})",
+            f"**{p4['verdict']}**",
+        ],
+        [
+            "P5 engine and baseline",
+            "engine ≤ 1.5x psql; baseline ≥ 3x faster than the chain",
+            (
+                f"engine {p5['engine_vs_psql_cli']:.2f}x psql (CLI; in process"
+                f" {p5['engine_vs_psql_in_process']:.2f}x, {p5['engine_verdict']}); baseline"
+                f" {p5['baseline_speedup_cli']:.2f}x faster (CLI; in process"
+                f" {p5['baseline_speedup_in_process']:.2f}x, {p5['baseline_verdict']})"
+                if p5.get("verdict") != "n/a"
+                else "-"
+            ),
+            f"**{p5['verdict']}**",
+        ],
+    ]
+    return _table(["target", "required", "measured (median ratios)", "verdict"], rows)
+
+
+def _cycle_table(results: Results, ev: dict[str, Any]) -> list[str]:
+    rows = []
+    cycle = results["cycle"]
+    for row in ev["P1"]["rows"]:
+        key = f"{row['workers']}x{row['batch']}"
+        ours_run = _median_run(cycle["ours"][key])
+        pgmq_run = _median_run(cycle["pgmq"][key])
+        rows.append(
+            [
+                str(row["workers"]),
+                str(row["batch"]),
+                rng(row["ours"]),
+                rng(row["pgmq"]),
+                x(row["vs_pgmq"]),
+                rng(row.get("ceiling")),
+                x(row.get("vs_ceiling")),
+                f"{n(ours_run['commits_per_job'], 2)} / {n(pgmq_run['commits_per_job'], 2)}",
+                f"{n(ours_run['wal_bytes_per_job'])} / {n(pgmq_run['wal_bytes_per_job'])}",
+                f"{_lat(ours_run, 'claim')} · {_lat(ours_run, 'complete')}",
+                f"{_lat(pgmq_run, 'read')} · {_lat(pgmq_run, 'delete')}",
+            ]
+        )
+    return _table(
+        [
+            "workers",
+            "claim batch",
+            "ours jobs/s",
+            "PGMQ jobs/s",
+            "ours / PGMQ",
+            "driver ceiling",
+            "ours / ceiling",
+            "commits per job (ours / PGMQ)",
+            "WAL bytes per job (ours / PGMQ)",
+            "ours claim · complete p50/p99 ms",
+            "PGMQ read · delete p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _batched_table(results: Results, ev: dict[str, Any]) -> list[str]:
+    rows = []
+    for row in ev["P2"]["rows"]:
+        run = _median_run(results["batched"][row["system"]][f"{row['workers']}x{row['batch']}"])
+        names = ("claim", "complete_batch") if row["system"] == "ours" else ("read", "delete_batch")
+        rows.append(
+            [
+                "ours" if row["system"] == "ours" else "PGMQ",
+                str(row["workers"]),
+                str(row["batch"]),
+                rng(row["batched"]),
+                rng(row["unbatched"]),
+                x(row["factor"]),
+                x(row.get("claim_only_factor")),
+                n(run["commits_per_job"], 3),
+                f"{_lat(run, names[0])} · {_lat(run, names[1])}",
+            ]
+        )
+    return _table(
+        [
+            "system",
+            "workers",
+            "batch",
+            "batched jobs/s",
+            "unbatched (claim 1) jobs/s",
+            "batched / unbatched",
+            "claim batching only",
+            "commits per job",
+            "claim · batch completion p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _enqueue_table(results: Results, ev: dict[str, Any]) -> list[str]:
+    enqueue = results["enqueue"]
+    ceiling = results.get("ceiling", {}).get("driver", {})
+    rows = []
+    for key in sorted(k for k in enqueue if k.startswith("ours_")):
+        for clients in sorted(enqueue[key], key=int):
+            ours = enqueue[key][clients]
+            pgmq = enqueue["pgmq_send"].get(clients)
+            run = _median_run(ours)
+            rows.append(
+                [
+                    key.removeprefix("ours_").replace("dup", "").replace("_p", "% dup, ")
+                    + " participants",
+                    clients,
+                    rng(ours["throughput"]),
+                    rng(pgmq["throughput"]) if pgmq else "-",
+                    x(ratio(ours, pgmq)) if pgmq else "-",
+                    x(unpaired_ratio(ours, ceiling[clients])) if clients in ceiling else "-",
+                    n(run["commits_per_job"], 2),
+                    n(run["wal_bytes_per_job"]),
+                    _lat(run, "enqueue"),
+                ]
+            )
+    return _table(
+        [
+            "workload",
+            "clients",
+            "ours enqueues/s",
+            "PGMQ send/s",
+            "ours / PGMQ",
+            "ours / driver ceiling",
+            "commits per call",
+            "WAL bytes per call",
+            "enqueue p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _retry_table(results: Results) -> list[str]:
+    retries = results["retries"]
+    rows = []
+    for system, label, names in (
+        ("ours", "ours", ("claim", "complete")),
+        ("pgmq", "PGMQ", ("read", "delete")),
+    ):
+        run = _median_run(retries[system])
+        rows.append(
+            [
+                label,
+                rng(retries[system]["throughput"]),
+                n(run["commits_per_job"], 2),
+                n(run["wal_bytes_per_job"]),
+                f"{_lat(run, names[0])} · {_lat(run, names[1])}",
+            ]
+        )
+    rows.append(["ours / PGMQ", x(ratio(retries["ours"], retries["pgmq"])), "", "", ""])
+    return _table(
+        [
+            "system",
+            "completions/s",
+            "commits per completion",
+            "WAL bytes per completion",
+            "claim · complete p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _pair(latency: dict[str, float]) -> str:
+    return f"{latency['p50']:.0f} / {latency['max']:.0f}"
+
+
+def _expiry_table(results: Results) -> list[str]:
+    rows = []
+    for system, label in (("ours", "ours"), ("pgmq", "PGMQ")):
+        for run in results["expiry"][system]:
+            rows.append(
+                [
+                    label,
+                    f"{run['reclaimed']}/{run['held']}",
+                    f"{run['lease_seconds']} s",
+                    _pair(run["reclaim_after_kill_ms"]),
+                    _pair(run["reclaim_after_expiry_ms"]),
+                    f"{run['stale_completions_rejected']} rejected,"
+                    f" {run['stale_completions_accepted']} accepted",
+                    f"{run['survivor_completions_recorded']} recorded,"
+                    f" {run['survivor_completions_lost']} lost",
+                ]
+            )
+    return _table(
+        [
+            "system",
+            "jobs reclaimed",
+            "lease / visibility timeout",
+            "claimable again after the kill, p50 / max ms",
+            "after the lease expired, p50 / max ms",
+            "late completions of the killed workers",
+            "completions of the survivor",
+        ],
+        rows,
+    )
+
+
+def _backlog_table(results: Results) -> list[str]:
+    rows = []
+    for system, label in (("ours", "ours claim"), ("pgmq", "PGMQ read")):
+        for entry in sorted(results["backlog"].get(system, []), key=lambda e: e["size"]):
+            for state in ("clean", "dead"):
+                if state not in entry:
+                    continue
+                data = entry[state]
+                ev = data["explain"]
+                scans = "; ".join(
+                    f"{s['index'] or s['node']}: {s['rows']} rows, {s['buffers']} buf"
+                    + (f", {s['removed_by_filter']:,} filtered" if s["removed_by_filter"] else "")
+                    for s in ev.get("scans", [])
+                )
+                per_row = (ev["buffers"] / ev["rows"]) if ev.get("rows") else None
+                rows.append(
+                    [
+                        label,
+                        f"{entry['size']:,}",
+                        state,
+                        f"{data['n_dead_tup']:,}",
+                        f"{data['claim_ms']['p50']:.3f}",
+                        f"{data['claim_ms']['p99']:.3f}",
+                        str(data["claim_ms"]["count"]),
+                        n(per_row, 1),
+                        scans or "-",
+                    ]
+                )
+    return _table(
+        [
+            "call",
+            "pending rows",
+            "state",
+            "dead tuples",
+            "p50 ms",
+            "p99 ms",
+            "calls",
+            "buffers per claimed row (batch 10)",
+            "EXPLAIN (ANALYZE, BUFFERS) of the scans",
+        ],
+        rows,
+    )
+
+
+def _engine_table(results: Results) -> list[str]:
+    engine = results["engine"]["timings_s"]
+    labels = {
+        "alembic_upgrade_cli": "`alembic upgrade head` (CLI, empty database)",
+        "psql_rendered_sql": "`psql -f` the SQL of `alembic upgrade head --sql`",
+        "engine_in_process": "engine in process (`api.upgrade`)",
+        "baseline_apply_cli": "`symphony-schema baseline apply` (CLI)",
+        "baseline_apply_in_process": "baseline apply in process (`apply_baseline`)",
+        "baseline_drift_cli": "`symphony-schema baseline drift`",
+        "invariants_cli": "`symphony-schema invariants`",
+        "python_startup": "Python start-up + imports alone",
+    }
+    rows = [[labels.get(name, name), rng(summary, 3)] for name, summary in engine.items()]
+    return _table(["step", "seconds"], rows)
+
+
+def _ceiling_table(results: Results) -> list[str]:
+    ceiling = results["ceiling"]
+    rows = []
+    for clients in sorted(ceiling["driver"], key=int):
+        drv = ceiling["driver"][clients]
+        bench = ceiling["pgbench"].get(clients)
+        run = _median_run(drv)
+        versus = unpaired_ratio(drv, bench) if bench else None
+        rows.append(
+            [
+                clients,
+                rng(bench["throughput"]) if bench else "-",
+                rng(drv["throughput"]),
+                x(versus),
+                n(run["wal_bytes_per_job"]),
+                _lat(run, "insert"),
+            ]
+        )
+    return _table(
+        [
+            "clients",
+            "pgbench tps",
+            "driver tps",
+            "driver / pgbench",
+            "WAL bytes per transaction",
+            "driver INSERT p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def render(results: Results, figures: list[Path]) -> str:
+    meta = results["meta"]
+    ev = results["evaluation"]
+    server = meta["server"]
+    settings = server["settings"]
+    lines = [
+        "# Outbox benchmarks",
+        "",
+        "<!-- GENERATED FILE - DO NOT EDIT. Regenerate with `nox -s bench`. -->",
+        "",
+        f"Made by `{meta['command']}` on {meta['started_at']} in {meta['duration_s'] / 60:.1f}"
+        f" minutes, from commit `{meta['git_commit']}` (schema head `{meta['head']}`)."
+        " Reproduce with `nox -s bench` (or `.venv/bin/python -m benchmarks`); a two-minute smoke"
+        " run is `nox -s bench -- --quick`. Raw numbers: [results.json](results.json).",
+        "",
+        f"- **Machine:** {meta['machine']['line']}. Load average before / after the run:"
+        f" {meta['load_before']} / {meta['load_after']} (other jobs shared the machine; ratios"
+        " are taken between systems measured back to back).",
+        f"- **PostgreSQL:** {server['version'].split(',')[0]};"
+        + "; ".join(f" {k} = {v}" for k, v in settings.items() if k != "server_version")
+        + ".",
+        f"- **Method:** one psycopg {meta['machine']['psycopg']} driver for every system:"
+        f" worker processes with one connection each, autocommit (one transaction per call),"
+        f" the same {meta['settings']['payload_bytes']}-byte JSON payload,"
+        f" {meta['settings']['warmup_s']:g} s warm-up, {meta['settings']['measure_s']:g} s"
+        f" measured, {meta['settings']['repeats']} repeats (median, min-max in brackets); every"
+        " run starts from emptied tables, the same queued rows and VACUUM ANALYZE (checkpoints come"
+        " when the server schedules them; full-page images per job are reported)."
+        f" PGMQ {meta['pgmq_version']} is installed from the `pgmq` package's SQL into the same"
+        " scratch database; our schema is migrated through the real engine. Commits per job"
+        " come from `pg_stat_database`, WAL per job from each worker's"
+        " `pg_stat_get_backend_wal()` (exact even on a shared server).",
+        "- **pg_stat_statements:** "
+        + (
+            "collected."
+            if server["pg_stat_statements"]
+            else "not collected: the running server does not preload it (`shared_preload_libraries`"
+            " is empty; `symphony_schema.embedded` writes it only when it initialises a cluster,"
+            " so this cluster predates that setting). Per-statement costs below come from the"
+            " driver's timings, `auto_explain` and `pgbench -r` instead."
+        ),
+        "",
+        "## Targets (quality.md §1)",
+        "",
+        *_targets(ev),
+        "",
+    ]
+    lines += analysis_sections(results)
+    if "cycle" in results:
+        lines += [
+            "",
+            "## W2 steady state: claim + complete vs PGMQ read + delete (P1)",
+            "",
+            *_cycle_table(results, ev),
+            "",
+        ]
+    if "batched" in results:
+        lines += ["## Batched claim and completion (P2)", "", *_batched_table(results, ev), ""]
+    if "enqueue" in results:
+        lines += ["## W1 enqueue (P4)", "", *_enqueue_table(results, ev), ""]
+    if "retries" in results:
+        lines += [
+            "## W3 retry-heavy: 30% retries due 2 s later, 5% terminal failures",
+            "",
+            "PGMQ has no retry semantics of its own: a retry there is `pgmq.set_vt` (the"
+            " message reappears 2 s later), a failure `pgmq.archive`, the rest"
+            " `pgmq.delete`. Ours records every outcome in the attempts ledger.",
+            "",
+            *_retry_table(results),
+            "",
+        ]
+    if "expiry" in results:
+        lines += [
+            "## W4 lease expiry: workers killed (SIGKILL) while holding leases",
+            "",
+            *_expiry_table(results),
+            "",
+        ]
+    if "backlog" in results:
+        lines += ["## W5 backlog growth (P3)", "", *_backlog_table(results), ""]
+    if "engine" in results:
+        lines += ["## Engine (P5)", "", *_engine_table(results), ""]
+    if "ceiling" in results:
+        lines += ["## Reference points: the commit ceiling", "", *_ceiling_table(results), ""]
+    if figures:
+        lines += ["## Figures", ""]
+        for path in figures:
+            lines += [f"![{path.stem.replace('_', ' ')}]({path.name})", ""]
+    return "\n".join(lines).rstrip() + "\n"
