@@ -2,8 +2,8 @@
 
 from symphony_schema.migration.sql import run_revision_sql
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
+revision = "${up_revision}"
+down_revision = ${'"%s"' % down_revision if down_revision else "None"}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 

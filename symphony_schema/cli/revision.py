@@ -25,10 +25,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_new_revision)
 
 
+#: ``alembic_version.version_num`` is ``varchar(32)``: a longer id fails when it is recorded.
+MAX_REVISION_ID_LENGTH = 32
+
+
 def next_revision_id(existing: list[str], message: str) -> str:
-    """``NNNN_slug`` with NNNN one more than the highest existing number."""
+    """``NNNN_slug`` with NNNN one more than the highest existing number, at most 32 characters."""
     numbers = [int(rev[:4]) for rev in existing if re.match(r"^\d{4}_", rev)]
-    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")[:40].rstrip("_")
+    slug = re.sub(r"[^a-z0-9]+", "_", message.lower()).strip("_")
+    slug = slug[: MAX_REVISION_ID_LENGTH - 5].rstrip("_")
     if not slug:
         raise SymphonyError("the message must contain letters or digits (it becomes the slug)")
     return f"{max(numbers, default=0) + 1:04d}_{slug}"

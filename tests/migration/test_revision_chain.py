@@ -7,6 +7,7 @@ engine's URL rule; these tests do the same checks through the real engine instea
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -32,6 +33,8 @@ def test_revision_ids_are_sortable_and_documented() -> None:
     assert ids == sorted(ids), "revision ids must sort in chain order"
     for number, script in enumerate(revisions, start=1):
         assert re.fullmatch(rf"{number:04d}_[a-z0-9_]+", script.revision), script.revision
+        assert len(script.revision) <= 32, "alembic_version.version_num is varchar(32)"
+        assert Path(script.path).stem == script.revision, "the file is named after its id"
         assert (script.module.__doc__ or "").strip(), (
             f"{script.revision} needs a one-line docstring"
         )
