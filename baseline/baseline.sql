@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0009_queue_autovacuum.
+-- Symphony schema baseline at revision 0010_reject_blank_long_ids.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -168,8 +168,14 @@ CREATE FUNCTION public.bump_participant_outbox_seq(p_participant_id text) RETURN
 DECLARE
     v_allocated bigint;
 BEGIN
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id) = '' THEN
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
         RAISE EXCEPTION 'p_participant_id must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
+        RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_participant_id)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -209,14 +215,14 @@ DECLARE
     v_ignored text;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = ''
+       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
        OR p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
             RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
                 COALESCE(p_batch_size::text, 'NULL')
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_worker_id must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -314,7 +320,7 @@ DECLARE
     v_ignored text;
 BEGIN
     IF p_outbox_id IS NULL OR p_lease_token IS NULL
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' OR p_state IS NULL
+       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' OR p_state IS NULL
        OR p_latency_ms < 0 THEN
         IF p_outbox_id IS NULL THEN
             RAISE EXCEPTION 'p_outbox_id must not be NULL'
@@ -324,7 +330,7 @@ BEGIN
             RAISE EXCEPTION 'p_lease_token must not be NULL'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_worker_id must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -480,7 +486,7 @@ DECLARE
     v_ignored text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
         RAISE EXCEPTION 'p_worker_id must be a non-empty string'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -786,25 +792,43 @@ DECLARE
     v_ignored text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id) = ''
-       OR p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id) = ''
-       OR p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key) = ''
-       OR p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type) = ''
+    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = ''
+       OR p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
+       OR p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = ''
+       OR p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_instruction_id) > 1024
+       OR pg_catalog.octet_length(p_participant_id) > 1024
+       OR pg_catalog.octet_length(p_idempotency_key) > 1024
        OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
-        IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id) = '' THEN
+        IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id) = '' THEN
+        IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_participant_id must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key) = '' THEN
+        IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_idempotency_key must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type) = '' THEN
+        IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_instruction_id) > 1024 THEN
+            RAISE EXCEPTION 'p_instruction_id must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_instruction_id)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
+            RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_participant_id)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_idempotency_key) > 1024 THEN
+            RAISE EXCEPTION 'p_idempotency_key must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_idempotency_key)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         RAISE EXCEPTION 'p_payload must be a JSON object, got %',
@@ -963,7 +987,7 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id) = '' THEN
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
         RAISE EXCEPTION 'p_worker_id must be a non-empty string'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -1520,4 +1544,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0007_batched_completion', 'Batched completion: complete_outbox_attempts_batch, many leases in one call, all or nothing.', 'sha256:240231922ca64cfbb89a10cbe62b45761b14ceca4b51ebe13a5183ac2d74f692');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0008_stable_hot_path_plans', 'Stable hot-path plans: index access whatever the queue''s statistics say.', 'sha256:8e536e610e915cbb58c6c2a2490917e66e35bce75153b4e68b804296faca27d2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0009_queue_autovacuum', 'Queue autovacuum: vacuum the pending queue after a fixed number of dead rows, not a share.', 'sha256:b0c15de40c761dbf02787be98c14b83ecd940d017929c51ff8e635e0fc2a9a17');
-INSERT INTO public.alembic_version (version_num) VALUES ('0009_queue_autovacuum');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
+INSERT INTO public.alembic_version (version_num) VALUES ('0010_reject_blank_long_ids');
