@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seconds", type=float, help="measured seconds per run (default 3; --quick 1)"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: redraw the figures and rewrite README.md from the results.json "
+        "already in the output directory",
+    )
     return parser
 
 
@@ -120,6 +126,51 @@ def _top_statements(conn: psycopg.Connection[Any], limit: int = 25) -> list[dict
     ]
 
 
+def _merge(
+    out_dir: Path, meta: dict[str, Any], measured: dict[str, Any], *, partial: bool
+) -> dict[str, Any]:
+    """A full run replaces results.json; a run of some sections (--only) replaces just those
+    sections of an existing results.json (same output directory) and says so in its meta."""
+    path = out_dir / "results.json"
+    if not partial or not path.is_file():
+        return {"meta": meta, **measured}
+    previous: dict[str, Any] = json.loads(path.read_text())
+    previous.setdefault("meta", meta).setdefault("reruns", []).append(
+        {
+            "command": meta["command"],
+            "started_at": meta["started_at"],
+            "git_commit": meta["git_commit"],
+            "sections": meta["sections"],
+            "load_before": meta["load_before"],
+            "load_after": meta["load_after"],
+            "duration_s": meta["duration_s"],
+        }
+    )
+    previous.update(measured)
+    return previous
+
+
+def _write_report(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    figures = plots.make_all(results, out_dir, results["meta"]["command"])
+    (out_dir / "README.md").write_text(report.render(results, figures))
+    return figures
+
+
+def _report_only(out_dir: Path) -> int:
+    path = out_dir / "results.json"
+    if not path.is_file():
+        raise SymphonyError(
+            f"{path} does not exist: run the benchmarks first (without "
+            "--report-only), or point --out at a directory that has results"
+        )
+    results = json.loads(path.read_text())
+    results["evaluation"] = _clean(evaluate.evaluate(results))
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    figures = _write_report(results, out_dir)
+    _log(f"rewrote {out_dir / 'README.md'} and {len(figures)} figure(s) from {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -139,6 +190,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     out_dir: Path = args.out or (
         project_root() / (".symphony/bench-quick" if args.quick else "docs/benchmarks")
     )
+    if args.report_only:
+        return _report_only(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     server = select_database(args.url)
     command = "python -m benchmarks" + (" " + shlex.join(argv) if argv else "")
@@ -192,12 +245,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 results["pg_stat_statements"] = _top_statements(admin)
     meta["load_after"] = machine.load_average()
     meta["duration_s"] = round(time.monotonic() - started, 1)
-    results = {"meta": meta, **results}
+    results = _merge(out_dir, meta, results, partial=args.only is not None)
     results["evaluation"] = evaluate.evaluate(results)
     results = _clean(results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, sort_keys=False) + "\n")
-    figures = plots.make_all(results, out_dir, command)
-    (out_dir / "README.md").write_text(report.render(results, figures))
+    figures = _write_report(results, out_dir)
     for name, verdict in results["evaluation"].items():
         _log(f"{name}: {verdict.get('verdict')}")
     _log(

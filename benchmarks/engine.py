@@ -10,7 +10,9 @@ start-up and imports; the in-process numbers (the engine's ``api.upgrade`` and t
 
 from __future__ import annotations
 
+import cProfile
 import functools
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -104,6 +106,28 @@ def _commands(server_url: str, slow: bool) -> dict[str, list[str]]:
     return commands
 
 
+def profile_engine(server_url: str, top: int = 30) -> list[dict[str, Any]]:
+    """Where ``api.upgrade`` spends its time on an empty database (cProfile, cumulative)."""
+    profiler = cProfile.Profile()
+    with scratch_database(server_url, "bench_engine") as target:
+        profiler.enable()
+        api.upgrade(target.url)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    entries = []
+    for (filename, line, name), (_, calls, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+        entries.append(
+            {
+                "function": f"{where}:{line}({name})",
+                "calls": calls,
+                "cumulative_s": round(cumulative, 4),
+            }
+        )
+    entries.sort(key=lambda e: e["cumulative_s"], reverse=True)
+    return entries[:top]
+
+
 def engine(ctx: Context, server_url: str) -> dict[str, Any]:
     s = ctx.settings
     timings: dict[str, list[float]] = {}
@@ -131,4 +155,5 @@ def engine(ctx: Context, server_url: str) -> dict[str, Any]:
         "timings_s": {name: summarize(values) for name, values in timings.items()},
         "rendered_sql_bytes": rendered_bytes,
         "head": api.head_revision(),
+        "profile_in_process": profile_engine(server_url),
     }

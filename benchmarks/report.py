@@ -348,6 +348,69 @@ def _engine_table(results: Results) -> list[str]:
     return _table(["step", "seconds"], rows)
 
 
+def _engine_profile(results: Results) -> list[str]:
+    profile = results["engine"].get("profile_in_process") or []
+    if not profile:
+        return []
+    rows = [
+        [f"`{entry['function']}`", str(entry["calls"]), f"{entry['cumulative_s']:.3f}"]
+        for entry in profile[:15]
+    ]
+    return [
+        "",
+        "Where the in-process engine spends its time (cProfile of one `api.upgrade` on an"
+        " empty database, cumulative seconds):",
+        "",
+        *_table(["function", "calls", "cumulative s"], rows),
+    ]
+
+
+def _timeline_table(results: Results) -> list[str]:
+    rows = []
+    for name, series in results["timeline"].items():
+        samples = series.get("samples", [])
+        tracked = [p for p in series.get("tracked", []) if p.get("count")]
+        p99s = sorted(p["p99"] for p in tracked)
+        vacuums = (
+            max(s["autovacuums"] for s in samples) - min(s["autovacuums"] for s in samples)
+            if samples
+            else 0
+        )
+        rows.append(
+            [
+                name.replace("_", " "),
+                n(series.get("offered_per_s")),
+                n(series["run"]["throughput"]),
+                n(max((s["dead"] for s in samples), default=None)),
+                str(vacuums),
+                f"{p99s[len(p99s) // 2]:.2f}" if p99s else "-",
+                f"{p99s[-1]:.2f}" if p99s else "-",
+                ", ".join(series.get("reloptions") or []) or "server defaults",
+            ]
+        )
+    return _table(
+        [
+            "series",
+            "offered jobs/s",
+            "completed jobs/s",
+            "peak dead tuples",
+            "autovacuums of the queue",
+            "claim/read p99 per second: median ms",
+            "worst second ms",
+            "queue table options",
+        ],
+        rows,
+    )
+
+
+def _statement_table(results: Results) -> list[str]:
+    rows = []
+    for script, statements in results["statement_costs"].items():
+        for statement, summary in statements.items():
+            rows.append([script, f"`{statement}`", rng(summary, 3)])
+    return _table(["script", "statement", "server ms per call (median, min-max)"], rows)
+
+
 def _ceiling_table(results: Results) -> list[str]:
     ceiling = results["ceiling"]
     rows = []
@@ -394,6 +457,20 @@ def render(results: Results, figures: list[Path]) -> str:
         " Reproduce with `nox -s bench` (or `.venv/bin/python -m benchmarks`); a two-minute smoke"
         " run is `nox -s bench -- --quick`. Raw numbers: [results.json](results.json).",
         "",
+        *(
+            [
+                "Sections measured again later, in the same way, replacing those of the first run: "
+                + "; ".join(
+                    f"{', '.join(r['sections'])} by `{r['command']}` on {r['started_at']}"
+                    f" (load {r['load_before']} / {r['load_after']})"
+                    for r in meta["reruns"]
+                )
+                + ".",
+                "",
+            ]
+            if meta.get("reruns")
+            else []
+        ),
         f"- **Machine:** {meta['machine']['line']}. Load average before / after the run:"
         f" {meta['load_before']} / {meta['load_after']} (other jobs shared the machine; ratios"
         " are taken between systems measured back to back).",
@@ -459,10 +536,47 @@ def render(results: Results, figures: list[Path]) -> str:
         ]
     if "backlog" in results:
         lines += ["## W5 backlog growth (P3)", "", *_backlog_table(results), ""]
+    if "timeline" in results:
+        lines += [
+            "## Steady state over time: dead tuples and claim latency",
+            "",
+            "Producers enqueue (ours) / send (PGMQ) at a fixed rate while consumers claim"
+            " and complete one job per call, so the queue stays short as in production; the"
+            " figure below plots every second.",
+            "",
+            *_timeline_table(results),
+            "",
+        ]
+    if "statement_costs" in results:
+        lines += [
+            "## Server time per statement (pgbench -r, 1 client, synchronous_commit off)",
+            "",
+            *_statement_table(results),
+            "",
+        ]
     if "engine" in results:
-        lines += ["## Engine (P5)", "", *_engine_table(results), ""]
+        lines += ["## Engine (P5)", "", *_engine_table(results), *_engine_profile(results), ""]
     if "ceiling" in results:
         lines += ["## Reference points: the commit ceiling", "", *_ceiling_table(results), ""]
+    if results.get("pg_stat_statements"):
+        lines += [
+            "## pg_stat_statements (whole run, scratch database)",
+            "",
+            *_table(
+                ["query", "calls", "mean ms", "buffers", "WAL bytes"],
+                [
+                    [
+                        f"`{q['query'][:90]}`",
+                        str(q["calls"]),
+                        f"{q['mean_ms']:.3f}",
+                        str(q["buffers"]),
+                        str(q["wal_bytes"]),
+                    ]
+                    for q in results["pg_stat_statements"]
+                ],
+            ),
+            "",
+        ]
     if figures:
         lines += ["## Figures", ""]
         for path in figures:

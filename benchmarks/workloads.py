@@ -39,6 +39,8 @@ class Context:
     log: Log
     run_counter: int = 0
     expected_rate: dict[str, float] = field(default_factory=dict)
+    #: Rows to queue per configuration, grown whenever a run drained its queue.
+    fill_rows: dict[str, int] = field(default_factory=dict)
 
     def next_run_id(self) -> str:
         self.run_counter += 1
@@ -172,12 +174,15 @@ def enqueue(ctx: Context) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _fill_for(ctx: Context, key: str, workers: int) -> int:
+def _fill_for(ctx: Context, key: str, workers: int, batch: int) -> int:
     """Rows to queue so a run cannot drain them: 1.5x the best rate seen for this configuration
-    (or a generous first guess) times the run's length, at least 20,000."""
+    (or a generous first guess) times the run's length, at least 20,000; three times more after
+    a run that drained its queue (its rate is then only a lower bound)."""
     s = ctx.settings
-    rate = ctx.expected_rate.get(key, 4000.0 * workers)
-    return max(20_000, int(rate * (s.warmup_s + s.measure_s) * 1.5) + 5_000)
+    guess = 2000.0 * workers * (4 if batch > 1 else 1)
+    rate = max(ctx.expected_rate.get(key, 0.0), guess)
+    wanted = max(20_000, int(rate * (s.warmup_s + s.measure_s) * 1.5) + 5_000)
+    return max(wanted, ctx.fill_rows.get(key, 0))
 
 
 def _cycle_run(
@@ -191,8 +196,8 @@ def _cycle_run(
 ) -> driver.RunResult:
     kind = "ours_cycle" if system == "ours" else "pgmq_cycle"
     key = f"{kind}-{workers}-{batch}-{batched}-{retry_pct}"
-    for _attempt in range(3):
-        rows = _fill_for(ctx, key, workers)
+    for _attempt in range(4):
+        rows = _fill_for(ctx, key, workers, batch)
         if system == "ours":
             db.reset_ours(ctx.admin)
             db.fill_ours(ctx.admin, rows, ctx.body)
@@ -212,11 +217,15 @@ def _cycle_run(
             run_id=ctx.next_run_id(),
         )
         run = ctx.measure(spec, workers)
-        ctx.expected_rate[key] = max(ctx.expected_rate.get(key, 0.0), run.throughput)
         if run.empty_steps == 0 or retry_pct:
+            ctx.expected_rate[key] = max(ctx.expected_rate.get(key, 0.0), run.throughput)
             return run
-        ctx.log(f"  {key}: the queue ran dry ({run.empty_steps} empty claims); refilling more")
-    return run
+        ctx.fill_rows[key] = rows * 3
+        ctx.log(
+            f"  {key}: the queue ran dry ({run.empty_steps} empty claims) with {rows:,} rows;"
+            f" measuring again with {rows * 3:,}"
+        )
+    raise RuntimeError(f"{key}: the queue ran dry four times; the last run queued {rows:,} rows")
 
 
 def cycle(ctx: Context) -> dict[str, Any]:

@@ -202,6 +202,9 @@ def _results() -> dict[str, Any]:
         },
         "timeline": {
             system: {
+                "run": _record(500.0)["runs"][0],
+                "offered_per_s": 500.0,
+                "reloptions": [],
                 "samples": [
                     {
                         "t": float(t),
@@ -212,7 +215,8 @@ def _results() -> dict[str, Any]:
                         "autovacuums": 0 if t < 3 else 1,
                     }
                     for t in range(1, 6)
-                ]
+                ],
+                "tracked": [{"t": t, "count": 10, "p50": 0.5, "p99": 1.0 + t} for t in range(1, 6)],
             }
             for system in ("ours", "pgmq")
         },
@@ -273,4 +277,5 @@ def test_figures_and_readme_are_made_from_the_results(tmp_path: Path) -> None:
     assert "**met**" in text and "**gap**" in text
     assert "not collected: the running server does not preload it" in text
     assert "](throughput_vs_workers.png)" in text
+    assert "| ours | 500 | 500 | 50 | 1 | 4.00 | 6.00 |" in text  # the timeline table
     assert "python -m benchmarks --quick" in text
