@@ -10,7 +10,9 @@ look has not proven anything.
 
 from __future__ import annotations
 
+import ast as pyast
 import re
+import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,9 @@ class _SecretPattern:
 
 _SECRET_PATTERNS = (
     _SecretPattern("password literal", re.compile(r"\bPASSWORD\s+(E?'{1,2}|\$\w*\$)(?!')", re.I)),
+    _SecretPattern(
+        "password from a format() placeholder", re.compile(r"\bPASSWORD\s+%[sIL]", re.I)
+    ),
     _SecretPattern("SCRAM verifier", re.compile(r"SCRAM-SHA-256\$\d+:")),
     _SecretPattern("md5 password hash", re.compile(r"\bmd5[0-9a-f]{32}\b")),
     _SecretPattern("private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
@@ -86,6 +91,21 @@ _SECRET_PATTERNS = (
             re.I,
         ),
     ),
+)
+
+
+#: Extra patterns for revision ``.py`` files, where strings are double-quoted too.
+_PY_SECRET_PATTERNS = (
+    _SecretPattern(
+        "secret assigned a literal",
+        re.compile(
+            r"\b(?!password_encryption\b)\w*"
+            r"(api[_-]?key|secret|token|passw(or)?d|pwd|access[_-]?key|private[_-]?key)\w*"
+            r"\s*(=|:=|:)\s*[rbuRBU]?\"[^\"\s]{6,}\"",
+            re.I,
+        ),
+    ),
+    _SecretPattern("password literal", re.compile(r"\bPASSWORD\s+(E?'|\\?\"|%[sL])", re.I)),
 )
 
 
@@ -350,12 +370,24 @@ def lint_no_secrets(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
                 for option in statement.node.options or ():
                     if option.defname == "password" and option.arg is not None:
                         found.add((revision.line_of(statement.offset), "password literal"))
-        for line, kind in sorted(found):
-            problems.append(
-                f"{revision.name}:{line}: {kind} (value not shown); secrets never belong in "
-                "migrations: remove it, rotate it, and set it from the environment at deploy time"
-            )
+        problems += _secret_problems(revision.name, found)
+    for directory in sorted({revision.path.parent for revision in revisions}):
+        for path in sorted(directory.glob("*.py")):
+            text = path.read_text(encoding="utf-8-sig", errors="replace")
+            found = set()
+            for pattern in (*_SECRET_PATTERNS, *_PY_SECRET_PATTERNS):
+                for match in pattern.regex.finditer(text):
+                    found.add((text.count("\n", 0, match.start()) + 1, pattern.kind))
+            problems += _secret_problems(path.name, found)
     return problems
+
+
+def _secret_problems(name: str, found: set[tuple[int, str]]) -> list[str]:
+    return [
+        f"{name}:{line}: {kind} (value not shown); secrets never belong in migrations: remove "
+        "it, rotate it, and set it from the environment at deploy time"
+        for line, kind in sorted(found)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -444,6 +476,263 @@ def lint_no_legacy_references(revisions: Sequence[RevisionSql], root: Path) -> l
 
 
 # ------------------------------------------------------------------------------------------------
+# lint:alembic-files (tree lint)
+# ------------------------------------------------------------------------------------------------
+
+#: Files allowed directly under ``alembic/`` besides ``versions/`` (ADR 0085).
+SUPPORT_FILES = ("env.py", "script.py.mako", "README", "README.md", "README.rst")
+#: ``flags`` of a pyc compiled with ``invalidation_mode=UNCHECKED_HASH`` (PEP 552): Python never
+#: writes one by itself, and it runs whatever the source says.
+_PYC_UNCHECKED_HASH = 0b01
+
+
+def _git_listed(top: Path) -> list[str] | None:
+    """Paths under ``top`` (relative to it) that git tracks or would add (untracked, not
+    ignored); ``None`` when ``top`` is not inside a git work tree."""
+    inside = subprocess.run(
+        ["git", "rev-parse", "--is-inside-work-tree"],
+        cwd=top,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return None
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+        cwd=top,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if listed.returncode != 0:
+        raise RuntimeError(f"git ls-files in {top} failed: {listed.stderr.decode().strip()}")
+    return sorted({name for name in listed.stdout.decode("utf-8").split("\0") if name})
+
+
+def _python_written_cache(top: Path, relative: str) -> bool:
+    """``relative`` is a ``__pycache__/<module>.<tag>.pyc`` of a ``.py`` beside that directory,
+    of a kind Python writes itself (timestamp or checked hash, never unchecked hash)."""
+    path = top / relative
+    parts = Path(relative).parts
+    if len(parts) < 2 or parts[-2] != "__pycache__" or not relative.endswith(".pyc"):
+        return False
+    source = path.parent.parent / (path.name.split(".", 1)[0] + ".py")
+    if not source.is_file() or path.is_symlink() or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        header = handle.read(8)
+    if len(header) < 8:
+        return False
+    flags = int.from_bytes(header[4:8], "little")
+    return flags & 0b11 != _PYC_UNCHECKED_HASH
+
+
+def _allowed_alembic_file(relative: str, in_alembic: bool) -> bool:
+    """A ``.py``/``.sql`` directly in ``versions/``, or a known support file of ``alembic/``."""
+    parts = Path(relative).parts
+    if in_alembic and len(parts) == 1:
+        return parts[0] in SUPPORT_FILES
+    revision_parts = parts[1:] if in_alembic else parts
+    if in_alembic and parts[0] != "versions":
+        return False
+    return len(revision_parts) == 1 and Path(revision_parts[0]).suffix in (".py", ".sql")
+
+
+def lint_alembic_files(versions_dir: Path, root: Path) -> list[str]:
+    """Under ``alembic/`` (the parent of ``versions_dir``) there is nothing but revision pairs
+    (``X.py`` with ``X.sql``, regular files directly in ``versions/``) and the known support files
+    (:data:`SUPPORT_FILES`). It applies to an Alembic tree only: a directory of SQL that is not
+    called ``versions`` (``invariants lint --dir`` on loose SQL files) has nothing to check.
+
+    In a git checkout the files that count are those git tracks or would add: a committed
+    ``__pycache__`` fails, a local one Python wrote (ignored by ``.gitignore``) does not. Outside
+    a checkout every file counts, except bytecode caches of a kind Python writes itself.
+    """
+    in_alembic = versions_dir.name == "versions"
+    if not in_alembic:
+        return []
+    top = versions_dir.parent
+    label = top.name
+    if not top.is_dir():
+        return [f"{top} is not a directory"]
+    listed = _git_listed(top)
+    if listed is None:
+        how = "outside a git checkout"
+        names = sorted(
+            str(path.relative_to(top))
+            for path in top.rglob("*")
+            if path.is_file() or path.is_symlink()
+        )
+        names = [n for n in names if not _python_written_cache(top, n)]
+    else:
+        how = "tracked by git or not ignored"
+        names = listed
+    problems = []
+    allowed = []
+    for name in names:
+        shown = f"{label}/{name}"
+        if not _allowed_alembic_file(name, in_alembic):
+            what = (
+                "compiled bytecode, which Python may run instead of the reviewed source"
+                if name.endswith((".pyc", ".pyo")) or "__pycache__" in Path(name).parts
+                else "not a revision .py/.sql pair in versions/ or a known support file "
+                f"({', '.join(SUPPORT_FILES)})"
+            )
+            problems.append(f"{shown}: {what} ({how}); remove it (git rm --cached if committed)")
+        elif (top / name).is_symlink():
+            problems.append(
+                f"{shown}: a symbolic link; revisions and support files must be regular files"
+            )
+        else:
+            allowed.append(name)
+    revision_files = {n for n in allowed if n not in SUPPORT_FILES or not in_alembic}
+    stems: dict[str, set[str]] = {str(Path(n).with_suffix("")): set() for n in revision_files}
+    for name in revision_files:
+        stems[str(Path(name).with_suffix(""))].add(Path(name).suffix)
+    for stem, suffixes in sorted(stems.items()):
+        for have, want in ((".py", ".sql"), (".sql", ".py")):
+            if suffixes == {have}:
+                problems.append(
+                    f"{label}/{stem}{have}: revision without its {want} (a revision is a "
+                    f"{Path(stem).name}.py + .sql pair); add the {want} or remove the {have}"
+                )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# lint:revision-py-runs-sql-only (tree lint)
+# ------------------------------------------------------------------------------------------------
+
+_RUNNER_IMPORT = ("symphony_schema.migration.sql", "run_revision_sql")
+_REVISION_VARIABLES = ("revision", "down_revision", "branch_labels", "depends_on")
+
+
+def _is_literal(node: Any) -> bool:
+    try:
+        value = pyast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    items = value if isinstance(value, tuple | list) else (value,)
+    return all(item is None or isinstance(item, str) for item in items)
+
+
+def _runner_call_problem(statement: pyast.stmt) -> str | None:
+    """Why ``statement`` is not ``run_revision_sql(__file__[, transactional=False])``."""
+    expected = "run_revision_sql(__file__) or run_revision_sql(__file__, transactional=False)"
+    call = statement.value if isinstance(statement, pyast.Expr) else None
+    if not isinstance(call, pyast.Call):
+        return f"upgrade() may only call {expected}"
+    if not (isinstance(call.func, pyast.Name) and call.func.id == "run_revision_sql"):
+        return f"upgrade() calls {pyast.unparse(call.func)}; it may only call {expected}"
+    first_ok = (
+        len(call.args) == 1
+        and isinstance(call.args[0], pyast.Name)
+        and call.args[0].id == "__file__"
+    )
+    keywords_ok = all(
+        k.arg == "transactional"
+        and isinstance(k.value, pyast.Constant)
+        and isinstance(k.value.value, bool)
+        for k in call.keywords
+    )
+    if not (first_ok and keywords_ok and len(call.keywords) <= 1):
+        return f"{pyast.unparse(call)} is not {expected}"
+    return None
+
+
+def _docstring(statement: pyast.stmt) -> bool:
+    return (
+        isinstance(statement, pyast.Expr)
+        and isinstance(statement.value, pyast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
+def revision_py_problems(path: Path) -> list[str]:
+    """Everything in a revision ``.py`` besides a docstring, the runner import, the four
+    revision variables (literals) and ``def upgrade() -> None: run_revision_sql(__file__)``."""
+    where = path.name
+    try:
+        tree = pyast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError) as exc:
+        return [f"{where}:{getattr(exc, 'lineno', '?')}: not valid Python ({exc})"]
+    problems: list[str] = []
+    upgrades = 0
+    for index, statement in enumerate(tree.body):
+        line = f"{where}:{statement.lineno}"
+        if index == 0 and _docstring(statement):
+            continue
+        if isinstance(statement, pyast.ImportFrom):
+            names = [(a.name, a.asname) for a in statement.names]
+            if statement.module == "__future__" and statement.level == 0:
+                continue
+            if (
+                statement.level == 0
+                and statement.module == _RUNNER_IMPORT[0]
+                and names == [(_RUNNER_IMPORT[1], None)]
+            ):
+                continue
+            problems.append(
+                f"{line}: imports {statement.module or '.'}; a revision imports only "
+                "run_revision_sql from symphony_schema.migration.sql"
+            )
+        elif isinstance(statement, pyast.Import):
+            problems.append(
+                f"{line}: imports {', '.join(a.name for a in statement.names)}; a revision "
+                "imports only run_revision_sql from symphony_schema.migration.sql"
+            )
+        elif isinstance(statement, pyast.Assign | pyast.AnnAssign):
+            targets = (
+                statement.targets if isinstance(statement, pyast.Assign) else [statement.target]
+            )
+            names_ok = all(
+                isinstance(t, pyast.Name) and t.id in _REVISION_VARIABLES for t in targets
+            )
+            if not names_ok or statement.value is None or not _is_literal(statement.value):
+                problems.append(
+                    f"{line}: only the literals {', '.join(_REVISION_VARIABLES)} may be "
+                    "assigned in a revision"
+                )
+        elif isinstance(statement, pyast.FunctionDef) and statement.name == "upgrade":
+            upgrades += 1
+            args = statement.args
+            if statement.decorator_list or any(
+                (args.posonlyargs, args.args, args.kwonlyargs, args.vararg, args.kwarg)
+            ):
+                problems.append(f"{line}: upgrade() takes no arguments and has no decorators")
+            body = statement.body[1:] if _docstring(statement.body[0]) else statement.body
+            if len(body) != 1:
+                problems.append(
+                    f"{line}: upgrade() must consist of exactly one run_revision_sql(__file__) call"
+                )
+            for inner in body:
+                problem = _runner_call_problem(inner)
+                if problem:
+                    problems.append(f"{where}:{inner.lineno}: {problem}")
+        else:
+            kind = type(statement).__name__
+            name = getattr(statement, "name", None)
+            problems.append(
+                f"{line}: {kind}{' ' + name if name else ''} is not allowed; a revision .py only "
+                "hands its .sql to run_revision_sql (the SQL is what is reviewed and checksummed)"
+            )
+    if upgrades != 1:
+        problems.append(f"{where}:1: defines upgrade() {upgrades} times; exactly once")
+    return problems
+
+
+def lint_revision_py_runs_sql_only(versions_dir: Path, root: Path) -> list[str]:
+    """Every revision ``.py`` does nothing but call the SQL runner (decided with ``ast``): no
+    ``op.execute``, no other imports, no other code (:func:`revision_py_problems`)."""
+    problems: list[str] = []
+    for path in sorted(versions_dir.glob("*.py")):
+        problems += revision_py_problems(path)
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
 # Registry
 # ------------------------------------------------------------------------------------------------
 
@@ -455,4 +744,12 @@ LINTS: dict[str, LintFn] = {
     "no-legacy-references": lint_no_legacy_references,
     "sqlfluff": sql_tools.lint_sqlfluff,
     "squawk": sql_tools.lint_squawk,
+}
+
+#: Lints on the files of the versions directory (and ``alembic/`` around it) rather than on the
+#: parsed SQL: ``fn(versions_dir, root)``.
+TreeLintFn = Callable[[Path, Path], list[str]]
+TREE_LINTS: dict[str, TreeLintFn] = {
+    "alembic-files": lint_alembic_files,
+    "revision-py-runs-sql-only": lint_revision_py_runs_sql_only,
 }

@@ -7,7 +7,11 @@
   valid exception;
 - ``promotion``: every verification reference of an implemented invariant resolves, and every
   check is claimed by an implemented invariant;
-- ``exceptions``: every exception is complete, names existing ids and has not expired.
+- ``exceptions``: every exception is complete, names existing ids, has not expired and names
+  no P0 invariant;
+- ``invariant-history``: against the base commit, no invariant was removed, demoted to the roadmap,
+  lowered in severity or stripped of a check unless an ADR in the same change names it, and no
+  exception names an invariant that is P0 at the base (ADR 0085).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+
+import yaml
 
 from symphony_schema import SymphonyError
 from symphony_schema.invariants import docs as generated_docs
@@ -150,13 +156,14 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def resolve_base(ctx: ProcessContext) -> str:
+def resolve_base(ctx: ProcessContext, what: str = "change rule") -> str:
     """The commit to diff against: ``--base``, else the merge base with ``origin/main``.
 
-    Raises :class:`SkipCheck` when there is nothing to compare with (no checkout, no remote).
+    Raises :class:`SkipCheck` when there is nothing to compare with (no checkout, no remote);
+    ``what`` names the check in that notice.
     """
     if _git(ctx.root, "rev-parse", "--is-inside-work-tree").returncode != 0:
-        raise SkipCheck(f"{ctx.root} is not a git checkout: change rule not checked")
+        raise SkipCheck(f"{ctx.root} is not a git checkout: {what} not checked")
     if ctx.base:
         found = _git(ctx.root, "rev-parse", "--verify", "--quiet", f"{ctx.base}^{{commit}}")
         if found.returncode != 0:
@@ -166,12 +173,12 @@ def resolve_base(ctx: ProcessContext) -> str:
         return found.stdout.strip()
     if _git(ctx.root, "rev-parse", "--verify", "--quiet", DEFAULT_BASE_REMOTE).returncode != 0:
         raise SkipCheck(
-            f"no {DEFAULT_BASE_REMOTE} here and no --base given: change rule not checked "
+            f"no {DEFAULT_BASE_REMOTE} here and no --base given: {what} not checked "
             "(pass --base REF to check a branch)"
         )
     merge_base = _git(ctx.root, "merge-base", "HEAD", DEFAULT_BASE_REMOTE)
     if merge_base.returncode != 0:
-        raise SkipCheck(f"HEAD and {DEFAULT_BASE_REMOTE} share no history: change rule not checked")
+        raise SkipCheck(f"HEAD and {DEFAULT_BASE_REMOTE} share no history: {what} not checked")
     return merge_base.stdout.strip()
 
 
@@ -245,11 +252,12 @@ def gate_change_rule(ctx: ProcessContext) -> list[str]:
 
 def registered_checks() -> set[str]:
     """Every check reference the code defines: ``lint:*``, ``gate:*`` and ``process:*``."""
-    from symphony_schema.invariants import gate, lints
+    from symphony_schema.invariants import gate, lints, role_passwords
 
     return (
-        {f"lint:{name}" for name in lints.LINTS}
+        {f"lint:{name}" for name in (*lints.LINTS, *lints.TREE_LINTS)}
         | {f"gate:{name}" for name in gate.CHECKS}
+        | {role_passwords.CHECK_REF}
         | {f"process:{name}" for name in PROCESS_GATES}
     )
 
@@ -308,10 +316,139 @@ def gate_promotion(ctx: ProcessContext) -> list[str]:
 
 
 def gate_exceptions(ctx: ProcessContext) -> list[str]:
-    """Every exception file has all template fields, names existing ids, has not expired."""
+    """Every exception file has all template fields, names existing ids, has not expired, and
+    names no P0 invariant (P0 is never waived, so such a file only pretends)."""
     loaded = _load(ctx)
     _records, problems = exception_files.load_exceptions(ctx.docs, loaded.ids, ctx.today)
+    p0 = {inv.id for inv in loaded.invariants if inv.severity == "P0"}
+    for path, named in _exception_ids(ctx):
+        problems += [
+            f"{path.name} names {i}, which is P0: P0 invariants can never be waived (ADR 0021); "
+            "fix the violation instead"
+            for i in named
+            if i in p0
+        ]
     return problems
+
+
+def _exception_ids(ctx: ProcessContext) -> list[tuple[Path, list[str]]]:
+    """Every exception file (valid or not) with the invariant ids its Invariant field names."""
+    out = []
+    for path in exception_files.exception_files(ctx.docs):
+        values = exception_files.fields_of(path.read_text(encoding="utf-8"))
+        named = manifest.INVARIANT_ID_RE.findall(values.get(exception_files.INVARIANT_FIELD, ""))
+        out.append((path, sorted(set(named))))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Invariant history: what the base commit promised cannot be weakened silently
+# ------------------------------------------------------------------------------------------------
+
+#: Where the reviewable records of a weakening live.
+DECISIONS_DIR = "docs/decisions/"
+_SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2}
+
+
+def manifest_at(ctx: ProcessContext, commit: str) -> manifest.Manifest | None:
+    """The manifest as committed in ``commit``; ``None`` when that commit has none."""
+    relative = _relative(ctx.manifest_path, ctx.root)
+    shown = _git(ctx.root, "show", f"{commit}:./{relative}")
+    if shown.returncode != 0:
+        listed = _git(ctx.root, "ls-tree", "--name-only", commit, "--", relative)
+        if listed.returncode == 0 and not listed.stdout.strip():
+            return None
+        raise RuntimeError(f"cannot read {relative} at {commit[:12]}: {shown.stderr.strip()}")
+    try:
+        document = yaml.safe_load(shown.stdout)
+    except yaml.YAMLError as exc:
+        raise RuntimeError(f"{relative} at {commit[:12]} is not valid YAML: {exc}") from None
+    problems = manifest.schema_problems(document)
+    if problems:
+        raise RuntimeError(f"{relative} at {commit[:12]} is invalid: {problems[0]}")
+    return manifest.parse(document, ctx.manifest_path)
+
+
+def weakenings(old: manifest.Manifest, new: manifest.Manifest) -> dict[str, list[str]]:
+    """``id -> what changed`` for every invariant of ``old`` that ``new`` weakens: removed,
+    implemented -> roadmap, a lower severity, or a check that no longer verifies it."""
+    found: dict[str, list[str]] = {}
+    for before in old.invariants:
+        after = new.get(before.id)
+        what: list[str] = []
+        if after is None:
+            what.append(
+                f"removed from the manifest (it was {before.severity}, {before.status} at base)"
+            )
+        else:
+            if _SEVERITY_RANK[after.severity] > _SEVERITY_RANK[before.severity]:
+                what.append(f"severity lowered from {before.severity} to {after.severity}")
+            if before.status == "implemented" and after.status != "implemented":
+                what.append(f"status changed from implemented to {after.status}")
+            what += [
+                f"no longer verified by {ref}"
+                for ref in before.check_refs
+                if ref not in after.check_refs
+            ]
+        if what:
+            found[before.id] = what
+    return found
+
+
+def _ids_in_changed_adrs(ctx: ProcessContext, changes: dict[str, str]) -> set[str]:
+    """Invariant ids named by ADRs added or changed in this change."""
+    ids: set[str] = set()
+    for path, status in changes.items():
+        if status in ("A", "M") and path.startswith(DECISIONS_DIR) and path.endswith(".md"):
+            ids |= _ids_in(ctx.root / path)
+    return ids
+
+
+def gate_invariant_history(ctx: ProcessContext) -> list[str]:
+    """Compared with the base commit: every weakening of an invariant is recorded in an ADR that
+    this change adds or edits and that names the invariant; no exception names an invariant that
+    is P0 at the base, whatever the manifest of this change says."""
+    base = resolve_base(ctx, "invariant history")
+    old = manifest_at(ctx, base)
+    if old is None:
+        return []
+    new = _load(ctx)
+    recorded = _ids_in_changed_adrs(ctx, changed_files(ctx, base))
+    problems = []
+    for invariant_id, what in weakenings(old, new).items():
+        if invariant_id in recorded:
+            continue
+        problems += [
+            f"{invariant_id}: {change} since {base[:12]} without a reviewable record: add or edit "
+            f"an ADR under {DECISIONS_DIR} that names {invariant_id} and says why"
+            for change in what
+        ]
+    p0_at_base = {inv.id for inv in old.invariants if inv.severity == "P0"}
+    for path, named in _exception_ids(ctx):
+        problems += [
+            f"{path.name} names {i}, which is P0 at base {base[:12]}; P0 invariants can never be "
+            "waived (ADR 0021, 0085), not even after a downgrade in the same change"
+            for i in named
+            if i in p0_at_base
+        ]
+    return problems
+
+
+def protected_checks(ctx: ProcessContext) -> set[str]:
+    """Check references whose failures no exception may waive: the checks of invariants that
+    are P0 at the base commit (empty when there is no base: no checkout, no ``origin/main``).
+
+    Raises ``RuntimeError`` when a base exists but its manifest cannot be read; the caller then
+    waives nothing (fail closed).
+    """
+    try:
+        base = resolve_base(ctx, "waiver protection")
+    except SkipCheck:
+        return set()
+    old = manifest_at(ctx, base)
+    if old is None:
+        return set()
+    return {ref for inv in old.invariants if inv.severity == "P0" for ref in inv.check_refs}
 
 
 PROCESS_GATES: dict[str, ProcessFn] = {
@@ -321,4 +458,5 @@ PROCESS_GATES: dict[str, ProcessFn] = {
     "change-rule": gate_change_rule,
     "promotion": gate_promotion,
     "exceptions": gate_exceptions,
+    "invariant-history": gate_invariant_history,
 }

@@ -28,7 +28,15 @@ from sqlalchemy.engine import make_url
 
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import SelectedDatabase, to_conninfo
-from symphony_schema.invariants import evidence, exception_files, gate, lints, manifest, process
+from symphony_schema.invariants import (
+    evidence,
+    exception_files,
+    gate,
+    lints,
+    manifest,
+    process,
+    role_passwords,
+)
 from symphony_schema.invariants.results import CheckResult, skipped, timed
 from symphony_schema.invariants.revisions import default_versions_dir, load_revisions
 
@@ -48,8 +56,12 @@ class Run:
     facts: dict[str, Any] = field(default_factory=dict)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _clock: float = field(default_factory=time.perf_counter, init=False)
+    #: The git ref the waivers are checked against (P0 there is never waived); ``None``: the
+    #: merge base with ``origin/main`` when there is one.
+    base: str | None = None
     _manifest: manifest.Manifest | None = field(default=None, init=False)
     _waivers: dict[str, exception_files.ExceptionRecord] = field(default_factory=dict, init=False)
+    _protected: set[str] | str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         docs = manifest.docs_dir(self.root)
@@ -80,9 +92,28 @@ class Run:
             if inv.severity == "P0":
                 note = f"{waiver.path.name} cannot waive it: {inv.id} is P0"
                 return replace(result, note=note)
+            protected = self._protected_checks()
+            if isinstance(protected, str):
+                return replace(result, note=f"{waiver.path.name} cannot waive it: {protected}")
+            if result.ref in protected:
+                note = (
+                    f"{waiver.path.name} cannot waive it: {result.ref} verifies an invariant that "
+                    "is P0 at base; a downgrade in the same change does not count"
+                )
+                return replace(result, note=note)
             note = f"waived by {waiver.path.name} (owner {waiver.owner}) until {waiver.expires}"
             return replace(result, status="waived", note=note)
         return result
+
+    def _protected_checks(self) -> set[str] | str:
+        """Checks of invariants that are P0 at the base commit, or why nothing may be waived."""
+        if self._protected is None:
+            ctx = process.ProcessContext(root=self.root, base=self.base, today=self.today)
+            try:
+                self._protected = process.protected_checks(ctx)
+            except RuntimeError as exc:
+                self._protected = f"the base manifest cannot be read ({exc})"
+        return self._protected
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -147,23 +178,30 @@ def _head_revision() -> str | None:
 
 
 def lint_results(versions_dir: Path, root: Path) -> list[CheckResult]:
-    """Every lint on the revisions of ``versions_dir``."""
+    """Every lint on the revisions of ``versions_dir``: the file lints first (they need no
+    parsing), then the SQL lints."""
+    results = [
+        timed(f"lint:{name}", partial(fn, versions_dir, root))
+        for name, fn in lints.TREE_LINTS.items()
+    ]
     try:
         revisions = load_revisions(versions_dir)
     except (SymphonyError, OSError, SyntaxError) as exc:
-        return [timed(f"lint:{name}", partial(_raise, exc)) for name in lints.LINTS]
-    return [timed(f"lint:{name}", partial(fn, revisions, root)) for name, fn in lints.LINTS.items()]
+        return results + [timed(f"lint:{name}", partial(_raise, exc)) for name in lints.LINTS]
+    return results + [
+        timed(f"lint:{name}", partial(fn, revisions, root)) for name, fn in lints.LINTS.items()
+    ]
 
 
 def _raise(exc: BaseException) -> list[str]:
     raise exc
 
 
-def migrate_step(url: str) -> CheckResult:
+def migrate_step(url: str, script_location: Path | None = None) -> CheckResult:
     from symphony_schema.migration import api
 
     def migrate() -> list[str]:
-        api.upgrade(url)
+        api.upgrade(url, script_location=script_location)
         return []
 
     return timed("step:migrate", migrate)
@@ -190,13 +228,18 @@ def seed_step(conninfo: str) -> CheckResult:
     return replace(result, note=outcome[0]) if outcome else result
 
 
-def gate_results(conninfo: str) -> list[CheckResult]:
+def gate_results(
+    conninfo: str, roles_before: role_passwords.Snapshot | str | None = None
+) -> list[CheckResult]:
+    """The SQL gate, then ``gate:role-passwords`` (which also judges the roles the migration
+    touched when ``roles_before`` is the snapshot taken before it)."""
+    roles = timed(role_passwords.CHECK_REF, partial(role_passwords.check, conninfo, roles_before))
     try:
         conn = gate.connect(conninfo)
     except psycopg.Error as exc:
-        return [timed(f"gate:{name}", partial(_raise, exc)) for name in gate.CHECKS]
+        return [timed(f"gate:{name}", partial(_raise, exc)) for name in gate.CHECKS] + [roles]
     with conn:
-        return gate.run_gate(conn)
+        return [*gate.run_gate(conn), roles]
 
 
 def process_results(ctx: process.ProcessContext) -> list[CheckResult]:
@@ -215,13 +258,27 @@ def _not_run(names: list[str], reason: str) -> list[CheckResult]:
 
 
 def verify_sequence(
-    run: Run, url: str, *, versions_dir: Path | None = None, stop_on_lint_failure: bool = True
+    run: Run,
+    url: str,
+    *,
+    versions_dir: Path | None = None,
+    stop_on_lint_failure: bool = True,
+    script_location: Path | None = None,
 ) -> None:
-    """lints -> migrate -> seed -> gate on ``url``; then the database facts for the evidence."""
+    """lints -> migrate -> seed -> gate on ``url``; then the database facts for the evidence.
+
+    ``script_location`` (an Alembic directory) migrates from another revision tree, for tests;
+    pass its ``versions`` directory as ``versions_dir`` so the lints look at the same files.
+    """
     conninfo = to_conninfo(url)
     for result in lint_results(versions_dir or default_versions_dir(), run.root):
         run.add(result)
-    later = ["step:migrate", "step:seed", *(f"gate:{name}" for name in gate.CHECKS)]
+    later = [
+        "step:migrate",
+        "step:seed",
+        *(f"gate:{name}" for name in gate.CHECKS),
+        role_passwords.CHECK_REF,
+    ]
     if stop_on_lint_failure and run.failed:
         for result in _not_run(
             later,
@@ -230,14 +287,19 @@ def verify_sequence(
         ):
             run.add(result)
         return
-    migrated = migrate_step(url)
+    roles_before = role_passwords.snapshot(conninfo)
+    migrated = migrate_step(url, script_location)
     run.add(migrated)
     if migrated.failed:
-        for result in _not_run(later[1:], "not run: the migration failed"):
+        for result in _not_run(later[1:-1], "not run: the migration failed"):
             run.add(result)
+        # What committed before the failure (a non-transactional revision) is still judged.
+        run.add(
+            timed(role_passwords.CHECK_REF, partial(role_passwords.check, conninfo, roles_before))
+        )
     else:
         run.add(seed_step(conninfo))
-        for result in gate_results(conninfo):
+        for result in gate_results(conninfo, roles_before):
             run.add(result)
     try:
         run.facts["database"] = {
@@ -273,6 +335,7 @@ def scratch_database(selected: SelectedDatabase) -> Iterator[str]:
 
 def invariants_sequence(run: Run, selected: SelectedDatabase, *, base: str | None = None) -> None:
     """The full ``nox -s invariants`` run: verify on a scratch database, then the process gates."""
+    run.base = base
     with scratch_database(selected) as url:
         verify_sequence(run, url, stop_on_lint_failure=False)
     ctx = process.ProcessContext(root=run.root, base=base, today=run.today)

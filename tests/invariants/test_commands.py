@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from symphony_schema.cli import main
-from symphony_schema.invariants import evidence, gate, lints, process, runner
+from symphony_schema.invariants import evidence, gate, lints, process, role_passwords, runner
 from symphony_schema.invariants.results import CheckResult
 from tests.conftest import Database, PgServer
 from tests.invariants.conftest import FIXTURES, failure
@@ -54,9 +54,10 @@ def test_invariants_command_passes_on_this_repository_and_leaves_no_scratch_data
     records = [json.loads(p.read_text()) for p in sorted((bundle / "checks").iterdir())]
     refs = [r["check"] for r in records]
     expected_checks = (
-        [f"lint:{n}" for n in lints.LINTS]
+        [f"lint:{n}" for n in (*lints.TREE_LINTS, *lints.LINTS)]
         + ["step:migrate", "step:seed"]
         + [f"gate:{n}" for n in gate.CHECKS]
+        + [role_passwords.CHECK_REF]
         + [f"process:{n}" for n in process.PROCESS_GATES]
     )
     assert refs == expected_checks

@@ -7,6 +7,10 @@ file full of credential-shaped strings would trip the repository's own secret sc
 
 from __future__ import annotations
 
+import py_compile
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +191,187 @@ def test_external_linters_need_their_configuration(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(lints.LINTS))
 def test_every_lint_passes_an_empty_directory(name: str, tmp_path: Path) -> None:
     assert lints.LINTS[name](load_revisions(tmp_path), project_root()) == []
+
+
+# -- lint:alembic-files (INV-036) -----------------------------------------------------------------
+
+GOOD_PY = '''"""A revision."""
+
+from symphony_schema.migration.sql import run_revision_sql
+
+revision = "{rev}"
+down_revision = {down}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_revision_sql(__file__{extra})
+'''
+
+
+def _alembic_tree(root: Path) -> Path:
+    """``root/alembic`` with the support files and one good revision pair; returns versions/."""
+    versions = root / "alembic" / "versions"
+    versions.mkdir(parents=True)
+    for name in ("env.py", "script.py.mako"):
+        (root / "alembic" / name).write_text((project_root() / "alembic" / name).read_text())
+    (versions / "0001_a.py").write_text(GOOD_PY.format(rev="0001_a", down="None", extra=""))
+    (versions / "0001_a.sql").write_text("CREATE TABLE public.a (id integer);\n")
+    return versions
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _bytecode(versions: Path, mode: py_compile.PycInvalidationMode) -> Path:
+    """A pyc for 0001_a.py compiled from *other* source, as the issue 18.1 attack does."""
+    evil = versions.parent.parent / "evil.py"
+    evil.write_text("raise SystemExit('not the reviewed source')\n")
+    target = versions / "__pycache__" / f"0001_a.{sys.implementation.cache_tag}.pyc"
+    py_compile.compile(str(evil), cfile=str(target), invalidation_mode=mode, doraise=True)
+    evil.unlink()
+    return target
+
+
+def test_alembic_files_flags_a_committed_pycache(tmp_path: Path) -> None:
+    versions = _alembic_tree(tmp_path)
+    shutil.copy(project_root() / ".gitignore", tmp_path / ".gitignore")
+    pyc = _bytecode(versions, py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    # A local cache git ignores does not ship: a developer's run passes.
+    assert lints.lint_alembic_files(versions, project_root()) == []
+    _git(tmp_path, "add", "-f", str(pyc))
+    _git(tmp_path, "commit", "-q", "-m", "sneak bytecode in")
+    problems = lints.lint_alembic_files(versions, project_root())
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"alembic/versions/__pycache__/{pyc.name}: compiled bytecode")
+    assert "tracked by git" in problems[0]
+
+
+def test_alembic_files_outside_git_refuses_bytecode_python_never_writes(tmp_path: Path) -> None:
+    versions = _alembic_tree(tmp_path)
+    pyc = _bytecode(versions, py_compile.PycInvalidationMode.TIMESTAMP)
+    assert lints.lint_alembic_files(versions, project_root()) == []  # a cache Python writes
+    pyc.unlink()
+    _bytecode(versions, py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    problems = lints.lint_alembic_files(versions, project_root())
+    assert [p.split(":", 1)[0] for p in problems] == [f"alembic/versions/__pycache__/{pyc.name}"]
+    assert "outside a git checkout" in problems[0]
+
+
+def test_alembic_files_flags_unpaired_and_unknown_files(tmp_path: Path) -> None:
+    versions = _alembic_tree(tmp_path)
+    (versions / "0002_b.py").write_text(GOOD_PY.format(rev="0002_b", down='"0001_a"', extra=""))
+    (versions / "0003_c.sql").write_text("SELECT 1;\n")
+    (versions / "notes.txt").write_text("todo\n")
+    (versions / "sub").mkdir()
+    (versions / "sub" / "0004_d.sql").write_text("SELECT 1;\n")
+    (tmp_path / "alembic" / "helpers.py").write_text("X = 1\n")
+    (versions / "0005_e.sql").symlink_to(versions / "0001_a.sql")
+    (versions / "0005_e.py").write_text(GOOD_PY.format(rev="0005_e", down='"0001_a"', extra=""))
+    problems = lints.lint_alembic_files(versions, project_root())
+    located = sorted(p.split(":", 1)[0] for p in problems)
+    assert located == [
+        "alembic/helpers.py",
+        "alembic/versions/0002_b.py",
+        "alembic/versions/0003_c.sql",
+        "alembic/versions/0005_e.py",
+        "alembic/versions/0005_e.sql",
+        "alembic/versions/notes.txt",
+        "alembic/versions/sub/0004_d.sql",
+    ], problems
+    text = "\n".join(problems)
+    assert "alembic/versions/0002_b.py: revision without its .sql" in text
+    assert "alembic/versions/0003_c.sql: revision without its .py" in text
+    assert "alembic/versions/0005_e.sql: a symbolic link" in text
+
+
+def test_repository_alembic_tree_passes_the_file_lints() -> None:
+    versions = project_root() / "alembic" / "versions"
+    assert {name: fn(versions, project_root()) for name, fn in lints.TREE_LINTS.items()} == {
+        name: [] for name in lints.TREE_LINTS
+    }
+
+
+# -- lint:revision-py-runs-sql-only (INV-037) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            GOOD_PY.replace(
+                "    run_revision_sql(__file__{extra})",
+                '    from alembic import op\n\n    op.execute("SELECT 1")',
+            ),
+            ["12: upgrade() may only call run_revision_sql", "14: upgrade() calls op.execute"],
+        ),
+        ("import os\n" + GOOD_PY, ["1: imports os; a revision imports only"]),
+        (
+            GOOD_PY.replace(
+                "from symphony_schema.migration.sql",
+                "from alembic.op import execute\nfrom symphony_schema.migration.sql",
+            ),
+            ["3: imports alembic.op"],
+        ),
+        (
+            GOOD_PY.replace("{extra})", '{extra}.replace(".py", "_other.py"))'),
+            ["is not run_revision_sql(__file__) or"],
+        ),
+        (GOOD_PY + "\n\ndef helper() -> None:\n    pass\n", ["FunctionDef helper is not allowed"]),
+        (GOOD_PY + "\nupgrade()\n", ["Expr is not allowed"]),
+        (
+            GOOD_PY.replace('revision = "{rev}"', 'revision = "{rev}".upper()'),
+            ["only the literals"],
+        ),
+        (GOOD_PY.replace("{extra})", "{extra})\n    run_revision_sql(__file__)"), ["exactly one"]),
+        (
+            GOOD_PY.replace("def upgrade", "def upgrayedd"),
+            ["FunctionDef upgrayedd", "defines upgrade() 0 times"],
+        ),
+    ],
+)
+def test_revision_py_flags_anything_but_the_sql_runner(
+    tmp_path: Path, body: str, expected: list[str]
+) -> None:
+    (tmp_path / "0001_a.py").write_text(body.format(rev="0001_a", down="None", extra=""))
+    problems = lints.lint_revision_py_runs_sql_only(tmp_path, project_root())
+    assert problems, "the lint passed a revision that does more than run its SQL"
+    text = "\n".join(problems)
+    for fragment in expected:
+        assert fragment in text, problems
+    assert all(p.startswith("0001_a.py:") for p in problems)
+
+
+def test_revision_py_accepts_the_template_forms(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.py").write_text(GOOD_PY.format(rev="0001_a", down="None", extra=""))
+    (tmp_path / "0002_b.py").write_text(
+        GOOD_PY.format(rev="0002_b", down='"0001_a"', extra=", transactional=False")
+    )
+    assert lints.lint_revision_py_runs_sql_only(tmp_path, project_root()) == []
+
+
+# -- lint:no-secrets on the .py and on format() placeholders (INV-021, issue 18.4) ---------------
+
+
+def test_no_secrets_scans_revision_py_and_format_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "0001_a.sql").write_text(
+        "DO $$ BEGIN EXECUTE format('ALTER ROLE %I PASSWORD %L', 'x', 'y'); END $$;\n"
+    )
+    (tmp_path / "0001_a.py").write_text(
+        GOOD_PY.format(rev="0001_a", down="None", extra="")
+        + "\n\nop_execute = \"ALTER ROLE x PASSWORD '"
+        + "abc'\"\n"
+        + 'db_password = "'
+        + 'hunter22hunter"\n'
+    )
+    problems = run_lint("no-secrets", tmp_path)
+    assert lines_of(problems) == ["0001_a.py:15", "0001_a.py:16", "0001_a.sql:1"], problems

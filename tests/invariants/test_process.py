@@ -40,7 +40,8 @@ def add_exception(root: Path, name: str) -> Path:
 def test_the_repository_passes_every_process_gate_but_the_change_rule() -> None:
     context = ctx(project_root(), today=date.today())
     for name, gate in process.PROCESS_GATES.items():
-        if name != "change-rule":  # depends on the branch; tested on throw-away repositories
+        # These two depend on the branch; they are tested on throw-away repositories.
+        if name not in ("change-rule", "invariant-history"):
             assert gate(context) == [], name
 
 
@@ -349,3 +350,144 @@ def test_new_exception_refuses_bad_arguments_and_writes_nothing(
             **arguments,  # type: ignore[arg-type]
         )
     assert sorted(exception_files.exceptions_dir(docs).iterdir()) == before
+
+
+# -- process:invariant-history (INV-039) and waivers against the base ----------------------------
+
+
+def _exception_for(root: Path, invariant_id: str) -> Path:
+    """A valid exception (2030-01-01 .. 2030-02-01) for ``invariant_id``."""
+    text = (PROCESS_FIXTURES / "exceptions" / "2030-01-01-INV-014-valid.md").read_text()
+    target = exception_files.exceptions_dir(docs_of(root)) / f"2030-01-01-{invariant_id}-x.md"
+    target.write_text(text.replace("INV-014", invariant_id))
+    return target
+
+
+def _downgrade_inv_021(root: Path) -> None:
+    _edit_manifest(
+        root,
+        "  - id: INV-021\n    title: No secrets in revisions\n    status: implemented\n"
+        "    severity: P0\n",
+        "  - id: INV-021\n    title: No secrets in revisions\n    status: implemented\n"
+        "    severity: P1\n",
+    )
+
+
+def _adr(root: Path, name: str, text: str) -> None:
+    decisions = root / "docs" / "decisions"
+    decisions.mkdir(parents=True, exist_ok=True)
+    (decisions / name).write_text(text)
+
+
+def test_invariant_history_fails_on_a_downgrade_waived_in_the_same_change(
+    git_repo: tuple[Path, str],
+) -> None:
+    root, base = git_repo
+    _downgrade_inv_021(root)
+    _exception_for(root, "INV-021")
+    # The attack of issue 18.3: the manifest edit satisfies the change rule ...
+    assert process.gate_change_rule(ctx(root, base=base)) == []
+    # ... but the history gate sees the downgrade and the waiver of a P0 invariant.
+    problems = process.gate_invariant_history(ctx(root, base=base))
+    assert len(problems) == 2, problems
+    assert "INV-021: severity lowered from P0 to P1" in problems[0]
+    assert "ADR under docs/decisions/ that names INV-021" in problems[0]
+    assert "2030-01-01-INV-021-x.md names INV-021, which is P0 at" in problems[1]
+
+
+def test_invariant_history_accepts_a_downgrade_recorded_in_an_adr(
+    git_repo: tuple[Path, str],
+) -> None:
+    root, base = git_repo
+    _downgrade_inv_021(root)
+    _adr(root, "0099-relax-secrets.md", "# 0099\n\nINV-021 becomes P1 because ...\n")
+    assert process.gate_invariant_history(ctx(root, base=base)) == []
+    # An ADR naming another invariant does not count.
+    _adr(root, "0099-relax-secrets.md", "# 0099\n\nINV-020 becomes P2 because ...\n")
+    assert len(process.gate_invariant_history(ctx(root, base=base))) == 1
+    # The ADR does not let an exception waive what the base says is P0.
+    _adr(root, "0099-relax-secrets.md", "# 0099\n\nINV-021 becomes P1 because ...\n")
+    _exception_for(root, "INV-021")
+    problems = process.gate_invariant_history(ctx(root, base=base))
+    assert len(problems) == 1, problems
+    assert f"names INV-021, which is P0 at base {base[:12]}" in problems[0]
+
+
+def test_invariant_history_fails_on_removal_demotion_and_moved_checks(
+    git_repo: tuple[Path, str],
+) -> None:
+    root, base = git_repo
+    # INV-020 removed entirely, INV-022 back to the roadmap, INV-007's lint moved to INV-023.
+    path = docs_of(root) / manifest.MANIFEST_NAME
+    text = path.read_text()
+    start = text.index("  - id: INV-020\n")
+    end = text.index("  - id: INV-021\n")
+    text = text[:start] + text[end:]
+    path.write_text(text)
+    _edit_manifest(
+        root,
+        "  - id: INV-022\n    title: No CONCURRENTLY in a transactional revision\n"
+        "    status: implemented\n",
+        "  - id: INV-022\n    title: No CONCURRENTLY in a transactional revision\n"
+        "    status: roadmap\n",
+    )
+    _edit_manifest(root, "      - lint:definer-search-path\n", "")
+    _edit_manifest(
+        root,
+        "      - lint:no-legacy-references\n",
+        "      - lint:no-legacy-references\n      - lint:definer-search-path\n",
+    )
+    problems = process.gate_invariant_history(ctx(root, base=base))
+    text = "\n".join(problems)
+    assert "INV-007: no longer verified by lint:definer-search-path" in text
+    assert "INV-020: removed from the manifest (it was P1, implemented" in text
+    assert "INV-022: status changed from implemented to roadmap" in text
+    assert len(problems) == 3, problems
+
+
+def test_invariant_history_accepts_additions_and_upgrades(git_repo: tuple[Path, str]) -> None:
+    root, base = git_repo
+    _edit_manifest(
+        root,
+        "  - id: INV-014\n    title: No attempt is in state DISPATCHING\n    status: implemented\n"
+        "    severity: P1\n",
+        "  - id: INV-014\n    title: No attempt is in state DISPATCHING\n    status: implemented\n"
+        "    severity: P0\n",
+    )
+    assert process.gate_invariant_history(ctx(root, base=base)) == []
+
+
+def test_invariant_history_is_skipped_without_a_base(git_repo: tuple[Path, str]) -> None:
+    root, _base = git_repo
+    with pytest.raises(SkipCheck, match="no origin/main here and no --base given"):
+        process.gate_invariant_history(ctx(root))
+
+
+def test_exceptions_never_name_a_p0_invariant(repo_copy: Path) -> None:
+    _exception_for(repo_copy, "INV-021")
+    assert process.gate_exceptions(ctx(repo_copy)) == [
+        "2030-01-01-INV-021-x.md names INV-021, which is P0: P0 invariants can never be waived "
+        "(ADR 0021); fix the violation instead"
+    ]
+
+
+def test_a_downgrade_in_the_same_change_does_not_waive_a_p0_failure(
+    git_repo: tuple[Path, str],
+) -> None:
+    from symphony_schema.invariants import runner
+    from symphony_schema.invariants.results import CheckResult
+
+    root, base = git_repo
+    _downgrade_inv_021(root)
+    _exception_for(root, "INV-021")
+    failing = CheckResult("lint:no-secrets", "fail", ("0011_x.sql:1: password literal",))
+    run = runner.Run(command="test", root=root, today=DURING, base=base)
+    run.add(failing)
+    assert run.results[-1].status == "fail"
+    assert run.results[-1].invariant_id == "INV-021"
+    assert "is P0 at base" in str(run.results[-1].note)
+    # The same exception does waive a P1 invariant's failure (the mechanism still works).
+    _exception_for(root, "INV-014")
+    run = runner.Run(command="test", root=root, today=DURING, base=base)
+    run.add(CheckResult("gate:no-dispatching-rows", "fail", ("1 row",)))
+    assert run.results[-1].status == "waived"
