@@ -94,7 +94,8 @@ def check(conninfo: str, before: Snapshot | str | None = None) -> list[str]:
             if row.has_password and name not in group_roles:
                 problems.append(
                     f"role {name} was created or altered by the migrations and has a password "
-                    "(pg_authid.rolpassword IS NOT NULL); revisions never set passwords: remove "
-                    "it from the revision (set-login-password sets login passwords) and rotate it"
+                    "(pg_authid.rolpassword IS NOT NULL); revisions never set passwords nor alter "
+                    "a role that has one: find the revision, remove the statement (login "
+                    "passwords are set with set-login-password) and rotate the password"
                 )
     return problems

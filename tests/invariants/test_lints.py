@@ -375,3 +375,24 @@ def test_no_secrets_scans_revision_py_and_format_placeholders(tmp_path: Path) ->
     )
     problems = run_lint("no-secrets", tmp_path)
     assert lines_of(problems) == ["0001_a.py:15", "0001_a.py:16", "0001_a.sql:1"], problems
+
+
+def test_a_revision_from_new_revision_passes_the_file_lints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ``symphony-schema new-revision`` writes from ``alembic/script.py.mako`` is exactly
+    what the file lints allow: the template and the lints cannot drift apart."""
+    from symphony_schema.cli import main
+
+    root = tmp_path / "project"
+    shutil.copytree(
+        project_root() / "alembic", root / "alembic", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(project_root() / "alembic.ini", root / "alembic.ini")
+    monkeypatch.setenv("SYMPHONY_PROJECT_ROOT", str(root))
+    assert main(["new-revision", "add a thing"]) == 0, capsys.readouterr()
+    versions = root / "alembic" / "versions"
+    assert len(list(versions.glob("*_add_a_thing.py"))) == 1
+    assert {name: fn(versions, root) for name, fn in lints.TREE_LINTS.items()} == {
+        name: [] for name in lints.TREE_LINTS
+    }
