@@ -396,3 +396,18 @@ def test_a_revision_from_new_revision_passes_the_file_lints(
     assert {name: fn(versions, root) for name, fn in lints.TREE_LINTS.items()} == {
         name: [] for name in lints.TREE_LINTS
     }
+
+
+def test_alembic_files_in_git_flags_untracked_files_that_would_be_added(tmp_path: Path) -> None:
+    versions = _alembic_tree(tmp_path)
+    shutil.copy(project_root() / ".gitignore", tmp_path / ".gitignore")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "base")
+    (versions / "0002_wip.py").write_text(GOOD_PY.format(rev="0002_wip", down='"0001_a"', extra=""))
+    (tmp_path / "alembic" / ".gitignore").write_text("*.sql\n")
+    problems = lints.lint_alembic_files(versions, project_root())
+    assert sorted(p.split(":", 1)[0] for p in problems) == [
+        "alembic/.gitignore",
+        "alembic/versions/0002_wip.py",
+    ], problems

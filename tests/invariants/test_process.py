@@ -491,3 +491,23 @@ def test_a_downgrade_in_the_same_change_does_not_waive_a_p0_failure(
     run = runner.Run(command="test", root=root, today=DURING, base=base)
     run.add(CheckResult("gate:no-dispatching-rows", "fail", ("1 row",)))
     assert run.results[-1].status == "waived"
+
+
+def test_nothing_is_waived_when_the_base_manifest_cannot_be_read(
+    git_repo: tuple[Path, str],
+) -> None:
+    from symphony_schema.invariants import runner
+    from symphony_schema.invariants.results import CheckResult
+
+    root, _base = git_repo
+    manifest_path = docs_of(root) / manifest.MANIFEST_NAME
+    good = manifest_path.read_text()
+    manifest_path.write_text("invariants: [unclosed\n")
+    git(root, "commit", "-q", "-am", "broken manifest")
+    broken = git(root, "rev-parse", "HEAD")
+    manifest_path.write_text(good)
+    _exception_for(root, "INV-014")
+    run = runner.Run(command="test", root=root, today=DURING, base=broken)
+    run.add(CheckResult("gate:no-dispatching-rows", "fail", ("1 row",)))
+    assert run.results[-1].status == "fail"
+    assert "the base manifest cannot be read" in str(run.results[-1].note)
