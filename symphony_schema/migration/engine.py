@@ -157,29 +157,37 @@ def _refuse_sql_other_than_hashed(script: Script, expected: str | None, sent: st
     )
 
 
+def invalid_index_problem(index: str, table: str) -> str:
+    """The one message for an INVALID index (the engine and ``gate:no-invalid-index``)."""
+    return (
+        f"index {index} on {table} is INVALID (a CREATE INDEX CONCURRENTLY failed or was "
+        f"interrupted): fix what made it fail, then run REINDEX INDEX CONCURRENTLY {index}; "
+        f"or DROP INDEX CONCURRENTLY {index}; (a revision not yet applied builds it again on "
+        "the next upgrade; an applied one needs the REINDEX or a new revision)"
+    )
+
+
 def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
     """A failed or interrupted ``CREATE INDEX CONCURRENTLY`` leaves an INVALID index: stop on it.
 
     Checked after every revision and once before migrating (a crash in an earlier run of a
-    non-transactional revision leaves the index behind with no revision to blame). The message
-    gives the exact command; the engine never drops an index itself (ADR 0056).
+    non-transactional revision leaves the index behind with no revision to blame). The engine
+    never drops or rebuilds an index itself (ADR 0056): the message gives the exact commands.
     """
     rows = conn.exec_driver_sql(
-        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_catalog.pg_index i "
+        "SELECT i.indexrelid::pg_catalog.regclass::text, i.indrelid::pg_catalog.regclass::text "
+        "FROM pg_catalog.pg_index i "
         "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND NOT i.indisvalid ORDER BY 1"
     ).all()
     if rows:
-        names = [row[0] for row in rows]
-        culprit = f"revision {revision} left" if revision else "the database has"
-        drops = " ".join(f"DROP INDEX CONCURRENTLY {name};" for name in names)
+        culprit = (
+            f"revision {revision} left an INVALID index" if revision else "refusing to migrate"
+        )
         raise MigrationRefused(
-            f"{culprit} INVALID index {', '.join(names)} (a CREATE INDEX CONCURRENTLY that "
-            f"failed or was interrupted); nothing was applied after it. Fix the cause of the "
-            f"failure, run: {drops} then rerun 'alembic upgrade head': the pending revision "
-            "that builds it builds it again (an index of an applied revision needs a new "
-            "revision that builds it)."
+            f"{culprit}; nothing was applied after it:\n  - "
+            + "\n  - ".join(invalid_index_problem(index, table) for index, table in rows)
         )
 
 

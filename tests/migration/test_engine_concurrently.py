@@ -115,8 +115,9 @@ def test_an_invalid_index_is_refused_with_the_exact_command_then_the_rerun_compl
 
     message = rerun.stdout + rerun.stderr
     assert rerun.returncode != 0
-    assert "INVALID index public.ix_dup_v" in message
-    assert "DROP INDEX CONCURRENTLY public.ix_dup_v;" in message
+    assert "index ix_dup_v on dup is INVALID" in message
+    assert "REINDEX INDEX CONCURRENTLY ix_dup_v;" in message
+    assert "DROP INDEX CONCURRENTLY ix_dup_v;" in message
     assert "Traceback" not in message
     with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
         conn.execute("DROP INDEX CONCURRENTLY public.ix_dup_v")
