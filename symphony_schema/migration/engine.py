@@ -351,6 +351,14 @@ def _run_online(
         # Raw revision SQL raises psycopg errors directly; SQLAlchemy wraps the rest.
         error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
         last = progress.applied[-1] if progress.applied else "the revision it was at before"
+        partial = sql_runner.running_non_transactional
+        if partial:
+            raise MigrationRefused(
+                f"migration failed in non-transactional revision {partial}: its statements "
+                f"before the failing one have committed, and the ledger stays at {last}. Fix the "
+                "cause and rerun: indexes already built are skipped (ADR 0056).\n"
+                f"  {type(error).__name__}: {error}"
+            ) from exc
         raise MigrationRefused(
             f"migration failed and its transaction was rolled back; the database stays at {last}.\n"
             f"  {type(error).__name__}: {error}"

@@ -56,6 +56,8 @@ class _Recorder:
 
 
 _recorder: _Recorder | None = None
+#: The non-transactional revision being run, if any (for the engine's failure message).
+running_non_transactional: str | None = None
 
 
 def companion_sql_path(revision_file: str | Path) -> Path:
@@ -74,8 +76,9 @@ def register_hashed_sql(revision_file: str | Path, sql: str | None) -> None:
 
 def start_recording() -> None:
     """Start a fresh digest of the SQL sent for one revision."""
-    global _recorder
+    global _recorder, running_non_transactional
     _recorder = _Recorder()
+    running_non_transactional = None
 
 
 def sent_digest() -> str | None:
@@ -219,10 +222,16 @@ def run_revision_sql(revision_file: str | Path, *, transactional: bool = True) -
     if transactional:
         execute_sql(sql)
         return
+    global running_non_transactional
     revision = Path(revision_file).stem
     pieces = statement_pieces(sql)
+    if not pieces:  # comments and blank lines only: nothing to send, the text is accounted for
+        if _recorder is not None:
+            _recorder.update(sql)
+        return
     nodes = _refuse_unsafe(revision, pieces)
     context = op.get_context()
+    running_non_transactional = revision
     with context.autocommit_block():
         for piece, node in zip(pieces, nodes, strict=True):
             if not context.as_sql:

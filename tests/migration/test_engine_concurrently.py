@@ -35,7 +35,7 @@ def _two_index_tree(tree: RevisionTree) -> str:
         CREATE INDEX CONCURRENTLY ix_a_v ON a (v);
         /* a comment; with a semicolon */
         CREATE INDEX CONCURRENTLY ix_b_v ON b (v);
-        COMMENT ON INDEX ix_b_v IS 'built; concurrently';
+        COMMENT ON INDEX ix_b_v IS $c$built; concurrently$c$;
         """,
         transactional=False,
     )
@@ -110,6 +110,7 @@ def test_an_invalid_index_is_refused_with_the_exact_command_then_the_rerun_compl
     failed = tree.alembic("upgrade", "head")
     assert failed.returncode != 0
     assert "could not create unique index" in failed.stdout + failed.stderr
+    assert f"non-transactional revision {rev}" in failed.stdout + failed.stderr
 
     rerun = tree.alembic("upgrade", "head")
 
