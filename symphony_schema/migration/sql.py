@@ -115,6 +115,11 @@ def _read_sql(revision_file: str | Path) -> str:
     if registered is not None:
         return registered
     path = companion_sql_path(revision_file)
+    if not path.is_file():
+        raise RevisionSqlError(
+            f"revision {Path(revision_file).stem}: its SQL file {path} is missing "
+            f"({Path(revision_file).name} runs it); add the .sql file or remove the revision"
+        )
     text = path.read_text(encoding="utf-8-sig")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 

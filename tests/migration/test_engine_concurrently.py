@@ -49,6 +49,17 @@ def test_two_concurrently_statements_in_one_revision_apply(tree: RevisionTree, e
     assert _ledger(empty_db.conninfo)[-1] == rev
 
 
+def test_offline_script_sends_each_statement_on_its_own(tree: RevisionTree) -> None:
+    _two_index_tree(tree)
+    result = tree.alembic("upgrade", "head", "--sql")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    first = out.index("CREATE INDEX CONCURRENTLY ix_a_v ON a (v);")
+    second = out.index("CREATE INDEX CONCURRENTLY ix_b_v ON b (v);")
+    assert first < second < out.index("INSERT INTO public.schema_migrations", second)
+    assert "BEGIN" not in out[first:second], "CONCURRENTLY cannot run inside a transaction"
+
+
 def _wait_for(conninfo: str, query: str, timeout: float = 60.0) -> int:
     deadline = time.monotonic() + timeout
     with psycopg.connect(conninfo, autocommit=True) as conn:

@@ -19,7 +19,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.migration]
 EVIL_PY = '''\
 """Test revision one."""
 
+from pathlib import Path
+
 from symphony_schema.migration.sql import execute_sql
+
+Path({marker!r}).write_text("module-level code of the bytecode ran")
 
 revision = {rev!r}
 down_revision = None
@@ -57,7 +61,8 @@ def test_unchecked_hash_bytecode_beside_a_revision_never_runs(
     rev = tree.add("one", "CREATE TABLE harmless (id int);", doc="Test revision one.")
     py = tree.versions / f"{rev}.py"
     evil_source = tmp_path / "evil.py"
-    evil_source.write_text(EVIL_PY.format(rev=rev))
+    marker = tmp_path / "bytecode-ran"
+    evil_source.write_text(EVIL_PY.format(rev=rev, marker=str(marker)))
     pyc = Path(importlib.util.cache_from_source(str(py)))
     pyc.parent.mkdir()
     py_compile.compile(
@@ -72,6 +77,7 @@ def test_unchecked_hash_bytecode_beside_a_revision_never_runs(
     assert result.returncode == 0, result.stdout + result.stderr
     assert _tables(empty_db.conninfo) == ["harmless"], "the bytecode ran instead of the source"
     assert _ledger(empty_db.conninfo) == [(rev, revision_checksum(py))]
+    assert not marker.exists(), "the bytecode's module-level code ran"
 
 
 def _in_process_upgrade(tree: RevisionTree, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,3 +175,15 @@ def test_a_revision_whose_sql_file_is_missing_is_refused_before_any_ddl(
     assert f"alembic/versions/{rev}.sql" in output and "missing" in output
     assert _tables(empty_db.conninfo) == []
     assert _ledger(empty_db.conninfo) == []
+
+
+def test_offline_script_with_a_missing_sql_file_is_a_one_line_refusal(tree: RevisionTree) -> None:
+    rev = tree.add("one", "CREATE TABLE one (id int);")
+    (tree.versions / f"{rev}.sql").unlink()
+
+    result = tree.alembic("upgrade", "head", "--sql")
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output and "FileNotFoundError" not in output
+    assert f"{rev}.sql" in output and "missing" in output
