@@ -398,11 +398,9 @@ def check_no_invalid_index(conn: Conn) -> list[str]:
          ORDER BY 1
     """,
     )
-    return [
-        f"index {index} on {table} is INVALID (a CREATE INDEX CONCURRENTLY failed): "
-        f"REINDEX INDEX CONCURRENTLY {index}, or DROP INDEX CONCURRENTLY {index} and recreate it"
-        for index, table in rows
-    ]
+    from symphony_schema.migration.engine import invalid_index_problem
+
+    return [invalid_index_problem(index, table) for index, table in rows]
 
 
 def check_no_not_valid_constraint(conn: Conn) -> list[str]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic.config import Config
 
 from alembic import command
 from symphony_schema import project_root
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 
 def alembic_config(
@@ -42,11 +46,21 @@ def upgrade(
     command.upgrade(alembic_config(url, script_location=script_location, quiet=quiet), revision)
 
 
-def head_revision(script_location: Path | None = None) -> str:
-    """The single head of the revision chain."""
+def script_directory(script_location: Path | None = None) -> ScriptDirectory:
+    """The project's revisions, loaded the way the engine loads them: each module compiled from
+    the checksummed source text, never from bytecode (ADR 0055)."""
     from alembic.script import ScriptDirectory
 
-    scripts = ScriptDirectory.from_config(alembic_config(script_location=script_location))
+    from symphony_schema.migration.loader import use_source_only
+
+    return use_source_only(
+        ScriptDirectory.from_config(alembic_config(script_location=script_location))
+    )
+
+
+def head_revision(script_location: Path | None = None) -> str:
+    """The single head of the revision chain."""
+    scripts = script_directory(script_location)
     head = scripts.get_current_head()
     if head is None:
         raise RuntimeError("there are no revisions")

@@ -36,15 +36,18 @@ from sqlalchemy.pool import NullPool
 from symphony_schema import project_root
 from symphony_schema.database import select_database
 from symphony_schema.migration import MigrationRefused
-from symphony_schema.migration.checksum import revision_checksum
+from symphony_schema.migration import sql as sql_runner
+from symphony_schema.migration.checksum import RevisionSourceError, read_revision
 from symphony_schema.migration.ledger import (
     LEDGER_DDL,
     description_of,
     ledger_insert,
+    pending_problems,
     read_alembic_heads,
     read_ledger,
     validation_problems,
 )
+from symphony_schema.migration.loader import source_of, use_source_only
 
 MIN_SERVER_VERSION_NUM = 180000
 MIN_SERVER_VERSION = "18"
@@ -113,10 +116,12 @@ class Progress:
         assert isinstance(script, Script)
         now = time.monotonic()
         elapsed_ms = round((now - self._step_started) * 1000)
+        source = source_of(script) or read_revision(Path(script.path))
+        _refuse_sql_other_than_hashed(script, source.sql_sha256, sql_runner.sent_digest())
         insert = ledger_insert(
             script.revision,
             description_of(script),
-            revision_checksum(Path(script.path)),
+            source.checksum,
             None if ctx.as_sql else elapsed_ms,
         )
         if ctx.as_sql:
@@ -135,24 +140,54 @@ class Progress:
             print(line, flush=True)
 
 
+def _refuse_sql_other_than_hashed(script: Script, expected: str | None, sent: str | None) -> None:
+    """The SQL a revision sent must be exactly the ``.sql`` text its checksum covers (ADR 0055).
+
+    ``sent`` is the digest :func:`~symphony_schema.migration.sql.execute_sql` kept while the
+    revision's ``upgrade()`` ran; a revision without a ``.sql`` file has nothing to compare.
+    """
+    if expected is None or sent == expected:
+        return
+    what = f"SQL with digest {sent}" if sent else "no SQL through the runner"
+    raise MigrationRefused(
+        f"revision {script.revision} sent {what}, which is not the text of its .sql file that "
+        f"the checksum covers ({expected}); its ledger row was not written. Something between "
+        "the file and the server changed the SQL: compare symphony_schema/migration/ and the "
+        "revision's .py with version control."
+    )
+
+
+def invalid_index_problem(index: str, table: str) -> str:
+    """The one message for an INVALID index (the engine and ``gate:no-invalid-index``)."""
+    return (
+        f"index {index} on {table} is INVALID (a CREATE INDEX CONCURRENTLY failed or was "
+        f"interrupted): fix what made it fail, then run REINDEX INDEX CONCURRENTLY {index}; "
+        f"or DROP INDEX CONCURRENTLY {index}; (a revision not yet applied builds it again on "
+        "the next upgrade; an applied one needs the REINDEX or a new revision)"
+    )
+
+
 def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
-    """A failed ``CREATE INDEX CONCURRENTLY`` leaves an INVALID index behind: stop on it.
+    """A failed or interrupted ``CREATE INDEX CONCURRENTLY`` leaves an INVALID index: stop on it.
 
     Checked after every revision and once before migrating (a crash in an earlier run of a
-    non-transactional revision leaves the index behind with no revision to blame).
+    non-transactional revision leaves the index behind with no revision to blame). The engine
+    never drops or rebuilds an index itself (ADR 0056): the message gives the exact commands.
     """
     rows = conn.exec_driver_sql(
-        "SELECT c.relname FROM pg_catalog.pg_index i "
+        "SELECT i.indexrelid::pg_catalog.regclass::text, i.indrelid::pg_catalog.regclass::text "
+        "FROM pg_catalog.pg_index i "
         "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND NOT i.indisvalid ORDER BY 1"
     ).all()
     if rows:
-        names = ", ".join(row[0] for row in rows)
-        culprit = f"revision {revision} left" if revision else "the database has"
+        culprit = (
+            f"revision {revision} left an INVALID index" if revision else "refusing to migrate"
+        )
         raise MigrationRefused(
-            f"{culprit} INVALID index(es) behind: {names}. Drop them "
-            "(DROP INDEX CONCURRENTLY) and add a new revision that builds them again."
+            f"{culprit}; nothing was applied after it:\n  - "
+            + "\n  - ".join(invalid_index_problem(index, table) for index, table in rows)
         )
 
 
@@ -182,13 +217,17 @@ def run(context: Any) -> None:
             "stamp is refused: it would move alembic_version without the checksum ledger. "
             "Use 'symphony-schema baseline apply' to bootstrap a database."
         )
+    use_source_only(context.script)
     xargs = _x_arguments(context)
     settings = EngineSettings.from_sources(xargs, os.environ)
     progress = Progress(settings.quiet)
-    if context.is_offline_mode():
-        _run_offline(context, progress)
-    else:
-        _run_online(context, settings, progress, mutating=command == "upgrade")
+    try:
+        if context.is_offline_mode():
+            _run_offline(context, progress)
+        else:
+            _run_online(context, settings, progress, mutating=command == "upgrade")
+    except (RevisionSourceError, sql_runner.RevisionSqlError) as exc:
+        raise MigrationRefused(f"refusing to migrate: {exc}") from None
 
 
 def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
@@ -276,10 +315,15 @@ def _run_online(
                 acquire_deploy_lock(conn, settings)
                 conn.exec_driver_sql(LEDGER_DDL)
                 conn.commit()
+                rows = read_ledger(conn)
                 problems = validation_problems(
-                    read_ledger(conn), read_alembic_heads(conn), scripts, project_root()
+                    rows, read_alembic_heads(conn), scripts, project_root()
                 )
                 conn.commit()
+                if not problems:
+                    problems = pending_problems(
+                        scripts, (row.version for row in rows), project_root()
+                    )
                 if not problems:
                     _refuse_invalid_indexes(conn, None)
                     conn.commit()
@@ -307,6 +351,14 @@ def _run_online(
         # Raw revision SQL raises psycopg errors directly; SQLAlchemy wraps the rest.
         error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
         last = progress.applied[-1] if progress.applied else "the revision it was at before"
+        partial = sql_runner.running_non_transactional
+        if partial:
+            raise MigrationRefused(
+                f"migration failed in non-transactional revision {partial}: its statements "
+                f"before the failing one have committed, and the ledger stays at {last}. Fix the "
+                "cause and rerun: indexes already built are skipped (ADR 0056).\n"
+                f"  {type(error).__name__}: {error}"
+            ) from exc
         raise MigrationRefused(
             f"migration failed and its transaction was rolled back; the database stays at {last}.\n"
             f"  {type(error).__name__}: {error}"

@@ -6,6 +6,7 @@ so that revision's row can commit in the same transaction as its DDL.
 
 from __future__ import annotations
 
+import ast
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ import sqlalchemy as sa
 from alembic.script import Script, ScriptDirectory
 from sqlalchemy.engine import Connection
 
-from symphony_schema.migration.checksum import revision_checksum
+from symphony_schema.migration.checksum import RevisionSourceError, revision_checksum
+from symphony_schema.migration.loader import source_of
+from symphony_schema.migration.sql import companion_sql_path
 
 LEDGER_TABLE = "schema_migrations"
 
@@ -115,6 +118,8 @@ def revision_map_problem(scripts: ScriptDirectory, root: Path) -> str | None:
     versions_dir = Path(scripts.versions).resolve()
     try:
         scripts.revision_map.heads  # noqa: B018 - loads (imports) every revision module
+    except RevisionSourceError as exc:
+        return f"revision file {_relative(exc.path, root)} {exc.reason}. " + FIX_HINT
     except Exception as exc:  # a broken revision can raise anything on import
         culprit: Path | None = None
         if isinstance(exc, SyntaxError) and exc.filename:
@@ -159,7 +164,14 @@ def validation_problems(
                 "Applied revisions are immutable: restore the deleted file from version control."
             )
             continue
-        actual = revision_checksum(path)
+        try:
+            actual = revision_checksum(path)
+        except RevisionSourceError as exc:
+            problems.append(
+                f"applied revision {row.version}: {_relative(exc.path, root)} {exc.reason}. "
+                + FIX_HINT
+            )
+            continue
         if actual != row.checksum:
             problems.append(
                 f"applied revision {row.version} was edited: {_relative(path, root)} "
@@ -196,6 +208,37 @@ def validation_problems(
             + ". Something bypassed the engine (alembic stamp, manual SQL); restore from the "
             "baseline or fix the ledger by hand with an auditor present."
         )
+    return problems
+
+
+def _runs_sql_file(script: Script) -> bool:
+    """Does the revision's ``.py`` call ``run_revision_sql`` (so it needs its ``.sql``)?"""
+    source = source_of(script)
+    text = source.py_text if source is not None else Path(script.path).read_text("utf-8-sig")
+    for node in ast.walk(ast.parse(text, filename=script.path)):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name == "run_revision_sql":
+                return True
+    return False
+
+
+def pending_problems(scripts: ScriptDirectory, applied: Iterable[str], root: Path) -> list[str]:
+    """What would make a pending revision fail half-way that can be seen before any DDL: a
+    ``.py`` that runs its ``.sql`` when the ``.sql`` file is missing."""
+    done = set(applied)
+    problems: list[str] = []
+    for script in scripts.walk_revisions():
+        if script.revision in done:
+            continue
+        sql = companion_sql_path(script.path)
+        if not sql.is_file() and _runs_sql_file(script):
+            problems.append(
+                f"pending revision {script.revision}: its SQL file {_relative(sql, root)} is "
+                f"missing ({_relative(Path(script.path), root)} runs it). Add the .sql file "
+                "(symphony-schema new-revision writes both) or remove the revision."
+            )
     return problems
 
 

@@ -168,15 +168,3 @@ def test_statement_timeout_stops_a_runaway_revision(tree: RevisionTree, empty_db
     assert "rolled back" in result.stdout + result.stderr
     assert not table_exists(empty_db.conninfo, "slow")
     assert ledger(empty_db.conninfo) == []
-
-
-def test_invalid_index_left_by_non_transactional_revision_is_reported(
-    tree: RevisionTree, empty_db
-) -> None:
-    tree.add("data", "CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1);")
-    tree.add("idx", "CREATE UNIQUE INDEX CONCURRENTLY ix_dup_v ON dup (v);", transactional=False)
-    failed = tree.alembic("upgrade", "head")
-    assert failed.returncode != 0
-    rerun = tree.alembic("upgrade", "head")
-    assert rerun.returncode != 0
-    assert "INVALID index(es) behind: ix_dup_v" in rerun.stdout + rerun.stderr
