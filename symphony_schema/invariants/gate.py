@@ -231,6 +231,22 @@ def check_privilege_matrix(conn: Conn) -> list[str]:
     return [line + hint for line in differences]
 
 
+def check_role_memberships(conn: Conn) -> list[str]:
+    """Memberships that involve a Symphony role follow ADR 0070: Symphony roles are members of
+    nothing, only the migrating user holds symphony_owner, nobody holds a runtime role WITH
+    ADMIN OPTION but the migrating user."""
+    return privileges.diff_memberships(
+        privileges.read_memberships(conn), privileges.read_migrating_user(conn)
+    )
+
+
+def check_effective_privileges(conn: Conn) -> list[str]:
+    """No Symphony role - and no role holding one - can effectively do more than the matrix
+    gives it, through any membership (INHERIT, SET or ADMIN; predefined roles included), on any
+    object, column or schema in ``public``."""
+    return privileges.diff_effective_privileges(privileges.read_effective_privileges(conn))
+
+
 def _search_path_entries(setting: str) -> list[str]:
     return [part.strip().strip('"') for part in setting.split(",") if part.strip()]
 
@@ -583,6 +599,8 @@ CHECKS: dict[str, GateFn] = {
     "public-function-execute": check_public_function_execute,
     "schema-public-create": check_schema_public_create,
     "privilege-matrix": check_privilege_matrix,
+    "role-memberships": check_role_memberships,
+    "effective-privileges": check_effective_privileges,
     "definer-search-path": check_definer_search_path,
     "definer-owner": check_definer_owner,
     "append-only-triggers": check_append_only_triggers,
