@@ -74,6 +74,7 @@ __all__ = [
     "diff_role_attributes",
     "expected_grants",
     "function",
+    "membership_and_effective_lines",
     "read_actual_grants",
     "read_effective_privileges",
     "read_memberships",
@@ -825,3 +826,14 @@ def diff_effective_privileges(effective: EffectivePrivileges) -> list[str]:
             f"the matrix; {fix}"
         )
     return lines
+
+
+def membership_and_effective_lines(conn: psycopg.Connection[Any]) -> list[str]:
+    """:func:`diff_memberships` and :func:`diff_effective_privileges` of a live database as
+    ``membership: ...`` / ``effective: ...`` lines; empty when both hold (the drift check adds
+    them to the catalog's side of its diff, where the declaration has none)."""
+    memberships = diff_memberships(read_memberships(conn), read_migrating_user(conn))
+    effective = diff_effective_privileges(read_effective_privileges(conn))
+    return [f"membership: {line}" for line in memberships] + [
+        f"effective: {line}" for line in effective
+    ]
