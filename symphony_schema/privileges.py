@@ -49,6 +49,7 @@ __all__ = [
     "FUNCTIONS",
     "GRANTEES",
     "INGEST",
+    "KIND_PRIVILEGES",
     "LEDGER_TABLE",
     "OWNER",
     "PUBLIC",
@@ -58,15 +59,14 @@ __all__ = [
     "SCHEMA",
     "TABLES",
     "TEST_USER",
+    "EffectivePrivileges",
     "FunctionArg",
     "FunctionSpec",
     "GrantKey",
     "GrantMatrix",
     "ObjectKind",
-    "RoleSpec",
-    "EffectivePrivileges",
-    "KIND_PRIVILEGES",
     "RoleMembership",
+    "RoleSpec",
     "allowed_effective",
     "diff_effective_privileges",
     "diff_grants",
@@ -568,7 +568,17 @@ def read_memberships(conn: psycopg.Connection[Any]) -> list[RoleMembership]:
     included), one row per distinct (role, member, options)."""
     names = [role.name for role in ROLES]
     rows = conn.execute(_MEMBERSHIP_QUERY, {"names": names}).fetchall()
-    return [RoleMembership(*(str(v) for v in row[:2]), *(bool(v) for v in row[2:])) for row in rows]
+    return [
+        RoleMembership(
+            role=str(row[0]),
+            member=str(row[1]),
+            admin=bool(row[2]),
+            inherit=bool(row[3]),
+            set=bool(row[4]),
+            member_is_superuser=bool(row[5]),
+        )
+        for row in rows
+    ]
 
 
 def read_migrating_user(conn: psycopg.Connection[Any]) -> str | None:

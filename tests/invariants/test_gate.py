@@ -348,8 +348,9 @@ def test_effective_privileges_fails_on_a_column_grant_to_a_role(
     db.execute("GRANT UPDATE (attempt_count) ON public.payment_outbox_pending TO symphony_executor")
     result = failure(gate_on(migrated_db.conninfo), "INV-041")
     assert list(result.details) == [
-        "symphony_executor can effectively UPDATE on column public.payment_outbox_pending.attempt_count "
-        "(by its own grant), beyond the matrix; revoke the grant (in a new revision)"
+        "symphony_executor can effectively UPDATE on column "
+        "public.payment_outbox_pending.attempt_count (by its own grant), beyond the matrix; "
+        "revoke the grant (in a new revision)"
     ]
 
 
