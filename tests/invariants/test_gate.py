@@ -241,6 +241,27 @@ def test_role_memberships_fails_when_a_symphony_role_joins_another(
     ]
 
 
+def test_a_membership_through_an_intermediate_group_is_found(migrated_db: Database) -> None:
+    """readonly -> t_gate_group -> control: the chain is followed and both ends named."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("CREATE ROLE t_gate_group NOLOGIN")
+        conn.execute("GRANT symphony_control TO t_gate_group")
+        conn.execute("GRANT t_gate_group TO symphony_readonly WITH INHERIT FALSE, SET TRUE")
+        results = annotated_gate(conn)
+    memberships = failure(results, "INV-040")
+    assert any(
+        d.startswith("symphony_readonly is a member of t_gate_group") for d in memberships.details
+    ), memberships.details
+    effective = failure(results, "INV-041")
+    assert any(
+        d.startswith(
+            "symphony_readonly can effectively INSERT on table public.payment_outbox_attempts "
+            "(through symphony_control, t_gate_group)"
+        )
+        for d in effective.details
+    ), effective.details
+
+
 def test_role_memberships_fails_when_test_user_is_granted_a_runtime_role(
     migrated_db: Database,
 ) -> None:
