@@ -33,6 +33,7 @@ what each Symphony role - and each role that holds one - can effectively do with
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -587,6 +588,13 @@ def read_migrating_user(conn: psycopg.Connection[Any]) -> str | None:
     return str(row[0]) if row and row[0] is not None else None
 
 
+def _ident(name: str) -> str:
+    """``name`` as an SQL identifier in a suggested fix (quoted unless plainly lower-case)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def diff_memberships(
     memberships: Iterable[RoleMembership], migrating_user: str | None
 ) -> list[str]:
@@ -604,7 +612,8 @@ def diff_memberships(
     symphony = {role.name for role in ROLES}
     lines: set[str] = set()
     for m in memberships:
-        revoke = f"REVOKE {m.role} FROM {m.member}"
+        role, member = _ident(m.role), _ident(m.member)
+        revoke = f"REVOKE {role} FROM {member}"
         if m.member in symphony:
             lines.add(
                 f"{m.member} is a member of {m.role}: a Symphony role may be a member of no role "
@@ -620,7 +629,7 @@ def diff_memberships(
         elif m.admin and not m.member_is_superuser:
             lines.add(
                 f"{m.member} holds {m.role} WITH ADMIN OPTION: it could grant {m.role} to any "
-                f"role, Symphony roles included; REVOKE ADMIN OPTION FOR {m.role} FROM {m.member}"
+                f"role, Symphony roles included; REVOKE ADMIN OPTION FOR {role} FROM {member}"
             )
     return sorted(lines)
 

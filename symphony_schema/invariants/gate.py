@@ -11,9 +11,9 @@ from :mod:`symphony_schema.privileges`, the tables and enum types from
 
 The ACL checks compare what was granted; ``role-memberships`` and ``effective-privileges``
 (ADR 0070) compare what roles can actually do through memberships, predefined roles and column
-grants. PUBLIC is checked from the ACLs themselves (``aclexplode`` of the ACL, or of ``acldefault`` when
-the ACL is NULL, grantee 0) - never with ``has_table_privilege('public', ...)``, which asks about
-a role *named* public.
+grants. PUBLIC is checked from the ACLs themselves (``aclexplode`` of the ACL, or of
+``acldefault`` when the ACL is NULL, grantee 0) - never with ``has_table_privilege('public',
+...)``, which asks about a role *named* public.
 """
 
 from __future__ import annotations

@@ -285,11 +285,12 @@ def test_role_memberships_fails_when_test_user_is_granted_a_runtime_role(
 
 def test_role_memberships_fails_when_a_login_holds_the_owner(migrated_db: Database) -> None:
     with uncommitted(migrated_db.conninfo) as conn:
-        conn.execute("CREATE ROLE t_gate_login LOGIN")
-        conn.execute("GRANT symphony_owner TO t_gate_login")
+        conn.execute('CREATE ROLE "t_Gate login" LOGIN')
+        conn.execute('GRANT symphony_owner TO "t_Gate login"')
         result = failure(annotated_gate(conn), "INV-040")
     assert any(
-        d.startswith("t_gate_login is a member of symphony_owner: only the migrating user")
+        d.startswith("t_Gate login is a member of symphony_owner: only the migrating user")
+        and d.endswith('; REVOKE symphony_owner FROM "t_Gate login"')
         for d in result.details
     ), result.details
 
