@@ -247,7 +247,13 @@ def _require_grant_target(conn: psycopg.Connection[Any], login: str) -> None:
             "or check the name; nothing was granted."
         )
     can_login, is_super = row
-    if login in _symphony_roles() - {privileges.TEST_USER}:
+    if login == privileges.TEST_USER:
+        raise LoginError(
+            f"{login!r} is a Symphony role with its own row in the privilege matrix: a membership "
+            "would give it privileges the matrix does not declare (ADR 0070, gate "
+            "role-memberships). Grant to a service or person login instead; nothing was granted."
+        )
+    if login in _symphony_roles():
         raise LoginError(
             f"{login!r} is a Symphony role, not a login: role-in-role grants would change the "
             "privilege matrix. Grant to a service or person login instead; nothing was granted."

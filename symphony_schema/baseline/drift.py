@@ -303,10 +303,11 @@ def check_privileges(
     with catalog.connect(to_conninfo(migrated_url)) as conn:
         actual = privileges.read_actual_grants(conn)
         actual_roles = privileges.read_role_attributes(conn, [role.name for role in roles])
+        beyond_matrix = privileges.membership_and_effective_lines(conn)
     declared_roles = {role.name: dict(role.attributes()) for role in roles}
     diff = unified_diff(
         grants_as_lines(expected) + role_attribute_lines(declared_roles),
-        grants_as_lines(actual) + role_attribute_lines(actual_roles),
+        grants_as_lines(actual) + role_attribute_lines(actual_roles) + beyond_matrix,
         "declared (symphony_schema.privileges)",
         "catalog (database migrated to head)",
     )

@@ -4,7 +4,9 @@ One table per kind of object (schema, tables, functions), one row per object and
 grantee (PUBLIC first, then the Symphony roles by name), so a grant change is a one-row diff in a
 pull request. Grants come from :func:`symphony_schema.privileges.read_actual_grants` (the same
 reader the gate and the tests use); owners, default privileges, role attributes and memberships
-from :mod:`symphony_schema.baseline.catalog`.
+from :mod:`symphony_schema.baseline.catalog`. The last matrix, effective privileges, comes from
+:func:`symphony_schema.privileges.read_effective_privileges` (what each Symphony role can do
+through every membership, as ``gate:effective-privileges`` reads it, ADR 0070).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class PrivilegeReport:
     objects: Sequence[DbObject]
     grants: privileges.GrantMatrix
     default_acls: Sequence[DefaultAcl]
+    effective: privileges.EffectivePrivileges
 
 
 def read_report(conn: Conn, head: str) -> PrivilegeReport:
@@ -69,6 +72,7 @@ def read_report(conn: Conn, head: str) -> PrivilegeReport:
         objects=read_objects(conn),
         grants=privileges.read_actual_grants(conn),
         default_acls=read_default_acls(conn),
+        effective=privileges.read_effective_privileges(conn),
     )
 
 
@@ -210,6 +214,46 @@ def _default_acl_section(report: PrivilegeReport, grantees: Sequence[str]) -> li
     return [*lines, *_table(["for role", "in schema", "objects", *grantees], rows)]
 
 
+def _effective_section(report: PrivilegeReport) -> list[str]:
+    """Effective privileges of the Symphony roles: one row per object (and per column holding
+    more than its table), one column per role. Logins are left out: which login holds which
+    runtime role is environment setup and would make the file differ per machine."""
+    roles = [role.name for role in privileges.ROLES]
+    held = report.effective.held
+    columns: dict[str, list[str]] = {}
+    for subject, kind, name in held:
+        if kind is privileges.ObjectKind.COLUMN and subject in roles:
+            table = held.get((subject, privileges.ObjectKind.TABLE, name.rsplit(".", 1)[0]), {})
+            if set(held[(subject, kind, name)]) - set(table):
+                columns.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    rows: list[list[str]] = []
+    for obj in report.objects:
+        names = [(privileges.ObjectKind(obj.kind), obj.name)]
+        names += [(privileges.ObjectKind.COLUMN, c) for c in sorted(set(columns.get(obj.name, [])))]
+        for kind, name in names:
+            row = [f"{kind} `{name}`"]
+            for role in roles:
+                if role == obj.owner:
+                    row.append(OWNER)
+                    continue
+                have = set(held.get((role, kind, name), {}))
+                if kind is privileges.ObjectKind.COLUMN:
+                    have -= set(held.get((role, privileges.ObjectKind.TABLE, obj.name), {}))
+                row.append(format_privileges(have))
+            rows.append(row)
+    lines = [
+        "## Effective privileges",
+        "",
+        "What each Symphony role can do, as itself or as any role it can act as through a "
+        "membership (INHERIT, SET ROLE or ADMIN; predefined roles such as `pg_write_all_data` "
+        "included), read with `has_*_privilege` (`gate:effective-privileges`, ADR 0070). It "
+        "equals the grants above unless a membership adds to them; a column appears only when "
+        "it holds more than its table.",
+        "",
+    ]
+    return [*lines, *_table(["object", *roles], rows)]
+
+
 def render_privileges_md(report: PrivilegeReport) -> str:
     grantees = _grantees(report)
     intro = [
@@ -265,6 +309,7 @@ def render_privileges_md(report: PrivilegeReport) -> str:
         ]
     )
     sections.append(_default_acl_section(report, grantees))
+    sections.append(_effective_section(report))
     unlisted = _unlisted_grants(report)
     if unlisted:
         sections.append(["## Other grants", "", *unlisted])

@@ -9,9 +9,11 @@ Facts are never restated here: the privilege matrix, the roles and the Symphony 
 from :mod:`symphony_schema.privileges`, the tables and enum types from
 :mod:`symphony_schema.models`, the ledger rules from :mod:`symphony_schema.migration.ledger`.
 
-PUBLIC is checked from the ACLs themselves (``aclexplode`` of the ACL, or of ``acldefault`` when
-the ACL is NULL, grantee 0) - never with ``has_table_privilege('public', ...)``, which asks about
-a role *named* public.
+The ACL checks compare what was granted; ``role-memberships`` and ``effective-privileges``
+(ADR 0070) compare what roles can actually do through memberships, predefined roles and column
+grants. PUBLIC is checked from the ACLs themselves (``aclexplode`` of the ACL, or of
+``acldefault`` when the ACL is NULL, grantee 0) - never with ``has_table_privilege('public',
+...)``, which asks about a role *named* public.
 """
 
 from __future__ import annotations
@@ -229,6 +231,22 @@ def check_privilege_matrix(conn: Conn) -> list[str]:
     )
     hint = " (declared in symphony_schema/privileges.py; fix the grant in a new revision)"
     return [line + hint for line in differences]
+
+
+def check_role_memberships(conn: Conn) -> list[str]:
+    """Memberships that involve a Symphony role follow ADR 0070: Symphony roles are members of
+    nothing, only the migrating user holds symphony_owner, nobody holds a runtime role WITH
+    ADMIN OPTION but the migrating user."""
+    return privileges.diff_memberships(
+        privileges.read_memberships(conn), privileges.read_migrating_user(conn)
+    )
+
+
+def check_effective_privileges(conn: Conn) -> list[str]:
+    """No Symphony role - and no role holding one - can effectively do more than the matrix
+    gives it, through any membership (INHERIT, SET or ADMIN; predefined roles included), on any
+    object, column or schema in ``public``."""
+    return privileges.diff_effective_privileges(privileges.read_effective_privileges(conn))
 
 
 def _search_path_entries(setting: str) -> list[str]:
@@ -581,6 +599,8 @@ CHECKS: dict[str, GateFn] = {
     "public-function-execute": check_public_function_execute,
     "schema-public-create": check_schema_public_create,
     "privilege-matrix": check_privilege_matrix,
+    "role-memberships": check_role_memberships,
+    "effective-privileges": check_effective_privileges,
     "definer-search-path": check_definer_search_path,
     "definer-owner": check_definer_owner,
     "append-only-triggers": check_append_only_triggers,

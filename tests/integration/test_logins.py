@@ -355,6 +355,7 @@ def test_grant_login_refuses_roles_outside_the_runtime_set(
         ("nologin", "is NOLOGIN: grant-login is for LOGIN roles"),
         ("superuser", "is a superuser: it bypasses every privilege check"),
         ("symphony", "is a Symphony role, not a login"),
+        ("test_user", "'test_user' is a Symphony role with its own row in the privilege matrix"),
     ],
 )
 def test_grant_login_refuses_unsuitable_targets(
@@ -370,6 +371,7 @@ def test_grant_login_refuses_unsuitable_targets(
         "nologin": lambda: make_role("NOLOGIN"),
         "superuser": lambda: make_role("LOGIN SUPERUSER"),
         "symphony": lambda: "symphony_control",
+        "test_user": lambda: "test_user",
     }[target_kind]()
     before = memberships(db, target) if target_kind != "missing" else set()
     code, _, err = cli(

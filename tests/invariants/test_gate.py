@@ -197,6 +197,185 @@ def test_privilege_matrix_fails_on_a_missing_grant(
     assert any(d.startswith("missing: symphony_ingest EXECUTE") for d in result.details)
 
 
+def test_privilege_matrix_fails_on_a_column_grant_to_a_role(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    """Regression (issue 11 item 5): column-level grants live in pg_attribute.attacl, not in the
+    table's ACL; the matrix read table ACLs only and passed this."""
+    db.execute("GRANT UPDATE (attempt_count) ON public.payment_outbox_pending TO symphony_executor")
+    result = failure(gate_on(migrated_db.conninfo), "INV-006")
+    assert any(
+        d.startswith(
+            "extra: symphony_executor UPDATE on column public.payment_outbox_pending.attempt_count"
+        )
+        for d in result.details
+    ), result.details
+
+
+# -- INV-040 / INV-041: memberships and effective privileges ---------------------------------------
+
+
+def test_a_membership_between_symphony_roles_fails_the_gate(migrated_db: Database) -> None:
+    """Regression (issue 11 item 5): the gate passed 18/18 while a read-only login could forge
+    ledger rows through symphony_control."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("GRANT symphony_control TO symphony_readonly")
+        results = annotated_gate(conn)
+    details = [d for r in results if r.failed for d in r.details]
+    assert any(
+        "symphony_readonly" in d and "INSERT" in d and "payment_outbox_attempts" in d
+        for d in details
+    ), details
+
+
+def test_role_memberships_fails_when_a_symphony_role_joins_another(
+    migrated_db: Database,
+) -> None:
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("GRANT symphony_control TO symphony_readonly")
+        result = failure(annotated_gate(conn), "INV-040")
+    assert list(result.details) == [
+        "symphony_readonly is a member of symphony_control: a Symphony role may be a member of "
+        "no role (it would gain symphony_control's privileges beyond the matrix); "
+        "REVOKE symphony_control FROM symphony_readonly"
+    ]
+
+
+def test_a_membership_through_an_intermediate_group_is_found(migrated_db: Database) -> None:
+    """readonly -> t_gate_group -> control: the chain is followed and both ends named."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("CREATE ROLE t_gate_group NOLOGIN")
+        conn.execute("GRANT symphony_control TO t_gate_group")
+        conn.execute("GRANT t_gate_group TO symphony_readonly WITH INHERIT FALSE, SET TRUE")
+        results = annotated_gate(conn)
+    memberships = failure(results, "INV-040")
+    assert any(
+        d.startswith("symphony_readonly is a member of t_gate_group") for d in memberships.details
+    ), memberships.details
+    effective = failure(results, "INV-041")
+    assert any(
+        d.startswith(
+            "symphony_readonly can effectively INSERT on table public.payment_outbox_attempts "
+            "(through symphony_control, t_gate_group)"
+        )
+        for d in effective.details
+    ), effective.details
+
+
+def test_role_memberships_fails_when_test_user_is_granted_a_runtime_role(
+    migrated_db: Database,
+) -> None:
+    """What ``grant-login test_user --roles symphony_control`` did (it now refuses)."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("GRANT symphony_control TO test_user")
+        results = annotated_gate(conn)
+    memberships = failure(results, "INV-040")
+    assert any(
+        d.startswith("test_user is a member of symphony_control") for d in memberships.details
+    )
+    effective = failure(results, "INV-041")
+    assert any(
+        d.startswith(
+            "test_user can effectively SELECT, INSERT on table "
+            "public.payment_outbox_attempts (through symphony_control)"
+        )
+        for d in effective.details
+    ), effective.details
+
+
+def test_role_memberships_fails_when_a_login_holds_the_owner(migrated_db: Database) -> None:
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute('CREATE ROLE "t_Gate login" LOGIN')
+        conn.execute('GRANT symphony_owner TO "t_Gate login"')
+        result = failure(annotated_gate(conn), "INV-040")
+    assert any(
+        d.startswith("t_Gate login is a member of symphony_owner: only the migrating user")
+        and d.endswith('; REVOKE symphony_owner FROM "t_Gate login"')
+        for d in result.details
+    ), result.details
+
+
+def test_role_memberships_fails_on_a_runtime_role_with_admin_option(
+    migrated_db: Database,
+) -> None:
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("CREATE ROLE t_gate_login LOGIN")
+        conn.execute("GRANT symphony_readonly TO t_gate_login WITH ADMIN TRUE")
+        result = failure(annotated_gate(conn), "INV-040")
+    assert result.details[0].startswith("t_gate_login holds symphony_readonly WITH ADMIN OPTION")
+
+
+def test_a_login_holding_runtime_roles_passes(migrated_db: Database) -> None:
+    """The allowed shape: a service login with runtime roles, INHERIT or SET only."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("CREATE ROLE t_gate_login LOGIN")
+        conn.execute("GRANT symphony_executor TO t_gate_login WITH INHERIT TRUE, SET TRUE")
+        conn.execute("GRANT symphony_control TO t_gate_login WITH INHERIT FALSE, SET TRUE")
+        results = annotated_gate(conn)
+    assert failed_ids(results) == set(), [r.details for r in results if r.failed]
+
+
+def test_effective_privileges_fails_through_a_set_only_membership(
+    migrated_db: Database,
+) -> None:
+    """has_table_privilege ignores a NOINHERIT membership, SET ROLE does not."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("GRANT symphony_control TO symphony_auditor WITH INHERIT FALSE, SET TRUE")
+        result = failure(annotated_gate(conn), "INV-041")
+    assert any(
+        d.startswith(
+            "symphony_auditor can effectively INSERT, UPDATE, DELETE on table "
+            "public.payment_outbox_pending (through symphony_control)"
+        )
+        for d in result.details
+    ), result.details
+
+
+def test_effective_privileges_fails_through_a_predefined_role(migrated_db: Database) -> None:
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("GRANT pg_write_all_data TO symphony_readonly")
+        result = failure(annotated_gate(conn), "INV-041")
+    assert any(
+        d.startswith(
+            "symphony_readonly can effectively INSERT, UPDATE, DELETE on table "
+            "public.payment_outbox_attempts (through pg_write_all_data)"
+        )
+        for d in result.details
+    ), result.details
+
+
+def test_effective_privileges_fails_for_a_login_beyond_its_runtime_roles(
+    migrated_db: Database,
+) -> None:
+    """A service login holding symphony_readonly that also inherits a group with a column grant:
+    the group is not a Symphony role, the login's rights exceed what its runtime roles allow."""
+    with uncommitted(migrated_db.conninfo) as conn:
+        conn.execute("CREATE ROLE t_gate_login LOGIN")
+        conn.execute("CREATE ROLE t_gate_group NOLOGIN")
+        conn.execute("GRANT symphony_readonly TO t_gate_login")
+        conn.execute("GRANT t_gate_group TO t_gate_login")
+        conn.execute(
+            "GRANT UPDATE (attempt_count) ON public.payment_outbox_pending TO t_gate_group"
+        )
+        result = failure(annotated_gate(conn), "INV-041")
+    assert list(result.details) == [
+        "t_gate_login can effectively UPDATE on column public.payment_outbox_pending.attempt_count "
+        "(through t_gate_group), beyond the matrix; revoke the membership that leads there"
+    ]
+
+
+def test_effective_privileges_fails_on_a_column_grant_to_a_role(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    db.execute("GRANT UPDATE (attempt_count) ON public.payment_outbox_pending TO symphony_executor")
+    result = failure(gate_on(migrated_db.conninfo), "INV-041")
+    assert list(result.details) == [
+        "symphony_executor can effectively UPDATE on column "
+        "public.payment_outbox_pending.attempt_count (by its own grant), beyond the matrix; "
+        "revoke the grant (in a new revision)"
+    ]
+
+
 # -- INV-007 / INV-008 ----------------------------------------------------------------------------
 
 

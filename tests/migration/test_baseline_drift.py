@@ -23,6 +23,7 @@ from symphony_schema.baseline.scratch import NAME_PREFIX
 from symphony_schema.cli import main as cli_main
 from symphony_schema.models import metadata as real_metadata
 from symphony_schema.privileges import ObjectKind, expected_grants
+from tests.conftest import PgServer
 from tests.migration.conftest import RevisionTree, make_tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
@@ -188,6 +189,36 @@ def test_a_grant_added_by_a_revision_shows_in_baseline_round_trip_and_privileges
     assert "-relation public.payment_outbox_attempts: symphony_ingest SELECT" in round_trip
     privileges = result(report, DriftKind.PRIVILEGES)
     assert "+table public.payment_outbox_attempts: symphony_ingest SELECT" in privileges
+
+
+def test_a_membership_and_a_column_grant_added_by_a_revision_fail_the_privileges_check(
+    pg_server: PgServer, server_url: str, fresh_baseline: Path, tmp_path: Path
+) -> None:
+    """Regression (issue 11 item 5): check 4 read table ACLs only; a column grant and a
+    membership between Symphony roles passed it."""
+    tree = tree_with_real_revisions(tmp_path / "project")
+    tree.add(
+        "widen_roles",
+        "GRANT UPDATE (attempt_count) ON public.payment_outbox_pending TO symphony_executor;\n"
+        "GRANT symphony_control TO symphony_readonly;",
+    )
+    try:
+        report = drift(
+            server_url, fresh_baseline, DriftKind.PRIVILEGES, script_location=tree.root / "alembic"
+        )
+    finally:  # memberships are cluster-wide: the scratch database's drop does not undo this one
+        with psycopg.connect(pg_server.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute("REVOKE symphony_control FROM symphony_readonly")
+    privileges = result(report, DriftKind.PRIVILEGES)
+    assert (
+        "+column public.payment_outbox_pending.attempt_count: symphony_executor UPDATE"
+        in privileges
+    )
+    assert "+membership: symphony_readonly is a member of symphony_control" in privileges
+    assert (
+        "+effective: symphony_readonly can effectively INSERT on table "
+        "public.payment_outbox_attempts (through symphony_control)" in privileges
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,5 +67,11 @@ def test_a_non_superuser_migrator_applies_the_chain_with_the_declared_privileges
         create_on_public = conn.execute(
             "SELECT has_schema_privilege('symphony_owner', 'public', 'CREATE')"
         ).fetchone()
+        # The migrator's membership in symphony_owner is the one ADR 0070 allows.
+        migrator = privileges.read_migrating_user(conn)
+        memberships = privileges.diff_memberships(privileges.read_memberships(conn), migrator)
+        effective = privileges.diff_effective_privileges(privileges.read_effective_privileges(conn))
+    assert migrator == login
+    assert memberships == [] and effective == []
     assert problems == []
     assert create_on_public == (False,), "symphony_owner must not keep CREATE on public"
