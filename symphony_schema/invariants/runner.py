@@ -190,6 +190,13 @@ def seed_step(conninfo: str) -> CheckResult:
     return replace(result, note=outcome[0]) if outcome else result
 
 
+def drift_step(conninfo: str) -> CheckResult:
+    """Live drift (ADR 0080): the migrated database against ``baseline/catalog.txt``."""
+    from symphony_schema.baseline.drift import verify_drift_problems
+
+    return timed("step:drift", partial(verify_drift_problems, conninfo))
+
+
 def gate_results(conninfo: str) -> list[CheckResult]:
     try:
         conn = gate.connect(conninfo)
@@ -217,11 +224,17 @@ def _not_run(names: list[str], reason: str) -> list[CheckResult]:
 def verify_sequence(
     run: Run, url: str, *, versions_dir: Path | None = None, stop_on_lint_failure: bool = True
 ) -> None:
-    """lints -> migrate -> seed -> gate on ``url``; then the database facts for the evidence."""
+    """lints -> migrate -> seed -> gate -> live drift on ``url``; then the database facts for the
+    evidence."""
     conninfo = to_conninfo(url)
     for result in lint_results(versions_dir or default_versions_dir(), run.root):
         run.add(result)
-    later = ["step:migrate", "step:seed", *(f"gate:{name}" for name in gate.CHECKS)]
+    later = [
+        "step:migrate",
+        "step:seed",
+        *(f"gate:{name}" for name in gate.CHECKS),
+        "step:drift",
+    ]
     if stop_on_lint_failure and run.failed:
         for result in _not_run(
             later,
@@ -239,6 +252,7 @@ def verify_sequence(
         run.add(seed_step(conninfo))
         for result in gate_results(conninfo):
             run.add(result)
+        run.add(drift_step(conninfo))
     try:
         run.facts["database"] = {
             "url": make_url(url).render_as_string(hide_password=True),
