@@ -185,3 +185,25 @@ def test_a_missing_or_stale_catalog_is_a_usage_error(
     code, out = drift(seeded.url, capsys, "--baseline-dir", str(stale))
     assert code == 2 and "describes 0009_old but the revision files' head is" in out, out
     assert first != "# Symphony schema catalog at revision 0009_old."
+
+
+def test_verify_runs_the_full_live_drift_and_fails_on_a_hot_patch(
+    seeded: Database, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from symphony_schema.invariants import runner
+
+    for var in ("POLICY_VERSION", "POLICY_DOCUMENT", "POLICY_FILE", "POLICY_CHECKSUM"):
+        monkeypatch.delenv(var, raising=False)
+    clean = runner.new_run("verify")
+    runner.verify_sequence(clean, seeded.url)
+    step = next(r for r in clean.results if r.ref == "step:drift")
+    assert step.status == "pass", step
+    hot_patch_complete(db)
+    db.execute("ALTER TABLE public.payment_outbox_attempts ALTER COLUMN payload DROP NOT NULL")
+    run = runner.new_run("verify")
+    runner.verify_sequence(run, seeded.url)
+    step = next(r for r in run.results if r.ref == "step:drift")
+    assert step.failed
+    details = "\n".join(step.details)
+    assert "public.complete_outbox_attempt(" in details
+    assert "-public.payment_outbox_attempts column payload jsonb NOT NULL" in details

@@ -57,6 +57,7 @@ def test_invariants_command_passes_on_this_repository_and_leaves_no_scratch_data
         [f"lint:{n}" for n in lints.LINTS]
         + ["step:migrate", "step:seed"]
         + [f"gate:{n}" for n in gate.CHECKS]
+        + ["step:drift"]
         + [f"process:{n}" for n in process.PROCESS_GATES]
     )
     assert refs == expected_checks
