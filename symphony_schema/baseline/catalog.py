@@ -860,6 +860,115 @@ def row_security_lines(conn: Conn) -> list[str]:
     return lines
 
 
+def rule_lines(conn: Conn) -> list[str]:
+    """Rewrite rules (``CREATE RULE``; a view's own ``_RETURN`` rule is the view's definition)."""
+    rows = conn.execute(
+        """
+        SELECT pg_catalog.quote_ident(r.schemaname) || '.' || pg_catalog.quote_ident(r.tablename),
+               r.rulename, r.definition
+          FROM pg_catalog.pg_rules AS r
+         WHERE r.schemaname NOT IN ('pg_catalog', 'information_schema')
+         ORDER BY 1, 2
+        """
+    ).fetchall()
+    return [f"rule {table} {name}: {definition}" for table, name, definition in rows]
+
+
+#: First OID of user objects (``FirstNormalObjectId``): everything below is built in.
+_FIRST_USER_OID: Final = 16384
+
+# Objects of every other kind a database can hold - views, sequences, composite and range types,
+# domains, operators, casts, collations, text search objects, foreign servers, statistics,
+# languages... - outside extensions, by ``pg_describe_object``; views with their definition and
+# sequences with their parameters.
+_OTHER_OBJECTS_SQL: Final = f"""
+WITH objects (classid, objid) AS (
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE {SYSTEM_SCHEMA_FILTER} AND c.relkind IN ('v', 'm', 'S', 'f', 'c')
+    UNION ALL
+    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_type AS t
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace
+     WHERE {SYSTEM_SCHEMA_FILTER} AND t.typtype IN ('d', 'r', 'm', 'p', 'b')
+       AND NOT (t.typcategory = 'A' AND t.typelem <> 0)
+    UNION ALL
+    SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM pg_catalog.pg_operator
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_cast'::pg_catalog.regclass, oid FROM pg_catalog.pg_cast
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_collation'::pg_catalog.regclass, oid FROM pg_catalog.pg_collation
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_conversion'::pg_catalog.regclass, oid FROM pg_catalog.pg_conversion
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_opclass'::pg_catalog.regclass, oid FROM pg_catalog.pg_opclass
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_opfamily'::pg_catalog.regclass, oid FROM pg_catalog.pg_opfamily
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_am'::pg_catalog.regclass, oid FROM pg_catalog.pg_am
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_language'::pg_catalog.regclass, oid FROM pg_catalog.pg_language
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_ts_config'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_config
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_dict
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_ts_parser'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_parser
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_ts_template'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_template
+     WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_foreign_data_wrapper'::pg_catalog.regclass, oid
+      FROM pg_catalog.pg_foreign_data_wrapper WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_foreign_server'::pg_catalog.regclass, oid
+      FROM pg_catalog.pg_foreign_server WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, oid
+      FROM pg_catalog.pg_statistic_ext WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    SELECT 'pg_catalog.pg_transform'::pg_catalog.regclass, oid FROM pg_catalog.pg_transform
+     WHERE oid >= {_FIRST_USER_OID}
+)
+SELECT pg_catalog.pg_describe_object(o.classid, o.objid, 0),
+       CASE WHEN o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+            (SELECT CASE WHEN c.relkind IN ('v', 'm')
+                         THEN pg_catalog.pg_get_viewdef(c.oid)
+                         WHEN c.relkind = 'S'
+                         THEN (SELECT pg_catalog.format(
+                                   'AS %%s START %%s INCREMENT %%s MIN %%s MAX %%s CACHE %%s%%s',
+                                   pg_catalog.format_type(s.seqtypid, NULL), s.seqstart,
+                                   s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
+                                   CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END)
+                                 FROM pg_catalog.pg_sequence AS s WHERE s.seqrelid = c.oid)
+                    END
+               FROM pg_catalog.pg_class AS c WHERE c.oid = o.objid)
+       END
+  FROM objects AS o
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
+                    WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype = 'e')
+ ORDER BY 1
+"""
+
+
+def other_object_lines(conn: Conn) -> list[str]:
+    """Every object of a kind the other sections do not describe (see ``_OTHER_OBJECTS_SQL``)."""
+    return [
+        f"{description}: {definition}" if definition is not None else str(description)
+        for description, definition in conn.execute(_OTHER_OBJECTS_SQL)
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # The whole catalog snapshot: one reader for baseline/catalog.txt, drift and live drift
 # --------------------------------------------------------------------------------------------
@@ -874,6 +983,8 @@ SECTIONS: Final[tuple[str, ...]] = (
     "triggers",
     "ACLs",
     "row security",
+    "rules",
+    "other objects",
     "publications",
     "subscriptions",
     "event triggers",
@@ -922,6 +1033,8 @@ def read_snapshot(conn: Conn, sections: Sequence[str] | None = None) -> Snapshot
         "triggers": lambda: trigger_lines(conn),
         "ACLs": lambda: acl_lines(conn),
         "row security": lambda: row_security_lines(conn),
+        "rules": lambda: rule_lines(conn),
+        "other objects": lambda: other_object_lines(conn),
         "publications": lambda: publication_lines(conn),
         "subscriptions": lambda: subscription_lines(conn),
         "event triggers": lambda: event_trigger_lines(conn),

@@ -207,3 +207,23 @@ def test_verify_runs_the_full_live_drift_and_fails_on_a_hot_patch(
     details = "\n".join(step.details)
     assert "public.complete_outbox_attempt(" in details
     assert "-public.payment_outbox_attempts column payload jsonb NOT NULL" in details
+
+
+def test_a_rule_and_an_object_of_another_kind_are_named(
+    seeded: Database, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.execute(
+        "CREATE RULE swallow_history AS ON INSERT TO public.payment_outbox_attempts "
+        "DO INSTEAD NOTHING"
+    )
+    db.execute("CREATE DOMAIN public.amount AS numeric CHECK (VALUE > 0)")
+    db.execute("CREATE VIEW public.attempts_view AS SELECT 1 AS one")
+    code, out = drift(seeded.url, capsys)
+    assert code == 1, out
+    assert "+rule public.payment_outbox_attempts swallow_history:" in out
+    assert "DO INSTEAD NOTHING" in out
+    assert "+type public.amount" in out
+    assert "+view public.attempts_view: " in out
+    reasons = policy.boot_check(seeded.conninfo)
+    assert any("live drift in rules" in r for r in reasons), reasons
+    assert any("live drift in other objects" in r for r in reasons), reasons
