@@ -860,6 +860,32 @@ def row_security_lines(conn: Conn) -> list[str]:
     return lines
 
 
+def storage_lines(conn: Conn) -> list[str]:
+    """Storage parameters (``WITH (...)``: autovacuum, fillfactor...) and replica identity of
+    every user table and index, which the structure section (shared with the models check)
+    leaves out."""
+    rows = conn.execute(
+        f"""
+        SELECT CASE WHEN c.relkind IN ('i', 'I') THEN 'index' ELSE 'table' END,
+               c.oid::pg_catalog.regclass::text,
+               COALESCE((SELECT pg_catalog.string_agg(o, ', ' ORDER BY o)
+                           FROM pg_catalog.unnest(c.reloptions) AS o), ''),
+               c.relreplident::text, c.relkind IN ('i', 'I')
+          FROM pg_catalog.pg_class AS c
+          JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+         WHERE {SYSTEM_SCHEMA_FILTER} AND c.relkind IN ('r', 'p', 'm', 'i', 'I')
+         ORDER BY 2
+        """
+    ).fetchall()
+    lines = []
+    for kind, name, options, replident, is_index in rows:
+        line = f"{kind} {name}: options=[{options}]"
+        if not is_index:
+            line += f" replica identity={replident}"
+        lines.append(line)
+    return lines
+
+
 def rule_lines(conn: Conn) -> list[str]:
     """Rewrite rules (``CREATE RULE``; a view's own ``_RETURN`` rule is the view's definition)."""
     rows = conn.execute(
@@ -991,6 +1017,7 @@ SECTIONS: Final[tuple[str, ...]] = (
     "extensions",
     "ledger",
     "structure",
+    "storage",
 )
 
 #: What ``boot-check`` compares: everything that grants, runs or hides something.
@@ -1047,5 +1074,6 @@ def read_snapshot(conn: Conn, sections: Sequence[str] | None = None) -> Snapshot
             + [f"alembic_version {head}" for head in _readable_alembic_version(conn)]
         ),
         "structure": lambda: structure_lines(conn),
+        "storage": lambda: storage_lines(conn),
     }
     return {name: [_one_line(line) for line in readers[name]()] for name in wanted}

@@ -227,3 +227,16 @@ def test_a_rule_and_an_object_of_another_kind_are_named(
     reasons = policy.boot_check(seeded.conninfo)
     assert any("live drift in rules" in r for r in reasons), reasons
     assert any("live drift in other objects" in r for r in reasons), reasons
+
+
+def test_changed_storage_parameters_are_named(
+    seeded: Database, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.execute("ALTER TABLE public.payment_outbox_pending SET (autovacuum_enabled = false)")
+    code, out = drift(seeded.url, capsys)
+    assert code == 1, out
+    assert "drift storage: FAILED" in out
+    assert (
+        "+table public.payment_outbox_pending: options=[autovacuum_enabled=false, "
+        "autovacuum_vacuum_scale_factor=0, autovacuum_vacuum_threshold=10000]" in out
+    )
