@@ -95,9 +95,10 @@ class LedgerRow:
 # --------------------------------------------------------------------------------------------
 
 # The Symphony roles of a database: the declared ones, plus every role the database's objects
-# depend on (owners, grantees, default privileges: pg_shdepend), minus PostgreSQL's own roles and
-# the migrating user - the connected user and the owner of public.schema_migrations - unless it
-# is itself a declared role.
+# depend on (owners, grantees, default privileges: pg_shdepend), plus every role one membership
+# away from a declared role (except the memberships grant-login manages), minus PostgreSQL's
+# own roles and the migrating user - the connected user and the owner of
+# public.schema_migrations - unless it is itself a declared role.
 _ROLES_SQL: Final = """
 SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolinherit,
        r.rolreplication, r.rolbypassrls, r.rolconnlimit,
@@ -113,7 +114,19 @@ SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.r
                        FROM pg_catalog.pg_shdepend AS d
                       WHERE d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
                         AND d.dbid = (SELECT db.oid FROM pg_catalog.pg_database AS db
-                                       WHERE db.datname = pg_catalog.current_database())))
+                                       WHERE db.datname = pg_catalog.current_database()))
+        -- one membership away from a declared role (ADR 0080), except what grant-login makes
+        OR r.oid IN (SELECT a.member
+                       FROM pg_catalog.pg_auth_members AS a
+                       JOIN pg_catalog.pg_roles AS g ON g.oid = a.roleid
+                       JOIN pg_catalog.pg_roles AS m ON m.oid = a.member
+                      WHERE g.rolname = ANY(%(declared)s)
+                        AND NOT (m.rolcanlogin AND g.rolname = ANY(%(runtime)s)
+                                 AND NOT a.admin_option AND a.set_option))
+        OR r.oid IN (SELECT a.roleid
+                       FROM pg_catalog.pg_auth_members AS a
+                       JOIN pg_catalog.pg_roles AS m ON m.oid = a.member
+                      WHERE m.rolname = ANY(%(declared)s)))
    AND r.rolname !~ '^pg_'
    AND ((r.rolname <> CURRENT_USER AND r.rolname IS DISTINCT FROM (
             SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class AS c
@@ -130,7 +143,9 @@ def declared_role_names() -> list[str]:
 def read_roles(conn: Conn, declared: Sequence[str] | None = None) -> list[RoleState]:
     """The Symphony roles (see ``_ROLES_SQL``) with their attributes, ordered by name."""
     names = list(declared if declared is not None else declared_role_names())
-    rows = conn.execute(_ROLES_SQL, {"declared": names}).fetchall()
+    rows = conn.execute(
+        _ROLES_SQL, {"declared": names, "runtime": list(privileges.RUNTIME_ROLES)}
+    ).fetchall()
     return [
         RoleState(
             name=row[0],

@@ -208,3 +208,23 @@ def test_baseline_apply_reproduces_database_and_cluster_level_state(
         ),
     )
     assert report.ok, "\n".join(f"{r.kind.label}: {r.error}\n{r.diff}" for r in report.failed)
+
+
+@pytest.fixture
+def drop_outside_role(pg_server) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    yield
+    with psycopg.connect(pg_server.conninfo("postgres"), autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS symphony_test_backdoor")
+
+
+def test_an_outside_role_granted_a_symphony_role_is_listed_with_its_attributes(
+    server_url: str, fresh_baseline: Path, tmp_path: Path, drop_outside_role: None
+) -> None:
+    sql = (
+        "CREATE ROLE symphony_test_backdoor LOGIN CREATEROLE;\n"
+        "GRANT symphony_owner TO symphony_test_backdoor;"
+    )
+    diff = baseline_drift(server_url, fresh_baseline, tmp_path, sql)
+    assert "+role symphony_test_backdoor: LOGIN NOSUPERUSER NOCREATEDB CREATEROLE" in diff
+    assert "+symphony_owner -> symphony_test_backdoor: admin=False" in diff
+    assert "('symphony_test_backdoor', true, false, false, true," in diff
