@@ -216,6 +216,63 @@ def restore_roles(url: str, snapshot_roles: Sequence[catalog.RoleState]) -> None
         conn.execute(roles_sql(snapshot_roles, []).encode())
 
 
+@dataclass(frozen=True)
+class ClusterState:
+    """What a baseline can change outside its database: the Symphony roles' memberships and
+    their settings for every database (the attributes are :func:`restore_roles`' business)."""
+
+    memberships: frozenset[catalog.Membership]
+    settings: frozenset[catalog.RoleSetting]
+
+
+def read_cluster_state(url: str, roles: Sequence[catalog.RoleState]) -> ClusterState:
+    with catalog.connect(to_conninfo(url)) as conn:
+        return ClusterState(
+            frozenset(catalog.read_memberships(conn, roles)),
+            frozenset(s for s in catalog.read_settings(conn, roles) if not s.this_database),
+        )
+
+
+def restore_cluster_state(
+    url: str, roles: Sequence[catalog.RoleState], before: ClusterState
+) -> None:
+    """Undo the memberships and every-database role settings a baseline added, changed or
+    removed (they are cluster-wide and outlive the scratch database)."""
+    from psycopg import sql
+
+    from symphony_schema.baseline.render import setting_clause
+
+    now = read_cluster_state(url, roles)
+    if now == before:
+        return
+    with psycopg.connect(to_conninfo(url), autocommit=True) as conn:
+        for m in sorted(now.memberships - before.memberships, key=str):
+            conn.execute(
+                sql.SQL("REVOKE {} FROM {}").format(
+                    sql.Identifier(m.role), sql.Identifier(m.member)
+                )
+            )
+        for m in sorted(before.memberships - now.memberships, key=str):
+            options = sql.SQL(
+                f"ADMIN {str(m.admin).upper()}, INHERIT {str(m.inherit).upper()}, "
+                f"SET {str(m.set).upper()}"
+            )
+            conn.execute(
+                sql.SQL("GRANT {} TO {} WITH {}").format(
+                    sql.Identifier(m.role), sql.Identifier(m.member), options
+                )
+            )
+        changed = {s.role for s in now.settings ^ before.settings if s.role is not None}
+        for role in sorted(changed):
+            conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(sql.Identifier(role)))
+            for setting in sorted(before.settings, key=lambda s: s.setting):
+                if setting.role == role:
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} ").format(sql.Identifier(role))
+                        + sql.SQL(setting_clause(setting))
+                    )
+
+
 def check_round_trip(
     server_url: str,
     baseline_file: Path,
@@ -227,6 +284,7 @@ def check_round_trip(
         return DriftResult(
             DriftKind.ROUND_TRIP, error=f"{baseline_file} is missing: run `nox -s baseline`"
         )
+    cluster = read_cluster_state(migrated_url, migrated_roles)
     with scratch_database(server_url, "frombaseline") as scratch:
         try:
             try:
@@ -237,6 +295,7 @@ def check_round_trip(
         finally:
             if _roles_changed(migrated_url, migrated_roles):
                 restore_roles(migrated_url, migrated_roles)
+            restore_cluster_state(migrated_url, migrated_roles, cluster)
     diff = diff_snapshots(migrated, rebuilt, f"database built from {baseline_file.name}")
     return DriftResult(DriftKind.ROUND_TRIP, diff=diff)
 

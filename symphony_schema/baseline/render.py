@@ -196,7 +196,7 @@ _LIST_SETTINGS = frozenset(
 )
 
 
-def _setting_clause(setting: RoleSetting) -> str:
+def setting_clause(setting: RoleSetting) -> str:
     """``SET name TO value`` as it must be written to store ``setting`` unchanged."""
     if setting.name.lower() in _LIST_SETTINGS:
         return f"SET {setting.name} TO {setting.value}"
@@ -208,7 +208,7 @@ def _settings_do(label: str, settings: Sequence[RoleSetting]) -> str:
     where the baseline is applied (``current_database()``)."""
     statements = []
     for setting in settings:
-        clause = sql_literal(_setting_clause(setting))
+        clause = sql_literal(setting_clause(setting))
         if setting.role is None:
             statements.append(
                 "    EXECUTE pg_catalog.format('ALTER DATABASE %I ' || "

@@ -228,3 +228,42 @@ def test_an_outside_role_granted_a_symphony_role_is_listed_with_its_attributes(
     assert "+role symphony_test_backdoor: LOGIN NOSUPERUSER NOCREATEDB CREATEROLE" in diff
     assert "+symphony_owner -> symphony_test_backdoor: admin=False" in diff
     assert "('symphony_test_backdoor', true, false, false, true," in diff
+
+
+def test_a_hand_edited_membership_and_role_setting_are_named_and_undone(
+    server_url: str,
+    fresh_baseline: Path,
+    tmp_path: Path,
+    pg_server,
+    cluster_cleanup: None,  # type: ignore[no-untyped-def]
+) -> None:
+    import shutil
+
+    baseline = Path(shutil.copytree(fresh_baseline, tmp_path / "edited"))
+    path = baseline / BASELINE_SQL
+    text = path.read_text()
+    marker = "-- Memberships involving a Symphony role: none."
+    assert marker in text
+    path.write_text(
+        text.replace(
+            marker,
+            "GRANT symphony_owner TO test_user;\n"
+            "ALTER ROLE symphony_executor SET statement_timeout = 0;",
+            1,
+        )
+    )
+    report = run_drift(
+        server_url, DriftInputs(baseline_dir=baseline, kinds=(DriftKind.ROUND_TRIP,))
+    )
+    diff = result(report, DriftKind.ROUND_TRIP)
+    assert "+symphony_owner -> test_user: admin=False inherit=True set=True" in diff
+    assert "+role symphony_executor in every database setting statement_timeout=0" in diff
+    with psycopg.connect(pg_server.conninfo("postgres")) as conn:
+        member = conn.execute(
+            "SELECT pg_has_role('test_user', 'symphony_owner', 'MEMBER')"
+        ).fetchone()
+        settings = conn.execute(
+            "SELECT count(*) FROM pg_db_role_setting WHERE setrole = 'symphony_executor'::regrole"
+        ).fetchone()
+    assert member == (False,), "the drift check must revoke the membership the baseline added"
+    assert settings == (0,), "the drift check must reset the role setting the baseline added"
