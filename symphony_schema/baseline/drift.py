@@ -553,7 +553,8 @@ def live_drift(
     try:
         conn = catalog.connect(conninfo)
     except psycopg.Error as exc:
-        raise SymphonyError(f"cannot connect to the database: {str(exc).strip()}") from exc
+        message = " ".join(line.strip() for line in str(exc).strip().splitlines())
+        raise SymphonyError(f"cannot connect to the database: {message}") from exc
     notes: list[str] = []
     with conn:
         try:

@@ -371,7 +371,9 @@ def render_catalog_txt(head: str, snapshot: Mapping[str, Sequence[str]]) -> str:
 
 def parse_catalog_txt(text: str, source: str) -> tuple[str, dict[str, list[str]]]:
     """(head, sections) of a ``catalog.txt``; SymphonyError naming ``source`` when malformed."""
-    lines = text.split("\n")
+    # A checkout with CRLF line endings (git autocrlf) reads the same: a line's own carriage
+    # returns are escaped by the reader, so every "\r" before "\n" is a line ending.
+    lines = text.replace("\r\n", "\n").split("\n")
     if not lines or not lines[0].startswith(_CATALOG_HEADER) or not lines[0].endswith("."):
         raise SymphonyError(
             f"{source} is not a Symphony catalog snapshot (first line must be "

@@ -240,3 +240,14 @@ def test_changed_storage_parameters_are_named(
         "+table public.payment_outbox_pending: options=[autovacuum_enabled=false, "
         "autovacuum_vacuum_scale_factor=0, autovacuum_vacuum_threshold=10000]" in out
     )
+
+
+def test_an_unreachable_server_is_a_one_line_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["drift", "--url", f"postgresql://nobody@/nowhere?host={tmp_path}&port=1"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("symphony-schema: error: cannot connect")

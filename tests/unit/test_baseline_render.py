@@ -225,3 +225,11 @@ def test_catalog_txt_round_trips_and_rejects_what_it_did_not_write() -> None:
         parse_catalog_txt("[roles]\nrole a\n", "x/catalog.txt")
     with pytest.raises(SymphonyError, match="line 2: entry before the first"):
         parse_catalog_txt("# Symphony schema catalog at revision 1.\nstray\n", "x/catalog.txt")
+
+
+def test_catalog_txt_checked_out_with_crlf_parses_the_same() -> None:
+    from symphony_schema.baseline.render import parse_catalog_txt, render_catalog_txt
+
+    snapshot = {"roles": ["role a: LOGIN", "role b: NOLOGIN"]}
+    text = render_catalog_txt("0002_b", snapshot)
+    assert parse_catalog_txt(text.replace("\n", "\r\n"), "c") == ("0002_b", snapshot)
