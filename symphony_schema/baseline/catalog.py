@@ -980,6 +980,20 @@ WITH objects (classid, objid) AS (
     UNION ALL
     SELECT 'pg_catalog.pg_transform'::pg_catalog.regclass, oid FROM pg_catalog.pg_transform
      WHERE oid >= {_FIRST_USER_OID}
+    UNION ALL
+    -- planted in PostgreSQL's own schemas (which the other sections skip): functions first on
+    -- every definer function's search_path, relations, types
+    SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, p.oid FROM pg_catalog.pg_proc AS p
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+     WHERE p.oid >= {_FIRST_USER_OID} AND NOT ({SYSTEM_SCHEMA_FILTER})
+    UNION ALL
+    SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, c.oid FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE c.oid >= {_FIRST_USER_OID} AND n.nspname IN ('pg_catalog', 'information_schema')
+    UNION ALL
+    SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, t.oid FROM pg_catalog.pg_type AS t
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = t.typnamespace
+     WHERE t.oid >= {_FIRST_USER_OID} AND n.nspname IN ('pg_catalog', 'information_schema')
 )
 SELECT pg_catalog.pg_describe_object(o.classid, o.objid, 0),
        CASE WHEN o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN

@@ -251,3 +251,20 @@ def test_an_unreachable_server_is_a_one_line_usage_error(
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("symphony-schema: error: cannot connect")
+
+
+def test_a_function_planted_in_pg_catalog_is_named(
+    seeded: Database, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Definer functions run with search_path = pg_catalog, public, pg_temp: an overload planted
+    in pg_catalog is resolved first."""
+    db.execute(
+        "CREATE FUNCTION pg_catalog.symphony_shadow(integer) RETURNS integer "
+        "LANGUAGE sql AS 'SELECT 1'"
+    )
+    try:
+        code, out = drift(seeded.url, capsys)
+        assert code == 1, out
+        assert "+function symphony_shadow(integer)" in out  # pg_catalog names are unqualified
+    finally:
+        db.execute("DROP FUNCTION pg_catalog.symphony_shadow(integer)")
