@@ -11,8 +11,9 @@
 
 -- =================================================================================================
 -- 1. Roles (cluster-wide; created when missing, attributes and comments enforced)
--- Passwords are never part of the schema; a login's memberships are environment
--- setup (symphony-schema grant-login), so only group-role memberships appear.
+-- Passwords are never part of the schema. Every membership involving a Symphony
+-- role appears, logins included, except the runtime-role memberships of other
+-- logins that symphony-schema grant-login manages (environment setup).
 -- =================================================================================================
 
 DO $symphony_baseline_roles$
@@ -25,16 +26,16 @@ BEGIN
         SELECT *
           FROM (VALUES
                 -- rolname, login, superuser, createdb, createrole, inherit, replication, bypassrls,
-                -- connection limit, comment
-                   ('symphony_auditor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: audit reads, including the migration ledger.'),
-                   ('symphony_control', false, false, false, false, true, false, false, -1, 'Symphony control plane: admin reads and writes, never mutates the attempts ledger.'),
-                   ('symphony_executor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: claim, complete and repair through functions; reads the boot policy.'),
-                   ('symphony_ingest', false, false, false, false, true, false, false, -1, 'Symphony runtime role: enqueue through public.enqueue_payment_outbox() only.'),
-                   ('symphony_owner', false, false, false, false, true, false, false, -1, 'Symphony: owns every Symphony object; SECURITY DEFINER functions run as it.'),
-                   ('symphony_readonly', false, false, false, false, true, false, false, -1, 'Symphony runtime role: read-only dashboards.'),
-                   ('test_user', true, false, false, false, true, false, false, -1, 'Symphony test/CI login; its password is set outside migrations (TEST_DB_PASSWORD).')
+                -- connection limit, comment, valid until (UTC)
+                   ('symphony_auditor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: audit reads, including the migration ledger.', NULL::text),
+                   ('symphony_control', false, false, false, false, true, false, false, -1, 'Symphony control plane: admin reads and writes, never mutates the attempts ledger.', NULL::text),
+                   ('symphony_executor', false, false, false, false, true, false, false, -1, 'Symphony runtime role: claim, complete and repair through functions; reads the boot policy.', NULL::text),
+                   ('symphony_ingest', false, false, false, false, true, false, false, -1, 'Symphony runtime role: enqueue through public.enqueue_payment_outbox() only.', NULL::text),
+                   ('symphony_owner', false, false, false, false, true, false, false, -1, 'Symphony: owns every Symphony object; SECURITY DEFINER functions run as it.', NULL::text),
+                   ('symphony_readonly', false, false, false, false, true, false, false, -1, 'Symphony runtime role: read-only dashboards.', NULL::text),
+                   ('test_user', true, false, false, false, true, false, false, -1, 'Symphony test/CI login; its password is set outside migrations (TEST_DB_PASSWORD).', NULL::text)
                ) AS r (rolname, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolinherit,
-                       rolreplication, rolbypassrls, rolconnlimit, description)
+                       rolreplication, rolbypassrls, rolconnlimit, description, rolvaliduntil)
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS x WHERE x.rolname = v_role.rolname) THEN
             BEGIN
@@ -80,6 +81,11 @@ BEGIN
         IF v_current.rolconnlimit IS DISTINCT FROM v_role.rolconnlimit THEN
             v_changes := v_changes || ('CONNECTION LIMIT ' || v_role.rolconnlimit);
         END IF;
+        -- A password expiry can be set but never reset to "none"; drift shows such a difference.
+        IF v_role.rolvaliduntil IS NOT NULL
+           AND v_current.rolvaliduntil IS DISTINCT FROM v_role.rolvaliduntil::timestamptz THEN
+            v_changes := v_changes || pg_catalog.format('VALID UNTIL %L', v_role.rolvaliduntil);
+        END IF;
         IF pg_catalog.cardinality(v_changes) > 0 THEN
             EXECUTE pg_catalog.format('ALTER ROLE %I WITH %s', v_role.rolname,
                                       pg_catalog.array_to_string(v_changes, ' '));
@@ -94,7 +100,9 @@ BEGIN
 END
 $symphony_baseline_roles$;
 
--- Memberships between Symphony group roles: none.
+-- Memberships involving a Symphony role: none.
+
+-- Settings of Symphony roles (ALTER ROLE ... SET): none.
 
 
 -- =================================================================================================
@@ -1530,7 +1538,17 @@ ALTER DEFAULT PRIVILEGES FOR ROLE symphony_owner REVOKE ALL ON FUNCTIONS FROM PU
 
 
 -- =================================================================================================
--- 3. Migration ledger
+-- 3. Database (settings and ACL of the database this file is applied to)
+-- Written for whatever the database is called where the file is applied.
+-- =================================================================================================
+
+-- Database settings (ALTER DATABASE ... SET): none.
+
+-- Database ACL: the default (owner: all; PUBLIC: CONNECT, TEMPORARY).
+
+
+-- =================================================================================================
+-- 4. Migration ledger
 -- applied_at and applied_by take their defaults when this file is applied;
 -- execution_ms stays NULL because no revision is executed.
 -- =================================================================================================

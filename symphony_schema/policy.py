@@ -481,8 +481,9 @@ def boot_check(
     """Reasons the database is not fit to boot; an empty list means it is.
 
     Fails closed on: no ACTIVE policy (or more than one), a database behind (or off) the head
-    revision, a ledger that disagrees with the revision files, and, when ``expected`` is given,
-    an ACTIVE policy other than the expected version and checksum.
+    revision, a ledger that disagrees with the revision files, live drift in the security-relevant
+    catalog (functions, triggers, ACLs, roles, memberships...: ADR 0080) and, when ``expected`` is
+    given, an ACTIVE policy other than the expected version and checksum.
     """
     return boot_status(conninfo, expected=expected, script_location=script_location).reasons
 
@@ -508,6 +509,10 @@ def boot_status(
         return status
     with conn:
         _check_migrations(conninfo, status, script_location)
+        if not status.reasons:  # at head with a valid ledger: compare the catalog (ADR 0080)
+            from symphony_schema.baseline.drift import boot_drift_reasons
+
+            status.reasons += boot_drift_reasons(conninfo, script_location)
         try:
             _check_policy(conn, status, expected)
         except psycopg.Error as exc:

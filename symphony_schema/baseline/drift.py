@@ -40,7 +40,7 @@ from symphony_schema.baseline.generate import (
 )
 from symphony_schema.baseline.models_db import build_from_models
 from symphony_schema.baseline.privileges_report import grants_as_lines
-from symphony_schema.baseline.render import roles_sql, sql_literal
+from symphony_schema.baseline.render import roles_sql
 from symphony_schema.baseline.scratch import scratch_database
 from symphony_schema.database import to_conninfo
 
@@ -180,34 +180,17 @@ def check_baseline_files(generated: GeneratedBaseline, baseline_dir: Path) -> Dr
 # 2. database from baseline.sql vs database from the migrations
 # --------------------------------------------------------------------------------------------
 
-Snapshot = dict[str, list[str]]
+Snapshot = catalog.Snapshot
 
 
 def catalog_snapshot(url: str) -> Snapshot:
-    """Everything compared between two databases, by section, as text lines."""
+    """Everything compared between two databases, by section, as text lines: every section of
+    :func:`catalog.read_snapshot` (the reader ``baseline/catalog.txt`` and live drift use), then
+    the normalised ``pg_dump``."""
     with catalog.connect(to_conninfo(url)) as conn:
-        roles = catalog.read_roles(conn)
-        memberships = catalog.read_group_memberships(conn, roles)
-        return {
-            "roles": [
-                f"role {r.name}: {r.attributes_sql()}; comment {sql_literal(r.comment)}"
-                for r in roles
-            ],
-            "memberships": [
-                f"{m.role} -> {m.member}: admin={m.admin} inherit={m.inherit} set={m.set}"
-                for m in memberships
-            ],
-            "functions": catalog.function_lines(conn),
-            "triggers": catalog.trigger_lines(conn),
-            "ACLs": catalog.acl_lines(conn),
-            "ledger": [
-                f"schema_migrations {row.version} | {row.description} | {row.checksum}"
-                for row in catalog.read_ledger_rows(conn)
-            ]
-            + [f"alembic_version {head}" for head in catalog.read_alembic_version(conn)],
-            "structure": catalog.structure_lines(conn),
-            "pg_dump": schema_dump(url, conn).splitlines(),
-        }
+        snapshot = catalog.read_snapshot(conn)
+        snapshot["pg_dump"] = schema_dump(url, conn).splitlines()
+        return snapshot
 
 
 def diff_snapshots(migrated: Snapshot, other: Snapshot, other_label: str) -> str:
@@ -233,6 +216,63 @@ def restore_roles(url: str, snapshot_roles: Sequence[catalog.RoleState]) -> None
         conn.execute(roles_sql(snapshot_roles, []).encode())
 
 
+@dataclass(frozen=True)
+class ClusterState:
+    """What a baseline can change outside its database: the Symphony roles' memberships and
+    their settings for every database (the attributes are :func:`restore_roles`' business)."""
+
+    memberships: frozenset[catalog.Membership]
+    settings: frozenset[catalog.RoleSetting]
+
+
+def read_cluster_state(url: str, roles: Sequence[catalog.RoleState]) -> ClusterState:
+    with catalog.connect(to_conninfo(url)) as conn:
+        return ClusterState(
+            frozenset(catalog.read_memberships(conn, roles)),
+            frozenset(s for s in catalog.read_settings(conn, roles) if not s.this_database),
+        )
+
+
+def restore_cluster_state(
+    url: str, roles: Sequence[catalog.RoleState], before: ClusterState
+) -> None:
+    """Undo the memberships and every-database role settings a baseline added, changed or
+    removed (they are cluster-wide and outlive the scratch database)."""
+    from psycopg import sql
+
+    from symphony_schema.baseline.render import setting_clause
+
+    now = read_cluster_state(url, roles)
+    if now == before:
+        return
+    with psycopg.connect(to_conninfo(url), autocommit=True) as conn:
+        for m in sorted(now.memberships - before.memberships, key=str):
+            conn.execute(
+                sql.SQL("REVOKE {} FROM {}").format(
+                    sql.Identifier(m.role), sql.Identifier(m.member)
+                )
+            )
+        for m in sorted(before.memberships - now.memberships, key=str):
+            options = sql.SQL(
+                f"ADMIN {str(m.admin).upper()}, INHERIT {str(m.inherit).upper()}, "
+                f"SET {str(m.set).upper()}"
+            )
+            conn.execute(
+                sql.SQL("GRANT {} TO {} WITH {}").format(
+                    sql.Identifier(m.role), sql.Identifier(m.member), options
+                )
+            )
+        changed = {s.role for s in now.settings ^ before.settings if s.role is not None}
+        for role in sorted(changed):
+            conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(sql.Identifier(role)))
+            for setting in sorted(before.settings, key=lambda s: s.setting):
+                if setting.role == role:
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} ").format(sql.Identifier(role))
+                        + sql.SQL(setting_clause(setting))
+                    )
+
+
 def check_round_trip(
     server_url: str,
     baseline_file: Path,
@@ -244,6 +284,7 @@ def check_round_trip(
         return DriftResult(
             DriftKind.ROUND_TRIP, error=f"{baseline_file} is missing: run `nox -s baseline`"
         )
+    cluster = read_cluster_state(migrated_url, migrated_roles)
     with scratch_database(server_url, "frombaseline") as scratch:
         try:
             try:
@@ -254,6 +295,7 @@ def check_round_trip(
         finally:
             if _roles_changed(migrated_url, migrated_roles):
                 restore_roles(migrated_url, migrated_roles)
+            restore_cluster_state(migrated_url, migrated_roles, cluster)
     diff = diff_snapshots(migrated, rebuilt, f"database built from {baseline_file.name}")
     return DriftResult(DriftKind.ROUND_TRIP, diff=diff)
 
@@ -403,3 +445,243 @@ def render_markdown(report: DriftReport) -> str:
             lines += ["", f"{fence}diff", result.diff, fence]
     lines += ["", _verdict(report), ""]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Live drift: a live database vs baseline/catalog.txt (ADR 0080)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveDriftReport:
+    """A live database compared with ``baseline/catalog.txt``.
+
+    ``position`` is empty when the database is at the baseline's head; otherwise it says why no
+    comparison was made ("behind head", "unknown head", "not migrated"). ``diffs`` holds one
+    unified diff per differing section; ``notes`` what could not be compared and why.
+    """
+
+    head: str
+    sections: tuple[str, ...]
+    position: str = ""
+    diffs: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.position and not self.diffs
+
+    def reasons(self) -> list[str]:
+        """One line per problem (for ``boot-check``)."""
+        if self.position:
+            return [self.position]
+        reasons = []
+        for section, diff in self.diffs.items():
+            changed = [
+                line
+                for line in diff.splitlines()
+                if line[:1] in "+-" and not line.startswith(("+++", "---"))
+            ]
+            shown = "; ".join(changed[:4]) + (
+                f"; ... {len(changed) - 4} more" if len(changed) > 4 else ""
+            )
+            reasons.append(
+                f"live drift in {section} (database vs baseline/catalog.txt at {self.head}; "
+                f"'-' expected, '+' found): {shown}. Run 'symphony-schema drift' for the diff."
+            )
+        return reasons
+
+
+def baseline_dir_for(script_location: Path | None) -> Path:
+    """``baseline/`` of the project whose revisions are at ``script_location`` (default: this
+    project's)."""
+    if script_location is None:
+        from symphony_schema.baseline.generate import default_baseline_dir
+
+        return default_baseline_dir()
+    return Path(script_location).parent / "baseline"
+
+
+def read_catalog_file(baseline_dir: Path) -> tuple[str, dict[str, list[str]]]:
+    from symphony_schema.baseline.generate import CATALOG_TXT
+    from symphony_schema.baseline.render import parse_catalog_txt
+
+    path = baseline_dir / CATALOG_TXT
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SymphonyError(
+            f"cannot read {path} ({exc.__class__.__name__}: {exc}): run `nox -s baseline` "
+            "(symphony-schema baseline generate) and commit baseline/"
+        ) from exc
+    return parse_catalog_txt(text, str(path))
+
+
+def live_drift(
+    conninfo: str,
+    *,
+    baseline_dir: Path | None = None,
+    script_location: Path | None = None,
+    sections: Sequence[str] | None = None,
+) -> LiveDriftReport:
+    """Compare the live database at ``conninfo`` with ``baseline/catalog.txt``.
+
+    Raises SymphonyError (a usage error) when the baseline is missing or stale (its head is not
+    the revision files' head), or when the database cannot be connected to or read.
+    """
+    from symphony_schema.migration import api
+
+    started = time.monotonic()
+    directory = baseline_dir if baseline_dir is not None else baseline_dir_for(script_location)
+    head, expected = read_catalog_file(directory)
+    try:
+        tree_head = api.head_revision(script_location)
+    except Exception as exc:  # alembic raises several unrelated types for a broken tree
+        raise SymphonyError(f"cannot read the revision files: {exc}") from exc
+    if head != tree_head:
+        raise SymphonyError(
+            f"{directory}/catalog.txt describes {head} but the revision files' head is "
+            f"{tree_head}: run `nox -s baseline` and commit baseline/ first"
+        )
+    wanted = tuple(sections if sections is not None else catalog.SECTIONS)
+    missing = [name for name in wanted if name not in expected]
+    if missing:
+        raise SymphonyError(
+            f"{directory}/catalog.txt has no section(s) {', '.join(missing)}: regenerate it "
+            "with `nox -s baseline`"
+        )
+    try:
+        conn = catalog.connect(conninfo)
+    except psycopg.Error as exc:
+        message = " ".join(line.strip() for line in str(exc).strip().splitlines())
+        raise SymphonyError(f"cannot connect to the database: {message}") from exc
+    notes: list[str] = []
+    with conn:
+        try:
+            position, alembic_readable = _live_position(conn, head, expected["ledger"])
+            if position:
+                return LiveDriftReport(head, wanted, position=position)
+            actual = catalog.read_snapshot(conn, wanted)
+        except psycopg.Error as exc:
+            raise SymphonyError(
+                f"cannot read the catalog as {_user(conninfo)}: SQLSTATE {exc.sqlstate}: "
+                f"{(str(exc).strip().splitlines() or [''])[0]}. Run live drift as the migrating "
+                "user or a login in symphony_auditor (it needs SELECT on "
+                "public.schema_migrations)"
+            ) from exc
+    compared = {name: list(expected[name]) for name in wanted}
+    if not alembic_readable and "ledger" in compared:
+        compared["ledger"] = [
+            line for line in compared["ledger"] if not line.startswith("alembic_version ")
+        ]
+        notes.append(
+            "public.alembic_version is not readable by this role (only the migrating user's): "
+            "the head was taken from public.schema_migrations"
+        )
+    diffs = {}
+    for name in wanted:
+        diff = unified_diff(
+            compared[name],
+            actual[name],
+            f"{name} (baseline/catalog.txt at {head})",
+            f"{name} (live database)",
+        )
+        if diff:
+            diffs[name] = diff
+    return LiveDriftReport(
+        head, wanted, diffs=diffs, notes=tuple(notes), elapsed_s=time.monotonic() - started
+    )
+
+
+def _user(conninfo: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return str(conninfo_to_dict(conninfo).get("user") or "the connecting user")
+    except psycopg.Error:
+        return "the connecting user"
+
+
+def _live_position(
+    conn: catalog.Conn, head: str, expected_ledger: Sequence[str]
+) -> tuple[str, bool]:
+    """('', readable) when the live database is at ``head``; else why not. ``readable`` says
+    whether ``public.alembic_version`` could be read."""
+    readable = catalog.alembic_version_readable(conn)
+    expected_versions = [
+        line.split(" ", 2)[1] for line in expected_ledger if line.startswith("schema_migrations ")
+    ]
+    live_versions = [row.version for row in catalog.read_ledger_rows(conn)]
+    live_heads = catalog.read_alembic_version(conn) if readable else live_versions[-1:]
+    if not live_versions and not live_heads:
+        return (
+            f"not migrated: the database has no migration ledger; the baseline's head is {head}",
+            readable,
+        )
+    at = ", ".join(live_heads) or "no revision"
+    if live_heads == [head] and live_versions == expected_versions:
+        return "", readable
+    if live_versions == expected_versions[: len(live_versions)] and set(live_heads) <= set(
+        expected_versions
+    ):
+        return (
+            f"behind head: the database is at {at}, the baseline's head is {head} "
+            f"({len(expected_versions) - len(live_versions)} revision(s) not applied). Run "
+            "'alembic upgrade head' first; live drift compares only a database at head",
+            readable,
+        )
+    unknown = [v for v in live_versions if v not in expected_versions]
+    return (
+        f"unknown head: the database is at {at}, which the baseline (head {head}) does not "
+        f"lead to{' (unknown revisions: ' + ', '.join(unknown) + ')' if unknown else ''}: it "
+        "was migrated from other revision files; not compared",
+        readable,
+    )
+
+
+def render_live(report: LiveDriftReport) -> str:
+    lines: list[str] = []
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    if report.position:
+        lines.append(f"drift: {report.position}")
+        return "\n".join(lines)
+    for section in report.sections:
+        diff = report.diffs.get(section)
+        lines.append(f"drift {section}: {'FAILED' if diff else 'ok'}")
+        if diff:
+            lines.append(diff)
+    if report.ok:
+        lines.append(
+            f"drift: the live database matches baseline/catalog.txt at {report.head} "
+            f"({len(report.sections)} sections, {report.elapsed_s:.2f} s)"
+        )
+    else:
+        lines.append(
+            f"drift: FAILED - the live database differs from baseline/catalog.txt at "
+            f"{report.head} in {', '.join(report.diffs)} ({report.elapsed_s:.2f} s). '-' lines "
+            "are what the baseline says, '+' lines what the database has. Find out who changed "
+            "it; fix it with a new revision, never by hand."
+        )
+    return "\n".join(lines)
+
+
+def boot_drift_reasons(conninfo: str, script_location: Path | None = None) -> list[str]:
+    """The ``boot-check`` hook: live drift on the security-relevant sections
+    (:data:`catalog.SECURITY_SECTIONS`); one reason per differing section, fail closed."""
+    try:
+        report = live_drift(
+            conninfo, script_location=script_location, sections=catalog.SECURITY_SECTIONS
+        )
+    except SymphonyError as exc:
+        return [f"live drift could not run: {exc}"]
+    return report.reasons()
+
+
+def verify_drift_problems(conninfo: str) -> list[str]:
+    """The ``verify`` hook: the full live drift; its diffs as problems."""
+    report = live_drift(conninfo)
+    if report.ok:
+        return []
+    return [report.position] if report.position else list(report.diffs.values())

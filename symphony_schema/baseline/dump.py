@@ -32,7 +32,6 @@ MIGRATING_USER = "(migrating user)"
 PG_DUMP_OPTIONS = (
     "--schema-only",
     "--no-tablespaces",
-    "--no-publications",
     "--no-subscriptions",
     "--no-security-labels",
     f"--restrict-key={RESTRICT_KEY}",

@@ -17,13 +17,14 @@ from symphony_schema import SymphonyError, project_root
 from symphony_schema.baseline import catalog
 from symphony_schema.baseline.dump import normalise_dump, pg_dump_schema
 from symphony_schema.baseline.privileges_report import read_report, render_privileges_md
-from symphony_schema.baseline.render import render_baseline_sql
+from symphony_schema.baseline.render import render_baseline_sql, render_catalog_txt
 from symphony_schema.baseline.scratch import ScratchDatabase, scratch_database
 from symphony_schema.database import to_conninfo
 from symphony_schema.migration import api
 
 BASELINE_SQL = "baseline.sql"
 PRIVILEGES_MD = "privileges.md"
+CATALOG_TXT = "catalog.txt"
 
 
 def default_baseline_dir() -> Path:
@@ -33,14 +34,19 @@ def default_baseline_dir() -> Path:
 
 @dataclass(frozen=True)
 class GeneratedBaseline:
-    """The two generated files' contents and the head revision they describe."""
+    """The generated files' contents and the head revision they describe."""
 
     head: str
     baseline_sql: str
     privileges_md: str
+    catalog_txt: str
 
     def files(self) -> dict[str, str]:
-        return {BASELINE_SQL: self.baseline_sql, PRIVILEGES_MD: self.privileges_md}
+        return {
+            BASELINE_SQL: self.baseline_sql,
+            PRIVILEGES_MD: self.privileges_md,
+            CATALOG_TXT: self.catalog_txt,
+        }
 
 
 def migrate(url: str, script_location: Path | None = None) -> None:
@@ -68,7 +74,8 @@ def schema_dump(url: str, conn: catalog.Conn) -> str:
 
 
 def read_baseline(url: str) -> GeneratedBaseline:
-    """Read a migrated database into the text of ``baseline.sql`` and ``privileges.md``."""
+    """Read a migrated database into the text of ``baseline.sql``, ``privileges.md`` and
+    ``catalog.txt`` (the last one by :func:`catalog.read_snapshot`, which live drift uses too)."""
     with catalog.connect(to_conninfo(url)) as conn:
         heads = catalog.read_alembic_version(conn)
         head = ", ".join(heads) or "base"
@@ -76,19 +83,23 @@ def read_baseline(url: str) -> GeneratedBaseline:
         baseline_sql = render_baseline_sql(
             head=head,
             roles=roles,
-            memberships=catalog.read_group_memberships(conn, roles),
+            memberships=catalog.read_memberships(conn, roles),
             schema_dump=schema_dump(url, conn),
             ledger=catalog.read_ledger_rows(conn),
             heads=heads,
+            settings=catalog.read_settings(conn, roles),
+            database_acl=catalog.read_database_acl(conn),
         )
         privileges_md = render_privileges_md(read_report(conn, head))
-    return GeneratedBaseline(head, baseline_sql, privileges_md)
+        catalog_txt = render_catalog_txt(head, catalog.read_snapshot(conn))
+    return GeneratedBaseline(head, baseline_sql, privileges_md, catalog_txt)
 
 
 def generate(
     server_url: str, output_dir: Path, script_location: Path | None = None
 ) -> GeneratedBaseline:
-    """Migrate a scratch database to head and write ``baseline.sql`` and ``privileges.md``."""
+    """Migrate a scratch database to head and write ``baseline.sql``, ``privileges.md`` and
+    ``catalog.txt``."""
     with migrated_scratch(server_url, "generate", script_location) as scratch:
         generated = read_baseline(scratch.url)
     write_files(generated, output_dir)

@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     baseline = subparsers.add_parser(
         "baseline",
         help="generate baseline/, check drift, bring up a database from the baseline",
-        description="The committed baseline (baseline/baseline.sql, baseline/privileges.md) and "
+        description="The committed baseline (baseline/baseline.sql, baseline/privileges.md, "
+        "baseline/catalog.txt) and "
         "the drift gate. Scratch databases are created on the server the URL rule selects and "
         "dropped afterwards.",
     )

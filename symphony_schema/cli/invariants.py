@@ -1,6 +1,7 @@
 """``symphony-schema verify`` and ``symphony-schema invariants`` (with its subcommands).
 
-``verify``      lints -> migrate -> seed -> gate against the selected database (CI, staging, prod).
+``verify``      lints -> migrate -> seed -> gate -> live drift against the selected database (CI,
+                staging, prod).
 ``invariants``  the same on a scratch database, then the process gates (what ``nox -s invariants``
                 runs). Subcommands: ``docs`` (regenerate the generated docs), ``lint``, ``gate``,
                 ``process`` (one part alone) and ``exception new``.
@@ -51,8 +52,9 @@ def _register_verify(subparsers: argparse._SubParsersAction[argparse.ArgumentPar
         description="The one verification entry point for CI, staging and production: lint the "
         "revisions' SQL, migrate the database to head (not when a lint fails), seed the boot "
         "policy (POLICY_VERSION from the environment, else the development policy; skipped with "
-        "SKIP_POLICY_SEED=1), then run the SQL gate. Every failure is reported with its "
-        "invariant id; exit 1 when any invariant fails.",
+        "SKIP_POLICY_SEED=1), then run the SQL gate and live drift (the database's catalog "
+        "against baseline/catalog.txt, as 'symphony-schema drift'). Every failure is reported "
+        "with its invariant id; exit 1 when any invariant or the drift step fails.",
     )
     add_url_argument(verify)
     _add_evidence_argument(verify)

@@ -71,7 +71,9 @@ def _register_boot_check(subparsers: argparse._SubParsersAction[argparse.Argumen
         description=(
             "Fail closed (exit 1, one line per reason) when there is no ACTIVE policy (or more "
             "than one, or one with a malformed checksum), when the database is not at the "
-            "newest revision, or when the migration ledger disagrees with the revision files. "
+            "newest revision, when the migration ledger disagrees with the revision files, or "
+            "when the live catalog (functions, triggers, ACLs, roles, memberships, settings...) "
+            "differs from baseline/catalog.txt (live drift, see 'symphony-schema drift'). "
             "With --policy-file or --policy-from-env, also fail when the ACTIVE policy is not "
             "that version with that checksum. Exit 0 with one OK line naming the head and the "
             "ACTIVE policy otherwise. Run it as the migrating user: it owns alembic_version "

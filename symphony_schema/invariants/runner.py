@@ -228,6 +228,13 @@ def seed_step(conninfo: str) -> CheckResult:
     return replace(result, note=outcome[0]) if outcome else result
 
 
+def drift_step(conninfo: str) -> CheckResult:
+    """Live drift (ADR 0080): the migrated database against ``baseline/catalog.txt``."""
+    from symphony_schema.baseline.drift import verify_drift_problems
+
+    return timed("step:drift", partial(verify_drift_problems, conninfo))
+
+
 def gate_results(
     conninfo: str, roles_before: role_passwords.Snapshot | str | None = None
 ) -> list[CheckResult]:
@@ -265,7 +272,8 @@ def verify_sequence(
     stop_on_lint_failure: bool = True,
     script_location: Path | None = None,
 ) -> None:
-    """lints -> migrate -> seed -> gate on ``url``; then the database facts for the evidence.
+    """lints -> migrate -> seed -> gate -> live drift on ``url``; then the database facts for the
+    evidence.
 
     ``script_location`` (an Alembic directory) migrates from another revision tree, for tests;
     pass its ``versions`` directory as ``versions_dir`` so the lints look at the same files.
@@ -278,6 +286,7 @@ def verify_sequence(
         "step:seed",
         *(f"gate:{name}" for name in gate.CHECKS),
         role_passwords.CHECK_REF,
+        "step:drift",
     ]
     if stop_on_lint_failure and run.failed:
         for result in _not_run(
@@ -291,16 +300,20 @@ def verify_sequence(
     migrated = migrate_step(url, script_location)
     run.add(migrated)
     if migrated.failed:
-        for result in _not_run(later[1:-1], "not run: the migration failed"):
+        roles_at = later.index(role_passwords.CHECK_REF)
+        for result in _not_run(later[1:roles_at], "not run: the migration failed"):
             run.add(result)
         # What committed before the failure (a non-transactional revision) is still judged.
         run.add(
             timed(role_passwords.CHECK_REF, partial(role_passwords.check, conninfo, roles_before))
         )
+        for result in _not_run(later[roles_at + 1 :], "not run: the migration failed"):
+            run.add(result)
     else:
         run.add(seed_step(conninfo))
         for result in gate_results(conninfo, roles_before):
             run.add(result)
+        run.add(drift_step(conninfo))
     try:
         run.facts["database"] = {
             "url": make_url(url).render_as_string(hide_password=True),

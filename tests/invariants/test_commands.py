@@ -58,6 +58,7 @@ def test_invariants_command_passes_on_this_repository_and_leaves_no_scratch_data
         + ["step:migrate", "step:seed"]
         + [f"gate:{n}" for n in gate.CHECKS]
         + [role_passwords.CHECK_REF]
+        + ["step:drift"]
         + [f"process:{n}" for n in process.PROCESS_GATES]
     )
     assert refs == expected_checks

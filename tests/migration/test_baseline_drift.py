@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.baseline.drift import DriftInputs, DriftKind, DriftReport, run_drift
-from symphony_schema.baseline.generate import BASELINE_SQL, PRIVILEGES_MD, generate
+from symphony_schema.baseline.generate import BASELINE_SQL, CATALOG_TXT, PRIVILEGES_MD, generate
 from symphony_schema.baseline.privileges_report import NOTHING
 from symphony_schema.baseline.scratch import NAME_PREFIX
 from symphony_schema.cli import main as cli_main
@@ -89,12 +89,12 @@ def test_generation_is_byte_identical_across_runs(
     server_url: str, fresh_baseline: Path, tmp_path: Path
 ) -> None:
     generate(server_url, tmp_path)
-    for name in (BASELINE_SQL, PRIVILEGES_MD):
+    for name in (BASELINE_SQL, PRIVILEGES_MD, CATALOG_TXT):
         assert (tmp_path / name).read_bytes() == (fresh_baseline / name).read_bytes(), name
     text = (tmp_path / BASELINE_SQL).read_text()
     assert "\\restrict" not in text and "Dumped from" not in text and "Dumped by" not in text
     assert "OWNER TO postgres" not in text
-    sections = ["-- 1. Roles", "-- 2. Schema", "-- 3. Migration ledger"]
+    sections = ["-- 1. Roles", "-- 2. Schema", "-- 3. Database", "-- 4. Migration ledger"]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
 
 

@@ -110,12 +110,15 @@ def _role(name: str, *, login: bool = False, comment: str | None = "it's a role"
 def test_roles_sql_has_one_line_per_role_and_quotes_comments() -> None:
     text = roles_sql([_role("symphony_owner"), _role("test_user", login=True, comment=None)], [])
     assert (
-        "('symphony_owner', false, false, false, false, true, false, false, -1, 'it''s a role')"
+        "('symphony_owner', false, false, false, false, true, false, false, -1, 'it''s a role', "
+        "NULL::text)" in text
+    )
+    assert (
+        "('test_user', true, false, false, false, true, false, false, -1, NULL::text, NULL::text)"
         in text
     )
-    assert "('test_user', true, false, false, false, true, false, false, -1, NULL::text)" in text
     assert "CREATE ROLE %I" in text and "ALTER ROLE %I WITH %s" in text
-    assert "-- Memberships between Symphony group roles: none." in text
+    assert "-- Memberships involving a Symphony role: none." in text
 
 
 def test_roles_sql_grants_group_memberships_with_their_options() -> None:
@@ -156,7 +159,7 @@ def test_grant_lines_name_object_grantee_and_privilege() -> None:
 
 
 def test_committed_baseline_check_diffs_each_stale_file(tmp_path: Path) -> None:
-    generated = GeneratedBaseline("0002_b", "line 1\nline 2 new\n", "# matrix\n")
+    generated = GeneratedBaseline("0002_b", "line 1\nline 2 new\n", "# matrix\n", "[roles]\n")
     (tmp_path / "baseline.sql").write_text("line 1\nline 2 old\n")
     result = check_baseline_files(generated, tmp_path)
     assert not result.ok
@@ -166,6 +169,11 @@ def test_committed_baseline_check_diffs_each_stale_file(tmp_path: Path) -> None:
     assert "baseline/privileges.md (committed, missing)" in result.diff
     (tmp_path / "baseline.sql").write_text(generated.baseline_sql)
     (tmp_path / "privileges.md").write_text(generated.privileges_md)
+    assert (
+        "baseline/catalog.txt (committed, missing)"
+        in check_baseline_files(generated, tmp_path).diff
+    )
+    (tmp_path / "catalog.txt").write_text(generated.catalog_txt)
     assert check_baseline_files(generated, tmp_path).ok
 
 
@@ -203,3 +211,25 @@ def test_cli_drift_accepts_a_summary_file_and_check_selection() -> None:
     assert args.summary == Path("out.md") and args.check == ["models", "baseline"]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["baseline", "drift", "--check", "everything"])
+
+
+def test_catalog_txt_round_trips_and_rejects_what_it_did_not_write() -> None:
+    from symphony_schema import SymphonyError
+    from symphony_schema.baseline.render import parse_catalog_txt, render_catalog_txt
+
+    snapshot = {"roles": ["role a: LOGIN"], "memberships": [], "structure": ["t comment: x\\ny"]}
+    text = render_catalog_txt("0002_b", snapshot)
+    assert text.startswith("# Symphony schema catalog at revision 0002_b.\n")
+    assert parse_catalog_txt(text, "catalog.txt") == ("0002_b", snapshot)
+    with pytest.raises(SymphonyError, match="not a Symphony catalog snapshot"):
+        parse_catalog_txt("[roles]\nrole a\n", "x/catalog.txt")
+    with pytest.raises(SymphonyError, match="line 2: entry before the first"):
+        parse_catalog_txt("# Symphony schema catalog at revision 1.\nstray\n", "x/catalog.txt")
+
+
+def test_catalog_txt_checked_out_with_crlf_parses_the_same() -> None:
+    from symphony_schema.baseline.render import parse_catalog_txt, render_catalog_txt
+
+    snapshot = {"roles": ["role a: LOGIN", "role b: NOLOGIN"]}
+    text = render_catalog_txt("0002_b", snapshot)
+    assert parse_catalog_txt(text.replace("\n", "\r\n"), "c") == ("0002_b", snapshot)
