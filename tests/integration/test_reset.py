@@ -50,7 +50,7 @@ def test_local_targets(url: str) -> None:
         ("postgresql://u@/db?host=/tmp&host=prod.internal", {}, "prod.internal"),
         ("postgresql://u@localhost/db?hostaddr=10.1.2.3", {}, "10.1.2.3"),
         ("postgresql://u@/db?service=prod", {}, "pg_service.conf"),
-        ("postgresql://u@/db", {"PGHOST": "db.example.com"}, "from PGHOST/PGHOSTADDR"),
+        ("postgresql://u@/db", {"PGHOST": "db.example.com"}, "db.example.com (from PGHOST)"),
         ("postgresql://u@/db", {"PGHOSTADDR": "192.0.2.1"}, "192.0.2.1"),
         ("postgresql://u@/db", {"PGSERVICE": "prod"}, "pg_service.conf"),
         ("postgresql://u@localhost.example.com/db", {}, "localhost.example.com"),
@@ -85,7 +85,7 @@ def test_pghost_pointing_elsewhere_is_refused(
 ) -> None:
     monkeypatch.setenv("PGHOST", "db.invalid")
     code = main(["reset", "--url", "postgresql://admin@/payments"])
-    assert code == 2 and "from PGHOST/PGHOSTADDR" in capsys.readouterr().err
+    assert code == 2 and "db.invalid (from PGHOST)" in capsys.readouterr().err
 
 
 def test_force_skips_the_locality_guard() -> None:
@@ -157,9 +157,9 @@ def test_reset_gives_back_a_freshly_migrated_database(
 
 @pytest.mark.integration
 def test_reset_waits_for_a_running_deployer_and_then_refuses(migrated_db: Any) -> None:
-    from symphony_schema.migration.engine import DEPLOY_LOCK_SQL
+    from symphony_schema.migration.deploy_lock import DEPLOY_LOCK_SQL
 
-    with psycopg.connect(migrated_db.conninfo, autocommit=True) as deployer:
+    with psycopg.connect(migrated_db.conninfo) as deployer:
         deployer.execute(DEPLOY_LOCK_SQL)
         with pytest.raises(ResetRefused, match="held the deploy lock") as caught:
             reset.reset_database(migrated_db.url, lock_timeout="200ms")
