@@ -294,7 +294,17 @@ def recreate_public(
             _preflight(conn, url or conninfo, force=force)
             conn.rollback()
             with conn.transaction():
-                deploy_lock.lock_in_transaction(conn, lock_timeout, origin="lock_timeout")
+                try:
+                    with conn.transaction():  # a savepoint: a refusal leaves the rest usable
+                        deploy_lock.lock_in_transaction(conn, lock_timeout, origin="lock_timeout")
+                except deploy_lock.DeployLockDenied:
+                    # The ledger belongs to another user (e.g. migrated by a superuser, reset by
+                    # the managed migrator). The DROP below needs ACCESS EXCLUSIVE on it, which
+                    # conflicts with a deployer's lock just the same, under the same timeout.
+                    pass
+                conn.execute(
+                    "SELECT pg_catalog.set_config('lock_timeout', %s, true)", (lock_timeout,)
+                )
                 for statement in RECREATE_PUBLIC_SQL:
                     conn.execute(statement)
     except deploy_lock.DeployLockError as exc:
