@@ -308,3 +308,78 @@ def test_a_lost_lock_session_rolls_the_running_revision_back(
 def _ledger_versions(conninfo: str) -> list[str]:
     with psycopg.connect(conninfo) as conn:
         return [row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")]
+
+
+# --------------------------------------------------------------------------------------------
+# baseline apply, and statements that lock before they check privileges
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_login_holding_the_old_advisory_key_does_not_block_baseline_apply(
+    empty_db: Any, pg_server: Any, attacker: str
+) -> None:
+    from symphony_schema import project_root
+    from symphony_schema.baseline.apply import apply_baseline
+
+    with psycopg.connect(pg_server.conninfo(empty_db.name, user=attacker), autocommit=True) as bad:
+        bad.execute("SET lock_timeout = 0")
+        bad.execute(OLD_ADVISORY_KEY)
+        os.environ["SYMPHONY_DEPLOY_LOCK_WAIT"] = "1s"
+        try:
+            result = apply_baseline(empty_db.url, project_root() / "baseline" / "baseline.sql")
+        finally:
+            del os.environ["SYMPHONY_DEPLOY_LOCK_WAIT"]
+    assert result.heads
+    assert _table_exists(empty_db.conninfo, "schema_migrations")
+
+
+def test_baseline_apply_waits_for_a_deployer_then_says_so(
+    empty_db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from symphony_schema import SymphonyError, project_root
+    from symphony_schema.baseline.apply import apply_baseline
+
+    monkeypatch.setenv("SYMPHONY_DEPLOY_LOCK_WAIT", "300ms")
+    holder = _hold_lock(empty_db.conninfo)  # a deployer that has just created the ledger
+    try:
+        with pytest.raises(SymphonyError, match="another deployer has held the deploy lock"):
+            apply_baseline(empty_db.url, project_root() / "baseline" / "baseline.sql")
+    finally:
+        holder.close()
+
+
+def test_statements_that_lock_before_checking_privileges_leave_no_lock_behind(
+    migrated_db: Any, pg_server: Any
+) -> None:
+    """A runtime login tries every statement it can think of on the ledger, each in a savepoint,
+    and then sits idle in its transaction: a deployer must still get the lock at once."""
+    attempts = [
+        "LOCK TABLE public.schema_migrations IN SHARE UPDATE EXCLUSIVE MODE",
+        "LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE",
+        "COMMENT ON TABLE public.schema_migrations IS 'mine'",
+        "SECURITY LABEL ON TABLE public.schema_migrations IS 'x'",
+        "ALTER TABLE public.schema_migrations ADD COLUMN x int",
+        "TRUNCATE public.schema_migrations",
+        "DELETE FROM public.schema_migrations",
+        "SELECT * FROM public.schema_migrations FOR UPDATE",
+        "VACUUM FULL public.schema_migrations",
+        "ANALYZE public.schema_migrations",
+        "CREATE INDEX ON public.schema_migrations (version)",
+        "REINDEX TABLE public.schema_migrations",
+        "CLUSTER public.schema_migrations USING schema_migrations_pkey",
+        "DROP TABLE public.schema_migrations",
+    ]
+    for login in _login(pg_server, "symphony_auditor"):  # the one role that may read the ledger
+        with psycopg.connect(pg_server.conninfo(migrated_db.name, user=login)) as bad:
+            bad.execute("SELECT count(*) FROM public.schema_migrations")  # ACCESS SHARE, kept
+            for statement in attempts:
+                bad.execute("SAVEPOINT s")
+                try:
+                    bad.execute(statement)  # VACUUM cannot run in a transaction at all
+                except psycopg.Error:
+                    bad.execute("ROLLBACK TO SAVEPOINT s")
+                else:  # ANALYZE only warns "permission denied to analyze, skipping it"
+                    assert statement.startswith("ANALYZE"), f"{statement!r} succeeded"
+            # Idle in transaction, still holding what it could get.
+            with psycopg.connect(migrated_db.conninfo) as deployer:
+                assert deploy_lock.lock_in_transaction(deployer, "0")
