@@ -255,7 +255,7 @@ def hold_deploy_lock(
         session = psycopg.connect(conninfo, connect_timeout=30, autocommit=True)
     except psycopg.OperationalError as exc:
         raise DeployLockError(f"cannot connect to the database: {_first_line(exc)}") from None
-    with session:
+    try:
         try:
             _configure_lock_session(session)
             ensure_ledger(session)
@@ -277,7 +277,11 @@ def hold_deploy_lock(
                 f"could not take the deploy lock: {_first_line(exc)} (SQLSTATE {exc.sqlstate})"
             ) from None
         yield DeployLock(session, session.info.backend_pid)
-        # Leaving the ``with session`` block commits; closing ends the session either way.
+    finally:
+        # Closing ends the session and with it the transaction holding the lock. Never raises:
+        # a lock session that died meanwhile has released the lock already (and every revision
+        # committed while it was alive was checked, DeployLock.check_held).
+        session.close()
 
 
 def _holders_after_rollback(conn: psycopg.Connection[Any]) -> str:
