@@ -159,15 +159,15 @@ def lock_in_transaction(
             return False
         conn.execute(DEPLOY_LOCK_SQL + (" NOWAIT" if nowait else ""))
     except psycopg.errors.LockNotAvailable as exc:
-        raise DeployLockBusy(_busy_message(wait, nowait, exc.sqlstate)) from None
+        raise DeployLockBusy(_busy_message(wait, nowait, exc.sqlstate, origin)) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DeployLockDenied(_denied_message(exc)) from None
     return True
 
 
-def _busy_message(wait: str, nowait: bool, sqlstate: str | None) -> str:
+def _busy_message(wait: str, nowait: bool, sqlstate: str | None, origin: str) -> str:
     waited = (
-        "holds the deploy lock (deploy_lock_wait=0: not waiting)"
+        f"holds the deploy lock ({origin}=0: not waiting)"
         if nowait
         else f"has held the deploy lock for more than {wait}"
     )
@@ -175,7 +175,8 @@ def _busy_message(wait: str, nowait: bool, sqlstate: str | None) -> str:
         f"another deployer {waited}; nothing was changed (SQLSTATE {sqlstate}). The lock is "
         "LOCK TABLE public.schema_migrations IN SHARE UPDATE EXCLUSIVE MODE: wait for the "
         "session holding it to finish (pg_stat_activity, application_name "
-        f"'{LOCK_APPLICATION_NAME}') or raise deploy_lock_wait."
+        f"'{LOCK_APPLICATION_NAME}')"
+        + (" or raise deploy_lock_wait." if origin == "deploy_lock_wait" else ".")
     )
 
 
