@@ -1,7 +1,9 @@
 """``symphony-schema baseline apply``: bring up an EMPTY database from ``baseline/baseline.sql``.
 
-The whole file runs in one transaction under the engine's deploy lock (the same advisory lock key
-``alembic upgrade`` takes, so a concurrent deployer waits), after two refusals that write nothing:
+The whole file runs in one transaction under the engine's deploy lock (``LOCK TABLE
+public.schema_migrations IN SHARE UPDATE EXCLUSIVE MODE`` when the ledger exists, ADR 0065; on an
+empty database the baseline's own ``CREATE TABLE public.schema_migrations`` makes a concurrent
+deployer's ledger creation wait for this transaction), after two refusals that write nothing:
 a server older than PostgreSQL 18 and a database that already holds anything of its own. Before
 committing, the ledger it wrote is validated against the revision files with the engine's own
 check, so a stale ``baseline.sql`` is refused rather than leaving a database that
@@ -24,15 +26,9 @@ from sqlalchemy.pool import NullPool
 
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import to_conninfo
-from symphony_schema.migration import MigrationRefused, api
+from symphony_schema.migration import MigrationRefused, api, deploy_lock
 from symphony_schema.migration.engine import EngineSettings, check_server_version
 from symphony_schema.migration.ledger import read_alembic_heads, read_ledger, validation_problems
-
-# Same key as symphony_schema.migration.engine.DEPLOY_LOCK_SQL, transaction-scoped here.
-DEPLOY_XACT_LOCK_SQL = (
-    "SELECT pg_catalog.pg_advisory_xact_lock("
-    "pg_catalog.hashtextextended('symphony_schema.deploy', 0))"
-)
 
 # Anything a user (or an earlier migration) put into the database. The public schema itself,
 # plpgsql and the catalogs are what CREATE DATABASE gives every new database.
@@ -116,6 +112,16 @@ def _refuse_stale_ledger(
         )
 
 
+def _take_deploy_lock(conn: Connection, wait: str) -> None:
+    """The deploy lock, for the rest of this transaction (nothing to lock on an empty database)."""
+    dbapi = conn.connection.dbapi_connection
+    assert isinstance(dbapi, psycopg.Connection)
+    try:
+        deploy_lock.lock_in_transaction(dbapi, wait)
+    except deploy_lock.DeployLockError as exc:
+        raise SymphonyError(f"refusing to apply the baseline: {exc}") from None
+
+
 def read_script(baseline_file: Path) -> str:
     if not baseline_file.is_file():
         raise SymphonyError(
@@ -148,11 +154,7 @@ def apply_baseline(
     settings = EngineSettings.from_sources({}, os.environ)
     try:
         with engine.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_catalog.set_config('lock_timeout', :value, true)"),
-                {"value": settings.deploy_lock_wait},
-            )
-            conn.exec_driver_sql(DEPLOY_XACT_LOCK_SQL)
+            _take_deploy_lock(conn, settings.deploy_lock_wait)
             _refuse_non_empty(conn, database)
             execute_script(conn, script)
             heads = read_alembic_heads(conn)

@@ -18,8 +18,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "migration ledger, alembic_version), recreate it as a fresh PostgreSQL 15+ database "
             "has it (owned by pg_database_owner, USAGE but never CREATE for PUBLIC), then migrate "
             "to head through the checksummed engine. Refuses, before connecting, any target that "
-            "is not the embedded server, a Unix socket, localhost or a loopback address "
-            "(PGHOST/PGHOSTADDR/service included) unless --force is given. Roles, memberships, "
+            "is not the embedded server, a Unix socket, localhost or a loopback address, judged "
+            "from what libpq will use (PGHOSTADDR/PGHOST/PGSERVICE apply whenever the URL does "
+            "not set that keyword), and, once connected, a server reporting a non-loopback "
+            "address; --force skips only these locality checks. Before dropping anything it "
+            "also refuses servers older than PostgreSQL 18, users that could not rebuild the "
+            "schema, and a deploy lock held by a running migration. Roles, memberships, "
             "passwords and ALTER DATABASE settings are kept. No policy is seeded: run "
             "seed-policy afterwards."
         ),
@@ -28,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--force",
         action="store_true",
-        help="reset even though the target does not look local (you are about to lose its data)",
+        help=(
+            "reset even though the target does not look local, before or after connecting "
+            "(you are about to lose its data); the other checks still apply"
+        ),
     )
     parser.add_argument(
         "--quiet", action="store_true", help="do not print one line per applied revision"

@@ -4,11 +4,14 @@ Online ``alembic upgrade``:
 
 1. select the database (explicit ``-x url=`` > ``SYMPHONY_DATABASE_URL`` > ``DATABASE_URL`` >
    embedded PostgreSQL 18) and refuse servers older than 18;
-2. take the deploy lock (a session advisory lock), waiting at most ``deploy_lock_wait``;
-3. create the ledger if needed, then validate every applied revision against its file before
-   any DDL;
+2. create the ledger if needed and take the deploy lock (``LOCK TABLE public.schema_migrations
+   IN SHARE UPDATE EXCLUSIVE MODE``, held by a second session for the whole run, see
+   :mod:`symphony_schema.migration.deploy_lock`), waiting at most ``deploy_lock_wait`` (0: not
+   at all);
+3. validate every applied revision against its file before any DDL;
 4. run each pending revision in its own transaction together with its ledger row, under
-   ``lock_timeout`` and ``statement_timeout``; after each, refuse INVALID indexes left behind;
+   ``lock_timeout`` and ``statement_timeout``; after each, refuse INVALID indexes left behind,
+   and commit only if the lock session still holds the deploy lock;
 5. print one line per revision and a summary.
 
 Offline ``alembic upgrade --sql`` prints the version gate, the ledger DDL and, per revision, its
@@ -20,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Collection, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,7 @@ from symphony_schema.database import select_database
 from symphony_schema.migration import MigrationRefused
 from symphony_schema.migration import sql as sql_runner
 from symphony_schema.migration.checksum import RevisionSourceError, read_revision
+from symphony_schema.migration.deploy_lock import DeployLock, DeployLockError, hold_deploy_lock
 from symphony_schema.migration.ledger import (
     LEDGER_DDL,
     description_of,
@@ -51,9 +56,6 @@ from symphony_schema.migration.loader import source_of, use_source_only
 
 MIN_SERVER_VERSION_NUM = 180000
 MIN_SERVER_VERSION = "18"
-#: Key of the session advisory lock that serialises deployers on one database.
-DEPLOY_LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('symphony_schema.deploy', 0))"
-DEPLOY_UNLOCK_SQL = "SELECT pg_advisory_unlock(hashtextextended('symphony_schema.deploy', 0))"
 
 VERSION_GATE_SQL = f"""\
 DO $symphony_gate$
@@ -95,6 +97,8 @@ class Progress:
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
+        #: The deploy lock of an online upgrade, checked before each revision commits.
+        self.lock: DeployLock | None = None
         self.applied: list[str] = []
         self.started = time.monotonic()
         self._step_started = self.started
@@ -131,6 +135,8 @@ class Progress:
             assert ctx.connection is not None
             ctx.connection.execute(insert)
             _refuse_invalid_indexes(ctx.connection, script.revision)
+            if self.lock is not None:
+                _refuse_without_lock(ctx.connection, self.lock, script.revision)
             self.say(f"applied {script.revision:<32} {elapsed_ms:>7} ms")
         self.applied.append(script.revision)
         self._step_started = time.monotonic()
@@ -189,6 +195,14 @@ def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
             f"{culprit}; nothing was applied after it:\n  - "
             + "\n  - ".join(invalid_index_problem(index, table) for index, table in rows)
         )
+
+
+def _refuse_without_lock(conn: Connection, lock: DeployLock, revision: str) -> None:
+    """Called inside the revision's transaction, just before it commits."""
+    try:
+        lock.check_held(lambda query, pid: conn.exec_driver_sql(query, (pid,)).scalar())
+    except DeployLockError as exc:
+        raise MigrationRefused(f"revision {revision}: {exc}") from None
 
 
 def _command_name(context: EnvironmentContext) -> str:
@@ -279,26 +293,22 @@ def _set(conn: Connection, name: str, value: str, origin: str) -> None:
         raise MigrationRefused(f"invalid {origin}={value!r}: {exc.orig}") from exc
 
 
-def acquire_deploy_lock(conn: Connection, settings: EngineSettings) -> None:
-    """Serialise deployers: wait at most ``deploy_lock_wait`` for the session advisory lock."""
-    _set(conn, "lock_timeout", settings.deploy_lock_wait, "deploy_lock_wait")
-    try:
-        conn.exec_driver_sql(DEPLOY_LOCK_SQL)
-    except sa_exc.OperationalError as exc:
-        conn.rollback()
-        if getattr(exc.orig, "sqlstate", None) == "55P03":
-            raise MigrationRefused(
-                f"another deployer has held the migration lock for more than "
-                f"{settings.deploy_lock_wait}; nothing was applied. Wait for it to finish "
-                "(see pg_stat_activity) or raise -x deploy_lock_wait=..."
-            ) from exc
-        raise
+def configure_session(conn: Connection, settings: EngineSettings) -> None:
+    """Timeouts of the migrating session; a bad value is refused before anything is written."""
     _set(conn, "lock_timeout", settings.lock_timeout, "lock_timeout")
     _set(conn, "statement_timeout", settings.statement_timeout, "statement_timeout")
-    # A deployer killed mid-statement must not keep the deploy lock until its statement ends:
-    # the server polls the client socket and aborts the session (and the revision) once gone.
+    # A deployer killed mid-statement must not keep running (and holding its locks) until its
+    # statement ends: the server polls the client socket and aborts the session once gone.
     _set(conn, "client_connection_check_interval", "1s", "client_connection_check_interval")
     conn.commit()
+
+
+def take_deploy_lock(held: ExitStack, conninfo: str, settings: EngineSettings) -> DeployLock:
+    """Hold the deploy lock in a second session until ``held`` closes (ADR 0065)."""
+    try:
+        return held.enter_context(hold_deploy_lock(conninfo, settings.deploy_lock_wait))
+    except DeployLockError as exc:
+        raise MigrationRefused(str(exc)) from None
 
 
 def _run_online(
@@ -310,11 +320,11 @@ def _run_online(
     scripts = context.script
     check_server_version(selected.conninfo)
     try:
-        with engine.connect() as conn:
+        # Closing order: the migrating session first, then the lock session.
+        with ExitStack() as held, engine.connect() as conn:
             if mutating:
-                acquire_deploy_lock(conn, settings)
-                conn.exec_driver_sql(LEDGER_DDL)
-                conn.commit()
+                configure_session(conn, settings)
+                progress.lock = take_deploy_lock(held, selected.conninfo, settings)
                 rows = read_ledger(conn)
                 problems = validation_problems(
                     rows, read_alembic_heads(conn), scripts, project_root()
@@ -345,8 +355,6 @@ def _run_online(
                 context.run_migrations()
             if mutating:
                 _summarise(conn, progress)
-                conn.exec_driver_sql(DEPLOY_UNLOCK_SQL)
-                conn.commit()
     except (sa_exc.DBAPIError, psycopg.Error) as exc:
         # Raw revision SQL raises psycopg errors directly; SQLAlchemy wraps the rest.
         error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc

@@ -140,16 +140,7 @@ def test_downgrade_and_stamp_are_refused(
     assert table_exists(empty_db.conninfo, "one")
 
 
-def test_a_waiting_deployer_gives_up_after_the_configured_wait(
-    tree: RevisionTree, empty_db
-) -> None:
-    tree.add("one", "CREATE TABLE one (id int);")
-    with psycopg.connect(empty_db.conninfo, autocommit=True) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtextextended('symphony_schema.deploy', 0))")
-        result = tree.alembic("upgrade", "head", env={"SYMPHONY_DEPLOY_LOCK_WAIT": "500ms"})
-    assert result.returncode != 0
-    assert "another deployer has held the migration lock" in result.stdout + result.stderr
-    assert not table_exists(empty_db.conninfo, "one")
+# Waiting for the deploy lock (and deploy_lock_wait=0): tests/migration/test_deploy_lock.py.
 
 
 def test_bad_timeout_setting_is_a_clear_error(tree: RevisionTree, empty_db) -> None:

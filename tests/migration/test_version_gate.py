@@ -116,3 +116,25 @@ def test_offline_script_gate_stops_psql_on_postgresql_15(tmp_path: Path, postgre
     )
     assert applied.returncode != 0
     assert "Symphony requires PostgreSQL 18+ (server is 15." in applied.stderr
+
+
+def test_reset_on_postgresql_15_is_refused_before_anything_is_dropped(postgres15: str) -> None:
+    """Issue 11 item 7: reset dropped public (and a user table in it), then failed the gate."""
+    from symphony_schema import reset
+
+    conninfo = postgres15.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.keep_me (x int)")
+        conn.execute("INSERT INTO public.keep_me VALUES (1)")
+
+    with pytest.raises(reset.ResetRefused) as caught:
+        reset.reset_database(postgres15)
+
+    message = str(caught.value)
+    assert "Symphony requires PostgreSQL 18+ (server is 15." in message
+    assert "Nothing was dropped" in message
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM public.keep_me), to_regclass('public.schema_migrations')"
+        ).fetchone()
+    assert row == (1, None), "nothing may be dropped or written on a refused server"

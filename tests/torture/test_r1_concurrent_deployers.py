@@ -1,11 +1,12 @@
 """R1 at full strength: 8 simultaneous ``alembic upgrade head`` of the REAL revisions.
 
 The deployers are real ``alembic`` subprocesses run in the project directory. In the gated
-variant the test holds the engine's deploy lock until all eight are queued on it, so they really
-race for it when it is released (without the gate, process start-up alone often serialises
-them). Afterwards: every run exited 0, exactly one applied the chain, every revision is in the
-ledger exactly once with the checksum of its files, ``alembic_version`` is the head, the schema
-equals the one a single clean migration produces, and the declared privilege matrix holds.
+variant the test holds the engine's deploy lock (the ledger table lock, ADR 0065) until all eight
+are queued on it, so they really race for it when it is released (without the gate, process
+start-up alone often serialises them; they still race to create the ledger). Afterwards: every
+run exited 0, exactly one applied the chain, every revision is in the ledger exactly once with the
+checksum of its files, ``alembic_version`` is the head, the schema equals the one a single clean
+migration produces, and the declared privilege matrix holds.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import psycopg
 import pytest
 
 from symphony_schema import privileges
+from symphony_schema.migration import deploy_lock
 from symphony_schema.migration.checksum import revision_checksum
-from symphony_schema.migration.engine import DEPLOY_LOCK_SQL, DEPLOY_UNLOCK_SQL
 from tests.torture import support
 from tests.torture.conftest import Boundaries
 
@@ -45,7 +46,9 @@ def _queued_on_deploy_lock(conn: psycopg.Connection[Any], dbname: str) -> int:
     row = conn.execute(
         "SELECT count(*) FROM pg_catalog.pg_locks AS l"
         " JOIN pg_catalog.pg_database AS d ON d.oid = l.database"
-        " WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = %s",
+        " WHERE l.locktype = 'relation' AND NOT l.granted AND d.datname = %s"
+        " AND l.relation = to_regclass('public.schema_migrations')"
+        " AND l.mode = 'ShareUpdateExclusiveLock'",
         (dbname,),
     ).fetchone()
     assert row is not None
@@ -56,7 +59,9 @@ def _run_deployers(scratch: support.Scratch, *, gated: bool) -> list[tuple[int, 
     """Start DEPLOYERS deployers on one database; with ``gated``, release them together."""
     with psycopg.connect(scratch.conninfo, autocommit=True) as gate:
         if gated:
-            gate.execute(DEPLOY_LOCK_SQL)
+            deploy_lock.ensure_ledger(gate)
+            gate.autocommit = False
+            gate.execute(deploy_lock.DEPLOY_LOCK_SQL)
         processes = [_deployer(scratch.url) for _ in range(DEPLOYERS)]
         try:
             if gated:
@@ -65,7 +70,7 @@ def _run_deployers(scratch: support.Scratch, *, gated: bool) -> list[tuple[int, 
                     timeout=120,
                     what=f"all {DEPLOYERS} deployers wait for the deploy lock",
                 )
-                gate.execute(DEPLOY_UNLOCK_SQL)
+                gate.commit()  # releases the deploy lock
             outcomes = []
             for process in processes:
                 out, err = process.communicate(timeout=300)
