@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from symphony_schema import SymphonyError
+from symphony_schema.redact import redact_text
 
 PROG = "symphony-schema"
 
@@ -52,7 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.handler(args)
     except SymphonyError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        # Messages may quote a URL or conninfo: never with its credentials (ADR 0078).
+        print(f"{PROG}: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     return int(code or 0)
 
