@@ -153,11 +153,16 @@ def _exact_number(text: str, path: str, source: str) -> int | float:
     consumer reading them with arbitrary precision sees different policies.
     """
     as_double = float(text)
-    exact = math.isfinite(as_double) and Decimal(text) == Decimal(repr(as_double))
+    shortest = repr(as_double)
+    exact = math.isfinite(as_double) and (
+        text == shortest
+        or text == shortest.removesuffix(".0")
+        or Decimal(text) == Decimal(shortest)
+    )
     if not exact:
         shown = text if len(text) <= 80 else f"{text[:40]}...({len(text)} characters)"
         reads = (
-            f"read it as {repr(as_double).removesuffix('.0')}"
+            f"read it as {shortest.removesuffix('.0')}"
             if math.isfinite(as_double)
             else "cannot read it as a finite number"
         )
