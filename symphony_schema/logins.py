@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from symphony_schema import SymphonyError, privileges
+from symphony_schema.redact import redact_text, url_secrets
 
 __all__ = [
     "GrantResult",
@@ -150,7 +151,7 @@ def set_login_password(conninfo: str, login: str, password: str) -> str:
                     if not conn.closed and not conn.broken:
                         conn.execute("SELECT pg_catalog.set_config(%s, NULL, false)", (name,))
     except psycopg.Error as exc:
-        raise _db_error(exc, f"setting the password of {login!r}") from None
+        raise _db_error(exc, f"setting the password of {login!r}", conninfo) from None
     return (
         f"password of login {login!r} set (SCRAM-SHA-256 verifier computed client-side; the "
         "password itself was not sent; statement logging was off for the change)"
@@ -337,7 +338,7 @@ def grant_login(
                 for role in wanted:
                     _grant_one(conn, login, role, inherit, result)
     except psycopg.Error as exc:
-        raise _db_error(exc, f"granting {', '.join(wanted)} to {login!r}") from None
+        raise _db_error(exc, f"granting {', '.join(wanted)} to {login!r}", conninfo) from None
     return result
 
 
@@ -410,9 +411,11 @@ def _role_row(conn: psycopg.Connection[Any], name: str) -> tuple[bool, bool] | N
     return None if row is None else (bool(row[0]), bool(row[1]))
 
 
-def _db_error(exc: psycopg.Error, doing: str) -> LoginError:
-    # Only the first line of the server message: never the statement (it may hold a verifier).
+def _db_error(exc: psycopg.Error, doing: str, conninfo: str) -> LoginError:
+    # Only the first line of the server message: never the statement (it may hold a verifier);
+    # libpq may quote a malformed URL token, so the URL's credentials are masked too.
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = redact_text(first, url_secrets(conninfo))
     if exc.sqlstate is None:
         return LoginError(f"cannot connect to the database while {doing}: {first}")
     hint = ""

@@ -38,6 +38,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from symphony_schema import SymphonyError, project_root
+from symphony_schema.redact import redact_text, url_secrets
 
 __all__ = [
     "DEFAULT_POLICY_FILE",
@@ -480,7 +481,7 @@ def seed_pinned_policy(conninfo: str, pinned: PinnedPolicy) -> SeedResult:
         with psycopg.connect(conninfo, connect_timeout=30) as conn, conn.transaction():
             return _seed_locked(conn, pinned)
     except psycopg.Error as exc:
-        raise _seed_error(exc, pinned) from exc
+        raise _seed_error(exc, pinned, conninfo) from exc
 
 
 def _seed_locked(conn: psycopg.Connection[Any], pinned: PinnedPolicy) -> SeedResult:
@@ -557,14 +558,16 @@ _SEED_HINTS: dict[type[psycopg.Error], Callable[[PinnedPolicy], str]] = {
 }
 
 
-def _seed_error(exc: psycopg.Error, pinned: PinnedPolicy) -> PolicyError:
+def _seed_error(exc: psycopg.Error, pinned: PinnedPolicy, conninfo: str) -> PolicyError:
     if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
-        return PolicyError(f"cannot connect to the database to seed the policy: {str(exc).strip()}")
+        said = redact_text(str(exc).strip(), url_secrets(conninfo))
+        return PolicyError(f"cannot connect to the database to seed the policy: {said}")
     hint = next(
         (make(pinned) for kind, make in _SEED_HINTS.items() if isinstance(exc, kind)),
         "seeding failed",
     )
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first_line = redact_text(first_line, url_secrets(conninfo))
     return PolicyError(
         f"{hint}. PostgreSQL said: SQLSTATE {exc.sqlstate}: {first_line}. "
         "The transaction was rolled back; nothing was written."
@@ -630,7 +633,8 @@ def boot_status(
     try:
         conn = psycopg.connect(conninfo, connect_timeout=30, autocommit=True)
     except psycopg.Error as exc:
-        status.reasons.append(f"cannot connect to the database: {str(exc).strip()}")
+        said = redact_text(str(exc).strip(), url_secrets(conninfo))
+        status.reasons.append(f"cannot connect to the database: {said}")
         return status
     with conn:
         _check_migrations(conninfo, status, script_location)

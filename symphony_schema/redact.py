@@ -29,6 +29,7 @@ __all__ = [
     "redact_data",
     "redact_text",
     "redact_url",
+    "url_secrets",
 ]
 
 MASK = "***"
@@ -95,8 +96,40 @@ def redact_conninfo(conninfo: str) -> str:
     return _PAIR_RE.sub(mask, conninfo)
 
 
-def redact_text(text: str) -> str:
-    """Free text (a message, a log line) with every URL and conninfo credential in it masked."""
+#: Known secrets shorter than this are not searched for in free text (they would mask ordinary
+#: words); such a password is no protection anyway.
+_MIN_KNOWN_SECRET = 4
+
+
+def url_secrets(*urls: str | None) -> list[str]:
+    """The credential values in ``urls`` (URLs or conninfo strings), as written and decoded:
+    what :func:`redact_url` masks. Give them to :func:`redact_text` to mask them wherever a
+    message quotes them (libpq quotes a malformed token verbatim: ``invalid percent-encoded
+    token: "se%zzcret"``)."""
+    found: set[str] = set()
+    for url in urls:
+        if not url:
+            continue
+        redacted = redact_url(url)
+        # Walk both strings: every MASK in the redacted text stands for a run of the original.
+        pattern = "(.*?)".join(re.escape(part) for part in redacted.split(MASK))
+        match = re.fullmatch(pattern, url, re.DOTALL)
+        if match is None:
+            continue
+        for value in match.groups():
+            raw = value.strip("'")
+            for candidate in (value, raw, unquote(raw)):
+                if len(candidate) >= _MIN_KNOWN_SECRET:
+                    found.add(candidate)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Free text (a message, a log line) with every URL and conninfo credential in it masked,
+    and every occurrence of the known ``secrets`` (see :func:`url_secrets`)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= _MIN_KNOWN_SECRET:
+            text = text.replace(secret, MASK)
     parts: list[str] = []
     last = 0
     for match in _URL_RE.finditer(text):

@@ -128,3 +128,24 @@ def test_a_modified_revision_and_ignored_bytecode_are_reported(clone: Path) -> N
     assert facts["dirty"] is True
     assert facts["alembic_modified"] == ["alembic/versions/0002_outbox_functions.sql"]
     assert facts["alembic_ignored"] == ["alembic/versions/__pycache__/0011_x.cpython-311.pyc"]
+
+
+# libpq quotes a malformed URL token verbatim ("invalid percent-encoded token: ..."): the
+# commands that connect with a caller's URL mask its credentials in what they report.
+MALFORMED = "postgresql://someone:Se%zzcret-Pw@localhost/db?sslpassword=Ssl%zz-Pw"
+
+
+def test_connection_errors_do_not_quote_the_password() -> None:
+    from symphony_schema import logins, policy
+
+    pinned = policy.PinnedPolicy("v1", "ab" * 32, "test")
+    with pytest.raises(policy.PolicyError) as seeding:
+        policy.seed_pinned_policy(MALFORMED, pinned)
+    with pytest.raises(logins.LoginError) as password:
+        logins.set_login_password(MALFORMED, "someone", "x")
+    with pytest.raises(logins.LoginError) as granting:
+        logins.grant_login(MALFORMED, "someone", ["symphony_readonly"])
+    reasons = policy.boot_status(MALFORMED).reasons
+    for text in (str(seeding.value), str(password.value), str(granting.value), *reasons):
+        assert "percent-encoded" in text or "cannot read" in text, text
+        assert "Se%zzcret-Pw" not in text and "Ssl%zz-Pw" not in text, text

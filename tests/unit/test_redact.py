@@ -11,6 +11,7 @@ from symphony_schema.redact import (
     redact_data,
     redact_text,
     redact_url,
+    url_secrets,
 )
 
 SECRETS = ("pw-1", "sp-2", "qp-3", "pf-4")
@@ -103,3 +104,18 @@ def test_redact_text_and_data() -> None:
 def test_nothing_else_changes() -> None:
     for text in ("plain text", "postgresql://u@h:5432/db", "dbname=d user=u host=/tmp", ""):
         assert redact_text(text) == text
+
+
+def test_url_secrets_lists_what_redact_url_masks() -> None:
+    found = url_secrets(
+        "postgresql://u:se%zzcret@h/db?sslpassword=a%41bcd&x=1", "host=h password='p w q'", None
+    )
+    assert set(found) == {"se%zzcret", "a%41bcd", "'p w q'", "p w q", "aAbcd"}
+    assert [len(s) for s in found] == sorted((len(s) for s in found), reverse=True)
+    assert url_secrets("postgresql://u@h/db") == []
+
+
+def test_known_secrets_are_masked_wherever_a_message_quotes_them() -> None:
+    secrets = url_secrets("postgresql://u:se%zzcret@h/db")
+    message = 'invalid percent-encoded token: "se%zzcret"'
+    assert redact_text(message, secrets) == 'invalid percent-encoded token: "***"'
