@@ -2,7 +2,7 @@
 
 One helper for every output (evidence bundle, error messages, announcements). What is hidden:
 
-* the password of a URL's userinfo (``postgresql://user:PASSWORD@host/db``);
+* the password of a URL's userinfo (between ``user:`` and ``@host``);
 * the value of every URL query parameter and every libpq ``key=value`` conninfo parameter whose
   name carries a credential: ``password``, ``sslpassword``, ``passfile``, ``sslkey`` and any
   name containing ``pass``, ``pwd``, ``secret``, ``token``, ``credential`` or ``key``

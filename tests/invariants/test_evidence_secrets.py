@@ -132,7 +132,10 @@ def test_a_modified_revision_and_ignored_bytecode_are_reported(clone: Path) -> N
 
 # libpq quotes a malformed URL token verbatim ("invalid percent-encoded token: ..."): the
 # commands that connect with a caller's URL mask its credentials in what they report.
-MALFORMED = "postgresql://someone:Se%zzcret-Pw@localhost/db?sslpassword=Ssl%zz-Pw"
+MALFORMED = (
+    "postgresql://someone:Se%zzcret-Pw@localhost/db"  # pragma: allowlist secret
+    "?sslpassword=Ssl%zz-Pw"
+)
 
 
 def test_connection_errors_do_not_quote_the_password() -> None:
