@@ -25,12 +25,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (lint + format check), mypy, and the repository secret scan."""
+    """ruff (lint + format check), mypy, the repository secret scan and zizmor on the CI
+    workflows (offline: pinned SHAs, no persisted credentials, minimal permissions)."""
     _install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("symphony-schema", "scan-secrets")
+    session.run("zizmor", "--offline", "--no-progress", "--persona=pedantic", ".github/workflows")
 
 
 @nox.session

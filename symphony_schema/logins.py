@@ -6,8 +6,9 @@ login may act as which runtime role, and with which password, belongs to the env
 * :func:`set_login_password` takes the password from an environment variable only. The SCRAM-
   SHA-256 verifier is computed client-side by libpq (``PQencryptPasswordConn``, as ``psql
   \\password`` does), so the password itself never reaches the server, its logs or
-  ``pg_stat_statements``; where the session may, it also switches statement logging off for the
-  one transaction so the verifier stays out of the logs too (ADR 0031).
+  ``pg_stat_statements``. Every precondition is checked before the statement that carries the
+  verifier, and every statement-logging path is switched off for it, or the command refuses
+  before sending it (ADR 0031, ADR 0079).
 * :func:`grant_login` grants the runtime roles (never ``symphony_owner``) to an existing,
   ordinary LOGIN role.
 """
@@ -15,7 +16,7 @@ login may act as which runtime role, and with which password, belongs to the env
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from symphony_schema import SymphonyError, privileges
+from symphony_schema.redact import redact_text, url_secrets
 
 __all__ = [
     "GrantResult",
@@ -37,15 +39,41 @@ __all__ = [
 #: that a password typed where the variable name belongs is refused without being echoed.
 _ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 
-#: Settings switched off for the password transaction when the session is allowed to (they are
-#: superuser-only): the statement carries the SCRAM verifier, which is not the password but is
-#: still a credential for the server it was made for.
+
+@dataclass(frozen=True)
+class _QuietSetting:
+    """A server setting that can write the statement carrying the verifier somewhere."""
+
+    name: str
+    quiet: str  # the value that keeps the statement out
+    risky: Callable[[str], bool]  # whether the current value may write it
+    session: bool = False  # must be set before the transaction starts (decided at BEGIN)
+
+
+def _not(value: str) -> Callable[[str], bool]:
+    return lambda current: current.strip().lower() != value
+
+
+#: Every path by which PostgreSQL writes a statement's text to its log (or statistics), with the
+#: value that closes it (ADR 0079). The ``log_*`` settings and pg_stat_statements' are
+#: superuser-only (``GRANT SET ON PARAMETER`` lets a migrator change them); ``debug_print_*``
+#: anyone may set. ``log_transaction_sample_rate`` decides at BEGIN whether a transaction is
+#: sampled, so it is switched off for the session before the transaction, then reset.
 _QUIET_SETTINGS = (
-    ("log_statement", "none"),
-    ("log_min_error_statement", "panic"),
-    ("log_min_duration_statement", "-1"),
-    ("pg_stat_statements.track_utility", "off"),
+    _QuietSetting("log_transaction_sample_rate", "0", lambda v: float(v) != 0, session=True),
+    _QuietSetting("log_statement", "none", _not("none")),
+    _QuietSetting("log_min_duration_statement", "-1", _not("-1")),
+    _QuietSetting("log_min_duration_sample", "-1", _not("-1")),
+    _QuietSetting("log_min_error_statement", "panic", _not("panic")),
+    _QuietSetting("debug_print_parse", "off", _not("off")),
+    _QuietSetting("debug_print_rewritten", "off", _not("off")),
+    _QuietSetting("debug_print_plan", "off", _not("off")),
+    _QuietSetting("pg_stat_statements.track_utility", "off", _not("off")),
 )
+
+#: ``ALTER ROLE ... PASSWORD`` by a CREATEROLE role needs ADMIN OPTION on the target, the rule
+#: since PostgreSQL 16; Symphony supports 18+ (the migration engine's version gate).
+MIN_SERVER_VERSION_NUM = 180000
 
 
 class LoginError(SymphonyError):
@@ -92,35 +120,86 @@ def read_password_from_env(var: str, env: Mapping[str, str]) -> str:
 
 def set_login_password(conninfo: str, login: str, password: str) -> str:
     """Set ``login``'s password (SCRAM-SHA-256, computed client-side). Returns a message that
-    never contains the password or its verifier."""
+    never contains the password or its verifier.
+
+    Everything that can refuse runs before the statement carrying the verifier (ADR 0079): the
+    server version, the target role, this login's right to change it (superuser, the login
+    itself, or CREATEROLE with ADMIN OPTION on it), and every statement-logging path, which is
+    switched off for that one transaction or, where this login may not, refused by name.
+    """
     if not password:
         raise LoginError("refusing an empty password; nothing was changed.")
-    quiet = False
     try:
         with psycopg.connect(conninfo, connect_timeout=30, autocommit=True) as conn:
+            _require_server_version(conn)
             _require_password_target(conn, login)
-            with conn.transaction():
-                quiet = _quiet_logging(conn)
-                verifier = conn.pgconn.encrypt_password(
-                    password.encode("utf-8"), login.encode("utf-8"), b"scram-sha-256"
-                )
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(login), sql.Literal(verifier.decode("ascii"))
+            _require_may_alter(conn, login)
+            session_settings = _quiet_logging(conn, session=True)
+            try:
+                with conn.transaction():
+                    _quiet_logging(conn, session=False)
+                    verifier = conn.pgconn.encrypt_password(
+                        password.encode("utf-8"), login.encode("utf-8"), b"scram-sha-256"
                     )
-                )
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(login), sql.Literal(verifier.decode("ascii"))
+                        )
+                    )
+            finally:
+                for name in session_settings:
+                    if not conn.closed and not conn.broken:
+                        conn.execute("SELECT pg_catalog.set_config(%s, NULL, false)", (name,))
     except psycopg.Error as exc:
-        raise _db_error(exc, f"setting the password of {login!r}") from None
-    logging = (
-        "statement logging was off for the change"
-        if quiet
-        else "this session may not switch statement logging off; the verifier (not the password)"
-        " may appear in the server log if log_statement covers DDL"
-    )
+        raise _db_error(exc, f"setting the password of {login!r}", conninfo) from None
     return (
         f"password of login {login!r} set (SCRAM-SHA-256 verifier computed client-side; the "
-        f"password itself was not sent; {logging})"
+        "password itself was not sent; statement logging was off for the change)"
     )
+
+
+def _require_server_version(conn: psycopg.Connection[Any]) -> None:
+    number = conn.info.server_version
+    if number < MIN_SERVER_VERSION_NUM:
+        raise LoginError(
+            f"the server is PostgreSQL {number // 10000}; Symphony requires PostgreSQL "
+            f"{MIN_SERVER_VERSION_NUM // 10000}+ (its role-administration rules decide who may "
+            "change a password); nothing was changed."
+        )
+
+
+def _require_may_alter(conn: psycopg.Connection[Any], login: str) -> None:
+    """Superuser, the login itself, or CREATEROLE with ADMIN OPTION on a non-replication
+    login: the rules PostgreSQL applies to ``ALTER ROLE ... PASSWORD``, checked before the
+    statement, so it never fails (a failing statement is logged by log_min_error_statement)."""
+    row = conn.execute(
+        "SELECT r.rolsuper, r.rolcreaterole, current_user = %(login)s, "
+        "pg_catalog.pg_has_role(current_user, t.oid, 'USAGE WITH ADMIN OPTION'), "
+        "t.rolreplication, current_user "
+        "FROM pg_catalog.pg_roles AS r, pg_catalog.pg_roles AS t "
+        "WHERE r.rolname = current_user AND t.rolname = %(login)s",
+        {"login": login},
+    ).fetchone()
+    if row is None:  # the target vanished since the previous check
+        raise LoginError(f"role {login!r} does not exist; nothing was changed.")
+    is_super, create_role, is_self, admin, replication, me = row
+    if is_super or is_self:
+        return
+    if not create_role or not admin or replication:
+        missing = (
+            "CREATEROLE"
+            if not create_role
+            else "ADMIN OPTION on it"
+            if not admin
+            else "a non-REPLICATION target"
+        )
+        raise LoginError(
+            f"login {me!r} may not change the password of {login!r}: that needs a superuser, "
+            f"the login itself, or CREATEROLE with ADMIN OPTION on it (PostgreSQL 16+ rules); "
+            f"{me!r} lacks {missing}, so ALTER ROLE would fail with SQLSTATE 42501 "
+            f"(insufficient_privilege). Grant it with 'GRANT {login} TO {me} WITH ADMIN TRUE' "
+            "as a superuser, or run as one; nothing was sent, nothing was changed."
+        )
 
 
 def _require_password_target(conn: psycopg.Connection[Any], login: str) -> None:
@@ -148,18 +227,42 @@ def _require_password_target(conn: psycopg.Connection[Any], login: str) -> None:
         )
 
 
-def _quiet_logging(conn: psycopg.Connection[Any]) -> bool:
-    """Switch statement logging off for the current transaction where permitted."""
-    quiet = True
-    for name, value in _QUIET_SETTINGS:
+def _quiet_logging(conn: psycopg.Connection[Any], *, session: bool) -> list[str]:
+    """Switch off every setting that would write the next statement to a log: for the session
+    (``session=True``, settings decided at BEGIN) or for the current transaction. Refuses,
+    naming the settings, when this login may not switch one off. Returns the names set."""
+    changed: list[str] = []
+    blocked: list[str] = []
+    for setting in _QUIET_SETTINGS:
+        if setting.session != session:
+            continue
+        row = conn.execute(
+            "SELECT setting FROM pg_catalog.pg_settings WHERE name = %s", (setting.name,)
+        ).fetchone()
+        if row is None or not setting.risky(str(row[0])):
+            continue  # not loaded (pg_stat_statements) or already quiet
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
+                conn.execute(
+                    "SELECT pg_catalog.set_config(%s, %s, %s)",
+                    (setting.name, setting.quiet, not session),
+                )
         except psycopg.errors.InsufficientPrivilege:
-            quiet = False
-        except psycopg.errors.UndefinedObject:
-            pass  # pg_stat_statements is not loaded: nothing to switch off
-    return quiet
+            blocked.append(f"{setting.name} = {row[0]}")
+            continue
+        changed.append(setting.name)
+    if blocked:
+        me = conn.execute("SELECT current_user").fetchone()
+        who = me[0] if me else "this login"
+        names = ", ".join(entry.split(" = ")[0] for entry in blocked)
+        raise LoginError(
+            f"refusing to send the password change: with {'; '.join(blocked)} the server would "
+            "write the statement, which carries the SCRAM verifier (a credential for this "
+            f"server), to its log or statistics, and {who!r} may not switch that off. Run as a "
+            f"superuser, or let it: GRANT SET ON PARAMETER {names} TO {who}; nothing was sent, "
+            "nothing was changed."
+        )
+    return changed
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,7 +338,7 @@ def grant_login(
                 for role in wanted:
                     _grant_one(conn, login, role, inherit, result)
     except psycopg.Error as exc:
-        raise _db_error(exc, f"granting {', '.join(wanted)} to {login!r}") from None
+        raise _db_error(exc, f"granting {', '.join(wanted)} to {login!r}", conninfo) from None
     return result
 
 
@@ -314,9 +417,11 @@ def _role_row(conn: psycopg.Connection[Any], name: str) -> tuple[bool, bool] | N
     return None if row is None else (bool(row[0]), bool(row[1]))
 
 
-def _db_error(exc: psycopg.Error, doing: str) -> LoginError:
-    # Only the first line of the server message: never the statement (it may hold a verifier).
+def _db_error(exc: psycopg.Error, doing: str, conninfo: str) -> LoginError:
+    # Only the first line of the server message: never the statement (it may hold a verifier);
+    # libpq may quote a malformed URL token, so the URL's credentials are masked too.
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = redact_text(first, url_secrets(conninfo))
     if exc.sqlstate is None:
         return LoginError(f"cannot connect to the database while {doing}: {first}")
     hint = ""

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,6 +38,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from symphony_schema import SymphonyError, project_root
+from symphony_schema.redact import redact_text, url_secrets
 
 __all__ = [
     "DEFAULT_POLICY_FILE",
@@ -128,14 +132,90 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+class _NumberText(str):
+    """A JSON number as the document spells it, until :func:`_exact_numbers` has judged it."""
+
+
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _child_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if _IDENTIFIER_RE.fullmatch(key) else f"{path}[{json.dumps(key)}]"
+
+
+def _exact_number(text: str, path: str, source: str) -> int | float:
+    """The number ``text`` as JSON consumers read it (an IEEE 754 double), refused unless the
+    double's shortest decimal form denotes exactly the same value (ADR 0076).
+
+    RFC 8785 canonicalises numbers as doubles, so two different texts that round to the same
+    double (``9007199254740993`` and ``9007199254740992``) would share a checksum while a
+    consumer reading them with arbitrary precision sees different policies.
+    """
+    as_double = float(text)
+    shortest = repr(as_double)
+    exact = math.isfinite(as_double) and (
+        text == shortest
+        or text == shortest.removesuffix(".0")
+        or Decimal(text) == Decimal(shortest)
+    )
+    if not exact:
+        shown = text if len(text) <= 80 else f"{text[:40]}...({len(text)} characters)"
+        reads = (
+            f"read it as {shortest.removesuffix('.0')}"
+            if math.isfinite(as_double)
+            else "cannot read it as a finite number"
+        )
+        raise PolicyError(
+            f"{source}: the number {shown} at {path} does not round-trip exactly through an "
+            f"IEEE 754 double (JSON consumers {reads}): readers would disagree on its value and "
+            "documents differing there would share a checksum. Write the number a double holds "
+            "(or a string); nothing was written."
+        )
+    if _INTEGER_TEXT_RE.fullmatch(text) and abs(int(text)) <= MAX_SAFE_INTEGER:
+        return int(text)
+    # Beyond the I-JSON safe integers (or written with a fraction/exponent): the double itself,
+    # which RFC 8785 serialises in its shortest ECMAScript form.
+    return as_double
+
+
+_INTEGER_TEXT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
+#: Largest integer RFC 8785 (I-JSON) accepts as an integer: 2**53 - 1.
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _exact_numbers(value: Any, path: str, source: str) -> Any:
+    if isinstance(value, _NumberText):
+        return _exact_number(str(value), path, source)
+    if isinstance(value, dict):
+        return {
+            key: _exact_numbers(item, _child_path(path, key), source) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_exact_numbers(item, _child_path(path, i), source) for i, item in enumerate(value)]
+    return value
+
+
 def parse_policy_text(text: str, source: str) -> dict[str, Any]:
-    """Parse strict JSON (RFC 8785 works on I-JSON): an object, no duplicate keys, no NaN."""
+    """Parse strict JSON (RFC 8785 works on I-JSON): an object, no duplicate keys, no NaN, and
+    every number exactly an IEEE 754 double (the offending value's JSON path is named)."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_unique_object,
+            parse_float=_NumberText,
+            parse_int=_NumberText,
+        )
     except (ValueError, RecursionError) as exc:
         raise PolicyError(
             f"{source} is not valid JSON ({exc}); fix the document, nothing was written."
         ) from exc
+    try:
+        value = _exact_numbers(value, "$", source)
+    except RecursionError as exc:
+        raise PolicyError(f"{source} is nested too deeply; nothing was written.") from exc
     if not isinstance(value, dict):
         raise PolicyError(
             f"{source} must be a JSON object with a {VERSION_FIELD!r} field, "
@@ -158,16 +238,15 @@ def _json_kind(value: object) -> str:
 
 
 def load_policy_file(path: Path) -> dict[str, Any]:
-    """Read and parse a policy file (UTF-8, an optional BOM is ignored)."""
+    """Read and parse a policy file (UTF-8, an optional BOM is ignored).
+
+    Only a regular file is read (a FIFO, a device such as ``/dev/zero`` or a directory is
+    refused without reading it), and at most :data:`MAX_POLICY_BYTES`: the limit is enforced
+    on the bytes actually read, not on what ``stat`` said (ADR 0075).
+    """
     source = f"policy file {path}"
     try:
-        size = path.stat().st_size
-        if size > MAX_POLICY_BYTES:
-            raise PolicyError(
-                f"{source} is {size} bytes, more than the {MAX_POLICY_BYTES} a policy document "
-                "may have; check the path. Nothing was written."
-            )
-        raw = path.read_bytes()
+        raw = _read_regular_file(path, source)
     except OSError as exc:
         raise PolicyError(
             f"cannot read {source}: {exc.strerror or exc}. Check the path "
@@ -178,6 +257,53 @@ def load_policy_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{source} is not UTF-8 ({exc}); nothing was written.") from exc
     return parse_policy_text(text, source)
+
+
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _read_regular_file(path: Path, source: str) -> bytes:
+    # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting forever;
+    # the kind is judged on the opened descriptor (fstat), so a path swapped after a check
+    # cannot slip a device in. Regular files ignore O_NONBLOCK.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb", buffering=0) as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a file")
+            raise PolicyError(
+                f"{source} is not a regular file ({kind}); give the path of a JSON file (or the "
+                f"text in {ENV_DOCUMENT} with --from-env). Nothing was read or written."
+            )
+        chunks: list[bytes] = []
+        total = 0
+        while total <= MAX_POLICY_BYTES:
+            chunk = handle.read(MAX_POLICY_BYTES + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    if total > MAX_POLICY_BYTES:
+        raise PolicyError(
+            f"{source} has more than the {MAX_POLICY_BYTES} bytes a policy document may have; "
+            "check the path. Nothing was written."
+        )
+    return b"".join(chunks)
+
+
+def _check_document_size(text: str, source: str) -> None:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise PolicyError(
+            f"{source} is {size} bytes, more than the {MAX_POLICY_BYTES} bytes a policy document "
+            "may have; nothing was written."
+        )
 
 
 def validate_version(version: object, source: str) -> str:
@@ -272,6 +398,7 @@ def pinned_policy_from_env(env: Mapping[str, str] | None = None) -> PinnedPolicy
         return PinnedPolicy(version, pinned_checksum, f"{ENV_VERSION} + {ENV_CHECKSUM}")
     if document_text is not None:
         source = ENV_DOCUMENT
+        _check_document_size(document_text, ENV_DOCUMENT)
         document = parse_policy_text(document_text, ENV_DOCUMENT)
     else:
         assert file_name is not None
@@ -354,7 +481,7 @@ def seed_pinned_policy(conninfo: str, pinned: PinnedPolicy) -> SeedResult:
         with psycopg.connect(conninfo, connect_timeout=30) as conn, conn.transaction():
             return _seed_locked(conn, pinned)
     except psycopg.Error as exc:
-        raise _seed_error(exc, pinned) from exc
+        raise _seed_error(exc, pinned, conninfo) from exc
 
 
 def _seed_locked(conn: psycopg.Connection[Any], pinned: PinnedPolicy) -> SeedResult:
@@ -431,14 +558,16 @@ _SEED_HINTS: dict[type[psycopg.Error], Callable[[PinnedPolicy], str]] = {
 }
 
 
-def _seed_error(exc: psycopg.Error, pinned: PinnedPolicy) -> PolicyError:
+def _seed_error(exc: psycopg.Error, pinned: PinnedPolicy, conninfo: str) -> PolicyError:
     if isinstance(exc, psycopg.OperationalError) and exc.sqlstate is None:
-        return PolicyError(f"cannot connect to the database to seed the policy: {str(exc).strip()}")
+        said = redact_text(str(exc).strip(), url_secrets(conninfo))
+        return PolicyError(f"cannot connect to the database to seed the policy: {said}")
     hint = next(
         (make(pinned) for kind, make in _SEED_HINTS.items() if isinstance(exc, kind)),
         "seeding failed",
     )
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first_line = redact_text(first_line, url_secrets(conninfo))
     return PolicyError(
         f"{hint}. PostgreSQL said: SQLSTATE {exc.sqlstate}: {first_line}. "
         "The transaction was rolled back; nothing was written."
@@ -505,7 +634,8 @@ def boot_status(
     try:
         conn = psycopg.connect(conninfo, connect_timeout=30, autocommit=True)
     except psycopg.Error as exc:
-        status.reasons.append(f"cannot connect to the database: {str(exc).strip()}")
+        said = redact_text(str(exc).strip(), url_secrets(conninfo))
+        status.reasons.append(f"cannot connect to the database: {said}")
         return status
     with conn:
         _check_migrations(conninfo, status, script_location)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from symphony_schema import SymphonyError
 from symphony_schema.database import to_conninfo
+from symphony_schema.redact import redact_url
 
 NAME_PREFIX = "symphony_scratch"
 
@@ -54,7 +55,7 @@ def _admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(to_conninfo(url), autocommit=True, connect_timeout=30)
     except psycopg.OperationalError as exc:
-        shown = make_url(url).render_as_string(hide_password=True)
+        shown = redact_url(url)
         raise SymphonyError(
             f"cannot connect to {shown} to create scratch databases: {exc}".rstrip()
         ) from exc

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from symphony_schema import SymphonyError
+from symphony_schema.redact import redact_text, url_secrets
+
+#: Where a command's URL can come from (the selection rule of symphony_schema.database).
+_URL_VARIABLES = ("SYMPHONY_DATABASE_URL", "DATABASE_URL")
 
 PROG = "symphony-schema"
 
@@ -52,7 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.handler(args)
     except SymphonyError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        # Messages may quote a URL or conninfo: never with its credentials (ADR 0078).
+        secrets = url_secrets(
+            getattr(args, "url", None), *(os.environ.get(var) for var in _URL_VARIABLES)
+        )
+        secrets += [os.environ[var] for var in ("PGPASSWORD",) if os.environ.get(var)]
+        print(f"{PROG}: error: {redact_text(str(exc), secrets)}", file=sys.stderr)
         return 2
     return int(code or 0)
 

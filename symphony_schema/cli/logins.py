@@ -19,8 +19,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "password is read only from the environment variable named by --from-env; there is "
             "deliberately no option to pass it on the command line. libpq computes the "
             "SCRAM-SHA-256 verifier client-side, so the password is never sent to the server "
-            "and never printed. Refused: a missing or empty variable, a role that does not "
-            "exist, a NOLOGIN role, a Symphony runtime/owner role, a superuser."
+            "and never printed. Every statement-logging path (log_statement, duration and "
+            "sampling logs, log_min_error_statement, debug_print_*, pg_stat_statements) is "
+            "switched off for the change. Refused before anything is sent: a missing or empty "
+            "variable, a role that does not exist, a NOLOGIN role, a Symphony runtime/owner "
+            "role, a superuser, a login this user may not change (needs superuser or "
+            "CREATEROLE with ADMIN OPTION on it), a logging setting this user may not switch "
+            "off (GRANT SET ON PARAMETER ... fixes it)."
         ),
         epilog="example: TEST_DB_PASSWORD=... symphony-schema set-login-password test_user "
         "--from-env TEST_DB_PASSWORD",

@@ -33,8 +33,10 @@ def _register_seed(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
             "string); the checksum is the lowercase hex SHA-256 of the RFC 8785 canonical JSON "
             "of the whole document, so key order and whitespace do not change it. Seeding the "
             "same version with the same checksum again is a no-op. Refused, with nothing "
-            "written and exit status 2: a missing version, an unreadable file, invalid or "
-            "non-object JSON, a document without a canonical form (NaN, huge numbers), a "
+            "written and exit status 2: a missing version, an unreadable file, anything but a "
+            "regular file of at most 1 MiB (FIFO, device), invalid or non-object JSON, a "
+            "number that does not round-trip exactly through an IEEE 754 double (its JSON path "
+            "is named), a document without a canonical form (lone surrogates), a "
             "different checksum for an existing version, or a second ACTIVE version. An "
             "existing row is never changed. " + _FROM_ENV_CONTRACT
         ),

@@ -2,8 +2,10 @@
 
 Layout of ``DIR`` (which must be new or empty, so no stale file can pass for evidence)::
 
-    run.json                     run facts: command, times, outcome, database (server version,
-                                 head revision, ledger rows with checksums), git commit, manifest
+    run.json                     run facts: command, argv and URL (credentials redacted), times,
+                                 outcome, database (server version, head revision, ledger rows
+                                 with checksums), git commit and cleanliness (untracked, modified
+                                 and ignored files under alembic/), manifest
     checks/NNN-<check>.json      one record per check: invariant id, status, details, start/end
     SHA256SUMS                   SHA-256 of every other file (``sha256sum -c SHA256SUMS``)
 """
@@ -22,10 +24,13 @@ import psycopg
 
 from symphony_schema import SymphonyError
 from symphony_schema.invariants.results import CheckResult
+from symphony_schema.redact import redact_data
 
 SUMS_NAME = "SHA256SUMS"
 RUN_NAME = "run.json"
 CHECKS_DIR = "checks"
+#: The revision tree, relative to the repository root (untracked files there are reported).
+ALEMBIC_DIR = "alembic"
 
 
 def sha256_of(path: Path) -> str:
@@ -82,7 +87,14 @@ def database_facts(conninfo: str) -> dict[str, Any]:
 
 
 def git_facts(root: Path) -> dict[str, Any]:
-    """Commit and cleanliness of the checkout the code ran from."""
+    """Commit and cleanliness of the checkout the code ran from.
+
+    ``dirty`` is true when a tracked file is modified anywhere, or when ``alembic/`` holds files
+    git does not track: an untracked revision is applied by the engine like a committed one, so
+    the commit alone would not say what ran. ``alembic_untracked``, ``alembic_modified`` and
+    ``alembic_ignored`` (ignored files such as bytecode, which a revision loader could pick up)
+    list them by path.
+    """
 
     def git(*args: str) -> str | None:
         try:
@@ -91,13 +103,42 @@ def git_facts(root: Path) -> dict[str, Any]:
             )
         except (OSError, subprocess.SubprocessError):
             return None
-        return done.stdout.strip() if done.returncode == 0 else None
+        return done.stdout if done.returncode == 0 else None
 
     status = git("status", "--porcelain", "--untracked-files=no")
+    alembic = git(
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        "--ignored=traditional",
+        "--",
+        ALEMBIC_DIR,
+    )
+    untracked: list[str] = []
+    modified: list[str] = []
+    ignored: list[str] = []
+    entries = iter((alembic or "").split("\0"))
+    for entry in entries:
+        code, path = entry[:2], entry[3:]
+        if code[:1] in ("R", "C"):
+            next(entries, None)  # -z puts a rename's or copy's source path in its own entry
+        if not path:
+            continue
+        if code == "??":
+            untracked.append(path)
+        elif code == "!!":
+            ignored.append(path)
+        elif path.startswith(f"{ALEMBIC_DIR}/") and code.strip():
+            modified.append(path)
+    commit, branch = git("rev-parse", "HEAD"), git("rev-parse", "--abbrev-ref", "HEAD")
     return {
-        "commit": git("rev-parse", "HEAD"),
-        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
-        "dirty": bool(status) if status is not None else None,
+        "commit": commit.strip() if commit else None,
+        "branch": branch.strip() if branch else None,
+        "dirty": bool(status.strip() or untracked) if status is not None else None,
+        "alembic_untracked": sorted(untracked) if alembic is not None else None,
+        "alembic_modified": sorted(modified) if alembic is not None else None,
+        "alembic_ignored": sorted(ignored) if alembic is not None else None,
     }
 
 
@@ -112,13 +153,17 @@ def _dump(path: Path, data: Any) -> None:
 
 
 def write_bundle(directory: Path, results: Sequence[CheckResult], run: dict[str, Any]) -> Path:
-    """Write the bundle into ``directory`` (see :func:`prepare`); returns the sums file."""
+    """Write the bundle into ``directory`` (see :func:`prepare`); returns the sums file.
+
+    Every string of every record goes through :func:`symphony_schema.redact.redact_data`: argv,
+    URLs and error texts keep no password, ``sslpassword``, ``passfile`` or other credential.
+    """
     directory = prepare(directory)
     checks = directory / CHECKS_DIR
     checks.mkdir()
     for index, result in enumerate(results, start=1):
-        _dump(checks / _file_name(index, result.ref), result.as_record())
-    _dump(directory / RUN_NAME, run)
+        _dump(checks / _file_name(index, result.ref), redact_data(result.as_record()))
+    _dump(directory / RUN_NAME, redact_data(run))
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_NAME)
     sums = directory / SUMS_NAME
     sums.write_text(

@@ -152,8 +152,8 @@ def test_an_existing_retired_version_is_not_reactivated(
         ('{"policyVersion": "v1",', "is not valid JSON"),
         ("[]", "must be a JSON object"),
         ('{"policyVersion": "v1", "x": NaN}', "NaN is not JSON"),
-        ('{"policyVersion": "v1", "x": 1e999}', "cannot compute the policy checksum"),
-        ('{"policyVersion": "v1", "x": 123456789012345678901}', "cannot compute the policy"),
+        ('{"policyVersion": "v1", "x": 1e999}', "the number 1e999 at $.x does not round-trip"),
+        ('{"policyVersion": "v1", "x": 123456789012345678901}', "does not round-trip exactly"),
         ('{"policyVersion": "v1", "policyVersion": "v2"}', "duplicate key"),
     ],
 )
@@ -389,3 +389,76 @@ def test_dry_run_validates_and_prints_without_connecting(
     bad = write(tmp_path, "bad.json", '{"x": 1}')
     code, _, err = seed_cli(url, "--file", str(bad), "--dry-run", capsys=capsys)
     assert code == 2 and "no usable policyVersion" in err
+
+
+# --------------------------------------------------------------------------------------------
+# Hostile inputs (issue 11 item 10, issue 18 item 7): one line, exit 2, nothing written
+# --------------------------------------------------------------------------------------------
+
+
+def _seed_subprocess(
+    url: str, env_extra: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("symphony-schema")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_")} | env_extra
+    # A child with a memory cap and a timeout: the old code read /dev/zero until the machine
+    # ran out of memory and waited forever on a FIFO without a writer.
+    return subprocess.run(
+        [sys.executable, "-c", _CAPPED, str(script), "seed-policy", *args, "--url", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=60,
+    )
+
+
+_CAPPED = (
+    "import resource, runpy, sys\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
+@pytest.mark.parametrize("how", ["--file", "--from-env"])
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "over-limit"])
+def test_hostile_policy_files_are_refused_in_one_line(
+    migrated_db: Any, db: psycopg.Connection[Any], tmp_path: Path, how: str, kind: str
+) -> None:
+    if kind == "dev-zero":
+        path, complaint = Path("/dev/zero"), "is not a regular file (a character device)"
+    elif kind == "fifo":
+        path, complaint = tmp_path / "p.fifo", "is not a regular file (a FIFO)"
+        os.mkfifo(path)
+    else:
+        path, complaint = tmp_path / "big.json", "has more than the 1048576 bytes"
+        path.write_text('{"policyVersion": "v1", "x": "' + "a" * policy.MAX_POLICY_BYTES + '"}')
+    if how == "--file":
+        done = _seed_subprocess(migrated_db.url, {}, "--file", str(path))
+    else:
+        env = {"POLICY_VERSION": "v1", "POLICY_FILE": str(path)}
+        done = _seed_subprocess(migrated_db.url, env, "--from-env")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert complaint in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert rows(db) == []
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["9007199254740993", "9007199254740993.0", "9.007199254740993e15", "1000000000000000.01"],
+)
+def test_numbers_that_do_not_round_trip_are_refused_by_the_cli(
+    migrated_db: Any,
+    db: psycopg.Connection[Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    number: str,
+) -> None:
+    path = write(tmp_path, "n.json", '{"policyVersion": "v1", "limits": {"cap": ' + number + "}}")
+    code, out, err = seed_cli(migrated_db.url, "--file", str(path), capsys=capsys)
+    assert code == 2 and out == ""
+    assert f"the number {number} at $.limits.cap does not round-trip exactly" in err
+    assert rows(db) == []

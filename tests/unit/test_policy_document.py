@@ -98,8 +98,6 @@ def test_malformed_documents_are_refused(text: str, complaint: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        '{"policyVersion": "v1", "x": 1e400}',  # parses to inf
-        '{"policyVersion": "v1", "x": 9007199254740993}',  # beyond I-JSON's safe integers
         '{"policyVersion": "v1", "x": "\\ud800"}',  # lone surrogate: not UTF-8
     ],
 )
@@ -178,7 +176,7 @@ def test_non_utf8_file_is_refused(tmp_path: Path) -> None:
 def test_oversized_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "big.json"
     path.write_text('{"policyVersion": "v1", "x": "' + "a" * policy.MAX_POLICY_BYTES + '"}')
-    with pytest.raises(PolicyError, match="more than the 1048576 a policy document may have"):
+    with pytest.raises(PolicyError, match="more than the 1048576 bytes a policy document may have"):
         policy.load_policy_file(path)
 
 
