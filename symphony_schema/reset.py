@@ -36,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from symphony_schema import SymphonyError
 from symphony_schema.database import to_conninfo
+from symphony_schema.redact import redact_url
 
 __all__ = [
     "RECREATE_PUBLIC_SQL",
@@ -198,7 +199,7 @@ def server_locality(conn: psycopg.Connection[Any]) -> Locality:
 
 
 def _refusal(url: str, where: Locality) -> ResetRefused:
-    shown = make_url(url).render_as_string(hide_password=True)
+    shown = redact_url(url)
     return ResetRefused(
         f"refusing to reset {shown}: {where.description} does not look like a local "
         "development database (the embedded server, a Unix socket, localhost or a loopback "

@@ -39,6 +39,7 @@ from symphony_schema.invariants import (
 )
 from symphony_schema.invariants.results import CheckResult, skipped, timed
 from symphony_schema.invariants.revisions import default_versions_dir, load_revisions
+from symphony_schema.redact import redact_argv, redact_url
 
 Reporter = Callable[[CheckResult], None]
 SKIP_SEED_VAR = "SKIP_POLICY_SEED"
@@ -142,7 +143,7 @@ class Run:
         manifest_path = manifest.docs_dir(self.root) / manifest.MANIFEST_NAME
         return {
             "command": self.command,
-            "argv": sys.argv,
+            "argv": redact_argv(sys.argv),
             "started_at": self.started_at.isoformat(),
             "ended_at": datetime.now(UTC).isoformat(),
             "outcome": "fail" if self.failed else "pass",
@@ -316,7 +317,7 @@ def verify_sequence(
         run.add(drift_step(conninfo))
     try:
         run.facts["database"] = {
-            "url": make_url(url).render_as_string(hide_password=True),
+            "url": redact_url(url),
             **evidence.database_facts(conninfo),
         }
     except psycopg.Error as exc:
