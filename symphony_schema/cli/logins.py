@@ -22,8 +22,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "and never printed. Refused: a missing or empty variable, a role that does not "
             "exist, a NOLOGIN role, a Symphony runtime/owner role, a superuser."
         ),
-        epilog="example: TEST_DB_PASSWORD=... symphony-schema set-login-password test_user "
-        "--from-env TEST_DB_PASSWORD",
     )
     password.add_argument("login", metavar="LOGIN", help="the LOGIN role whose password to set")
     password.add_argument(
@@ -48,8 +46,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Existing memberships are reported and left unchanged. Refused: unknown roles, a "
             "login that does not exist, a NOLOGIN or Symphony role, a superuser."
         ),
-        epilog="example: symphony-schema grant-login payments_executor "
-        "--roles symphony_executor,symphony_readonly",
     )
     grant.add_argument("login", metavar="LOGIN", help="the existing LOGIN role to grant to")
     grant.add_argument(
