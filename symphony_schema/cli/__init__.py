@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -205,14 +204,6 @@ def _database_error(exc: Exception) -> int:
     return 1
 
 
-def _quiet_broken_pipe() -> int:
-    # `symphony-schema ledger | head`: the reader went away. Point stdout at /dev/null so the
-    # interpreter's final flush does not complain, and exit like other Unix tools.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141  # 128 + SIGPIPE
-
-
 def _config_option(argv: list[str]) -> Path | None:
     """The value of ``-c/--config`` among the options before the command, if any."""
     index = 0
@@ -246,17 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(arguments)
         _merge_url(parser, args)
         code = args.handler(args)
-        sys.stdout.flush()
     except SymphonyError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except (psycopg.Error, sa_exc.DBAPIError) as exc:
         return _database_error(exc)
-    except BrokenPipeError:
-        return _quiet_broken_pipe()
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     finally:
         use_config_file(None)
     return int(code or 0)

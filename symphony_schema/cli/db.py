@@ -153,11 +153,12 @@ def _psql(args: argparse.Namespace) -> int:
     if extra[:1] == ["--"]:
         extra = extra[1:]
     user, extra = split_user(extra)
-    user = args.user or user
+    if args.user is not None:
+        user = args.user
     url = make_url(selected.url)
-    if user:
+    if user is not None:
         if not user.strip():
-            raise SymphonyError("db psql: the role name is empty")
+            raise SymphonyError("db psql: the role name given with -U/--user is empty")
         url = url.set(username=user)
     os.execv(psql, [psql, "-X", "-d", libpq_url(url.render_as_string(False)), *extra])
     return 0  # pragma: no cover - execv does not return

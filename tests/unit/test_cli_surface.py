@@ -95,7 +95,7 @@ def test_conflicting_or_pointless_url_is_a_usage_error(
 def test_db_url_prints_a_libpq_url_with_the_password_masked(
     clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    secret = "s3cr" + "et"
+    secret = "s3cr" + "et"  # pragma: allowlist secret
     url = f"postgresql://app:{secret}@db.example:5433/pay?sslmode=require"
     assert main(["db", "url", "--url", url]) == 0
     out, err = capsys.readouterr()
@@ -143,6 +143,27 @@ def test_split_user_takes_psql_user_options_out(
 def test_dangling_user_option_is_refused() -> None:
     with pytest.raises(SymphonyError, match="needs a role name"):
         split_user(["-c", "SELECT 1", "-U"])
+
+
+@pytest.mark.parametrize("argv", [["-U", "", "--"], ["--", "-U", ""], ["--", "--username="]])
+def test_empty_user_is_refused_not_ignored(argv: list[str]) -> None:
+    # An empty role name must not silently connect as the URL's (super)user. A subprocess: on a
+    # regression db psql would exec psql in place of the test process.
+    result = subprocess.run(
+        [str(BIN / "symphony-schema"), "db", "psql", "--url", "postgresql://u@192.0.2.1/x", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ("SYMPHONY_DATABASE_URL",)},
+    )
+    assert result.returncode == 2
+    assert "role name given with -U/--user is empty" in result.stderr
+
+
+def test_missing_config_file_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-c", "/nonexistent/alembic.ini", "db", "url"]) == 2
+    err = capsys.readouterr().err
+    assert err == "symphony-schema: error: -c/--config: no such file: /nonexistent/alembic.ini\n"
 
 
 # -- item 6: bad URLs are one line naming their source, exit 2, for every command ---------------
