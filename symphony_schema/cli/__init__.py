@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
+        description=_wrap(
             "Symphony schema: manage the embedded PostgreSQL 18, the checksummed migrations, the "
             "baseline, the invariants and the boot policy.\n\n"
             "Project: like alembic, the nearest alembic.ini at or above the current directory "
