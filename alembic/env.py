@@ -1,5 +1,7 @@
 """Alembic environment: thin on purpose. The engine lives in symphony_schema.migration.engine."""
 
+import os
+import sys
 from logging.config import fileConfig
 
 from alembic import context
@@ -8,4 +10,10 @@ from symphony_schema.migration import engine
 if context.config.config_file_name is not None:
     fileConfig(context.config.config_file_name, disable_existing_loggers=False)
 
-engine.run(context)
+try:
+    engine.run(context)
+except BrokenPipeError:
+    # `alembic upgrade head --sql | head`: the reader went away. Send the rest of stdout to
+    # /dev/null (so the final flush stays quiet) and exit like other Unix tools, no traceback.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)  # 128 + SIGPIPE

@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     generate = actions.add_parser(
         "generate",
         help="migrate a scratch database to head and write baseline/ (nox -s baseline)",
+        description="Create a scratch database on the server the URL rule selects, migrate it "
+        "to head through the engine, write baseline/baseline.sql and baseline/privileges.md "
+        "from it (saying which files changed) and drop it. Commit baseline/ with the revision "
+        "that changed it.",
     )
     add_url_argument(generate)
     generate.add_argument(
@@ -39,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "drift",
         help="exit 1 with unified diffs when migrations, baseline, models and privileges "
         "disagree (nox -s drift)",
+        description="The drift gate, on scratch databases: the committed baseline/ against what "
+        "a freshly migrated database generates (baseline), a database built from baseline.sql "
+        "against one built by the migrations (round-trip), the Core models against the "
+        "migrated database (models), the declared privilege matrix and roles against the "
+        "catalog (privileges). Exit 0 when all agree, 1 with unified diffs otherwise.",
     )
     add_url_argument(drift)
     drift.add_argument(
@@ -64,6 +73,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     apply = actions.add_parser(
         "apply",
         help="bring up an EMPTY database from baseline/baseline.sql (refuses a non-empty one)",
+        description="Bring up an empty database from baseline/baseline.sql in one transaction "
+        "under the deploy lock, ledger and alembic_version included, so that 'alembic upgrade "
+        "head' continues from there. Refused, with nothing written: a server older than "
+        "PostgreSQL 18, a database that already holds anything of its own, a baseline whose "
+        "ledger disagrees with the revision files.",
     )
     add_url_argument(apply)
     apply.add_argument(

@@ -27,8 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "CREATEROLE with ADMIN OPTION on it), a logging setting this user may not switch "
             "off (GRANT SET ON PARAMETER ... fixes it)."
         ),
-        epilog="example: TEST_DB_PASSWORD=... symphony-schema set-login-password test_user "
-        "--from-env TEST_DB_PASSWORD",
     )
     password.add_argument("login", metavar="LOGIN", help="the LOGIN role whose password to set")
     password.add_argument(
@@ -53,8 +51,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Existing memberships are reported and left unchanged. Refused: unknown roles, a "
             "login that does not exist, a NOLOGIN or Symphony role, a superuser."
         ),
-        epilog="example: symphony-schema grant-login payments_executor "
-        "--roles symphony_executor,symphony_readonly",
     )
     grant.add_argument("login", metavar="LOGIN", help="the existing LOGIN role to grant to")
     grant.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from symphony_schema import reset
 from symphony_schema.cli import add_url_argument
@@ -15,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="DEVELOPMENT ONLY: drop and recreate schema public, then migrate to head",
         description=(
             "Development only. Drop schema public with everything in it (tables, data, the "
-            "migration ledger, alembic_version), recreate it as a fresh PostgreSQL 15+ database "
+            "migration ledger, alembic_version), recreate it as a fresh PostgreSQL 18 database "
             "has it (owned by pg_database_owner, USAGE but never CREATE for PUBLIC), then migrate "
             "to head through the checksummed engine. Refuses, before connecting, any target that "
             "is not the embedded server, a Unix socket, localhost or a loopback address, judged "
@@ -38,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="do not ask for confirmation (it is asked only when stdin is a terminal)",
+    )
+    parser.add_argument(
         "--quiet", action="store_true", help="do not print one line per applied revision"
     )
     parser.set_defaults(handler=_reset)
@@ -45,6 +51,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _reset(args: argparse.Namespace) -> int:
     selected = select_database(args.url)
+    if not args.yes and sys.stdin.isatty():
+        question = f"reset {selected.describe()}: drop schema public with all its data? [y/N] "
+        try:
+            answer = input(question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("reset cancelled: nothing was changed")
+            return 1
     where = reset.reset_database(selected.url, force=args.force, quiet=args.quiet)
     database = selected.sqlalchemy_url.database
     print(

@@ -18,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "'pragma: allowlist secret'. Passwords belong in the environment, never in files.",
     )
     parser.add_argument(
-        "--root", type=Path, default=None, help="repository root (default: this checkout)"
+        "--root",
+        type=Path,
+        default=None,
+        help="repository root (default: the project: the nearest alembic.ini upward, or -c)",
     )
     parser.set_defaults(handler=_scan)
 

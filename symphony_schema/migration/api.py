@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from alembic.config import Config
 
 from alembic import command
-from symphony_schema import project_root
+from symphony_schema import config_file
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -23,8 +23,7 @@ def alembic_config(
     extra: dict[str, str] | None = None,
 ) -> Config:
     """An Alembic ``Config`` for the project's ``alembic.ini`` with ``-x`` arguments set."""
-    root = project_root()
-    config = Config(str(root / "alembic.ini"))
+    config = Config(str(config_file()))
     if script_location is not None:
         config.set_main_option("script_location", str(script_location))
     xargs = [f"quiet={'1' if quiet else '0'}"]

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from symphony_schema.database import normalise_url, select_database, to_conninfo
+from symphony_schema.database import (
+    DatabaseUrlError,
+    normalise_url,
+    select_database,
+    to_conninfo,
+)
 from symphony_schema.migration.engine import EngineSettings
 
 
@@ -35,7 +40,7 @@ def test_database_url_is_used_last(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_non_postgresql_url_is_refused(clean_env: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValueError, match="not a PostgreSQL URL"):
+    with pytest.raises(DatabaseUrlError, match="not a PostgreSQL URL"):
         select_database("sqlite:///x.db")
 
 
