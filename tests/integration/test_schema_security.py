@@ -85,9 +85,11 @@ def test_ledger_triggers_exist_and_always_fire(db: psycopg.Connection[Any]) -> N
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
         ("trg_deny_outbox_attempts_mutation", "A", "deny_outbox_attempts_mutation"),
         ("trg_deny_outbox_attempts_truncate", "A", "deny_outbox_attempts_mutation"),
+        ("trg_guard_outbox_attempts_insert", "A", "guard_outbox_attempts_insert"),
     ]
     assert "BEFORE DELETE OR UPDATE" in rows[0][3] and "FOR EACH ROW" in rows[0][3]
     assert "BEFORE TRUNCATE" in rows[1][3] and "FOR EACH STATEMENT" in rows[1][3]
+    assert "BEFORE INSERT" in rows[2][3] and "FOR EACH ROW" in rows[2][3]
 
 
 @pytest.mark.parametrize("mutation", list(LEDGER_MUTATIONS))
