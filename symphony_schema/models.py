@@ -276,7 +276,6 @@ policy_versions: Final = Table(
 )
 
 
-
 # Revision 0011 (ADR 0061): the retry ceiling, one row, read and written only through functions.
 outbox_settings: Final = Table(
     "outbox_settings",

@@ -29,7 +29,7 @@ CREATE TABLE public.outbox_settings (
     singleton boolean NOT NULL DEFAULT true,
     retry_ceiling integer NOT NULL DEFAULT 20,
     updated_at timestamptz NOT NULL DEFAULT now(),
-    updated_by text NOT NULL DEFAULT SESSION_USER,
+    updated_by text NOT NULL DEFAULT session_user,
     CONSTRAINT pk_outbox_settings PRIMARY KEY (singleton),
     CONSTRAINT ck_outbox_settings_singleton CHECK (singleton),
     CONSTRAINT ck_outbox_settings_retry_ceiling_positive CHECK (retry_ceiling >= 1)
@@ -61,17 +61,34 @@ COMMENT ON TABLE public.payment_outbox_idempotency_keys IS
 -- Keys enqueued before 0011: the queued job, else the latest attempt of the key in the ledger.
 INSERT INTO public.payment_outbox_idempotency_keys (instruction_id, idempotency_key, outbox_id)
 SELECT DISTINCT ON (k.instruction_id, k.idempotency_key)
-       k.instruction_id, k.idempotency_key, k.outbox_id
-  FROM (
-      SELECT 1 AS source, p.instruction_id, p.idempotency_key, p.outbox_id,
-             p.created_at, 0 AS attempt_no
-        FROM public.payment_outbox_pending AS p
-      UNION ALL
-      SELECT 2 AS source, a.instruction_id, a.idempotency_key, a.outbox_id,
-             a.created_at, a.attempt_no
-        FROM public.payment_outbox_attempts AS a
-  ) AS k
- ORDER BY k.instruction_id, k.idempotency_key, k.source, k.created_at DESC, k.attempt_no DESC;
+    k.instruction_id,
+    k.idempotency_key,
+    k.outbox_id
+FROM (
+    SELECT
+        1 AS origin,
+        p.instruction_id,
+        p.idempotency_key,
+        p.outbox_id,
+        p.created_at,
+        0 AS attempt_no
+    FROM public.payment_outbox_pending AS p
+    UNION ALL
+    SELECT
+        2 AS origin,
+        a.instruction_id,
+        a.idempotency_key,
+        a.outbox_id,
+        a.created_at,
+        a.attempt_no
+    FROM public.payment_outbox_attempts AS a
+) AS k
+ORDER BY
+    k.instruction_id ASC,
+    k.idempotency_key ASC,
+    k.origin ASC,
+    k.created_at DESC,
+    k.attempt_no DESC;
 
 
 -- Ownership and deny-by-default, as 0004 and 0005 did (CREATE on public only for the hand-over).
@@ -178,7 +195,7 @@ REVOKE ALL ON FUNCTION public.guard_outbox_attempts_insert() FROM PUBLIC;
 CREATE TRIGGER trg_guard_outbox_attempts_insert
     BEFORE INSERT ON public.payment_outbox_attempts
     FOR EACH ROW
-    WHEN (CURRENT_USER <> 'symphony_owner'::name)
+    WHEN (current_user <> 'symphony_owner'::name)
     EXECUTE FUNCTION public.guard_outbox_attempts_insert();
 
 -- ENABLE ALWAYS, like the append-only triggers: session_replication_role must not switch it off.

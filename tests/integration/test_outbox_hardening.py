@@ -169,7 +169,7 @@ def test_a_session_setting_does_not_lift_the_retry_ceiling(outbox: Outbox) -> No
 def test_database_and_role_settings_do_not_change_the_retry_ceiling(
     db: psycopg.Connection[Any], migrated_db: Any
 ) -> None:
-    db.execute(f'ALTER DATABASE "{migrated_db.name}" SET symphony.outbox_retry_ceiling = \'3\'')
+    db.execute(f"ALTER DATABASE \"{migrated_db.name}\" SET symphony.outbox_retry_ceiling = '3'")
     db.execute("ALTER ROLE symphony_owner SET symphony.outbox_retry_ceiling = '4'")
     try:
         with psycopg.connect(migrated_db.conninfo, autocommit=True) as fresh:
@@ -189,9 +189,7 @@ def test_the_ceiling_set_in_the_database_applies_to_every_session(
         assert _ceiling(fresh) == 7
     assert _set_ceiling(control, 1) == 7
     assert _ceiling(db) == 1
-    row = db.execute(
-        "SELECT retry_ceiling, updated_by FROM public.outbox_settings"
-    ).fetchone()
+    row = db.execute("SELECT retry_ceiling, updated_by FROM public.outbox_settings").fetchone()
     assert row == (1, control.info.user)
 
 
@@ -264,9 +262,8 @@ def test_runtime_roles_cannot_touch_the_idempotency_keys(
             "SELECT 1 FROM public.payment_outbox_idempotency_keys FOR UPDATE",
             "LOCK TABLE public.payment_outbox_idempotency_keys IN ACCESS SHARE MODE",
         ):
-            with outbox.raises("42501"):
-                with conn.transaction():
-                    conn.execute(statement)
+            with outbox.raises("42501"), conn.transaction():
+                conn.execute(statement)
 
 
 def test_a_job_removed_by_hand_without_attempts_is_queued_again(outbox: Outbox) -> None:
@@ -292,7 +289,7 @@ def test_a_pending_row_written_by_the_control_plane_is_returned_by_enqueue(
         "INSERT INTO public.payment_outbox_pending"
         " (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload)"
         " VALUES ('instr-1', 'participant-1', 41, 'key-instr-1', 'rtgs',"
-        " '{\"amount\": 100, \"currency\": \"ZAR\"}')"
+        ' \'{"amount": 100, "currency": "ZAR"}\')'
     )
     row = outbox.enqueue("instr-1")
     assert row[1:4:2] == (41, "PENDING")
@@ -398,7 +395,7 @@ SHORT_TEXT_LIMIT = 1024
 
 def _payload(conn: psycopg.Connection[Any], size: int) -> str:
     """A JSON object whose jsonb text form is exactly ``size`` bytes."""
-    empty = conn.execute("SELECT octet_length('{\"p\": \"\"}'::jsonb::text)").fetchone()
+    empty = conn.execute('SELECT octet_length(\'{"p": ""}\'::jsonb::text)').fetchone()
     assert empty is not None
     payload = '{"p": "' + "x" * (size - int(empty[0])) + '"}'
     measured = conn.execute("SELECT octet_length(%s::jsonb::text)", (payload,)).fetchone()
@@ -433,7 +430,13 @@ def test_completion_texts_at_the_limit_are_accepted_and_one_byte_more_is_22023(
     first, second = outbox.claim(2, "w1")
 
     with outbox.raises("22023", match=f"p_{argument} must be at most {limit} bytes"):
-        outbox.complete(first.outbox_id, first.lease_token, "w1", "FAILED", **{argument: "é" * (limit // 2) + "x"})
+        outbox.complete(
+            first.outbox_id,
+            first.lease_token,
+            "w1",
+            "FAILED",
+            **{argument: "é" * (limit // 2) + "x"},
+        )
     assert outbox.counts()[1] == 0
     assert outbox.complete(
         first.outbox_id, first.lease_token, "w1", "FAILED", **{argument: "é" * (limit // 2)}
