@@ -155,7 +155,6 @@ COMMENT ON FUNCTION public.set_outbox_retry_ceiling(integer) IS
 'Sets the retry ceiling (a whole number >= 1; 22023 otherwise) for every session at once and '
 'returns the previous one. EXECUTE for symphony_control only.';
 
-ALTER FUNCTION public.set_outbox_retry_ceiling(integer) OWNER TO symphony_owner;
 REVOKE ALL ON FUNCTION public.set_outbox_retry_ceiling(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.set_outbox_retry_ceiling(integer) TO symphony_control;
 
@@ -189,8 +188,14 @@ COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS
 'Trigger function: refuses (P7005) an attempt inserted by anyone but the outbox functions for a '
 'job that is still in public.payment_outbox_pending.';
 
-ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
 REVOKE ALL ON FUNCTION public.guard_outbox_attempts_insert() FROM PUBLIC;
+
+-- Ownership of the two new functions, in a CREATE window as above (a non-superuser migrator
+-- needs it to hand them over).
+GRANT CREATE ON SCHEMA public TO symphony_owner;
+ALTER FUNCTION public.set_outbox_retry_ceiling(integer) OWNER TO symphony_owner;
+ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
+REVOKE CREATE ON SCHEMA public FROM symphony_owner;
 
 CREATE TRIGGER trg_guard_outbox_attempts_insert
     BEFORE INSERT ON public.payment_outbox_attempts

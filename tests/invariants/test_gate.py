@@ -394,7 +394,7 @@ def test_no_advisory_locks_fails_when_a_function_takes_one(
     )
     db.execute("REVOKE ALL ON FUNCTION public.t_locks(bigint) FROM PUBLIC")
     result = failure(gate_on(migrated_db.conninfo), "INV-019")
-    assert result.details == [
+    assert list(result.details) == [
         "public.t_locks(bigint) calls an advisory-lock function, which any login can block;"
         " serialise on rows or tables no runtime role may lock instead (in a new revision)"
     ]
