@@ -1127,6 +1127,41 @@ COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS 'Trigger function: 
 
 
 --
+-- Name: guard_outbox_pending_write(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_outbox_pending_write() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = NEW.outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state)
+    ) THEN
+        RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already has its terminal attempt; it '
+                        'cannot be queued again', NEW.outbox_id
+            USING ERRCODE = 'P7005',
+                  HINT = 'Enqueue a new instruction (or a new idempotency key) instead.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_outbox_pending_write() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_outbox_pending_write(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: refuses (P7005) a queue row written by anyone but the outbox functions for a job that already has a terminal attempt.';
+
+
+--
 -- Name: outbox_retry_ceiling(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1700,6 +1735,15 @@ ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_outbo
 
 
 --
+-- Name: payment_outbox_pending trg_guard_outbox_pending_write; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_outbox_pending_write BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_outbox_pending_write();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox_pending_write;
+
+
+--
 -- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
 --
 
@@ -1772,6 +1816,13 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_par
 --
 
 REVOKE ALL ON FUNCTION public.guard_outbox_attempts_insert() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_outbox_pending_write(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
 
 
 --
@@ -1890,5 +1941,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0008_stable_hot_path_plans', 'Stable hot-path plans: index access whatever the queue''s statistics say.', 'sha256:8e536e610e915cbb58c6c2a2490917e66e35bce75153b4e68b804296faca27d2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0009_queue_autovacuum', 'Queue autovacuum: vacuum the pending queue after a fixed number of dead rows, not a share.', 'sha256:b0c15de40c761dbf02787be98c14b83ecd940d017929c51ff8e635e0fc2a9a17');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:16523e218e0988061863ce3852e41c71c0f5274bbbf776524585219f551bbfa6');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.alembic_version (version_num) VALUES ('0011_outbox_hardening');

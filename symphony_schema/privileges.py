@@ -267,6 +267,8 @@ COMPLETE_OUTBOX_ATTEMPTS_BATCH: Final = function(
 SET_OUTBOX_RETRY_CEILING: Final = function("set_outbox_retry_ceiling", ("p_ceiling", "integer"))
 #: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063).
 GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert", security_definer=False)
+#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063).
+GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write", security_definer=False)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -282,6 +284,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     COMPLETE_OUTBOX_ATTEMPTS_BATCH,
     SET_OUTBOX_RETRY_CEILING,
     GUARD_ATTEMPTS_INSERT,
+    GUARD_PENDING_WRITE,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +357,7 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.TABLE, IDEMPOTENCY_KEYS): {},
     (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
     (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
+    (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

@@ -12,7 +12,8 @@
 -- 3. Enqueue serialises duplicates on the primary key of public.payment_outbox_idempotency_keys
 --    (ADR 0062), a permanent table of every key ever enqueued that no runtime role may read or
 --    lock, instead of pg_advisory_xact_lock on a guessable key that any login could hold.
--- 4. A control-plane INSERT into the ledger for a job that is still queued is refused with P7005
+-- 4. A control-plane INSERT into the ledger for a job that is still queued, or a queue row
+--    written from outside for a job that already has its terminal attempt, is refused with P7005
 --    (ADR 0063): the worker's completion would otherwise fail for ever with 23505.
 -- 5. Size limits (ADR 0063): payload at most 65536 bytes (its jsonb text), error messages at
 --    most 4096 bytes, worker ids, rail types, rail references, rail codes and error codes at most
@@ -190,13 +191,6 @@ COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS
 
 REVOKE ALL ON FUNCTION public.guard_outbox_attempts_insert() FROM PUBLIC;
 
--- Ownership of the two new functions, in a CREATE window as above (a non-superuser migrator
--- needs it to hand them over).
-GRANT CREATE ON SCHEMA public TO symphony_owner;
-ALTER FUNCTION public.set_outbox_retry_ceiling(integer) OWNER TO symphony_owner;
-ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
-REVOKE CREATE ON SCHEMA public FROM symphony_owner;
-
 CREATE TRIGGER trg_guard_outbox_attempts_insert
     BEFORE INSERT ON public.payment_outbox_attempts
     FOR EACH ROW
@@ -205,6 +199,53 @@ CREATE TRIGGER trg_guard_outbox_attempts_insert
 
 -- ENABLE ALWAYS, like the append-only triggers: session_replication_role must not switch it off.
 ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_outbox_attempts_insert;
+
+
+-- The other direction: a queue row written from outside (control plane) for a job that already
+-- has its terminal attempt would be dispatched again, and its completion would fail for ever
+-- with 23505. Refused with P7005 as well; the functions (as symphony_owner) skip the trigger.
+CREATE FUNCTION public.guard_outbox_pending_write() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = NEW.outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state)
+    ) THEN
+        RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already has its terminal attempt; it '
+                        'cannot be queued again', NEW.outbox_id
+            USING ERRCODE = 'P7005',
+                  HINT = 'Enqueue a new instruction (or a new idempotency key) instead.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION public.guard_outbox_pending_write() IS
+'Trigger function: refuses (P7005) a queue row written by anyone but the outbox functions for a '
+'job that already has a terminal attempt.';
+
+REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
+
+-- Ownership of the new functions, in a CREATE window as above (a non-superuser migrator
+-- needs it to hand them over).
+GRANT CREATE ON SCHEMA public TO symphony_owner;
+ALTER FUNCTION public.set_outbox_retry_ceiling(integer) OWNER TO symphony_owner;
+ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
+ALTER FUNCTION public.guard_outbox_pending_write() OWNER TO symphony_owner;
+REVOKE CREATE ON SCHEMA public FROM symphony_owner;
+
+CREATE TRIGGER trg_guard_outbox_pending_write
+    BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending
+    FOR EACH ROW
+    WHEN (current_user <> 'symphony_owner'::name)
+    EXECUTE FUNCTION public.guard_outbox_pending_write();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox_pending_write;
 
 -- Enqueue (body: 0010): the key table replaces the advisory lock (ADR 0062); size limits for the
 -- rail type (1024 bytes) and the payload (65536 bytes of jsonb text).

@@ -355,6 +355,32 @@ def test_control_records_an_outcome_after_removing_the_job_from_the_queue(
     assert outbox.counts()[:2] == (0, 1)
 
 
+@pytest.mark.parametrize("how", ["insert", "update"])
+def test_control_cannot_queue_a_finished_job_again(
+    outbox: Outbox, login: LoginFactory, how: str
+) -> None:
+    """The other direction: a queue row for a job that has its terminal attempt would be
+    dispatched again and its completion would fail for ever with 23505."""
+    done_id = outbox.enqueue("instr-done")[0]
+    (row,) = outbox.claim(1, "w1")
+    outbox.complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED")
+    queued_id = outbox.enqueue("instr-queued")[0]
+    control = login(CONTROL).conn
+    statement = {
+        "insert": "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id,"
+        " participant_id, sequence_id, idempotency_key, rail_type, payload)"
+        " VALUES (%(done)s, 'instr-done', 'participant-1', 1, 'key-instr-done', 'rtgs', '{}')",
+        "update": "UPDATE public.payment_outbox_pending SET outbox_id = %(done)s"
+        " WHERE outbox_id = %(queued)s",
+    }[how]
+
+    with outbox.raises("P7005", match="JOB_ALREADY_TERMINAL"):
+        control.execute(statement, {"done": done_id, "queued": queued_id})
+
+    assert outbox.pending(done_id) is None
+    assert outbox.pending(queued_id) is not None
+
+
 def test_a_control_insert_waits_for_a_completion_in_flight(
     outbox: Outbox, outbox_for: type[Outbox], login: LoginFactory, connect: Any
 ) -> None:

@@ -92,6 +92,19 @@ def test_ledger_triggers_exist_and_always_fire(db: psycopg.Connection[Any]) -> N
     assert "BEFORE INSERT" in rows[2][3] and "FOR EACH ROW" in rows[2][3]
 
 
+def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> None:
+    rows = db.execute(
+        "SELECT t.tgname, t.tgenabled, t.tgfoid::regproc::text,"
+        " pg_catalog.pg_get_triggerdef(t.oid)"
+        " FROM pg_catalog.pg_trigger AS t"
+        " WHERE t.tgrelid = 'public.payment_outbox_pending'::regclass AND NOT t.tgisinternal"
+    ).fetchall()
+    assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
+        ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write")
+    ]
+    assert "BEFORE INSERT OR UPDATE OF outbox_id" in rows[0][3]
+
+
 @pytest.mark.parametrize("mutation", list(LEDGER_MUTATIONS))
 def test_control_cannot_mutate_the_attempts_ledger(
     outbox: Outbox,
