@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0010_reject_blank_long_ids.
+-- Symphony schema baseline at revision 0011_outbox_hardening.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -224,6 +224,7 @@ DECLARE
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
        OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024
        OR p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
             RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -232,6 +233,11 @@ BEGIN
         END IF;
         IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_worker_id must be a non-empty string'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
+            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_worker_id)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
@@ -248,7 +254,11 @@ BEGIN
 
     -- One statement: lock the candidates (each scan is capped at the batch and reads its index
     -- in order, so the work is proportional to the batch, not to the number of leased rows),
-    -- keep the oldest due of them, lease those by primary key, return them oldest due first.
+    -- keep the oldest due of them, record the lost lease of each expired one taken (attempt
+    -- number: the ledger's last, or the locked row's attempt_count if higher, plus one; at the
+    -- ceiling FAILED and the job leaves the queue), lease the others by primary key, return
+    -- them oldest due first. The expired scan returns the locked (latest) row version, so what
+    -- is recorded is what was locked.
     RETURN QUERY
     WITH unleased AS (
         SELECT p.outbox_id, p.next_attempt_at
@@ -259,7 +269,9 @@ BEGIN
          LIMIT p_batch_size
            FOR UPDATE SKIP LOCKED
     ), expired AS (
-        SELECT p.outbox_id, p.next_attempt_at
+        SELECT p.outbox_id, p.next_attempt_at, p.instruction_id, p.participant_id, p.sequence_id,
+               p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
+               p.lease_expires_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
@@ -267,24 +279,79 @@ BEGIN
          ORDER BY p.lease_expires_at, p.outbox_id
          LIMIT p_batch_size
            FOR UPDATE SKIP LOCKED
+    ), chosen AS (
+        SELECT b.outbox_id
+          FROM (
+              SELECT u.outbox_id, u.next_attempt_at FROM unleased AS u
+              UNION ALL
+              SELECT e.outbox_id, e.next_attempt_at FROM expired AS e
+          ) AS b
+         ORDER BY b.next_attempt_at, b.outbox_id
+         LIMIT p_batch_size
+    ), zombies AS (
+        SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id, e.idempotency_key,
+               e.rail_type, e.payload, e.claimed_by, e.lease_expires_at,
+               GREATEST(
+                   COALESCE((SELECT pg_catalog.max(a.attempt_no)
+                               FROM public.payment_outbox_attempts AS a
+                              WHERE a.outbox_id = e.outbox_id), 0),
+                   e.attempt_count
+               ) + 1 AS attempt_no,
+               -- Read only when an expired lease is taken (an InitPlan runs on first use).
+               (SELECT public.outbox_retry_ceiling()) AS ceiling
+          FROM expired AS e
+          JOIN chosen AS c ON c.outbox_id = e.outbox_id
+    ), decided AS (
+        SELECT z.outbox_id, z.instruction_id, z.participant_id, z.sequence_id, z.idempotency_key,
+               z.rail_type, z.payload, z.claimed_by, z.lease_expires_at, z.attempt_no, z.ceiling,
+               CASE
+                   WHEN z.attempt_no >= z.ceiling THEN 'FAILED'::public.outbox_attempt_state
+                   ELSE 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+               END AS state
+          FROM zombies AS z
+    ), appended AS (
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
+        SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
+               d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
+               'LEASE_EXPIRED',
+               CASE
+                   WHEN d.state = 'FAILED'::public.outbox_attempt_state
+                       THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
+                                              'failed by %s', d.lease_expires_at, d.ceiling,
+                                              p_worker_id)
+                   ELSE pg_catalog.format('lease expired at %s; requeued by %s',
+                                          d.lease_expires_at, p_worker_id)
+               END,
+               d.claimed_by
+          FROM decided AS d
+         ORDER BY d.outbox_id
+        RETURNING a.outbox_id
+    ), removed AS (
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(d.outbox_id)
+                 FROM decided AS d
+                WHERE d.state = 'FAILED'::public.outbox_attempt_state
+           )::uuid[])
+        RETURNING p.outbox_id
+    ), taken AS (
+        SELECT c.outbox_id, d.attempt_no
+          FROM chosen AS c
+          LEFT JOIN decided AS d
+            ON d.outbox_id = c.outbox_id
+         WHERE d.state IS DISTINCT FROM 'FAILED'::public.outbox_attempt_state
     ), leased AS (
         UPDATE public.payment_outbox_pending AS p
            SET claimed_by = p_worker_id,
                lease_token = public.uuid_v7_or_random(),
-               lease_expires_at = v_expires_at
-         WHERE p.outbox_id = ANY ((
-               SELECT pg_catalog.array_agg(c.outbox_id)
-                 FROM (
-                     SELECT b.outbox_id
-                       FROM (
-                           SELECT u.outbox_id, u.next_attempt_at FROM unleased AS u
-                           UNION ALL
-                           SELECT e.outbox_id, e.next_attempt_at FROM expired AS e
-                       ) AS b
-                      ORDER BY b.next_attempt_at, b.outbox_id
-                      LIMIT p_batch_size
-                 ) AS c
-           )::uuid[])
+               lease_expires_at = v_expires_at,
+               attempt_count = COALESCE(t.attempt_no, p.attempt_count)
+          FROM taken AS t
+         WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM taken AS x)::uuid[])
+           AND p.outbox_id = t.outbox_id
         RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
                   p.lease_token, p.lease_expires_at, p.next_attempt_at
@@ -306,7 +373,7 @@ ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text,
 -- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) IS 'Leases up to p_batch_size (1..1000) due rows, oldest due first (FOR UPDATE SKIP LOCKED): rows without a lease and rows whose lease expired. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). Never deletes and never changes attempt_count.';
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) IS 'Leases up to p_batch_size (1..1000) due rows, oldest due first (FOR UPDATE SKIP LOCKED): rows without a lease and rows whose lease expired. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt (attempt_count follows), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
 
 
 --
@@ -329,7 +396,12 @@ DECLARE
 BEGIN
     IF p_outbox_id IS NULL OR p_lease_token IS NULL
        OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' OR p_state IS NULL
-       OR p_latency_ms < 0 THEN
+       OR p_latency_ms < 0
+       OR pg_catalog.octet_length(p_worker_id) > 1024
+       OR pg_catalog.octet_length(p_rail_reference) > 1024
+       OR pg_catalog.octet_length(p_rail_code) > 1024
+       OR pg_catalog.octet_length(p_error_code) > 1024
+       OR pg_catalog.octet_length(p_error_message) > 4096 THEN
         IF p_outbox_id IS NULL THEN
             RAISE EXCEPTION 'p_outbox_id must not be NULL'
                 USING ERRCODE = 'invalid_parameter_value';
@@ -344,6 +416,31 @@ BEGIN
         END IF;
         IF p_state IS NULL THEN
             RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
+            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_worker_id)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
+            RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_rail_reference)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_rail_code) > 1024 THEN
+            RAISE EXCEPTION 'p_rail_code must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_rail_code)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_error_code) > 1024 THEN
+            RAISE EXCEPTION 'p_error_code must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_error_code)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF pg_catalog.octet_length(p_error_message) > 4096 THEN
+            RAISE EXCEPTION 'p_error_message must be at most 4096 bytes, got %',
+                pg_catalog.octet_length(p_error_message)
+                USING ERRCODE = 'invalid_parameter_value';
         END IF;
         RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
             USING ERRCODE = 'invalid_parameter_value';
@@ -498,6 +595,11 @@ BEGIN
         RAISE EXCEPTION 'p_worker_id must be a non-empty string'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_worker_id)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     v_count := pg_catalog.cardinality(p_outbox_ids);
     IF v_count IS NULL OR v_count < 1 OR v_count > 1000
        OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
@@ -573,6 +675,35 @@ BEGIN
              OR pg_catalog.array_ndims(p_retry_delay_seconds) <> 1)) THEN
         RAISE EXCEPTION 'p_retry_delay_seconds must be NULL or hold one value per outbox id (% '
                         'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Size limits (ADR 0063): the first element over its limit, in argument order.
+    SELECT i.name, i.ord, i.bytes, i.max_bytes
+      INTO v_bad
+      FROM (
+          SELECT 1 AS arg, 'p_rail_references' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_references) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 2 AS arg, 'p_rail_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 3 AS arg, 'p_error_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 4 AS arg, 'p_error_messages' AS name, 4096 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_messages) WITH ORDINALITY AS u (val, ord)
+      ) AS i
+     WHERE i.bytes > i.max_bytes
+     ORDER BY i.arg, i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% element % must be at most % bytes, got %',
+            v_bad.name, v_bad.ord, v_bad.max_bytes, v_bad.bytes
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -795,6 +926,8 @@ CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participa
     AS $$
 DECLARE
     v_found record;
+    v_outbox_id uuid;
+    v_known boolean := false;
     v_plan_cache_mode text;
     v_enable_seqscan text;
     v_ignored text;
@@ -807,7 +940,9 @@ BEGIN
        OR pg_catalog.octet_length(p_instruction_id) > 1024
        OR pg_catalog.octet_length(p_participant_id) > 1024
        OR pg_catalog.octet_length(p_idempotency_key) > 1024
-       OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+       OR pg_catalog.octet_length(p_rail_type) > 1024
+       OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object'
+       OR pg_catalog.octet_length(p_payload::text) > 65536 THEN
         IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = '' THEN
             RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
                 USING ERRCODE = 'invalid_parameter_value';
@@ -839,8 +974,18 @@ BEGIN
                 pg_catalog.octet_length(p_idempotency_key)
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RAISE EXCEPTION 'p_payload must be a JSON object, got %',
-            COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+        IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
+            RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
+                pg_catalog.octet_length(p_rail_type)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+            RAISE EXCEPTION 'p_payload must be a JSON object, got %',
+                COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RAISE EXCEPTION 'p_payload must be at most 65536 bytes (as jsonb text), got %',
+            pg_catalog.octet_length(p_payload::text)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
@@ -849,12 +994,24 @@ BEGIN
     v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
     v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
-    -- 2. Serialise every enqueue of this (instruction_id, idempotency_key).
-    PERFORM pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtextextended(
-            p_instruction_id || pg_catalog.chr(31) || p_idempotency_key, 1
-        )
-    );
+    -- 2. Serialise every enqueue of this (instruction_id, idempotency_key) on the key table's
+    --    primary key, which no runtime role can read or lock. A new key: the inserted row is ours
+    --    and a concurrent duplicate waits on it until we commit (then finds our job) or roll back
+    --    (then inserts it). A known key: lock its row. Under REPEATABLE READ or SERIALIZABLE a
+    --    key committed after the snapshot makes PostgreSQL raise 40001 here (ADR 0006).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id)
+    VALUES (p_instruction_id, p_idempotency_key, public.uuid_v7_or_random())
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING
+    RETURNING k.outbox_id INTO v_outbox_id;
+    IF NOT FOUND THEN
+        v_known := true;
+        PERFORM 1
+           FROM public.payment_outbox_idempotency_keys AS k
+          WHERE k.instruction_id = p_instruction_id
+            AND k.idempotency_key = p_idempotency_key
+            FOR UPDATE;
+    END IF;
 
     -- 3 and 4. Still queued (state PENDING), else the latest attempt in the ledger.
     SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
@@ -894,10 +1051,17 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 5. New instruction: allocate and insert. ON CONFLICT DO NOTHING only matters when the lock
-    --    did not protect us (REPEATABLE READ, or a row inserted directly by the control plane):
-    --    nothing is returned, and the serialization failure below rolls the allocated sequence
-    --    number back (ADR 0006).
+    -- 5. New job (a new key, or a known key whose job was removed by hand before any attempt):
+    --    allocate and insert. ON CONFLICT DO NOTHING only matters for a row inserted directly by
+    --    the control plane after the look-up: nothing is returned, and the serialization failure
+    --    below rolls the allocated sequence number back (ADR 0006).
+    IF v_known THEN
+        v_outbox_id := public.uuid_v7_or_random();
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = v_outbox_id
+         WHERE k.instruction_id = p_instruction_id
+           AND k.idempotency_key = p_idempotency_key;
+    END IF;
     RETURN QUERY
     WITH allocated AS (
         INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
@@ -907,9 +1071,10 @@ BEGIN
         RETURNING s.next_sequence_id - 1 AS sequence_id
     )
     INSERT INTO public.payment_outbox_pending AS p
-        (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload)
-    SELECT p_instruction_id, p_participant_id, n.sequence_id, p_idempotency_key, p_rail_type,
-           p_payload
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload)
+    SELECT v_outbox_id, p_instruction_id, p_participant_id, n.sequence_id, p_idempotency_key,
+           p_rail_type, p_payload
       FROM allocated AS n
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text;
@@ -932,7 +1097,76 @@ ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participan
 -- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key). Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments.';
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments (payload over 65536 bytes).';
+
+
+--
+-- Name: guard_outbox_attempts_insert(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_outbox_attempts_insert() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM 1
+       FROM public.payment_outbox_pending AS p
+      WHERE p.outbox_id = NEW.outbox_id
+        FOR UPDATE;
+    IF FOUND THEN
+        RAISE EXCEPTION 'JOB_STILL_QUEUED: outbox % is still queued; only the outbox functions '
+                        'record its attempts', NEW.outbox_id
+            USING ERRCODE = 'P7005',
+                  HINT = 'Let a worker complete the job, or DELETE its row from '
+                         'public.payment_outbox_pending in the same transaction first.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_outbox_attempts_insert(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS 'Trigger function: refuses (P7005) an attempt inserted by anyone but the outbox functions for a job that is still in public.payment_outbox_pending.';
+
+
+--
+-- Name: guard_outbox_pending_write(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_outbox_pending_write() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = NEW.outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state)
+    ) THEN
+        RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already has its terminal attempt; it '
+                        'cannot be queued again', NEW.outbox_id
+            USING ERRCODE = 'P7005',
+                  HINT = 'Enqueue a new instruction (or a new idempotency key) instead.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_outbox_pending_write() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_outbox_pending_write(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: refuses (P7005) a queue row written by anyone but the outbox functions for a job that already has a terminal attempt.';
 
 
 --
@@ -940,32 +1174,14 @@ COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_parti
 --
 
 CREATE FUNCTION public.outbox_retry_ceiling() RETURNS integer
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $_$
-DECLARE
-    v_raw text := pg_catalog.current_setting('symphony.outbox_retry_ceiling', true);
-    v_trimmed text := pg_catalog.btrim(v_raw);
-    v_ceiling bigint;
-BEGIN
-    IF v_trimmed IS NULL OR v_trimmed = '' THEN
-        RETURN 20;
-    END IF;
-    -- Digits only (no sign, no decimals, no exponent); ten digits fit a bigint, so the cast
-    -- cannot fail. It happens only after the pattern matched: SQL's OR does not promise
-    -- short-circuit evaluation.
-    IF v_trimmed ~ '^[0-9]{1,10}$' THEN
-        v_ceiling := v_trimmed::bigint;
-    END IF;
-    IF v_ceiling IS NULL OR v_ceiling < 1 OR v_ceiling > 2147483647 THEN
-        RAISE EXCEPTION 'symphony.outbox_retry_ceiling must be a positive integer, got %',
-            pg_catalog.quote_literal(v_raw)
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Set it to a whole number >= 1, or RESET it to use the default of 20.';
-    END IF;
-    RETURN v_ceiling::integer;
-END
-$_$;
+    AS $$
+    SELECT COALESCE(
+        (SELECT s.retry_ceiling FROM public.outbox_settings AS s WHERE s.singleton),
+        20
+    )
+$$;
 
 
 ALTER FUNCTION public.outbox_retry_ceiling() OWNER TO symphony_owner;
@@ -974,7 +1190,7 @@ ALTER FUNCTION public.outbox_retry_ceiling() OWNER TO symphony_owner;
 -- Name: FUNCTION outbox_retry_ceiling(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.outbox_retry_ceiling() IS 'Attempt number from which a RETRYABLE completion becomes FAILED. Reads GUC symphony.outbox_retry_ceiling; 20 when unset or empty; 22023 when not a positive integer.';
+COMMENT ON FUNCTION public.outbox_retry_ceiling() IS 'Attempt number from which a RETRYABLE completion or a lost lease is recorded as FAILED: public.outbox_settings.retry_ceiling (20 when the row is missing). No setting changes it.';
 
 
 --
@@ -989,6 +1205,8 @@ DECLARE
     v_now timestamptz;
     v_row record;
     v_attempt_no integer;
+    v_ceiling integer;
+    v_state public.outbox_attempt_state;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -999,12 +1217,18 @@ BEGIN
         RAISE EXCEPTION 'p_worker_id must be a non-empty string'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_worker_id)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
     v_now := pg_catalog.clock_timestamp();
 
     FOR v_row IN
         SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
-               p.idempotency_key, p.rail_type, p.payload, p.claimed_by, p.lease_expires_at
+               p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
+               p.lease_expires_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
@@ -1012,23 +1236,50 @@ BEGIN
          LIMIT p_batch_size
            FOR UPDATE SKIP LOCKED
     LOOP
-        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+        -- The same numbering as a claim's take-over: the ledger's last attempt (or the row's
+        -- attempt_count if higher) plus one.
+        SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count) + 1
           INTO v_attempt_no
           FROM public.payment_outbox_attempts AS a
          WHERE a.outbox_id = v_row.outbox_id;
+
+        IF v_ceiling IS NULL THEN
+            v_ceiling := public.outbox_retry_ceiling();
+        END IF;
+        v_state := 'ZOMBIE_REQUEUE'::public.outbox_attempt_state;
+        IF v_attempt_no >= v_ceiling THEN
+            v_state := 'FAILED'::public.outbox_attempt_state;
+        END IF;
 
         -- worker_id records the worker that lost the lease (whose dispatch may be in doubt);
         -- the repairing worker is named in error_message.
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, error_code, error_message, worker_id)
+             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
         VALUES
             (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
-             'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
-             pg_catalog.format('lease expired at %s; requeued by %s',
-                               v_row.lease_expires_at, p_worker_id),
+             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+             CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
+             'LEASE_EXPIRED',
+             CASE
+                 WHEN v_state = 'FAILED'::public.outbox_attempt_state
+                     THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
+                                            'failed by %s', v_row.lease_expires_at, v_ceiling,
+                                            p_worker_id)
+                 ELSE pg_catalog.format('lease expired at %s; requeued by %s',
+                                        v_row.lease_expires_at, p_worker_id)
+             END,
              v_row.claimed_by);
+
+        -- At the ceiling the job is terminal and leaves the queue.
+        IF v_state = 'FAILED'::public.outbox_attempt_state THEN
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.outbox_id = v_row.outbox_id;
+            outbox_id := v_row.outbox_id;
+            attempt_no := v_attempt_no;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
 
         -- Due again at once, keeping its place in the queue (oldest due first): the lease
         -- already made the job wait a full lease period, and later sequence numbers of the
@@ -1055,7 +1306,52 @@ ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id te
 -- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt, clears the lease, bumps attempt_count and makes the row due now, keeping its place in the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt, clears the lease, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+
+
+--
+-- Name: set_outbox_retry_ceiling(integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.set_outbox_retry_ceiling(p_ceiling integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_previous integer;
+BEGIN
+    IF p_ceiling IS NULL OR p_ceiling < 1 THEN
+        RAISE EXCEPTION 'p_ceiling must be a whole number >= 1, got %',
+            COALESCE(p_ceiling::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the row first so that the previous value returned is the one replaced.
+    SELECT s.retry_ceiling
+      INTO v_previous
+      FROM public.outbox_settings AS s
+     WHERE s.singleton
+       FOR UPDATE;
+
+    INSERT INTO public.outbox_settings AS s (singleton, retry_ceiling, updated_at, updated_by)
+    VALUES (true, p_ceiling, pg_catalog.clock_timestamp(), SESSION_USER)
+    ON CONFLICT ON CONSTRAINT pk_outbox_settings
+    DO UPDATE SET retry_ceiling = excluded.retry_ceiling,
+                  updated_at = excluded.updated_at,
+                  updated_by = excluded.updated_by;
+
+    RETURN COALESCE(v_previous, 20);
+END
+$$;
+
+
+ALTER FUNCTION public.set_outbox_retry_ceiling(p_ceiling integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION set_outbox_retry_ceiling(p_ceiling integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.set_outbox_retry_ceiling(p_ceiling integer) IS 'Sets the retry ceiling (a whole number >= 1; 22023 otherwise) for every session at once and returns the previous one. EXECUTE for symphony_control only.';
 
 
 --
@@ -1108,6 +1404,29 @@ SET default_table_access_method = heap;
 CREATE TABLE public.alembic_version (
     version_num character varying(32) NOT NULL
 );
+
+
+--
+-- Name: outbox_settings; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.outbox_settings (
+    singleton boolean DEFAULT true NOT NULL,
+    retry_ceiling integer DEFAULT 20 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text DEFAULT SESSION_USER NOT NULL,
+    CONSTRAINT ck_outbox_settings_retry_ceiling_positive CHECK ((retry_ceiling >= 1)),
+    CONSTRAINT ck_outbox_settings_singleton CHECK (singleton)
+);
+
+
+ALTER TABLE public.outbox_settings OWNER TO symphony_owner;
+
+--
+-- Name: TABLE outbox_settings; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.outbox_settings IS 'Outbox settings, one row: retry_ceiling (attempt number from which a retry or a lost lease is recorded as FAILED; default 20). Changed only with public.set_outbox_retry_ceiling().';
 
 
 --
@@ -1167,6 +1486,27 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id.';
+
+
+--
+-- Name: payment_outbox_idempotency_keys; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_idempotency_keys (
+    instruction_id text NOT NULL,
+    idempotency_key text NOT NULL,
+    outbox_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+ALTER TABLE public.payment_outbox_idempotency_keys OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_idempotency_keys; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_idempotency_keys IS 'Every idempotency key ever enqueued, with the job it queued last. Written only by public.enqueue_payment_outbox(); its primary key serialises enqueues of one key.';
 
 
 --
@@ -1261,6 +1601,14 @@ ALTER TABLE ONLY public.alembic_version
 
 
 --
+-- Name: outbox_settings pk_outbox_settings; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.outbox_settings
+    ADD CONSTRAINT pk_outbox_settings PRIMARY KEY (singleton);
+
+
+--
 -- Name: participant_outbox_sequences pk_participant_outbox_sequences; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
 --
 
@@ -1274,6 +1622,14 @@ ALTER TABLE ONLY public.participant_outbox_sequences
 
 ALTER TABLE ONLY public.payment_outbox_attempts
     ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (attempt_id);
+
+
+--
+-- Name: payment_outbox_idempotency_keys pk_payment_outbox_idempotency_keys; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_idempotency_keys
+    ADD CONSTRAINT pk_payment_outbox_idempotency_keys PRIMARY KEY (instruction_id, idempotency_key);
 
 
 --
@@ -1378,6 +1734,24 @@ ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_deny_outbox
 
 
 --
+-- Name: payment_outbox_attempts trg_guard_outbox_attempts_insert; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_outbox_attempts_insert BEFORE INSERT ON public.payment_outbox_attempts FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_outbox_attempts_insert();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_outbox_attempts_insert;
+
+
+--
+-- Name: payment_outbox_pending trg_guard_outbox_pending_write; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_outbox_pending_write BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_outbox_pending_write();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox_pending_write;
+
+
+--
 -- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
 --
 
@@ -1446,6 +1820,20 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_par
 
 
 --
+-- Name: FUNCTION guard_outbox_attempts_insert(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_outbox_attempts_insert() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_outbox_pending_write(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_retry_ceiling(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -1460,6 +1848,14 @@ REVOKE ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_work
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_executor;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_control;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO test_user;
+
+
+--
+-- Name: FUNCTION set_outbox_retry_ceiling(p_ceiling integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.set_outbox_retry_ceiling(p_ceiling integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_outbox_retry_ceiling(p_ceiling integer) TO symphony_control;
 
 
 --
@@ -1563,4 +1959,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0008_stable_hot_path_plans', 'Stable hot-path plans: index access whatever the queue''s statistics say.', 'sha256:8e536e610e915cbb58c6c2a2490917e66e35bce75153b4e68b804296faca27d2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0009_queue_autovacuum', 'Queue autovacuum: vacuum the pending queue after a fixed number of dead rows, not a share.', 'sha256:b0c15de40c761dbf02787be98c14b83ecd940d017929c51ff8e635e0fc2a9a17');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
-INSERT INTO public.alembic_version (version_num) VALUES ('0010_reject_blank_long_ids');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
+INSERT INTO public.alembic_version (version_num) VALUES ('0011_outbox_hardening');

@@ -207,9 +207,11 @@ def _p4(results: Results) -> list[str]:
     lines = [f"### P4 enqueue — {ev['verdict']}", ""]
     lines.append(
         f"- Server time per call without the flush: enqueue {_f(enqueue, 3)} ms, pgmq.send"
-        f" {_f(send, 3)} ms, single-row INSERT {_f(insert, 3)} ms. An enqueue takes the"
-        " per-key advisory lock, looks the key up in the queue and the ledger, allocates the"
-        " participant's next sequence number (a row lock held to commit) and inserts a row with"
+        f" {_f(send, 3)} ms, single-row INSERT {_f(insert, 3)} ms. An enqueue claims its key"
+        " in payment_outbox_idempotency_keys (an insert into its primary key; before revision"
+        " 0011 an in-memory advisory lock), looks the key up in the queue and the ledger,"
+        " allocates the participant's next sequence number (a row lock held to commit) and"
+        " inserts a row with"
         " five indexes and three CHECK constraints; pgmq.send inserts into a table with two"
         " indexes. Revision 0006 removed one look-up statement and the nested allocator call."
     )

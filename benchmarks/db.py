@@ -32,6 +32,7 @@ OURS_TABLES = (
     "public.payment_outbox_pending",
     "public.payment_outbox_attempts",
     "public.participant_outbox_sequences",
+    "public.payment_outbox_idempotency_keys",
 )
 PGMQ_TABLES = (f"pgmq.q_{PGMQ_QUEUE}", f"pgmq.a_{PGMQ_QUEUE}")
 
@@ -139,7 +140,7 @@ def _preloaded(conn: Conn) -> bool:
 
 
 def reset_ours(conn: Conn) -> None:
-    """Empty our three tables. The attempts ledger refuses TRUNCATE by design (a statement
+    """Empty our four tables. The attempts ledger refuses TRUNCATE by design (a statement
     trigger, ENABLE ALWAYS); in this scratch database the superuser switches it off for the reset
     only."""
     conn.execute("ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER")
@@ -151,6 +152,10 @@ def reset_ours(conn: Conn) -> None:
     conn.execute(
         "ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER "
         "trg_deny_outbox_attempts_truncate"
+    )
+    conn.execute(
+        "ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER "
+        "trg_guard_outbox_attempts_insert"
     )
 
 

@@ -40,8 +40,10 @@ __all__ = [
     "POLICY_VERSION_STATUSES",
     "metadata",
     "outbox_attempt_state",
+    "outbox_settings",
     "participant_outbox_sequences",
     "payment_outbox_attempts",
+    "payment_outbox_idempotency_keys",
     "payment_outbox_pending",
     "policy_version_status",
     "policy_versions",
@@ -270,6 +272,49 @@ policy_versions: Final = Table(
         "Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is "
         "enforced by uq_policy_versions_one_active; at least one by the boot check, which "
         "fails closed)."
+    ),
+)
+
+
+# Revision 0011 (ADR 0061): the retry ceiling, one row, read and written only through functions.
+outbox_settings: Final = Table(
+    "outbox_settings",
+    metadata,
+    Column("singleton", Boolean, nullable=False, server_default=text("true")),
+    Column("retry_ceiling", Integer, nullable=False, server_default=text("20")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("updated_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    PrimaryKeyConstraint("singleton", name=conv("pk_outbox_settings")),
+    CheckConstraint("singleton", name=conv("ck_outbox_settings_singleton")),
+    CheckConstraint(
+        "retry_ceiling >= 1",
+        name=conv("ck_outbox_settings_retry_ceiling_positive"),
+    ),
+    comment=(
+        "Outbox settings, one row: retry_ceiling (attempt number from which a retry or a lost "
+        "lease is recorded as FAILED; default 20). Changed only with "
+        "public.set_outbox_retry_ceiling()."
+    ),
+)
+
+
+# Revision 0011 (ADR 0062): every idempotency key ever enqueued; its primary key serialises
+# enqueues of one key.
+payment_outbox_idempotency_keys: Final = Table(
+    "payment_outbox_idempotency_keys",
+    metadata,
+    Column("instruction_id", Text, nullable=False),
+    Column("idempotency_key", Text, nullable=False),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint(
+        "instruction_id",
+        "idempotency_key",
+        name=conv("pk_payment_outbox_idempotency_keys"),
+    ),
+    comment=(
+        "Every idempotency key ever enqueued, with the job it queued last. Written only by "
+        "public.enqueue_payment_outbox(); its primary key serialises enqueues of one key."
     ),
 )
 

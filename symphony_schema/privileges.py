@@ -173,11 +173,22 @@ PENDING: Final = table_name("payment_outbox_pending")
 ATTEMPTS: Final = table_name("payment_outbox_attempts")
 SEQUENCES: Final = table_name("participant_outbox_sequences")
 POLICY_VERSIONS: Final = table_name("policy_versions")
+#: Revision 0011: the stored retry ceiling (ADR 0061) and the permanent key table (ADR 0062).
+OUTBOX_SETTINGS: Final = table_name("outbox_settings")
+IDEMPOTENCY_KEYS: Final = table_name("payment_outbox_idempotency_keys")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
 
 #: Every relation the matrix covers.
-TABLES: Final[tuple[str, ...]] = (SEQUENCES, PENDING, ATTEMPTS, POLICY_VERSIONS, LEDGER_TABLE)
+TABLES: Final[tuple[str, ...]] = (
+    SEQUENCES,
+    PENDING,
+    ATTEMPTS,
+    POLICY_VERSIONS,
+    LEDGER_TABLE,
+    OUTBOX_SETTINGS,
+    IDEMPOTENCY_KEYS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +284,13 @@ COMPLETE_OUTBOX_ATTEMPTS_BATCH: Final = function(
     ("p_retry_delay_seconds", "integer[]"),
 )
 
+#: Revision 0011: the control plane's way to change the stored retry ceiling (ADR 0061).
+SET_OUTBOX_RETRY_CEILING: Final = function("set_outbox_retry_ceiling", ("p_ceiling", "integer"))
+#: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063).
+GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert", security_definer=False)
+#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063).
+GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write", security_definer=False)
+
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
@@ -285,6 +303,9 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     COMPLETE_OUTBOX_ATTEMPT,
     REPAIR_EXPIRED_LEASES,
     COMPLETE_OUTBOX_ATTEMPTS_BATCH,
+    SET_OUTBOX_RETRY_CEILING,
+    GUARD_ATTEMPTS_INSERT,
+    GUARD_PENDING_WRITE,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -351,6 +372,13 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, OUTBOX_RETRY_CEILING.signature): {},
     # Trigger functions fire without EXECUTE; nobody calls this one.
     (ObjectKind.FUNCTION, DENY_ATTEMPTS_MUTATION.signature): {},
+    # Revision 0011: no runtime role touches the settings or the key table (functions only; a
+    # row lock on a key would block that payment's enqueue); only control sets the ceiling.
+    (ObjectKind.TABLE, OUTBOX_SETTINGS): {},
+    (ObjectKind.TABLE, IDEMPOTENCY_KEYS): {},
+    (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
+    (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
+    (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

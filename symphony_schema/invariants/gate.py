@@ -588,6 +588,30 @@ def check_uuid_strategy(conn: Conn) -> list[str]:
     return []
 
 
+def check_no_advisory_locks(conn: Conn) -> list[str]:
+    """No function in schema ``public`` calls an advisory-lock function (``pg_advisory*``,
+    ``pg_try_advisory*``): any login may take any advisory key, so a lock a Symphony function
+    waits for is one any login can hold (issue 11 item 3, ADR 0062)."""
+    rows = _rows(
+        conn,
+        """
+        SELECT p.oid::pg_catalog.regprocedure::text
+          FROM pg_catalog.pg_proc AS p
+         WHERE p.pronamespace = 'public'::pg_catalog.regnamespace
+           AND p.prosrc ~* 'pg_(try_)?advisory'
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
+                            WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                              AND d.objid = p.oid AND d.deptype = 'e')
+         ORDER BY 1
+    """,
+    )
+    return [
+        f"{signature} calls an advisory-lock function, which any login can block; serialise on "
+        "rows or tables no runtime role may lock instead (in a new revision)"
+        for (signature,) in rows
+    ]
+
+
 # ------------------------------------------------------------------------------------------------
 # Registry and runner
 # ------------------------------------------------------------------------------------------------
@@ -613,6 +637,7 @@ CHECKS: dict[str, GateFn] = {
     "object-ownership": check_object_ownership,
     "default-privileges": check_default_privileges,
     "uuid-strategy": check_uuid_strategy,
+    "no-advisory-locks": check_no_advisory_locks,
 }
 
 

@@ -222,7 +222,7 @@ def test_batch_attempt_numbers_come_from_the_ledger_and_honour_the_ceiling(
     assert outbox.repair(10, "repairer") == [(first.outbox_id, 2)]
     outbox.make_due()
     again = {r.outbox_id: r for r in outbox.claim(10, "worker-1")}
-    outbox.conn.execute("SET symphony.outbox_retry_ceiling = '3'")
+    outbox.conn.execute("SELECT public.set_outbox_retry_ceiling(3)")
 
     result = complete_batch(
         outbox.conn,
@@ -361,34 +361,21 @@ def test_the_lease_check_comes_before_the_state_check(outbox: Outbox) -> None:
         )
 
 
-def test_a_bad_retry_ceiling_refuses_the_batch_with_22023(outbox: Outbox) -> None:
+def test_a_retry_ceiling_setting_is_ignored_by_the_batch(outbox: Outbox) -> None:
+    """Since 0011 the ceiling is stored in the database (ADR 0061): the old setting, even with a
+    value that used to raise 22023, changes nothing."""
     rows = _claim(outbox, 2)
     outbox.conn.execute("SET symphony.outbox_retry_ceiling = 'abc'")
-    before = _snapshot(outbox.conn)
 
-    with outbox.raises("22023", match="symphony.outbox_retry_ceiling"):
-        complete_batch(
-            outbox.conn,
-            "worker-1",
-            [r.outbox_id for r in rows],
-            [r.lease_token for r in rows],
-            ["DISPATCHED", "RETRYABLE"],
-        )
-
-    assert _snapshot(outbox.conn) == before
-    # Without a RETRYABLE element the ceiling is never read.
-    assert (
-        len(
-            complete_batch(
-                outbox.conn,
-                "worker-1",
-                [r.outbox_id for r in rows],
-                [r.lease_token for r in rows],
-                ["DISPATCHED", "FAILED"],
-            )
-        )
-        == 2
+    result = complete_batch(
+        outbox.conn,
+        "worker-1",
+        [r.outbox_id for r in rows],
+        [r.lease_token for r in rows],
+        ["DISPATCHED", "RETRYABLE"],
     )
+
+    assert [state for _, _, state in result] == ["DISPATCHED", "RETRYABLE"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -171,10 +171,10 @@ def test_a_duplicate_waits_for_the_first_enqueue_and_returns_its_row(
         with first.transaction():
             original = outbox_for(first).enqueue("instr-1")
             duplicate = pool.submit(outbox_for(second).enqueue, "instr-1")
-            # The duplicate blocks on the advisory lock of the key, not on a unique index.
+            # The duplicate blocks on the key table's primary key (0011, ADR 0062).
             _wait_until_blocked(outbox.conn, second.info.backend_pid)
             assert not duplicate.done()
-        # Committed: the duplicate now takes the lock and finds the committed row.
+        # Committed: the duplicate now sees the key and finds the committed row.
         assert duplicate.result(timeout=30) == original
     finally:
         pool.shutdown(wait=True)

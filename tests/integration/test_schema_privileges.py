@@ -132,7 +132,7 @@ def test_every_symphony_object_is_owned_by_symphony_owner(db: psycopg.Connection
         " WHERE t.typnamespace = 'public'::regnamespace AND t.typtype = 'e'"
     ).fetchall()
     assert {owner for _, _, owner in rows} == {OWNER}, rows
-    assert len([r for r in rows if r[1] == "r"]) == 4
+    assert len([r for r in rows if r[1] == "r"]) == 6
 
 
 def test_role_attributes_match_the_declaration(db: psycopg.Connection[Any]) -> None:

@@ -564,6 +564,21 @@ def test_uuid_strategy_fails_when_the_generator_falls_back(
     assert result.details[0].startswith("uuid_v7_or_random() generates version-4 UUIDs")
 
 
+def test_no_advisory_locks_fails_when_a_function_takes_one(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    db.execute(
+        "CREATE FUNCTION public.t_locks(p bigint) RETURNS void LANGUAGE sql"
+        " AS $$SELECT pg_catalog.PG_TRY_ADVISORY_XACT_LOCK(p)$$"
+    )
+    db.execute("REVOKE ALL ON FUNCTION public.t_locks(bigint) FROM PUBLIC")
+    result = failure(gate_on(migrated_db.conninfo), "INV-019")
+    assert list(result.details) == [
+        "public.t_locks(bigint) calls an advisory-lock function, which any login can block;"
+        " serialise on rows or tables no runtime role may lock instead (in a new revision)"
+    ]
+
+
 def test_gate_in_a_caller_transaction_runs_every_check_as_the_caller(
     migrated_db: Database,
 ) -> None:

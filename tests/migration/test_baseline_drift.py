@@ -151,7 +151,7 @@ def test_a_new_revision_without_regenerating_fails_with_a_diff_naming_it(
     assert f"+++ baseline/baseline.sql (generated from the migrations at {revision})" in diff
     assert "+    RETURN 25;" in diff
     assert (
-        "-    v_raw text := pg_catalog.current_setting('symphony.outbox_retry_ceiling', true);"
+        "-        (SELECT s.retry_ceiling FROM public.outbox_settings AS s WHERE s.singleton),"
         in diff
     )
     assert (

@@ -36,6 +36,8 @@ SYMPHONY_TABLES = (
     "public.payment_outbox_pending",
     "public.payment_outbox_attempts",
     "public.policy_versions",
+    "public.outbox_settings",
+    "public.payment_outbox_idempotency_keys",
 )
 
 

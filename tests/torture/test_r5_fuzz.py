@@ -49,6 +49,10 @@ EXAMPLES = [
 ASCII_WS = " \t\n\r\x0b\x0c"
 #: Longer indexed ids may be refused (22023) or accepted; they must not crash on the index.
 LONG_ID_BYTES = 512
+#: Size limits of 0011 (ADR 0063), in bytes.
+SHORT_TEXT_BYTES = 1024
+ERROR_MESSAGE_BYTES = 4096
+PAYLOAD_BYTES = 65536
 
 ENUM_STATES = ("DISPATCHING", "DISPATCHED", "RETRYABLE", "FAILED", "ZOMBIE_REQUEUE")
 DOCUMENTED = {None, "22023", "P7002", "P7003", "P7004"}
@@ -70,7 +74,14 @@ def classify(value: str | None, *, indexed: bool) -> str:
         return AMBIGUOUS
     if indexed and len(value.encode()) > LONG_ID_BYTES:
         return AMBIGUOUS
+    if not indexed and len(value.encode()) > SHORT_TEXT_BYTES:
+        return INVALID  # worker ids and rail types: at most 1024 bytes (0011, ADR 0063)
     return VALID
+
+
+def too_long(value: str | None, limit: int) -> str:
+    """An optional text argument with a size limit (0011, ADR 0063)."""
+    return INVALID if value is not None and len(value.encode()) > limit else VALID
 
 
 @dataclass
@@ -342,9 +353,12 @@ def _existing_job(fuzz: FuzzDb, instruction: str, key: str, payload: str | None)
     )
 
 
-def _enqueue_expectation(args: tuple[Any, ...], payload: Any) -> Expectation | None:
+def _enqueue_expectation(
+    args: tuple[Any, ...], payload: Any, payload_bytes: int | None = None
+) -> Expectation | None:
     instruction, participant, key, rail = args
     not_object = payload == SQL_NULL or not isinstance(payload, dict)
+    not_object = not_object or (payload_bytes or 0) > PAYLOAD_BYTES
     return argument_checks(
         [
             ("p_instruction_id", classify(instruction, indexed=True)),
@@ -359,7 +373,11 @@ def _enqueue_expectation(args: tuple[Any, ...], payload: Any) -> Expectation | N
 def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
     instruction, participant, key, rail = args
     param = payload_param(payload)
-    expected = _enqueue_expectation(args, payload)
+    size = None
+    if isinstance(payload, dict):
+        row = fuzz.one("SELECT pg_catalog.octet_length(%s::jsonb::text)", (param,))
+        size = int(row[0]) if row else None
+    expected = _enqueue_expectation(args, payload, size)
     existing = None
     if expected is None or None in expected.allowed:
         existing = _existing_job(fuzz, instruction, key, param)
@@ -423,6 +441,7 @@ CLAIM = (
     "SELECT outbox_id, lease_token, lease_expires_at, attempt_count,"
     " pg_catalog.clock_timestamp() FROM public.claim_outbox_batch(%s, %s, %s)"
 )
+LEDGER_IDS = "SELECT attempt_id FROM public.payment_outbox_attempts"
 CLAIMABLE = (
     "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at <= now()"
     " AND (lease_token IS NULL OR lease_expires_at <= now())"
@@ -463,6 +482,9 @@ def _check_claim(fuzz: FuzzDb, batch: Any, worker: Any, lease_seconds: Any) -> N
     ) or Expectation({None}, [])
     claimable_row = fuzz.one(CLAIMABLE)
     assert claimable_row is not None
+    ledger_before = {row[0] for row in fuzz.admin.execute(LEDGER_IDS)}
+    ceiling = fuzz.one("SELECT public.outbox_retry_ceiling()")
+    assert ceiling is not None
     before = fuzz.snapshot()
     outcome = call(fuzz.caller, CLAIM, (batch, worker, lease_seconds))
     after = fuzz.snapshot()
@@ -470,8 +492,24 @@ def _check_claim(fuzz: FuzzDb, batch: Any, worker: Any, lease_seconds: Any) -> N
     judge(outcome, expected, before, after, context)
     if outcome.sqlstate is not None:
         return
-    assert len(outcome.rows) == min(batch, claimable_row[0]), context
-    for outbox_id, token, expires, _, clock in outcome.rows:
+    # Each expired lease taken over is recorded (0011, ADR 0060): ZOMBIE_REQUEUE and leased, or
+    # FAILED at the ceiling and gone from the queue (not returned).
+    taken = {
+        row[0]: row[1:]
+        for row in fuzz.admin.execute(
+            "SELECT outbox_id, attempt_no, state::text, error_code,"
+            " (SELECT count(*) FROM public.payment_outbox_pending AS p"
+            "   WHERE p.outbox_id = a.outbox_id)"
+            " FROM public.payment_outbox_attempts AS a WHERE attempt_id <> ALL(%s)",
+            (list(ledger_before),),
+        )
+    }
+    failed = {o for o, (_, state, _, _) in taken.items() if state == "FAILED"}
+    for attempt_no, state, error_code, queued in taken.values():
+        assert state == ("FAILED" if attempt_no >= ceiling[0] else "ZOMBIE_REQUEUE"), context
+        assert (error_code, queued) == ("LEASE_EXPIRED", 0 if state == "FAILED" else 1), context
+    assert len(outcome.rows) + len(failed) == min(batch, claimable_row[0]), context
+    for outbox_id, token, expires, attempt_count, clock in outcome.rows:
         stored = fuzz.one(
             "SELECT claimed_by, lease_token, lease_expires_at FROM public.payment_outbox_pending"
             " WHERE outbox_id = %s",
@@ -479,7 +517,9 @@ def _check_claim(fuzz: FuzzDb, batch: Any, worker: Any, lease_seconds: Any) -> N
         )
         assert stored == (worker, token, expires), context
         assert 0 <= (clock - expires).total_seconds() + lease_seconds < 60, context
-    for table in support.SYMPHONY_TABLES[2:]:
+        if outbox_id in taken:
+            assert attempt_count == taken[outbox_id][0], context
+    for table in support.SYMPHONY_TABLES[3:]:
         assert after[table] == before[table], f"claim changed {table} ({context})"
 
 
@@ -600,6 +640,10 @@ def _completion_expectation(
             ("p_worker_id", classify(worker, indexed=False)),
             ("p_state", INVALID if args.state is None else VALID),
             ("p_latency_ms", INVALID if (args.latency_ms or 0) < 0 else VALID),
+            ("p_rail_reference", too_long(args.rail_reference, SHORT_TEXT_BYTES)),
+            ("p_rail_code", too_long(args.rail_code, SHORT_TEXT_BYTES)),
+            ("p_error_code", too_long(args.error_code, SHORT_TEXT_BYTES)),
+            ("p_error_message", too_long(args.error_message, ERROR_MESSAGE_BYTES)),
         ]
     )
     if invalid is not None:
@@ -659,12 +703,6 @@ def _check_completion_success(
         assert abs(float(pending[3]) - delay) <= 30, (pending, delay)
 
 
-def _current_ceiling(fuzz: FuzzDb) -> int:
-    row = fuzz.one("SELECT pg_catalog.current_setting('symphony.outbox_retry_ceiling', true)")
-    value = (row[0] if row else None) or ""
-    return int(value.strip()) if value.strip() else 20
-
-
 COMPLETION_ARGS = st.builds(
     CompletionArgs,
     target=st.sampled_from(["live"] * 8 + ["expired", "unleased", "unknown", "null"]),
@@ -709,7 +747,7 @@ def _check_complete(fuzz: FuzzDb, args: CompletionArgs, ceiling: int) -> None:
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_fuzz_complete(fuzz: FuzzDb, examples: int) -> None:
-    fuzz.caller.execute("SET symphony.outbox_retry_ceiling = '3'")
+    fuzz.admin.execute("SELECT public.set_outbox_retry_ceiling(3)")
 
     @hypothesis_settings(examples, "r5-complete")
     @given(args=COMPLETION_ARGS)
@@ -905,6 +943,11 @@ def _batch_expectation(
         if bad:
             names = ["p_worker_id", name] if verdict == AMBIGUOUS else [name]
             return Expectation({"22023"}, names), None
+    for name, values in zip(BATCH_OPTIONAL[:4], optional[:4], strict=True):
+        limit = ERROR_MESSAGE_BYTES if name == "p_error_messages" else SHORT_TEXT_BYTES
+        if values is not None and any(too_long(v, limit) == INVALID for v in values):
+            names = ["p_worker_id", name] if verdict == AMBIGUOUS else [name]
+            return Expectation({"22023"}, names), None
     seen: set[Any] = set()
     latencies = optional[4] or [None] * count
     for outbox_id, latency in zip(ids_, latencies, strict=True):
@@ -976,7 +1019,7 @@ def _check_batch(fuzz: FuzzDb, args: BatchArgs, ceiling: int) -> None:
 
 @pytest.mark.parametrize("examples", EXAMPLES)
 def test_fuzz_complete_batch(fuzz: FuzzDb, examples: int) -> None:
-    fuzz.caller.execute("SET symphony.outbox_retry_ceiling = '3'")
+    fuzz.admin.execute("SELECT public.set_outbox_retry_ceiling(3)")
 
     @hypothesis_settings(examples, "r5-complete-batch")
     @given(args=BATCH_ARGS)
@@ -1035,16 +1078,22 @@ def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
     if outcome.sqlstate is not None:
         return
     assert len(outcome.rows) == min(batch, len(expired)), context
+    ceiling = fuzz.one("SELECT public.outbox_retry_ceiling()")
+    assert ceiling is not None
     for outbox_id, attempt_no in outcome.rows:
         lost_worker, highest = expired[outbox_id]
         assert attempt_no == highest + 1, context
+        # At the ceiling the lost lease is FAILED and the job leaves the queue (0011, ADR 0060).
         stored = fuzz.one(
             "SELECT a.state::text, a.worker_id, a.error_code, p.attempt_count, p.lease_token"
-            " FROM public.payment_outbox_attempts AS a JOIN public.payment_outbox_pending AS p"
-            " USING (outbox_id) WHERE a.outbox_id = %s AND a.attempt_no = %s",
+            " FROM public.payment_outbox_attempts AS a LEFT JOIN public.payment_outbox_pending"
+            " AS p USING (outbox_id) WHERE a.outbox_id = %s AND a.attempt_no = %s",
             (outbox_id, attempt_no),
         )
-        assert stored == ("ZOMBIE_REQUEUE", lost_worker, "LEASE_EXPIRED", attempt_no, None)
+        if attempt_no >= ceiling[0]:
+            assert stored == ("FAILED", lost_worker, "LEASE_EXPIRED", None, None)
+        else:
+            assert stored == ("ZOMBIE_REQUEUE", lost_worker, "LEASE_EXPIRED", attempt_no, None)
     live_after = fuzz.admin.execute(
         "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
         " ORDER BY outbox_id"
@@ -1070,105 +1119,64 @@ def test_fuzz_repair(fuzz: FuzzDb, examples: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# The retry ceiling GUC
+# The retry ceiling: stored in the database (0011, ADR 0061); the old setting is ignored
 # --------------------------------------------------------------------------------------------
 
 GUC = "symphony.outbox_retry_ceiling"
 GUC_VALUES = st.one_of(
     st.integers(-5, 25).map(str),
     st.integers(0, 2**40).map(str),
-    st.sampled_from(
-        [
-            "",
-            " ",
-            "  7  ",
-            "\t7",
-            "7\n",
-            "+3",
-            "-1",
-            "0",
-            "1.5",
-            "1e3",
-            "abc",
-            "2147483647",
-            "2147483648",
-            "00000000003",
-            "\u0663",
-            "3 3",
-            "0x10",
-        ]
-    ),
+    st.sampled_from(["", " ", "  7  ", "\t7", "+3", "-1", "0", "1.5", "abc", "2147483647"]),
     TEXT,
 )
+CEILINGS = st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1), st.integers(-3, 30))
 
 
-def ceiling_oracle(value: str) -> set[int | str]:
-    """What ``outbox_retry_ceiling()`` may return for a GUC value (ADR 0004): plain ASCII
-    digits 1..2147483647 with surrounding spaces; empty -> 20; anything else 22023. Other
-    surrounding whitespace (tabs, newlines) is not defined: the value or 22023 (or 20 if only
-    whitespace)."""
-    stripped = value.strip(" ")
-    if stripped == "":
-        return {20}
-    if stripped.isascii() and stripped.isdigit() and 1 <= int(stripped) <= 2**31 - 1:
-        # More than ten digits (leading zeros) is not defined either way.
-        return {int(stripped)} if len(stripped) <= 10 else {int(stripped), "22023"}
-    loose = value.strip()
-    if loose != stripped:
-        if loose == "":
-            return {20, "22023"}
-        if loose.isascii() and loose.isdigit() and 1 <= int(loose) <= 2**31 - 1:
-            return {int(loose), "22023"}
-    return {"22023"}
+def _stored_ceiling(fuzz: FuzzDb) -> int:
+    row = fuzz.one("SELECT public.outbox_retry_ceiling()")
+    assert row is not None
+    return int(row[0])
 
 
-def _check_ceiling(fuzz: FuzzDb, value: str) -> None:
-    allowed = ceiling_oracle(value)
-    # Directly, as the owner (the only role that may call it).
-    fuzz.admin.execute("SET ROLE symphony_owner")
+def _check_ceiling(fuzz: FuzzDb, value: str, ceiling: int | None) -> None:
+    # The control plane sets the stored ceiling: NULL or < 1 is 22023 naming p_ceiling and
+    # changes nothing; anything else is stored and the previous value returned.
+    stored = _stored_ceiling(fuzz)
+    fuzz.admin.execute("SET ROLE symphony_control")
     try:
-        fuzz.admin.execute("SELECT pg_catalog.set_config(%s, %s, false)", (GUC, value))
-        direct = call(fuzz.admin, "SELECT public.outbox_retry_ceiling()", None)
-        fuzz.admin.execute(f"RESET {GUC}")
+        outcome = call(fuzz.admin, "SELECT public.set_outbox_retry_ceiling(%s)", (ceiling,))
     finally:
         fuzz.admin.execute("RESET ROLE")
-    got: int | str = direct.rows[0][0] if direct.sqlstate is None else str(direct.sqlstate)
-    assert got in allowed, f"GUC {value!r}: got {got}, expected {allowed}: {direct.message}"
-    if direct.sqlstate is not None:
-        assert GUC in direct.message, direct.message
+    if ceiling is None or ceiling < 1:
+        assert outcome.sqlstate == "22023", (ceiling, outcome)
+        assert "p_ceiling" in outcome.message, outcome.message
+    else:
+        assert (outcome.sqlstate, outcome.rows) == (None, [(stored,)]), (ceiling, outcome)
+        stored = ceiling
+    assert _stored_ceiling(fuzz) == stored
 
-    # Through a RETRYABLE completion as the executor login, on a live lease.
+    # Whatever the caller's session setting says, a RETRYABLE completion as the executor login
+    # follows the stored ceiling.
     targets = _targets(fuzz.admin)
     outbox_id, token = targets.live
     fuzz.caller.execute("SELECT pg_catalog.set_config(%s, %s, false)", (GUC, value))
-    before = fuzz.snapshot()
     outcome = call(
         fuzz.caller,
         COMPLETE,
         (outbox_id, token, LIVE_WORKER, "RETRYABLE", None, None, None, None, None, None),
     )
-    after = fuzz.snapshot()
     fuzz.caller.execute(f"RESET {GUC}")
-    numeric = {v for v in allowed if isinstance(v, int)}
-    expected = Expectation({None} if numeric else set(), [GUC])
-    if "22023" in allowed:
-        expected.allowed.add("22023")
-    judge(outcome, expected, before, after, value)
-    if outcome.sqlstate is None:
-        attempt_no, state = outcome.rows[0]
-        assert state in {"FAILED" if attempt_no >= c else "RETRYABLE" for c in numeric}, (
-            value,
-            attempt_no,
-            state,
-        )
+    assert outcome.sqlstate is None, (value, outcome)
+    attempt_no, state = outcome.rows[0]
+    assert state == ("FAILED" if attempt_no >= stored else "RETRYABLE"), (value, stored, outcome)
 
 
 @pytest.mark.parametrize("examples", EXAMPLES)
-def test_fuzz_retry_ceiling_guc(fuzz: FuzzDb, examples: int) -> None:
+def test_fuzz_retry_ceiling(fuzz: FuzzDb, examples: int) -> None:
     @hypothesis_settings(examples, "r5-ceiling")
-    @given(value=GUC_VALUES)
-    def prop(value: str) -> None:
-        _check_ceiling(fuzz, value)
+    @given(value=GUC_VALUES, ceiling=CEILINGS)
+    def prop(value: str, ceiling: int | None) -> None:
+        _check_ceiling(fuzz, value, ceiling)
 
     prop()
 
