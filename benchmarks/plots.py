@@ -136,6 +136,7 @@ def enqueue_vs_clients(results: Results, path: Path, command: str) -> Path | Non
         COLORS["pgmq"],
     )
     ceiling = results.get("ceiling", {}).get("driver", {})
+    cs: list[int] = []  # a partial run (``--only enqueue``) measures no ceiling
     if ceiling:
         cs = sorted(int(c) for c in ceiling)
         _band(

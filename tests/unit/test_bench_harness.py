@@ -279,3 +279,14 @@ def test_figures_and_readme_are_made_from_the_results(tmp_path: Path) -> None:
     assert "](throughput_vs_workers.png)" in text
     assert "| ours | 500 | 500 | 50 | 1 | 4.00 | 6.00 |" in text  # the timeline table
     assert "python -m benchmarks --quick" in text
+
+
+def test_a_partial_run_without_the_ceiling_still_draws_its_figures(tmp_path: Path) -> None:
+    """``--only enqueue`` measures no commit ceiling: the enqueue figure must still be drawn
+    (it crashed with UnboundLocalError after all measurements were done)."""
+    results = _results()
+    del results["ceiling"]
+
+    figures = plots.make_all(results, tmp_path, "python -m benchmarks --only enqueue")
+
+    assert "enqueue_vs_clients.png" in [p.name for p in figures]
