@@ -1,4 +1,6 @@
-"""Symphony outbox benchmarks (quality.md section 1): ``python -m benchmarks`` / ``nox -s bench``.
+"""Symphony outbox benchmarks (docs/contract/quality.md §1).
+
+``python -m benchmarks`` / ``nox -s bench``.
 
 One psycopg 3 driver drives every system the same way (one connection per worker process,
 autocommit, one transaction per call, same payload, same warm-up): our outbox functions, PGMQ

@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Benchmark the Symphony outbox against PGMQ and the commit ceiling "
-        "(quality.md section 1) on the server the URL rule selects (default: the embedded "
+        "(docs/contract/quality.md §1) on the server the URL rule selects (default: the embedded "
         "PostgreSQL 18), in scratch databases that are dropped afterwards.",
     )
     parser.add_argument(

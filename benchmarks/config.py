@@ -1,4 +1,4 @@
-"""What a run measures: the full matrix of quality.md section 1 or the ``--quick`` smoke subset."""
+"""What a run measures: the matrix of docs/contract/quality.md §1 or the ``--quick`` subset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ratios and the P1-P5 verdicts of quality.md section 1, computed from the results document."""
+"""Ratios and the P1-P5 verdicts of docs/contract/quality.md §1, from the results document."""
 
 from __future__ import annotations
 

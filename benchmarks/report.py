@@ -498,7 +498,7 @@ def render(results: Results, figures: list[Path]) -> str:
             " driver's timings, `auto_explain` and `pgbench -r` instead."
         ),
         "",
-        "## Targets (quality.md §1)",
+        "## Targets (docs/contract/quality.md §1)",
         "",
         *_targets(ev),
         "",

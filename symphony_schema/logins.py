@@ -1,7 +1,8 @@
 """Environment setup for logins: passwords and runtime-role memberships (outside migrations).
 
-Migrations create roles but never set passwords or grant memberships (schema.md section 5): which
-login may act as which runtime role, and with which password, belongs to the environment.
+Migrations create roles but never set passwords or grant memberships
+(docs/contract/schema.md §5): which login may act as which runtime role, and with which password,
+belongs to the environment.
 
 * :func:`set_login_password` takes the password from an environment variable only. The SCRAM-
   SHA-256 verifier is computed client-side by libpq (``PQencryptPasswordConn``, as ``psql

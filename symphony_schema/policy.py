@@ -1,4 +1,4 @@
-"""Boot policy: seeding ``public.policy_versions`` and the boot check (schema.md section 7).
+"""Boot policy: seeding ``public.policy_versions`` and the boot check (docs/contract/schema.md §7).
 
 Seeding is outside migrations on purpose: the schema says *where* the policy lives, the
 environment says *which* policy it is. The contract:
@@ -86,7 +86,7 @@ _CHECKSUM_RE = re.compile(r"[0-9a-f]{64}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 VERSION_FIELD = "policyVersion"
 
-#: The boot query of the services (schema.md section 3), run verbatim by the boot check.
+#: The boot query of the services (docs/contract/schema.md §3), run verbatim by the boot check.
 BOOT_QUERY = "SELECT version, checksum FROM public.policy_versions WHERE is_active ORDER BY version"
 
 

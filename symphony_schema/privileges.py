@@ -1,4 +1,4 @@
-"""The Symphony privilege matrix, declared once as data (schema.md sections 5 and 6).
+"""The Symphony privilege matrix, declared once as data (docs/contract/schema.md §5 and §6).
 
 Revisions 0003 (roles), 0004 and 0005 (grants) implement what this module declares. The tests, the
 invariant gate, the drift check and ``baseline/privileges.md`` compare the live catalog against it,
@@ -309,7 +309,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
 )
 
 # --------------------------------------------------------------------------------------------
-# The matrix (schema.md section 6)
+# The matrix (docs/contract/schema.md §6)
 # --------------------------------------------------------------------------------------------
 
 _SELECT: Final = frozenset({"SELECT"})

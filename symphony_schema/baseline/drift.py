@@ -49,7 +49,7 @@ TABLES_NOT_IN_MODELS: tuple[str, ...] = ("public.alembic_version",)
 
 
 class DriftKind(Enum):
-    """The four checks, numbered as in tooling.md section 3."""
+    """The four checks, numbered as in docs/contract/tooling.md §3."""
 
     BASELINE = (1, "baseline", "committed baseline/ vs a freshly migrated database")
     ROUND_TRIP = (

@@ -29,7 +29,7 @@ from symphony_schema.baseline.catalog import (
 )
 from symphony_schema.baseline.dump import MIGRATING_USER
 
-NOTHING = "\u2013"  # an en dash, as in schema.md's matrix
+NOTHING = "\u2013"  # an en dash, as in docs/contract/schema.md's matrix
 OWNER = "owner"
 
 #: Display order of privileges per kind of object (PostgreSQL's documentation order).

@@ -1,4 +1,4 @@
-"""Symphony's invariants: the rules of ``schema.md`` made mechanical.
+"""Symphony's invariants: the rules of ``docs/contract/schema.md`` made mechanical.
 
 Every rule has an id (``INV-NNN``) in ``docs/invariants/INVARIANTS_MANIFEST.yml``, the one source
 of truth. The manifest says *which* checks verify each rule; the checks live here:

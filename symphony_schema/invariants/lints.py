@@ -27,7 +27,7 @@ from symphony_schema.invariants.revisions import RevisionSql, code_fragments, co
 LintFn = Callable[[Sequence[RevisionSql], Path], list[str]]
 
 #: Schemas of the archived pre-Symphony outbox. Nothing may reference them: there is no legacy
-#: to preserve (schema.md section 0), so a reference is a copy-paste from an old system.
+#: to preserve (docs/contract/schema.md §0), so a reference is a copy-paste from an old system.
 LEGACY_SCHEMAS = (
     "legacy",
     "archive",

@@ -1,6 +1,6 @@
 """claim_outbox_batch, complete_outbox_attempt, repair_expired_leases and the retry ceiling.
 
-schema.md section 4: leases with fencing tokens, lease-fenced completion (P7002 first, then
+docs/contract/schema.md §4: leases with fencing tokens, lease-fenced completion (P7002 first, then
 P7003), attempt numbers from the ledger, the retry ceiling GUC, repair of expired leases. Leases
 are expired by moving lease_expires_at into the past, never by sleeping.
 """

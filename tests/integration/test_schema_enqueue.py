@@ -1,8 +1,8 @@
 """enqueue_payment_outbox and bump_participant_outbox_seq against the migrated database.
 
-schema.md section 4: idempotent enqueue keyed on (instruction_id, idempotency_key), per-participant
-gapless sequences, P7004 on key reuse with different content, 22023 on invalid arguments with
-nothing written.
+docs/contract/schema.md §4: idempotent enqueue keyed on (instruction_id, idempotency_key),
+per-participant gapless sequences, P7004 on key reuse with different content, 22023 on invalid
+arguments with nothing written.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Attack tests (quality.md S3) and the append-only ledger.
+"""Attack tests (docs/contract/quality.md S3) and the append-only ledger.
 
 Runtime-role logins try to redirect the SECURITY DEFINER functions with temporary tables, to
 TRUNCATE, to disable the append-only triggers and to rewrite the attempts ledger; a superuser

@@ -205,7 +205,7 @@ def test_several_non_terminal_attempts_are_allowed(outbox: Outbox) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Claim and repair cost stays proportional to the batch (quality.md P3)
+# Claim and repair cost stays proportional to the batch (docs/contract/quality.md P3)
 # --------------------------------------------------------------------------------------------
 
 BACKLOG = 5000

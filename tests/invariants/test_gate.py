@@ -1,5 +1,5 @@
 """The SQL gate on a real migrated database: untouched it passes every check; each sabotage below
-breaks exactly one rule of schema.md and the gate fails with that rule's invariant id.
+breaks exactly one rule of docs/contract/schema.md and the gate fails with that rule's invariant id.
 
 Database-local sabotage is committed on the test's own fresh database (``db``). Roles and role
 memberships are cluster-wide, so those sabotages run inside a transaction on the connection the

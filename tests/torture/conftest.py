@@ -1,4 +1,4 @@
-"""Fixtures of the torture suite (quality.md R1-R5, S1-S4).
+"""Fixtures of the torture suite (docs/contract/quality.md R1-R5, S1-S4).
 
 The root fixtures (``pg_server``, ``migrated_template``, ``migrated_db``, ``empty_db``, ``db``)
 come from ``tests/conftest.py``. Here: throw-away non-superuser logins with runtime-role

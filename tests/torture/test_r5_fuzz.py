@@ -3,7 +3,7 @@
 Each call runs as a non-superuser login with the runtime roles that may call it (the internal
 ``bump_participant_outbox_seq`` and ``outbox_retry_ceiling`` as ``symphony_owner``, the only role
 allowed to). An oracle computed from the arguments and the database state before the call says
-which outcomes the contract (schema.md section 4, ADRs 0004 and 0006) allows:
+which outcomes the contract (docs/contract/schema.md §4, ADRs 0004 and 0006) allows:
 
 * success, checked against the contract (the rows written, returned and left alone), or
 * one of the documented SQLSTATEs - 22023 (naming the argument), P7002, P7003, P7004 - or 22P02

@@ -66,7 +66,7 @@ def test_payload_has_exactly_the_requested_size() -> None:
 
 def test_the_quick_matrix_is_a_subset_of_the_full_one() -> None:
     assert QUICK.quick and not FULL.quick
-    assert FULL.repeats >= 3, "quality.md: at least three repeats"
+    assert FULL.repeats >= 3, "docs/contract/quality.md: at least three repeats"
     assert set(QUICK.cycle_workers) <= set(FULL.cycle_workers)
     assert set(QUICK.claim_batches) <= set(FULL.claim_batches)
     assert max(FULL.backlog_sizes) == 1_000_000
