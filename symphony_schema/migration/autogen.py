@@ -284,6 +284,8 @@ def compare_server_default(
     del inspected_column, metadata_default
     if inspected_default is None or rendered_metadata_default is None:
         return None  # Alembic's rule: different unless both are absent
+    if inspected_default == rendered_metadata_default:
+        return False
     connection = context.connection
     assert connection is not None
     type_sql = metadata_column.type.compile(dialect=connection.dialect)
@@ -297,7 +299,13 @@ def compare_server_default(
             "SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d "
             "WHERE d.adrelid = 'pg_temp.symphony_autogen_default'::pg_catalog.regclass"
         ).scalar()
-    except sa_exc.DBAPIError:
+    except sa_exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42501":
+            raise MigrationRefused(
+                "alembic check / --autogenerate compare server defaults through a temporary "
+                "table, and this login may not create one (SQLSTATE 42501): run it as the "
+                "migrator, or GRANT TEMPORARY ON DATABASE to this login"
+            ) from None
         return True  # the database cannot even store the model's default: not the same
     finally:
         savepoint.rollback()

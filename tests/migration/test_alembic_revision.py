@@ -276,3 +276,28 @@ def test_new_revision_refuses_a_bad_message_in_one_line_with_exit_2(
     assert result.stderr.startswith("symphony-schema: error: ") and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert _files(project) == before
+
+
+def test_alembic_check_without_temporary_privilege_is_a_one_line_refusal(
+    project: RevisionTree, migrated_db, pg_server
+) -> None:
+    """Defaults are compared through a temporary table: a login without TEMPORARY on the
+    database gets one line saying so, not a wrong list of changed defaults."""
+    login = f"h10_checker_{migrated_db.name[-10:]}"
+    with psycopg.connect(migrated_db.conninfo, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {login} LOGIN")
+        try:
+            admin.execute(f'REVOKE TEMPORARY ON DATABASE "{migrated_db.name}" FROM PUBLIC')
+            admin.execute(f"GRANT USAGE ON SCHEMA public TO {login}")
+            admin.execute(f"GRANT SELECT ON public.alembic_version TO {login}")
+            result = project.alembic(
+                "check",
+                env={"SYMPHONY_DATABASE_URL": pg_server.sqlalchemy_url(migrated_db.name, login)},
+            )
+        finally:
+            admin.execute(f"DROP OWNED BY {login}")
+            admin.execute(f"DROP ROLE {login}")
+
+    assert result.returncode != 0
+    assert "TEMPORARY" in result.stdout and "modify_default" not in _output(result)
+    assert "Traceback" not in _output(result)
