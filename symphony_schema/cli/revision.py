@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="create alembic/versions/NNNN_slug.py + .sql on top of the current head",
         description="Create the next revision: a thin NNNN_slug.py (from alembic/script.py.mako) "
         "and an empty NNNN_slug.sql next to it, with down_revision set to the current head. "
-        "The message becomes the one-line docstring recorded in the ledger.",
+        "The message becomes the one-line docstring recorded in the ledger. The same code as "
+        "'alembic revision -m MESSAGE'; no database is needed.",
     )
     parser.add_argument("message", help="one line of intent, e.g. 'Add batched completion'")
     parser.set_defaults(handler=_new_revision)

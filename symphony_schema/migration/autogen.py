@@ -234,8 +234,14 @@ def write_revision_sql(filename: str, options: dict[str, Any]) -> None:
     if text is None:
         return  # not a revision written through process_revision_directives
     sql_path = companion_sql_path(py_path)
-    with sql_path.open("x", encoding="utf-8") as out:  # never overwrite
-        out.write(text)
+    try:
+        with sql_path.open("x", encoding="utf-8") as out:  # never overwrite
+            out.write(text)
+    except FileExistsError:
+        raise MigrationRefused(
+            f"{sql_path} appeared while {py_path.name} was written (another revision with the "
+            "same number?); it was left as it is: compare the two and remove one pair"
+        ) from None
 
 
 # -- what alembic check / --autogenerate compare ---------------------------------------------------
