@@ -301,3 +301,13 @@ def test_alembic_check_without_temporary_privilege_is_a_one_line_refusal(
     assert result.returncode != 0
     assert "TEMPORARY" in result.stdout and "modify_default" not in _output(result)
     assert "Traceback" not in _output(result)
+
+
+def test_alembic_merge_is_refused_and_writes_nothing(project: RevisionTree) -> None:
+    before = _files(project)
+
+    result = project.alembic("merge", "heads", "-m", "merge")
+
+    assert result.returncode != 0
+    assert "merge is refused" in result.stdout and "Traceback" not in _output(result)
+    assert _files(project) == before
