@@ -191,6 +191,8 @@ def process_revision_directives(
     if _command_of(context) == "check":
         return  # ``alembic check`` only reads the diff
     revision_context = _revision_context(context)
+    if not directives:
+        return  # an earlier hook decided to write nothing (Alembic's `directives[:] = []`)
     if len(directives) != 1:
         raise MigrationRefused("a revision command must write exactly one revision")
     (script,) = directives

@@ -311,3 +311,24 @@ def test_alembic_merge_is_refused_and_writes_nothing(project: RevisionTree) -> N
     assert result.returncode != 0
     assert "merge is refused" in result.stdout and "Traceback" not in _output(result)
     assert _files(project) == before
+
+
+def test_a_caller_hook_that_drops_the_revision_writes_nothing(
+    project: RevisionTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alembic's documented ``directives[:] = []`` (e.g. "skip empty autogenerate revisions",
+    pytest-alembic's probes) runs before ours: nothing is written and nothing is refused."""
+    from alembic import command
+    from symphony_schema.migration.api import alembic_config
+
+    monkeypatch.setenv("SYMPHONY_PROJECT_ROOT", str(project.root))
+    before = _files(project)
+
+    written = command.revision(
+        alembic_config(),
+        message="Nothing",
+        process_revision_directives=lambda context, revision, directives: directives.clear(),
+    )
+
+    assert written == []
+    assert _files(project) == before
