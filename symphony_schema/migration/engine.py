@@ -39,7 +39,7 @@ from sqlalchemy.pool import NullPool
 
 from symphony_schema import project_root
 from symphony_schema.database import select_database
-from symphony_schema.migration import MigrationRefused
+from symphony_schema.migration import MigrationRefused, autogen
 from symphony_schema.migration import sql as sql_runner
 from symphony_schema.migration.checksum import RevisionSourceError, read_revision
 from symphony_schema.migration.deploy_lock import DeployLock, DeployLockError, hold_deploy_lock
@@ -236,6 +236,8 @@ def run(context: Any) -> None:
     settings = EngineSettings.from_sources(xargs, os.environ)
     progress = Progress(settings.quiet)
     try:
+        if autogen.write_revision_only(context):  # plain `alembic revision`: no database
+            return
         if context.is_offline_mode():
             _run_offline(context, progress)
         else:
@@ -349,6 +351,8 @@ def _run_online(
                 connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=progress.on_version_apply,
+                # alembic check / revision --autogenerate (not mutating: no lock, no ledger).
+                **autogen.configure_options(),
             )
             progress.restart_clock()
             with context.begin_transaction():
