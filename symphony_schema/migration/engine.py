@@ -21,6 +21,7 @@ SQL and ledger insert inside ``BEGIN``/``COMMIT``. ``downgrade`` and ``stamp`` a
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Collection, Mapping
 from contextlib import ExitStack
@@ -33,6 +34,7 @@ import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import Script
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
@@ -53,6 +55,7 @@ from symphony_schema.migration.ledger import (
     validation_problems,
 )
 from symphony_schema.migration.loader import source_of, use_source_only
+from symphony_schema.redact import redact_conninfo
 
 MIN_SERVER_VERSION_NUM = 180000
 MIN_SERVER_VERSION = "18"
@@ -269,10 +272,14 @@ def check_server_version(conninfo: str) -> str:
     """
     try:
         with psycopg.connect(conninfo, connect_timeout=30) as raw:
-            number = raw.info.server_version
-            shown = raw.execute("SHOW server_version").fetchone()
+            return _refuse_old_server(raw)
     except psycopg.OperationalError as exc:
         raise MigrationRefused(f"cannot connect to the database: {exc}") from exc
+
+
+def _refuse_old_server(raw: psycopg.Connection[Any]) -> str:
+    number = raw.info.server_version
+    shown = raw.execute("SHOW server_version").fetchone()
     raw_text = shown[0] if shown else str(number)
     text = raw_text.decode() if isinstance(raw_text, bytes) else str(raw_text)
     if number < MIN_SERVER_VERSION_NUM:
@@ -303,28 +310,178 @@ def configure_session(conn: Connection, settings: EngineSettings) -> None:
     conn.commit()
 
 
-def take_deploy_lock(held: ExitStack, conninfo: str, settings: EngineSettings) -> DeployLock:
-    """Hold the deploy lock in a second session until ``held`` closes (ADR 0065)."""
+def take_deploy_lock(
+    held: ExitStack, conninfo: str, settings: EngineSettings, *, shared: bool = False
+) -> DeployLock:
+    """Hold the deploy lock in a second session until ``held`` closes (ADR 0065).
+
+    ``shared``: ``conninfo`` was derived from the caller's connection (ADR 0095); a failure to
+    open the second session says so.
+    """
     try:
         return held.enter_context(hold_deploy_lock(conninfo, settings.deploy_lock_wait))
     except DeployLockError as exc:
+        if shared and str(exc).startswith("cannot connect"):
+            raise MigrationRefused(
+                f"{exc}. The deploy lock is held by a second session opened with the parameters "
+                f"of the connection in {SHARED} ({redact_conninfo(conninfo)}); they must allow a "
+                "second login (a password the driver was given, a passfile or a trusted "
+                "socket). Nothing was applied."
+            ) from None
         raise MigrationRefused(str(exc)) from None
+
+
+def _refuse_lock_elsewhere(conn: Connection, lock: DeployLock) -> None:
+    """The lock session opened from the shared connection's parameters must be on its database."""
+    try:
+        lock.check_held(lambda query, pid: conn.exec_driver_sql(query, (pid,)).scalar())
+    except DeployLockError:
+        raise MigrationRefused(
+            f"the deploy-lock session opened with the parameters of the connection in {SHARED} "
+            f"(pid {lock.pid}) holds no deploy lock on that connection's database: the "
+            "parameters lead to another server or database (a pooler?). Nothing was applied."
+        ) from None
+    conn.commit()
+
+
+#: Where Alembic's documented shared connection comes from (ADR 0095).
+SHARED = "config.attributes['connection']"
 
 
 def _run_online(
     context: EnvironmentContext, settings: EngineSettings, progress: Progress, *, mutating: bool
 ) -> None:
+    shared = context.config.attributes.get("connection")
+    if shared is not None:
+        _run_shared(shared, context, settings, progress, mutating=mutating)
+        return
     xargs = _x_arguments(context)
     selected = select_database(xargs.get("url"), announce=not settings.quiet)
     engine = sa.create_engine(selected.url, poolclass=NullPool)
-    scripts = context.script
     check_server_version(selected.conninfo)
     try:
-        # Closing order: the migrating session first, then the lock session.
-        with ExitStack() as held, engine.connect() as conn:
+        with engine.connect() as conn:
+            _migrate(context, conn, selected.conninfo, settings, progress, mutating=mutating)
+    finally:
+        engine.dispose()
+
+
+def _run_shared(
+    shared: object,
+    context: EnvironmentContext,
+    settings: EngineSettings,
+    progress: Progress,
+    *,
+    mutating: bool,
+) -> None:
+    """Migrate the database of the connection (or engine) the caller shared (ADR 0095).
+
+    Everything the URL path does happens on it: the version gate, the deploy lock (held by a
+    second session opened with the same connection parameters), validation, the ledger and one
+    transaction per revision. That last point is why a connection already inside a transaction
+    (Alembic's "external transaction" recipe, ``engine.begin()``) is refused: the engine commits
+    each revision with its ledger row, which it cannot do inside the caller's transaction. The
+    caller's session settings changed here (timeouts) are put back before returning.
+    """
+    if isinstance(shared, sa.Engine):
+        with shared.connect() as conn:
+            _run_shared(conn, context, settings, progress, mutating=mutating)
+        return
+    if not isinstance(shared, Connection):
+        raise MigrationRefused(
+            f"{SHARED} is a {type(shared).__name__}: give a SQLAlchemy Connection or Engine "
+            "(psycopg 3 driver, postgresql+psycopg://), or leave it unset to use the URL rule; "
+            "nothing was applied."
+        )
+    if conn_in_transaction(shared):
+        raise MigrationRefused(
+            f"the connection in {SHARED} is inside a transaction: the Symphony engine commits "
+            "each revision together with its ledger row and cannot do that inside the "
+            "caller's transaction (ADR 0095). Pass engine.connect() (not engine.begin()) or "
+            "the Engine itself, or commit first; nothing was applied."
+        )
+    raw = shared.connection.dbapi_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise MigrationRefused(
+            f"the connection in {SHARED} does not use the psycopg 3 driver (dialect driver "
+            f"{shared.dialect.driver!r}): the engine opens its deploy-lock session with the "
+            "same connection parameters through psycopg; use postgresql+psycopg://. "
+            "Nothing was applied."
+        )
+    # The second (deploy-lock) session: the very parameters libpq used for this connection,
+    # password included (info.dsn leaves it out).
+    conninfo = (
+        make_conninfo(raw.info.dsn, password=raw.info.password)
+        if raw.info.password
+        else raw.info.dsn
+    )
+    try:
+        _refuse_old_server(raw)
+        shared.rollback()  # SHOW began a transaction
+        if not settings.quiet:
+            print(
+                f"migrating the database of {SHARED}: {redact_conninfo(raw.info.dsn)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        saved = _session_settings(shared)
+    except (sa_exc.DBAPIError, psycopg.Error) as exc:
+        raise MigrationRefused(f"cannot use the connection in {SHARED}: {exc}") from exc
+    try:
+        _migrate(context, shared, conninfo, settings, progress, mutating=mutating, shared=True)
+    finally:
+        _restore_session_settings(shared, saved)
+
+
+_SAVED_SETTINGS = ("lock_timeout", "statement_timeout", "client_connection_check_interval")
+
+
+def conn_in_transaction(conn: Connection) -> bool:
+    return conn.in_transaction() or conn.in_nested_transaction()
+
+
+def _session_settings(conn: Connection) -> dict[str, str]:
+    query = sa.text("SELECT pg_catalog.current_setting(:n)")
+    values = {name: str(conn.execute(query, {"n": name}).scalar()) for name in _SAVED_SETTINGS}
+    conn.commit()
+    return values
+
+
+def _restore_session_settings(conn: Connection, saved: dict[str, str]) -> None:
+    """Best effort: a connection broken by the failure keeps the original error in front."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        for name, value in saved.items():
+            conn.execute(
+                sa.text("SELECT pg_catalog.set_config(:n, :v, false)"), {"n": name, "v": value}
+            )
+        conn.commit()
+    except sa_exc.DBAPIError:
+        conn.rollback()
+
+
+def _migrate(
+    context: EnvironmentContext,
+    conn: Connection,
+    conninfo: str,
+    settings: EngineSettings,
+    progress: Progress,
+    *,
+    mutating: bool,
+    shared: bool = False,
+) -> None:
+    """Validate, lock and migrate on ``conn``; ``conninfo`` opens the deploy-lock session."""
+    scripts = context.script
+    try:
+        # Closing order: the lock session last (``conn`` is closed by its owner, after).
+        with ExitStack() as held:
             if mutating:
                 configure_session(conn, settings)
-                progress.lock = take_deploy_lock(held, selected.conninfo, settings)
+                progress.lock = take_deploy_lock(held, conninfo, settings, shared=shared)
+                held.callback(_rollback_left_over, conn)  # runs before the lock is released
+                if shared:
+                    _refuse_lock_elsewhere(conn, progress.lock)
                 rows = read_ledger(conn)
                 problems = validation_problems(
                     rows, read_alembic_heads(conn), scripts, project_root()
@@ -371,8 +528,15 @@ def _run_online(
             f"migration failed and its transaction was rolled back; the database stays at {last}.\n"
             f"  {type(error).__name__}: {error}"
         ) from exc
-    finally:
-        engine.dispose()
+
+
+def _rollback_left_over(conn: Connection) -> None:
+    """Before the deploy lock goes: nothing of a failed revision may commit without it."""
+    if conn.in_transaction():
+        try:
+            conn.rollback()
+        except sa_exc.DBAPIError:
+            conn.invalidate()
 
 
 def _summarise(conn: Connection, progress: Progress) -> None:
