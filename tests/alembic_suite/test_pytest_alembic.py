@@ -1,0 +1,112 @@
+"""pytest-alembic's standard checks, run in the default test run (issue 12.4).
+
+Imported explicitly (see ``conftest.py`` for why the plugin's collection is not used) and run
+through the real engine against a scratch database (``alembic_engine``):
+
+* ``test_single_head_revision``, ``test_upgrade``, ``test_model_definitions_match_ddl``;
+* experimental ``test_all_models_register_on_metadata`` (``env.py`` imports every model module);
+* ``test_up_down_consistency`` and experimental ``test_downgrade_leaves_no_trace`` do not apply:
+  Symphony migrations are forward-only and the engine refuses ``downgrade``. They are replaced by
+  :func:`test_downgrade_is_refused_and_leaves_the_database_at_head`.
+
+The tests below the imports check that it really was the scratch database that got migrated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from alembic.util import CommandError
+from pytest_alembic import MigrationContext
+from pytest_alembic.plugin.error import AlembicTestFailure
+from pytest_alembic.tests import default, experimental, test_single_head_revision, test_upgrade
+
+from symphony_schema.migration import api
+from tests.conftest import Database, PgServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.migration]
+
+__all__ = ["test_single_head_revision", "test_upgrade"]
+
+
+class NeedsTargetMetadata(Exception):
+    """The check needs ``target_metadata`` in ``env.py``'s ``context.configure`` (issue 12.2)."""
+
+
+def _needs_metadata(check: Callable[[MigrationContext], None], runner: MigrationContext) -> None:
+    """Run ``check``; its specific "no MetaData in env.py" failure becomes NeedsTargetMetadata."""
+    try:
+        check(runner)
+    except (RuntimeError, AlembicTestFailure) as exc:
+        if "does not provide a MetaData object" in str(exc) or "locate a MetaData" in str(exc):
+            raise NeedsTargetMetadata(str(exc)) from exc
+        raise
+
+
+# TODO(lead, on merging H10): delete the two xfail markers below. These checks need
+# ``target_metadata`` in the engine's ``context.configure``, which helper H10 adds; until then
+# only their specific "env.py provides no MetaData" failure is expected (any other failure
+# fails the run). strict=True: once the metadata is wired in they XPASS, which fails the run
+# until the markers are removed.
+_H10 = pytest.mark.xfail(
+    strict=True, raises=NeedsTargetMetadata, reason="target_metadata comes with H10 (12.2)"
+)
+
+
+@_H10
+def test_model_definitions_match_ddl(alembic_runner: MigrationContext) -> None:
+    _needs_metadata(default.test_model_definitions_match_ddl, alembic_runner)
+
+
+@_H10
+def test_all_models_register_on_metadata(alembic_runner: MigrationContext) -> None:
+    """Experimental: every model module is imported by ``env.py`` (clean interpreter)."""
+    _needs_metadata(experimental.test_all_models_register_on_metadata, alembic_runner)
+
+
+def _scratch_state(conninfo: str) -> tuple[list[str], list[str]]:
+    with psycopg.connect(conninfo) as conn:
+        ledger = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+        heads = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version")]
+    return ledger, heads
+
+
+def _symphony_ledger(pg_server: PgServer) -> object:
+    """The URL rule's database (embedded ``symphony``): what pytest-alembic must NOT migrate."""
+    with psycopg.connect(pg_server.conninfo("postgres")) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'symphony'").fetchone() is None:
+            return None
+    with psycopg.connect(pg_server.conninfo("symphony")) as conn:
+        if conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone() == (None,):
+            return []
+        return conn.execute(
+            "SELECT version, applied_at FROM public.schema_migrations ORDER BY 1"
+        ).fetchall()
+
+
+def test_pytest_alembic_upgrade_migrates_the_scratch_database(
+    alembic_runner: MigrationContext, empty_db: Database, pg_server: PgServer
+) -> None:
+    before = _symphony_ledger(pg_server)
+    test_upgrade(alembic_runner)
+    head = api.head_revision()
+    ledger, heads = _scratch_state(empty_db.conninfo)
+    revisions = [script.revision for script in api.script_directory().walk_revisions()]
+    assert ledger == sorted(revisions) and heads == [head]
+    assert alembic_runner.current == head
+    assert _symphony_ledger(pg_server) == before
+
+
+def test_downgrade_is_refused_and_leaves_the_database_at_head(
+    alembic_runner: MigrationContext, empty_db: Database
+) -> None:
+    """Replaces pytest-alembic's ``test_up_down_consistency``: downgrades must be refused."""
+    alembic_runner.migrate_up_to("heads", return_current=False)
+    at_head = _scratch_state(empty_db.conninfo)
+    with pytest.raises(CommandError, match="downgrade is refused"):
+        alembic_runner.migrate_down_one()
+    with pytest.raises(CommandError, match="downgrade is refused"):
+        alembic_runner.migrate_down_to("base")
+    assert _scratch_state(empty_db.conninfo) == at_head
