@@ -14,13 +14,17 @@ Online ``alembic upgrade``:
    and commit only if the lock session still holds the deploy lock;
 5. print one line per revision and a summary.
 
-Offline ``alembic upgrade --sql`` prints the version gate, the ledger DDL and, per revision, its
-SQL and ledger insert inside ``BEGIN``/``COMMIT``. ``downgrade`` and ``stamp`` are refused.
+Offline ``alembic upgrade --sql`` prints the version gate, ``SET lock_timeout`` and
+``statement_timeout``, the ledger DDL and, per revision, ``BEGIN``, the deploy lock (waiting at
+most ``deploy_lock_wait``), its SQL and ledger insert, ``COMMIT`` (ADR 0096). With
+``config.attributes["connection"]`` set, the online run migrates that connection's database
+(ADR 0095). ``downgrade`` and ``stamp`` are refused.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Collection, Mapping
@@ -44,7 +48,12 @@ from symphony_schema.database import select_database
 from symphony_schema.migration import MigrationRefused
 from symphony_schema.migration import sql as sql_runner
 from symphony_schema.migration.checksum import RevisionSourceError, read_revision
-from symphony_schema.migration.deploy_lock import DeployLock, DeployLockError, hold_deploy_lock
+from symphony_schema.migration.deploy_lock import (
+    DEPLOY_LOCK_SQL,
+    DeployLock,
+    DeployLockError,
+    hold_deploy_lock,
+)
 from symphony_schema.migration.ledger import (
     LEDGER_DDL,
     description_of,
@@ -240,14 +249,50 @@ def run(context: Any) -> None:
     progress = Progress(settings.quiet)
     try:
         if context.is_offline_mode():
-            _run_offline(context, progress)
+            _run_offline(context, settings, progress)
         else:
             _run_online(context, settings, progress, mutating=command == "upgrade")
     except (RevisionSourceError, sql_runner.RevisionSqlError) as exc:
         raise MigrationRefused(f"refusing to migrate: {exc}") from None
 
 
-def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
+#: A duration the offline script may carry: PostgreSQL's ``number[unit]`` and nothing else (the
+#: value is written into SQL, and no server is there to check it).
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?")
+
+
+def _offline_duration(name: str, value: str) -> tuple[str, bool]:
+    """``(SQL literal, is zero)`` for a knob of the offline script, or a refusal naming it."""
+    text = value.strip()
+    match = _DURATION_RE.fullmatch(text)
+    if match is None:
+        raise MigrationRefused(
+            f"invalid {name}={value!r} for the offline script: give a duration such as 10s, "
+            "2min or 0 (a number with an optional unit us, ms, s, min, h or d); no script "
+            "was written."
+        )
+    return "'" + text.replace("'", "''") + "'", float(match[1]) == 0
+
+
+def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress: Progress) -> None:
+    """Print the deploy script: gate, timeouts, ledger, then one locked transaction per revision.
+
+    The script carries the engine's safety (ADR 0096): the session's ``lock_timeout`` and
+    ``statement_timeout``; and, since a psql script cannot keep a second session holding the
+    deploy lock, every transaction it opens takes the lock first (waiting at most
+    ``deploy_lock_wait``, ``0``: ``NOWAIT``), so each revision commits with its ledger row under
+    the lock and serialises with ``alembic upgrade`` and other scripts.
+    """
+    lock_timeout, _ = _offline_duration("lock_timeout", settings.lock_timeout)
+    statement_timeout, _ = _offline_duration("statement_timeout", settings.statement_timeout)
+    wait, nowait = _offline_duration("deploy_lock_wait", settings.deploy_lock_wait)
+    take_lock = (
+        f"{DEPLOY_LOCK_SQL} NOWAIT;"
+        if nowait
+        else f"SET LOCAL lock_timeout = {wait};\n{DEPLOY_LOCK_SQL};\n"
+        f"SET LOCAL lock_timeout = {lock_timeout};"
+    )
+    create_ledger, rest_of_ledger = LEDGER_DDL.split(";\n", 1)
     context.configure(
         url="postgresql+psycopg://",
         literal_binds=True,
@@ -255,11 +300,24 @@ def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
         on_version_apply=progress.on_version_apply,
     )
     migration_context = context.get_context()
-    migration_context.impl.static_output(
-        "-- Symphony schema: offline migration script. The engine's version gate and ledger\n"
-        "-- come first; each revision commits together with its ledger row.\n"
-        f"{VERSION_GATE_SQL};\n\n{LEDGER_DDL};"
+    impl = migration_context.impl
+    impl.static_output(
+        "-- Symphony schema: offline migration script. Run it with psql -v ON_ERROR_STOP=1.\n"
+        "-- The engine's version gate, timeouts and ledger come first; every transaction takes\n"
+        "-- the deploy lock first, and each revision commits together with its ledger row.\n"
+        f"{VERSION_GATE_SQL};\n\n"
+        f"SET lock_timeout = {lock_timeout};\n"
+        f"SET statement_timeout = {statement_timeout};\n"
+        "SET client_connection_check_interval = '1s';\n\n"
+        f"BEGIN;\n{create_ledger};\n{take_lock}\n{rest_of_ledger};\nCOMMIT;\n"
     )
+
+    def begin_and_lock() -> None:
+        impl.static_output(f"BEGIN;\n{take_lock}")
+
+    # Every BEGIN Alembic writes (one per revision, and the one after a non-transactional
+    # revision's autocommit block) is followed by the deploy lock.
+    setattr(impl, "emit_begin", begin_and_lock)  # noqa: B010
     with context.begin_transaction():
         context.run_migrations()
 
