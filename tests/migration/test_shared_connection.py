@@ -8,6 +8,8 @@ applies only when none is given.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from alembic import command
 from symphony_schema.migration import api
 from tests.conftest import Database, PgServer
+from tests.migration.conftest import make_tree
 
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
 
@@ -120,3 +123,30 @@ def test_shared_connection_of_another_kind_is_refused(empty_db: Database) -> Non
     with pytest.raises(CommandError, match=r"config.attributes\['connection'\]"):
         command.upgrade(cfg, "head")
     assert _ledger(empty_db.conninfo) == []
+
+
+def test_failing_revision_on_a_shared_connection_hands_it_back_usable(
+    tmp_path: Path, empty_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = make_tree(tmp_path / "project", empty_db.url)
+    first = tree.add("one", "CREATE TABLE one (id int);")
+    tree.add("two", "CREATE TABLE two (id int); SELECT 1/0;")
+    monkeypatch.setenv("SYMPHONY_PROJECT_ROOT", str(tree.root))
+    cfg = api.alembic_config(script_location=tree.root / "alembic")
+    engine = sa.create_engine(empty_db.url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = '3s'"))
+            conn.commit()
+            cfg.attributes["connection"] = conn
+            with pytest.raises(CommandError, match="division by zero"):
+                command.upgrade(cfg, "head")
+            assert not conn.in_transaction()
+            assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "3s"
+            conn.rollback()
+    finally:
+        engine.dispose()
+    assert _ledger(empty_db.conninfo) == [first]
+    with psycopg.connect(empty_db.conninfo) as check:
+        # The lock session is gone with the run: nobody holds the deploy lock any more.
+        check.execute("LOCK TABLE public.schema_migrations IN SHARE UPDATE EXCLUSIVE MODE NOWAIT")
