@@ -302,9 +302,11 @@ def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress
     migration_context = context.get_context()
     impl = migration_context.impl
     impl.static_output(
-        "-- Symphony schema: offline migration script. Run it with psql -v ON_ERROR_STOP=1.\n"
-        "-- The engine's version gate, timeouts and ledger come first; every transaction takes\n"
-        "-- the deploy lock first, and each revision commits together with its ledger row.\n"
+        "-- Symphony schema: offline migration script for psql. The engine's version gate,\n"
+        "-- timeouts and ledger come first; every transaction takes the deploy lock first, and\n"
+        "-- each revision commits together with its ledger row. psql must stop at the first\n"
+        "-- error (a failed lock would otherwise let the next revision run): the script says so.\n"
+        "\\set ON_ERROR_STOP on\n"
         f"{VERSION_GATE_SQL};\n\n"
         f"SET lock_timeout = {lock_timeout};\n"
         f"SET statement_timeout = {statement_timeout};\n"
@@ -450,6 +452,10 @@ def _run_shared(
             f"{SHARED} is a {type(shared).__name__}: give a SQLAlchemy Connection or Engine "
             "(psycopg 3 driver, postgresql+psycopg://), or leave it unset to use the URL rule; "
             "nothing was applied."
+        )
+    if shared.closed or shared.invalidated:
+        raise MigrationRefused(
+            f"the connection in {SHARED} is closed or invalidated; nothing was applied."
         )
     if conn_in_transaction(shared):
         raise MigrationRefused(

@@ -198,3 +198,23 @@ def test_script_with_a_non_transactional_revision_locks_again_for_its_ledger_row
     assert result.returncode == 0, result.stderr
     assert _indexes(empty_db.conninfo) == {"ix_a_v": True, "ix_b_v": True}
     assert state(empty_db.conninfo) == (tree.revisions, [rev])
+
+
+def test_script_stops_at_the_first_error_even_without_on_error_stop(
+    tree: RevisionTree, empty_db: Database
+) -> None:
+    """Without ON_ERROR_STOP psql would go on after a failed LOCK: the next revision would run."""
+    tree.add("one", "CREATE TABLE one (id int); SELECT 1/0;")
+    tree.add("two", "CREATE TABLE two (id int);")
+    script = offline_script(tree)
+    result = subprocess.run(
+        [str(embedded.binary("psql")), "-X", "-q", "-d", empty_db.conninfo],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0 and "division by zero" in result.stderr
+    with psycopg.connect(empty_db.conninfo) as conn:
+        assert conn.execute("SELECT to_regclass('public.two')").fetchone() == (None,)
+    assert state(empty_db.conninfo) == ([], [])

@@ -150,3 +150,17 @@ def test_failing_revision_on_a_shared_connection_hands_it_back_usable(
     with psycopg.connect(empty_db.conninfo) as check:
         # The lock session is gone with the run: nobody holds the deploy lock any more.
         check.execute("LOCK TABLE public.schema_migrations IN SHARE UPDATE EXCLUSIVE MODE NOWAIT")
+
+
+def test_closed_shared_connection_is_refused_in_one_line(empty_db: Database) -> None:
+    engine = sa.create_engine(empty_db.url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            pass
+        cfg = api.alembic_config()
+        cfg.attributes["connection"] = conn
+        with pytest.raises(CommandError, match="closed or invalidated"):
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+    assert _ledger(empty_db.conninfo) == []
