@@ -20,6 +20,7 @@ from alembic import command
 from symphony_schema.migration import api
 from tests.conftest import Database, PgServer
 from tests.migration.conftest import make_tree
+from tests.migration.test_deploy_lock import _login
 
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
 
@@ -164,3 +165,23 @@ def test_closed_shared_connection_is_refused_in_one_line(empty_db: Database) -> 
     finally:
         engine.dispose()
     assert _ledger(empty_db.conninfo) == []
+
+
+def test_lock_session_logs_in_as_the_shared_connections_user(
+    migrated_db: Database, pg_server: PgServer
+) -> None:
+    """The second session uses the shared connection's parameters (its login), not the URL rule
+    or the superuser: a read-only login is refused the deploy lock (42501), nothing changes."""
+    before = _ledger(migrated_db.conninfo)
+    for login in _login(pg_server, "symphony_readonly"):
+        engine = sa.create_engine(
+            pg_server.sqlalchemy_url(migrated_db.name, login), poolclass=NullPool
+        )
+        try:
+            cfg = api.alembic_config()
+            cfg.attributes["connection"] = engine
+            with pytest.raises(CommandError, match=r"may not take the deploy lock.*42501"):
+                command.upgrade(cfg, "head")
+        finally:
+            engine.dispose()
+    assert _ledger(migrated_db.conninfo) == before
