@@ -457,7 +457,7 @@ def _run_shared(
         raise MigrationRefused(
             f"the connection in {SHARED} is closed or invalidated; nothing was applied."
         )
-    if conn_in_transaction(shared):
+    if _in_transaction(shared):
         raise MigrationRefused(
             f"the connection in {SHARED} is inside a transaction: the Symphony engine commits "
             "each revision together with its ledger row and cannot do that inside the "
@@ -481,7 +481,7 @@ def _run_shared(
     )
     try:
         _refuse_old_server(raw)
-        shared.rollback()  # SHOW began a transaction
+        raw.rollback()  # SHOW began a transaction (on the driver connection, behind SQLAlchemy)
         if not settings.quiet:
             print(
                 f"migrating the database of {SHARED}: {redact_conninfo(raw.info.dsn)}",
@@ -500,7 +500,7 @@ def _run_shared(
 _SAVED_SETTINGS = ("lock_timeout", "statement_timeout", "client_connection_check_interval")
 
 
-def conn_in_transaction(conn: Connection) -> bool:
+def _in_transaction(conn: Connection) -> bool:
     return conn.in_transaction() or conn.in_nested_transaction()
 
 
