@@ -89,6 +89,8 @@ _HELD_SQL: LiteralString = """
 SELECT EXISTS (
     SELECT 1 FROM pg_catalog.pg_locks
      WHERE pid = %s AND locktype = 'relation' AND granted
+       AND database = (SELECT oid FROM pg_catalog.pg_database
+                        WHERE datname = pg_catalog.current_database())
        AND relation = pg_catalog.to_regclass('public.schema_migrations')
        AND mode = 'ShareUpdateExclusiveLock')
 """

@@ -14,13 +14,18 @@ Online ``alembic upgrade``:
    and commit only if the lock session still holds the deploy lock;
 5. print one line per revision and a summary.
 
-Offline ``alembic upgrade --sql`` prints the version gate, the ledger DDL and, per revision, its
-SQL and ledger insert inside ``BEGIN``/``COMMIT``. ``downgrade`` and ``stamp`` are refused.
+Offline ``alembic upgrade --sql`` prints the version gate, ``SET lock_timeout`` and
+``statement_timeout``, the ledger DDL and, per revision, ``BEGIN``, the deploy lock (waiting at
+most ``deploy_lock_wait``), its SQL and ledger insert, ``COMMIT`` (ADR 0096). With
+``config.attributes["connection"]`` set, the online run migrates that connection's database
+(ADR 0095). ``downgrade`` and ``stamp`` are refused.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 import time
 from collections.abc import Collection, Mapping
 from contextlib import ExitStack
@@ -33,6 +38,7 @@ import sqlalchemy as sa
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import Script
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
@@ -42,7 +48,12 @@ from symphony_schema.database import select_database
 from symphony_schema.migration import MigrationRefused, autogen
 from symphony_schema.migration import sql as sql_runner
 from symphony_schema.migration.checksum import RevisionSourceError, read_revision
-from symphony_schema.migration.deploy_lock import DeployLock, DeployLockError, hold_deploy_lock
+from symphony_schema.migration.deploy_lock import (
+    DEPLOY_LOCK_SQL,
+    DeployLock,
+    DeployLockError,
+    hold_deploy_lock,
+)
 from symphony_schema.migration.ledger import (
     LEDGER_DDL,
     description_of,
@@ -53,6 +64,7 @@ from symphony_schema.migration.ledger import (
     validation_problems,
 )
 from symphony_schema.migration.loader import source_of, use_source_only
+from symphony_schema.redact import redact_conninfo
 
 MIN_SERVER_VERSION_NUM = 180000
 MIN_SERVER_VERSION = "18"
@@ -239,14 +251,50 @@ def run(context: Any) -> None:
         if autogen.write_revision_only(context):  # plain `alembic revision`: no database
             return
         if context.is_offline_mode():
-            _run_offline(context, progress)
+            _run_offline(context, settings, progress)
         else:
             _run_online(context, settings, progress, mutating=command == "upgrade")
     except (RevisionSourceError, sql_runner.RevisionSqlError) as exc:
         raise MigrationRefused(f"refusing to migrate: {exc}") from None
 
 
-def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
+#: A duration the offline script may carry: PostgreSQL's ``number[unit]`` and nothing else (the
+#: value is written into SQL, and no server is there to check it).
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?")
+
+
+def _offline_duration(name: str, value: str) -> tuple[str, bool]:
+    """``(SQL literal, is zero)`` for a knob of the offline script, or a refusal naming it."""
+    text = value.strip()
+    match = _DURATION_RE.fullmatch(text)
+    if match is None:
+        raise MigrationRefused(
+            f"invalid {name}={value!r} for the offline script: give a duration such as 10s, "
+            "2min or 0 (a number with an optional unit us, ms, s, min, h or d); no script "
+            "was written."
+        )
+    return "'" + text.replace("'", "''") + "'", float(match[1]) == 0
+
+
+def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress: Progress) -> None:
+    """Print the deploy script: gate, timeouts, ledger, then one locked transaction per revision.
+
+    The script carries the engine's safety (ADR 0096): the session's ``lock_timeout`` and
+    ``statement_timeout``; and, since a psql script cannot keep a second session holding the
+    deploy lock, every transaction it opens takes the lock first (waiting at most
+    ``deploy_lock_wait``, ``0``: ``NOWAIT``), so each revision commits with its ledger row under
+    the lock and serialises with ``alembic upgrade`` and other scripts.
+    """
+    lock_timeout, _ = _offline_duration("lock_timeout", settings.lock_timeout)
+    statement_timeout, _ = _offline_duration("statement_timeout", settings.statement_timeout)
+    wait, nowait = _offline_duration("deploy_lock_wait", settings.deploy_lock_wait)
+    take_lock = (
+        f"{DEPLOY_LOCK_SQL} NOWAIT;"
+        if nowait
+        else f"SET LOCAL lock_timeout = {wait};\n{DEPLOY_LOCK_SQL};\n"
+        f"SET LOCAL lock_timeout = {lock_timeout};"
+    )
+    create_ledger, rest_of_ledger = LEDGER_DDL.split(";\n", 1)
     context.configure(
         url="postgresql+psycopg://",
         literal_binds=True,
@@ -254,11 +302,26 @@ def _run_offline(context: EnvironmentContext, progress: Progress) -> None:
         on_version_apply=progress.on_version_apply,
     )
     migration_context = context.get_context()
-    migration_context.impl.static_output(
-        "-- Symphony schema: offline migration script. The engine's version gate and ledger\n"
-        "-- come first; each revision commits together with its ledger row.\n"
-        f"{VERSION_GATE_SQL};\n\n{LEDGER_DDL};"
+    impl = migration_context.impl
+    impl.static_output(
+        "-- Symphony schema: offline migration script for psql. The engine's version gate,\n"
+        "-- timeouts and ledger come first; every transaction takes the deploy lock first, and\n"
+        "-- each revision commits together with its ledger row. psql must stop at the first\n"
+        "-- error (a failed lock would otherwise let the next revision run): the script says so.\n"
+        "\\set ON_ERROR_STOP on\n"
+        f"{VERSION_GATE_SQL};\n\n"
+        f"SET lock_timeout = {lock_timeout};\n"
+        f"SET statement_timeout = {statement_timeout};\n"
+        "SET client_connection_check_interval = '1s';\n\n"
+        f"BEGIN;\n{create_ledger};\n{take_lock}\n{rest_of_ledger};\nCOMMIT;\n"
     )
+
+    def begin_and_lock() -> None:
+        impl.static_output(f"BEGIN;\n{take_lock}")
+
+    # Every BEGIN Alembic writes (one per revision, and the one after a non-transactional
+    # revision's autocommit block) is followed by the deploy lock.
+    setattr(impl, "emit_begin", begin_and_lock)  # noqa: B010
     with context.begin_transaction():
         context.run_migrations()
 
@@ -271,10 +334,14 @@ def check_server_version(conninfo: str) -> str:
     """
     try:
         with psycopg.connect(conninfo, connect_timeout=30) as raw:
-            number = raw.info.server_version
-            shown = raw.execute("SHOW server_version").fetchone()
+            return _refuse_old_server(raw)
     except psycopg.OperationalError as exc:
         raise MigrationRefused(f"cannot connect to the database: {exc}") from exc
+
+
+def _refuse_old_server(raw: psycopg.Connection[Any]) -> str:
+    number = raw.info.server_version
+    shown = raw.execute("SHOW server_version").fetchone()
     raw_text = shown[0] if shown else str(number)
     text = raw_text.decode() if isinstance(raw_text, bytes) else str(raw_text)
     if number < MIN_SERVER_VERSION_NUM:
@@ -305,28 +372,182 @@ def configure_session(conn: Connection, settings: EngineSettings) -> None:
     conn.commit()
 
 
-def take_deploy_lock(held: ExitStack, conninfo: str, settings: EngineSettings) -> DeployLock:
-    """Hold the deploy lock in a second session until ``held`` closes (ADR 0065)."""
+def take_deploy_lock(
+    held: ExitStack, conninfo: str, settings: EngineSettings, *, shared: bool = False
+) -> DeployLock:
+    """Hold the deploy lock in a second session until ``held`` closes (ADR 0065).
+
+    ``shared``: ``conninfo`` was derived from the caller's connection (ADR 0095); a failure to
+    open the second session says so.
+    """
     try:
         return held.enter_context(hold_deploy_lock(conninfo, settings.deploy_lock_wait))
     except DeployLockError as exc:
+        if shared and str(exc).startswith("cannot connect"):
+            raise MigrationRefused(
+                f"{exc}. The deploy lock is held by a second session opened with the parameters "
+                f"of the connection in {SHARED} ({redact_conninfo(conninfo)}); they must allow a "
+                "second login (a password the driver was given, a passfile or a trusted "
+                "socket). Nothing was applied."
+            ) from None
         raise MigrationRefused(str(exc)) from None
+
+
+def _refuse_lock_elsewhere(conn: Connection, lock: DeployLock) -> None:
+    """The lock session opened from the shared connection's parameters must be on its database."""
+    try:
+        lock.check_held(lambda query, pid: conn.exec_driver_sql(query, (pid,)).scalar())
+    except DeployLockError:
+        raise MigrationRefused(
+            f"the deploy-lock session opened with the parameters of the connection in {SHARED} "
+            f"(pid {lock.pid}) holds no deploy lock on that connection's database: the "
+            "parameters lead to another server or database (a pooler?). Nothing was applied."
+        ) from None
+    conn.commit()
+
+
+#: Where Alembic's documented shared connection comes from (ADR 0095).
+SHARED = "config.attributes['connection']"
 
 
 def _run_online(
     context: EnvironmentContext, settings: EngineSettings, progress: Progress, *, mutating: bool
 ) -> None:
+    shared = context.config.attributes.get("connection")
+    if shared is not None:
+        _run_shared(shared, context, settings, progress, mutating=mutating)
+        return
     xargs = _x_arguments(context)
     selected = select_database(xargs.get("url"), announce=not settings.quiet)
     engine = sa.create_engine(selected.url, poolclass=NullPool)
-    scripts = context.script
     check_server_version(selected.conninfo)
     try:
-        # Closing order: the migrating session first, then the lock session.
-        with ExitStack() as held, engine.connect() as conn:
+        with engine.connect() as conn:
+            _migrate(context, conn, selected.conninfo, settings, progress, mutating=mutating)
+    finally:
+        engine.dispose()
+
+
+def _run_shared(
+    shared: object,
+    context: EnvironmentContext,
+    settings: EngineSettings,
+    progress: Progress,
+    *,
+    mutating: bool,
+) -> None:
+    """Migrate the database of the connection (or engine) the caller shared (ADR 0095).
+
+    Everything the URL path does happens on it: the version gate, the deploy lock (held by a
+    second session opened with the same connection parameters), validation, the ledger and one
+    transaction per revision. That last point is why a connection already inside a transaction
+    (Alembic's "external transaction" recipe, ``engine.begin()``) is refused: the engine commits
+    each revision with its ledger row, which it cannot do inside the caller's transaction. The
+    caller's session settings changed here (timeouts) are put back before returning.
+    """
+    if isinstance(shared, sa.Engine):
+        with shared.connect() as conn:
+            _run_shared(conn, context, settings, progress, mutating=mutating)
+        return
+    if not isinstance(shared, Connection):
+        raise MigrationRefused(
+            f"{SHARED} is a {type(shared).__name__}: give a SQLAlchemy Connection or Engine "
+            "(psycopg 3 driver, postgresql+psycopg://), or leave it unset to use the URL rule; "
+            "nothing was applied."
+        )
+    if shared.closed or shared.invalidated:
+        raise MigrationRefused(
+            f"the connection in {SHARED} is closed or invalidated; nothing was applied."
+        )
+    if _in_transaction(shared):
+        raise MigrationRefused(
+            f"the connection in {SHARED} is inside a transaction: the Symphony engine commits "
+            "each revision together with its ledger row and cannot do that inside the "
+            "caller's transaction (ADR 0095). Pass engine.connect() (not engine.begin()) or "
+            "the Engine itself, or commit first; nothing was applied."
+        )
+    raw = shared.connection.dbapi_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise MigrationRefused(
+            f"the connection in {SHARED} does not use the psycopg 3 driver (dialect driver "
+            f"{shared.dialect.driver!r}): the engine opens its deploy-lock session with the "
+            "same connection parameters through psycopg; use postgresql+psycopg://. "
+            "Nothing was applied."
+        )
+    # The second (deploy-lock) session: the very parameters libpq used for this connection,
+    # password included (info.dsn leaves it out).
+    conninfo = (
+        make_conninfo(raw.info.dsn, password=raw.info.password)
+        if raw.info.password
+        else raw.info.dsn
+    )
+    try:
+        _refuse_old_server(raw)
+        raw.rollback()  # SHOW began a transaction (on the driver connection, behind SQLAlchemy)
+        if not settings.quiet:
+            print(
+                f"migrating the database of {SHARED}: {redact_conninfo(raw.info.dsn)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        saved = _session_settings(shared)
+    except (sa_exc.DBAPIError, psycopg.Error) as exc:
+        raise MigrationRefused(f"cannot use the connection in {SHARED}: {exc}") from exc
+    try:
+        _migrate(context, shared, conninfo, settings, progress, mutating=mutating, shared=True)
+    finally:
+        _restore_session_settings(shared, saved)
+
+
+_SAVED_SETTINGS = ("lock_timeout", "statement_timeout", "client_connection_check_interval")
+
+
+def _in_transaction(conn: Connection) -> bool:
+    return conn.in_transaction() or conn.in_nested_transaction()
+
+
+def _session_settings(conn: Connection) -> dict[str, str]:
+    query = sa.text("SELECT pg_catalog.current_setting(:n)")
+    values = {name: str(conn.execute(query, {"n": name}).scalar()) for name in _SAVED_SETTINGS}
+    conn.commit()
+    return values
+
+
+def _restore_session_settings(conn: Connection, saved: dict[str, str]) -> None:
+    """Best effort: a connection broken by the failure keeps the original error in front."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        for name, value in saved.items():
+            conn.execute(
+                sa.text("SELECT pg_catalog.set_config(:n, :v, false)"), {"n": name, "v": value}
+            )
+        conn.commit()
+    except sa_exc.DBAPIError:
+        conn.rollback()
+
+
+def _migrate(
+    context: EnvironmentContext,
+    conn: Connection,
+    conninfo: str,
+    settings: EngineSettings,
+    progress: Progress,
+    *,
+    mutating: bool,
+    shared: bool = False,
+) -> None:
+    """Validate, lock and migrate on ``conn``; ``conninfo`` opens the deploy-lock session."""
+    scripts = context.script
+    try:
+        # Closing order: the lock session last (``conn`` is closed by its owner, after).
+        with ExitStack() as held:
             if mutating:
                 configure_session(conn, settings)
-                progress.lock = take_deploy_lock(held, selected.conninfo, settings)
+                progress.lock = take_deploy_lock(held, conninfo, settings, shared=shared)
+                held.callback(_rollback_left_over, conn)  # runs before the lock is released
+                if shared:
+                    _refuse_lock_elsewhere(conn, progress.lock)
                 rows = read_ledger(conn)
                 problems = validation_problems(
                     rows, read_alembic_heads(conn), scripts, project_root()
@@ -375,8 +596,15 @@ def _run_online(
             f"migration failed and its transaction was rolled back; the database stays at {last}.\n"
             f"  {type(error).__name__}: {error}"
         ) from exc
-    finally:
-        engine.dispose()
+
+
+def _rollback_left_over(conn: Connection) -> None:
+    """Before the deploy lock goes: nothing of a failed revision may commit without it."""
+    if conn.in_transaction():
+        try:
+            conn.rollback()
+        except sa_exc.DBAPIError:
+            conn.invalidate()
 
 
 def _summarise(conn: Connection, progress: Progress) -> None:
