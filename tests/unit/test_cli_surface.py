@@ -262,10 +262,11 @@ def test_alembic_with_a_bad_url_fails_in_one_line(
         timeout=120,
     )
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
-    # Alembic's own convention for a refused command: one "FAILED: ..." line, exit status 255.
-    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED:")]
-    assert len(failed) == 1 and expected in failed[0], result.stdout + result.stderr
-    assert result.returncode == 255
+    # Like every symphony-schema command: one line naming the source, exit status 2.
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.stdout + result.stderr
+    assert lines[0].startswith("alembic: error: "), lines
+    assert result.returncode == 2
 
 
 # -- item 9: `alembic upgrade head --sql | head` exits quietly -----------------------------------
