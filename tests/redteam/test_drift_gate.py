@@ -1,0 +1,68 @@
+"""Red team of live drift, boot-check and the gate (issue 11 item 5 and 8, issue 18 item 2).
+
+Each tamper is what an operator with a superuser session, or a revision slipped past review,
+would do to a production database whose ledger is intact. Live drift (``symphony-schema
+drift``) must name it and exit 1; the security-relevant ones must also make ``boot-check``
+refuse the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from symphony_schema import policy
+from symphony_schema.cli import main
+from symphony_schema.invariants import gate
+from tests.conftest import Database
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def seeded(migrated_db: Database) -> Database:
+    policy.seed_policy_file(migrated_db.conninfo, policy.DEFAULT_POLICY_FILE)
+    return migrated_db
+
+
+def drift(url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(["drift", "--url", url])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def failed_gate_checks(conninfo: str) -> list[str]:
+    with psycopg.connect(conninfo) as conn:
+        return [r.ref for r in gate.run_gate(conn) if str(r.status).lower() != "pass"]
+
+
+def test_a_column_grant_on_the_key_table_is_named_by_live_drift_and_refused_at_boot(
+    seeded: Database, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``GRANT UPDATE (created_at) ON payment_outbox_idempotency_keys TO symphony_ingest`` lets
+    an ingest login ``SELECT ... FOR UPDATE`` a key row and so block that payment's enqueue (the
+    hole ADR 0062 closed). The gate saw column grants; live drift and boot-check did not."""
+    db.execute(
+        "GRANT UPDATE (created_at) ON public.payment_outbox_idempotency_keys TO symphony_ingest"
+    )
+    code, out = drift(seeded.url, capsys)
+    assert code == 1, out
+    assert (
+        "+column public.payment_outbox_idempotency_keys.created_at: symphony_ingest UPDATE" in out
+    ), out
+    reasons = policy.boot_check(seeded.conninfo)
+    assert any("live drift in ACLs" in r and "symphony_ingest UPDATE" in r for r in reasons), (
+        reasons
+    )
+    assert "gate:privilege-matrix" in failed_gate_checks(seeded.conninfo)
+
+
+def test_a_column_grant_on_the_ledger_is_named_by_live_drift(
+    seeded: Database, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.execute("GRANT UPDATE (state) ON public.payment_outbox_attempts TO symphony_control")
+    code, out = drift(seeded.url, capsys)
+    assert code == 1, out
+    assert "+column public.payment_outbox_attempts.state: symphony_control UPDATE" in out, out
