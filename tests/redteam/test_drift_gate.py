@@ -66,3 +66,39 @@ def test_a_column_grant_on_the_ledger_is_named_by_live_drift(
     code, out = drift(seeded.url, capsys)
     assert code == 1, out
     assert "+column public.payment_outbox_attempts.state: symphony_control UPDATE" in out, out
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        # A SQL-standard body: prosrc is empty, the call lives in prosqlbody.
+        [
+            "CREATE FUNCTION public.hold(p_key bigint) RETURNS void LANGUAGE sql "
+            "BEGIN ATOMIC SELECT pg_catalog.pg_advisory_xact_lock(p_key); END"
+        ],
+        # A Unicode-escaped identifier: the name never appears in the body's text.
+        [
+            "CREATE FUNCTION public.hold(p_key bigint) RETURNS void LANGUAGE plpgsql AS $$ "
+            'BEGIN PERFORM pg_catalog.U&"pg\\005fadvisory_xact_lock"(p_key); END $$'
+        ],
+        # A wrapper in another schema, called from public.
+        [
+            "CREATE SCHEMA helpers",
+            "CREATE FUNCTION helpers.wait_for(p_key bigint) RETURNS void LANGUAGE plpgsql AS $$ "
+            "BEGIN PERFORM pg_catalog.pg_advisory_xact_lock(p_key); END $$",
+            "CREATE FUNCTION public.hold(p_key bigint) RETURNS void LANGUAGE plpgsql AS $$ "
+            "BEGIN PERFORM helpers.wait_for(p_key); END $$",
+        ],
+    ],
+    ids=["begin-atomic", "unicode-escape", "other-schema"],
+)
+def test_an_advisory_lock_is_found_however_the_function_spells_it(
+    migrated_db: Database, db: psycopg.Connection[Any], statements: list[str]
+) -> None:
+    """INV-019 (``gate:no-advisory-locks``) read ``prosrc`` of functions in ``public`` with a
+    regular expression (ADR 0062). Each variant here takes an advisory lock that any login can
+    hold, and each passed the gate."""
+    for statement in statements:
+        db.execute(statement)
+    db.execute("SELECT public.hold(1)")  # the function really calls the lock function
+    assert "gate:no-advisory-locks" in failed_gate_checks(migrated_db.conninfo)
