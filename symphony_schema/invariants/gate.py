@@ -237,10 +237,12 @@ def check_privilege_matrix(conn: Conn) -> list[str]:
 def check_role_memberships(conn: Conn) -> list[str]:
     """Memberships that involve a Symphony role follow ADR 0070: Symphony roles are members of
     nothing, only the migrating user holds symphony_owner, nobody holds a runtime role WITH
-    ADMIN OPTION but the migrating user."""
+    ADMIN OPTION but the migrating user; a role that holds a runtime role reaches no predefined
+    role (ADR 0100)."""
+    migrating_user = privileges.read_migrating_user(conn)
     return privileges.diff_memberships(
-        privileges.read_memberships(conn), privileges.read_migrating_user(conn)
-    )
+        privileges.read_memberships(conn), migrating_user
+    ) + privileges.predefined_role_problems(conn, migrating_user)
 
 
 def check_effective_privileges(conn: Conn) -> list[str]:

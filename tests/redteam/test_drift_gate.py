@@ -17,6 +17,7 @@ from symphony_schema import policy
 from symphony_schema.cli import main
 from symphony_schema.invariants import gate
 from tests.conftest import Database
+from tests.integration.conftest import LoginFactory
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +103,37 @@ def test_an_advisory_lock_is_found_however_the_function_spells_it(
         db.execute(statement)
     db.execute("SELECT public.hold(1)")  # the function really calls the lock function
     assert "gate:no-advisory-locks" in failed_gate_checks(migrated_db.conninfo)
+
+
+def gate_details(conninfo: str, ref: str) -> list[str]:
+    with psycopg.connect(conninfo) as conn:
+        (result,) = [r for r in gate.run_gate(conn) if r.ref == ref]
+        return list(result.details)
+
+
+@pytest.mark.parametrize(
+    "predefined", ["pg_execute_server_program", "pg_signal_backend", "pg_write_server_files"]
+)
+def test_a_runtime_login_in_a_predefined_role_fails_the_gate(
+    migrated_db: Database,
+    db: psycopg.Connection[Any],
+    login: LoginFactory,
+    predefined: str,
+) -> None:
+    """A service login that holds ``symphony_executor`` and, through a group, a predefined role
+    passed the gate: ``pg_execute_server_program`` runs OS commands as the server (``COPY ...
+    FROM PROGRAM``), the ``*_server_files`` roles read and write the data directory, and
+    ``pg_signal_backend`` can terminate the deploy lock's session and every worker. None of them
+    grants a privilege on an object, so ``effective-privileges`` saw nothing, and the membership
+    involves no Symphony role, so ``role-memberships`` saw nothing either."""
+    worker = login("symphony_executor")
+    group = f"{worker.name}_ops"
+    db.execute(f"CREATE ROLE {group} NOLOGIN")
+    try:
+        db.execute(f"GRANT {predefined} TO {group}")
+        db.execute(f"GRANT {group} TO {worker.name}")
+        details = gate_details(migrated_db.conninfo, "gate:role-memberships")
+        assert any(worker.name in line and predefined in line for line in details), details
+        assert not any(line.startswith(f"{group} ") for line in details), "only role holders"
+    finally:
+        db.execute(f"DROP ROLE {group}")
