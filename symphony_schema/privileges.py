@@ -286,10 +286,12 @@ COMPLETE_OUTBOX_ATTEMPTS_BATCH: Final = function(
 
 #: Revision 0011: the control plane's way to change the stored retry ceiling (ADR 0061).
 SET_OUTBOX_RETRY_CEILING: Final = function("set_outbox_retry_ceiling", ("p_ceiling", "integer"))
-#: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063).
-GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert", security_definer=False)
-#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063).
-GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write", security_definer=False)
+#: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063);
+#: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
+GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
+#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063);
+#: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
+GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (

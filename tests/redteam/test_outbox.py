@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from tests.integration.conftest import LoginFactory, Outbox
 
@@ -102,3 +103,64 @@ def test_a_runtime_login_idle_in_a_transaction_blocks_no_other_payment(
     control = login("symphony_control")
     control.conn.execute("SET lock_timeout = '2s'")
     control.conn.execute("SELECT public.set_outbox_retry_ceiling(7)")
+
+
+def _job_values(admin: Outbox, outbox_id: Any) -> tuple[Any, ...]:
+    row = admin.pending(outbox_id)
+    assert row is not None
+    return (
+        outbox_id,
+        row["instruction_id"],
+        row["participant_id"],
+        row["sequence_id"],
+        row["idempotency_key"],
+        row["rail_type"],
+        Jsonb(row["payload"]),
+    )
+
+
+def test_concurrent_control_requeue_and_outcome_cannot_both_pass_the_p7005_guards(
+    db: psycopg.Connection[Any], login: LoginFactory, outbox_for: type[Outbox]
+) -> None:
+    """Two control sessions race on one job: one queues it again, the other records its
+    terminal outcome. Each guard (ADR 0063) only saw committed rows, so both passed; the worker's
+    completion then failed for ever with 23505 (uq_payment_outbox_attempts_one_terminal), the
+    undocumented end issue 11 item 4 forbids. Now the second writer waits for the first and
+    gets P7005."""
+    admin = outbox_for(db)
+    outbox_id = admin.enqueue("instr-race")[0]
+    values = _job_values(admin, outbox_id)
+    db.execute("DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s", (outbox_id,))
+    requeue, outcome = (login("symphony_control", autocommit=False) for _ in range(2))
+    requeue.conn.execute(
+        "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id, participant_id,"
+        " sequence_id, idempotency_key, rail_type, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        values,
+    )
+
+    def record_outcome() -> None:
+        outcome.conn.execute("SET lock_timeout = '20s'")
+        outcome.conn.execute(
+            "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id,"
+            " participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no,"
+            " state, completed_at, worker_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, 1, 'DISPATCHED', now(), 'control')",
+            values,
+        )
+        outcome.conn.commit()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(record_outcome)
+        finished, _ = wait([future], timeout=1)
+        requeue.conn.commit()
+        with pytest.raises(psycopg.Error) as refused:
+            future.result(timeout=30)
+    assert refused.value.sqlstate == "P7005", refused.value
+    assert not finished, "the outcome waited for the requeue to commit"
+    outcome.conn.rollback()
+    claimed = admin.claim(10, "w", 60)
+    assert [r.outbox_id for r in claimed] == [outbox_id]
+    assert admin.complete(outbox_id, claimed[0].lease_token, "w", "DISPATCHED") == (
+        1,
+        "DISPATCHED",
+    )
