@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0011_outbox_hardening.
+-- Symphony schema baseline at revision 0012_serialise_the_p7005_guards.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1105,10 +1105,20 @@ COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_parti
 --
 
 CREATE FUNCTION public.guard_outbox_attempts_insert() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
+    -- Serialise with every other writer of this payment (enqueue, the other guard).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id)
+    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id)
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
+    UPDATE public.payment_outbox_idempotency_keys AS k
+       SET outbox_id = k.outbox_id
+     WHERE k.instruction_id = NEW.instruction_id
+       AND k.idempotency_key = NEW.idempotency_key;
+
     PERFORM 1
        FROM public.payment_outbox_pending AS p
       WHERE p.outbox_id = NEW.outbox_id
@@ -1131,7 +1141,7 @@ ALTER FUNCTION public.guard_outbox_attempts_insert() OWNER TO symphony_owner;
 -- Name: FUNCTION guard_outbox_attempts_insert(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS 'Trigger function: refuses (P7005) an attempt inserted by anyone but the outbox functions for a job that is still in public.payment_outbox_pending.';
+COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS 'Trigger function: refuses (P7005) an attempt inserted by anyone but the outbox functions for a job that is still in public.payment_outbox_pending; serialised with enqueue and the queue guard on the payment''s row in payment_outbox_idempotency_keys.';
 
 
 --
@@ -1139,10 +1149,20 @@ COMMENT ON FUNCTION public.guard_outbox_attempts_insert() IS 'Trigger function: 
 --
 
 CREATE FUNCTION public.guard_outbox_pending_write() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
+    -- Serialise with every other writer of this payment (enqueue, the other guard).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id)
+    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id)
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
+    UPDATE public.payment_outbox_idempotency_keys AS k
+       SET outbox_id = k.outbox_id
+     WHERE k.instruction_id = NEW.instruction_id
+       AND k.idempotency_key = NEW.idempotency_key;
+
     IF EXISTS (
         SELECT 1
           FROM public.payment_outbox_attempts AS a
@@ -1166,7 +1186,7 @@ ALTER FUNCTION public.guard_outbox_pending_write() OWNER TO symphony_owner;
 -- Name: FUNCTION guard_outbox_pending_write(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: refuses (P7005) a queue row written by anyone but the outbox functions for a job that already has a terminal attempt.';
+COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: refuses (P7005) a queue row written by anyone but the outbox functions for a job that already has a terminal attempt; serialised with enqueue and the attempts guard on the payment''s row in payment_outbox_idempotency_keys.';
 
 
 --
@@ -1960,4 +1980,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0009_queue_autovacuum', 'Queue autovacuum: vacuum the pending queue after a fixed number of dead rows, not a share.', 'sha256:b0c15de40c761dbf02787be98c14b83ecd940d017929c51ff8e635e0fc2a9a17');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
-INSERT INTO public.alembic_version (version_num) VALUES ('0011_outbox_hardening');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
+INSERT INTO public.alembic_version (version_num) VALUES ('0012_serialise_the_p7005_guards');

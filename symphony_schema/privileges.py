@@ -286,10 +286,12 @@ COMPLETE_OUTBOX_ATTEMPTS_BATCH: Final = function(
 
 #: Revision 0011: the control plane's way to change the stored retry ceiling (ADR 0061).
 SET_OUTBOX_RETRY_CEILING: Final = function("set_outbox_retry_ceiling", ("p_ceiling", "integer"))
-#: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063).
-GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert", security_definer=False)
-#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063).
-GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write", security_definer=False)
+#: Revision 0011: trigger function refusing ledger rows of queued jobs from outside (ADR 0063);
+#: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
+GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
+#: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063);
+#: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
+GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -614,6 +616,55 @@ def read_migrating_user(conn: psycopg.Connection[Any]) -> str | None:
     """The role that ran the migrations (it owns ``public.schema_migrations``), or None."""
     row = conn.execute(_MIGRATING_USER_QUERY, {"ledger": LEDGER_TABLE}).fetchone()
     return str(row[0]) if row and row[0] is not None else None
+
+
+#: Every (role, predefined role) pair where a non-superuser role that reaches a runtime role
+#: (at any depth, whatever the options) also reaches a predefined ``pg_*`` role; Symphony roles
+#: and the migrating user are judged by diff_memberships.
+_PREDEFINED_QUERY: Final = """
+WITH RECURSIVE reach (subject, role) AS (
+    SELECT a.member, a.roleid FROM pg_catalog.pg_auth_members AS a
+    UNION
+    SELECT r.subject, a.roleid
+      FROM reach AS r JOIN pg_catalog.pg_auth_members AS a ON a.member = r.role
+)
+SELECT DISTINCT s.rolname, p.rolname
+  FROM reach AS x
+  JOIN pg_catalog.pg_roles AS s ON s.oid = x.subject
+  JOIN pg_catalog.pg_roles AS p ON p.oid = x.role
+ WHERE p.rolname ~ '^pg_' AND p.oid < 16384
+   AND NOT s.rolsuper
+   AND s.rolname <> ALL(%(symphony)s)
+   AND s.rolname IS DISTINCT FROM %(migrating_user)s
+   AND EXISTS (SELECT 1
+                 FROM reach AS y JOIN pg_catalog.pg_roles AS q ON q.oid = y.role
+                WHERE y.subject = x.subject AND q.rolname = ANY(%(runtime)s))
+ ORDER BY 1, 2
+"""
+
+
+def predefined_role_problems(
+    conn: psycopg.Connection[Any], migrating_user: str | None
+) -> list[str]:
+    """A role that holds a runtime role may reach no predefined role (red team, ADR 0100):
+    ``pg_execute_server_program`` and the ``*_server_files`` roles act as the server's OS user,
+    ``pg_signal_backend`` terminates the deploy lock's session and the workers, ``pg_maintain``
+    and the ``*_all_data`` roles lock and write every table. One line each, with the fix."""
+    rows = conn.execute(
+        _PREDEFINED_QUERY,
+        {
+            "symphony": [role.name for role in ROLES],
+            "migrating_user": migrating_user,
+            "runtime": sorted(RUNTIME_ROLES),
+        },
+    ).fetchall()
+    return [
+        f"{member} holds a Symphony runtime role and reaches the predefined role {predefined}: "
+        "a login that acts for Symphony may hold no predefined role (use a separate login for "
+        f"operations); REVOKE {predefined} FROM {_ident(str(member))} (or from the group that "
+        "passes it on)"
+        for member, predefined in rows
+    ]
 
 
 def _ident(name: str) -> str:

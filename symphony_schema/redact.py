@@ -16,10 +16,14 @@ says which server, port, database and user were meant.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote
+
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy.engine import make_url
 
 __all__ = [
     "MASK",
@@ -59,6 +63,7 @@ def redact_url(url: str) -> str:
     if "://" not in url:
         return redact_conninfo(url)
     scheme, _, rest = url.partition("://")
+    rest = _mask_parsed_password(url, rest)
     # The userinfo ends at the last "@" before the query: SQLAlchemy accepts a password with an
     # unencoded "/" (postgresql://u:p/w@host), so the first "/" cannot be trusted to end it.
     before_query = rest.split("?", 1)[0]
@@ -78,6 +83,34 @@ def redact_url(url: str) -> str:
         query = "&".join(_redact_query_item(item) for item in query.split("&"))
         tail = f"{path}?{query}{hash_}{fragment}"
     return f"{scheme}://{netloc}{tail}"
+
+
+def _parsed_passwords(url: str) -> set[str]:
+    """The userinfo password as libpq and as SQLAlchemy read it (either may stop at other
+    characters than a text search would: neither ends the userinfo at ``?``)."""
+    found: set[str] = set()
+    # A URL a parser cannot read carries no password for that parser.
+    with contextlib.suppress(Exception):
+        found.add(str(make_url(url).password or ""))
+    libpq_url = re.sub(r"^[A-Za-z][A-Za-z0-9.-]*\+[A-Za-z0-9.+-]*://", "postgresql://", url)
+    with contextlib.suppress(Exception):
+        found.add(str(conninfo_to_dict(libpq_url).get("password") or ""))
+    found.discard("")
+    return found
+
+
+def _mask_parsed_password(url: str, rest: str) -> str:
+    """``rest`` (the URL after ``://``) with the text between the userinfo's first ``:`` and an
+    ``@`` masked when a parser reads that text as the password (red team, ADR 0100)."""
+    passwords = _parsed_passwords(url)
+    colon = rest.find(":")
+    if not passwords or colon < 0:
+        return rest
+    for at in sorted((i for i, c in enumerate(rest) if c == "@" and i > colon), reverse=True):
+        candidate = rest[colon + 1 : at]
+        if candidate in passwords or unquote(candidate) in passwords:
+            return f"{rest[: colon + 1]}{MASK}{rest[at:]}"
+    return rest
 
 
 def _redact_query_item(item: str) -> str:

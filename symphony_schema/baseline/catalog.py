@@ -415,6 +415,16 @@ WITH objects AS (
       JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
      WHERE {SYSTEM_SCHEMA_FILTER} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
     UNION ALL
+    -- Column grants (a NULL column ACL grants nothing beyond the table's): an UPDATE on one
+    -- column is enough for SELECT ... FOR UPDATE on the whole row.
+    SELECT 'column', c.oid::pg_catalog.regclass::text || '.' || pg_catalog.quote_ident(a.attname),
+           a.attacl
+      FROM pg_catalog.pg_attribute AS a
+      JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+     WHERE {SYSTEM_SCHEMA_FILTER} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+       AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+    UNION ALL
     SELECT 'function', p.oid::pg_catalog.regprocedure::text,
            COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))
       FROM pg_catalog.pg_proc AS p

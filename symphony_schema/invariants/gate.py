@@ -18,6 +18,7 @@ grants. PUBLIC is checked from the ACLs themselves (``aclexplode`` of the ACL, o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -236,10 +237,12 @@ def check_privilege_matrix(conn: Conn) -> list[str]:
 def check_role_memberships(conn: Conn) -> list[str]:
     """Memberships that involve a Symphony role follow ADR 0070: Symphony roles are members of
     nothing, only the migrating user holds symphony_owner, nobody holds a runtime role WITH
-    ADMIN OPTION but the migrating user."""
+    ADMIN OPTION but the migrating user; a role that holds a runtime role reaches no predefined
+    role (ADR 0100)."""
+    migrating_user = privileges.read_migrating_user(conn)
     return privileges.diff_memberships(
-        privileges.read_memberships(conn), privileges.read_migrating_user(conn)
-    )
+        privileges.read_memberships(conn), migrating_user
+    ) + privileges.predefined_role_problems(conn, migrating_user)
 
 
 def check_effective_privileges(conn: Conn) -> list[str]:
@@ -588,27 +591,72 @@ def check_uuid_strategy(conn: Conn) -> list[str]:
     return []
 
 
+#: Every user function (not PostgreSQL's, not an extension's) with its full definition (a
+#: SQL-standard ``BEGIN ATOMIC`` body is deparsed there; ``prosrc`` is empty for it) and whether
+#: it depends directly on an advisory-lock function (recorded for SQL-standard bodies).
+_USER_FUNCTIONS_SQL = """
+SELECT p.oid::pg_catalog.regprocedure::text, p.proname::text,
+       pg_catalog.pg_get_functiondef(p.oid),
+       EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
+                 JOIN pg_catalog.pg_proc AS q ON q.oid = d.refobjid
+                WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                  AND d.objid = p.oid
+                  AND d.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                  AND q.proname ~ '^pg_(try_)?advisory')
+  FROM pg_catalog.pg_proc AS p
+  JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+   AND p.prokind IN ('f', 'p')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS e
+                    WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                      AND e.objid = p.oid AND e.deptype = 'e')
+ ORDER BY 1
+"""
+
+_ADVISORY_RE = re.compile(r"pg_(try_)?advisory", re.IGNORECASE)
+#: ``U&"..."`` spells an identifier with escapes, so no text search can see the name.
+_UNICODE_IDENTIFIER_RE = re.compile(r"\bU&\"", re.IGNORECASE)
+
+
 def check_no_advisory_locks(conn: Conn) -> list[str]:
-    """No function in schema ``public`` calls an advisory-lock function (``pg_advisory*``,
+    """No user function calls an advisory-lock function (``pg_advisory*``,
     ``pg_try_advisory*``): any login may take any advisory key, so a lock a Symphony function
-    waits for is one any login can hold (issue 11 item 3, ADR 0062)."""
-    rows = _rows(
-        conn,
-        """
-        SELECT p.oid::pg_catalog.regprocedure::text
-          FROM pg_catalog.pg_proc AS p
-         WHERE p.pronamespace = 'public'::pg_catalog.regnamespace
-           AND p.prosrc ~* 'pg_(try_)?advisory'
-           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
-                            WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                              AND d.objid = p.oid AND d.deptype = 'e')
-         ORDER BY 1
-    """,
-    )
+    waits for is one any login can hold (issue 11 item 3, ADR 0062). Every schema but
+    PostgreSQL's is read; SQL-standard bodies through their dependencies and their deparsed
+    text; a function that calls (by name) a function found here is found too; an identifier
+    spelled with Unicode escapes (``U&"..."``) is refused, as it hides the name (ADR 0100)."""
+    rows = [
+        (str(sig), str(name), str(definition), bool(depends))
+        for sig, name, definition, depends in _rows(conn, _USER_FUNCTIONS_SQL)
+    ]
+    reasons: dict[str, str] = {}
+    for signature, _name, definition, depends in rows:
+        if depends or _ADVISORY_RE.search(definition):
+            reasons[signature] = "calls an advisory-lock function, which any login can block"
+        elif _UNICODE_IDENTIFIER_RE.search(definition):
+            reasons[signature] = (
+                "spells an identifier with Unicode escapes (U&), which hides what it calls"
+            )
+    changed = True
+    while changed:  # callers of what was found, until nothing new is found
+        changed = False
+        found = {name for signature, name, _d, _x in rows if signature in reasons}
+        for signature, _name, definition, _depends in rows:
+            if signature in reasons:
+                continue
+            called = sorted(
+                n for n in found if re.search(rf"\b{re.escape(n)}\s*\(", definition, re.I)
+            )
+            if called:
+                reasons[signature] = (
+                    f"calls {', '.join(called)}, which takes an advisory lock any login can block"
+                )
+                changed = True
     return [
-        f"{signature} calls an advisory-lock function, which any login can block; serialise on "
-        "rows or tables no runtime role may lock instead (in a new revision)"
-        for (signature,) in rows
+        f"{signature} {reason}; serialise on rows or tables no runtime role may lock instead "
+        "(in a new revision)"
+        for signature, reason in sorted(reasons.items())
     ]
 
 

@@ -23,6 +23,7 @@ from pglast import ast, enums
 
 from symphony_schema.invariants import sql_tools
 from symphony_schema.invariants.revisions import RevisionSql, code_fragments, code_text
+from symphony_schema.migration.checksum import normalise
 
 LintFn = Callable[[Sequence[RevisionSql], Path], list[str]]
 
@@ -650,15 +651,68 @@ def _docstring(statement: pyast.stmt) -> bool:
     )
 
 
+#: PEP 263's source encoding declaration (first or second line).
+_CODING_COOKIE = re.compile(r"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+#: Annotation nodes that evaluate nothing but names (``str | None``, ``tuple[str, ...]``): an
+#: annotation is executed with the module, so a call there would run code (red team, ADR 0100).
+_ANNOTATION_NODES = (
+    pyast.Name,
+    pyast.Constant,
+    pyast.Subscript,
+    pyast.Tuple,
+    pyast.BinOp,
+    pyast.BitOr,
+    pyast.Load,
+)
+
+
+def _annotation_problem(annotation: pyast.expr | None) -> str | None:
+    if annotation is None:
+        return None
+    if all(isinstance(node, _ANNOTATION_NODES) for node in pyast.walk(annotation)):
+        return None
+    return (
+        f"the annotation {pyast.unparse(annotation)} is evaluated when the module runs; "
+        "annotations may only name types (str, None, str | None, tuple[str, ...])"
+    )
+
+
+def _engine_text(path: Path) -> tuple[str | None, list[str]]:
+    """The text the engine compiles (UTF-8, BOM stripped, LF line ends: ADR 0055), and the
+    problems that make the file's own reading differ from it: a source encoding declaration
+    other than UTF-8 makes Python's parser (and the reviewer's editor) decode the bytes
+    differently from the engine, which can hide a statement from this lint."""
+    where = path.name
+    raw = path.read_bytes()
+    try:
+        text = normalise(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return None, [f"{where}:{line}: not valid UTF-8; revision files are UTF-8 text"]
+    problems = []
+    for number, line_text in enumerate(text.split("\n")[:2], start=1):
+        match = _CODING_COOKIE.match(line_text)
+        if match and match.group(1).lower().replace("_", "-") not in ("utf-8", "utf8"):
+            problems.append(
+                f"{where}:{number}: declares the source encoding {match.group(1)}; revisions "
+                "are UTF-8 and the engine compiles them as UTF-8 whatever a coding line says"
+            )
+    return text, problems
+
+
 def revision_py_problems(path: Path) -> list[str]:
     """Everything in a revision ``.py`` besides a docstring, the runner import, the four
-    revision variables (literals) and ``def upgrade() -> None: run_revision_sql(__file__)``."""
+    revision variables (literals) and ``def upgrade() -> None: run_revision_sql(__file__)``.
+    The module is parsed from the text the engine compiles, not from the raw bytes."""
     where = path.name
+    text, problems = _engine_text(path)
+    if text is None:
+        return problems
     try:
-        tree = pyast.parse(path.read_bytes(), filename=str(path))
+        tree = pyast.parse(text, filename=str(path))
     except (SyntaxError, ValueError) as exc:
-        return [f"{where}:{getattr(exc, 'lineno', '?')}: not valid Python ({exc})"]
-    problems: list[str] = []
+        return [*problems, f"{where}:{getattr(exc, 'lineno', '?')}: not valid Python ({exc})"]
     upgrades = 0
     for index, statement in enumerate(tree.body):
         line = f"{where}:{statement.lineno}"
@@ -695,6 +749,10 @@ def revision_py_problems(path: Path) -> list[str]:
                     f"{line}: only the literals {', '.join(_REVISION_VARIABLES)} may be "
                     "assigned in a revision"
                 )
+            if isinstance(statement, pyast.AnnAssign):
+                problem = _annotation_problem(statement.annotation)
+                if problem:
+                    problems.append(f"{line}: {problem}")
         elif isinstance(statement, pyast.FunctionDef) and statement.name == "upgrade":
             upgrades += 1
             args = statement.args
@@ -702,6 +760,9 @@ def revision_py_problems(path: Path) -> list[str]:
                 (args.posonlyargs, args.args, args.kwonlyargs, args.vararg, args.kwarg)
             ):
                 problems.append(f"{line}: upgrade() takes no arguments and has no decorators")
+            problem = _annotation_problem(statement.returns)
+            if problem:
+                problems.append(f"{line}: {problem}")
             body = statement.body[1:] if _docstring(statement.body[0]) else statement.body
             if len(body) != 1:
                 problems.append(

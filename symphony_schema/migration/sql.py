@@ -35,6 +35,10 @@ from alembic import op
 
 _HASHED_SQL: dict[Path, str] = {}
 
+#: Sent before every revision text: the only setting that changes how the server's lexer reads
+#: a string literal, at the value every other reader of the repository assumes.
+_PIN_LEXER_SQL = "SELECT pg_catalog.set_config('standard_conforming_strings', 'on', false)"
+
 
 class RevisionSqlError(ValueError):
     """Revision SQL the engine will not send; the message names the revision and statement."""
@@ -104,6 +108,11 @@ def execute_sql(sql: str) -> None:
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
     try:
+        # The server must split and read the text the way the lints (pglast), the reviewers and
+        # statement_pieces() do: with standard_conforming_strings off (PGOPTIONS, a role or
+        # database setting) "'a\\''; DROP ...; --'" is one literal to them and a DROP to the
+        # server (red team, ADR 0100).
+        cursor.execute(_PIN_LEXER_SQL)
         cursor.execute(sql)
     finally:
         cursor.close()

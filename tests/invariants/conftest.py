@@ -46,13 +46,16 @@ def failure(results: list[CheckResult], invariant_id: str) -> CheckResult:
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A copy of the repository's invariants docs and invariants tests (for pytest node ids)."""
+    """A copy of the repository's invariants docs and the tests the manifest names (for pytest
+    node ids)."""
     root = project_root()
     copy = tmp_path / "repo"
     shutil.copytree(root / "docs" / "invariants", copy / "docs" / "invariants")
-    shutil.copytree(
-        root / "tests" / "invariants",
-        copy / "tests" / "invariants",
-        ignore=shutil.ignore_patterns("__pycache__", "fixtures"),
-    )
+    # The manifest's verification names tests here and in tests/redteam.
+    for tests in ("invariants", "redteam"):
+        shutil.copytree(
+            root / "tests" / tests,
+            copy / "tests" / tests,
+            ignore=shutil.ignore_patterns("__pycache__", "fixtures"),
+        )
     return copy
