@@ -312,7 +312,9 @@ def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress
         f"{VERSION_GATE_SQL};\n\n"
         f"SET lock_timeout = {lock_timeout};\n"
         f"SET statement_timeout = {statement_timeout};\n"
-        "SET client_connection_check_interval = '1s';\n\n"
+        "SET client_connection_check_interval = '1s';\n"
+        # The server must split the revision text as the lints did (ADR 0100).
+        "SET standard_conforming_strings = on;\n\n"
         f"BEGIN;\n{create_ledger};\n{take_lock}\n{rest_of_ledger};\nCOMMIT;\n"
     )
 

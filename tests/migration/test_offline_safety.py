@@ -218,3 +218,20 @@ def test_script_stops_at_the_first_error_even_without_on_error_stop(
     with psycopg.connect(empty_db.conninfo) as conn:
         assert conn.execute("SELECT to_regclass('public.two')").fetchone() == (None,)
     assert state(empty_db.conninfo) == ([], [])
+
+
+def test_standard_conforming_strings_off_cannot_change_what_the_script_runs(
+    tree: RevisionTree, empty_db: Database
+) -> None:
+    """With ``standard_conforming_strings=off`` (PGOPTIONS, a role or database setting) the server
+    would read ``'a\\''`` as a closed string and run the DROP hidden in the comment's text; the
+    script pins the setting, as the online engine does (ADR 0100)."""
+    tree.add("t", "CREATE TABLE t (id int);")
+    tree.add("comment", "COMMENT ON TABLE t IS 'a\\''; DROP TABLE t; --';")
+    script = offline_script(tree)
+    with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{empty_db.name}" SET standard_conforming_strings = off')
+    result, _ = psql(empty_db.conninfo, script)
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(empty_db.conninfo) as conn:
+        assert conn.execute("SELECT to_regclass('public.t')").fetchone() != (None,)
