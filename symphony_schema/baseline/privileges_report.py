@@ -34,14 +34,7 @@ OWNER = "owner"
 
 #: Display order of privileges per kind of object (PostgreSQL's documentation order).
 PRIVILEGE_ORDER: tuple[str, ...] = (
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "TRUNCATE",
-    "REFERENCES",
-    "TRIGGER",
-    "MAINTAIN",
+    *privileges.KIND_PRIVILEGES[privileges.ObjectKind.TABLE],
     "USAGE",
     "CREATE",
     "EXECUTE",
