@@ -41,7 +41,7 @@ from symphony_schema.errors import (
     DeployLockError,
     InvalidWait,
 )
-from symphony_schema.migration.ledger import LEDGER_DDL
+from symphony_schema.migration.ledger import LEDGER_DDL, ledger_exists
 
 __all__ = [
     "DEPLOY_LOCK_SQL",
@@ -186,8 +186,7 @@ def ensure_ledger(conn: psycopg.Connection[Any]) -> None:
     session can see the table.
     """
     for attempt in range(_CREATE_ATTEMPTS):
-        row = conn.execute("SELECT pg_catalog.to_regclass('public.schema_migrations')").fetchone()
-        if row is not None and row[0] is not None:
+        if ledger_exists(conn):
             return
         try:
             with conn.transaction():
