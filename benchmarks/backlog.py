@@ -10,57 +10,18 @@ their buffers, kept as evidence for the README.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from benchmarks import db
+from benchmarks.plans import explain_nested, plan_nodes
 from benchmarks.stats import latency_summary
 from benchmarks.workloads import Context
 
 Conn = psycopg.Connection[Any]
-
-
-def explain_nested(conn: Conn, statement: str, params: Any = None) -> list[dict[str, Any]]:
-    """Run ``statement`` with auto_explain (JSON, ANALYZE, BUFFERS, nested statements) and
-    return the plans it reported."""
-    notices: list[str] = []
-
-    def keep(diag: psycopg.errors.Diagnostic) -> None:
-        notices.append(diag.message_primary or "")
-
-    conn.add_notice_handler(keep)
-    try:
-        conn.execute("LOAD 'auto_explain'")
-        for name, value in {
-            "auto_explain.log_min_duration": "0",
-            "auto_explain.log_analyze": "on",
-            "auto_explain.log_buffers": "on",
-            "auto_explain.log_timing": "on",
-            "auto_explain.log_nested_statements": "on",
-            "auto_explain.log_format": "json",
-            "auto_explain.log_level": "notice",
-        }.items():
-            conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
-        conn.execute(statement, params).fetchall()
-        conn.execute("SELECT pg_catalog.set_config('auto_explain.log_min_duration', '-1', false)")
-    finally:
-        conn.remove_notice_handler(keep)
-    plans = []
-    for notice in notices:
-        _, _, document = notice.partition("plan:")
-        if document.strip().startswith("{"):
-            plans.append(json.loads(document))
-    return plans
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
 
 
 def plan_evidence(plans: list[dict[str, Any]], relation: str, marker: str) -> dict[str, Any]:
@@ -71,7 +32,7 @@ def plan_evidence(plans: list[dict[str, Any]], relation: str, marker: str) -> di
         return {"found": False}
     top = chosen[-1]["Plan"]
     scans = []
-    for node in _nodes(top):
+    for node in plan_nodes(top):
         if node.get("Relation Name") == relation and "Scan" in node.get("Node Type", ""):
             scans.append(
                 {

@@ -651,44 +651,24 @@ def boot_status(
 
 
 def _check_migrations(conninfo: str, status: BootStatus, script_location: Path | None) -> None:
-    import sqlalchemy as sa
-    from alembic.script import ScriptDirectory
-    from sqlalchemy.pool import NullPool
-
     from symphony_schema.migration import api, ledger
 
-    # The ledger helpers take a SQLAlchemy connection; build one over the same conninfo.
-    engine = sa.create_engine(
-        "postgresql+psycopg://",
-        creator=lambda: psycopg.connect(conninfo, connect_timeout=30),
-        poolclass=NullPool,
-    )
     try:
-        with engine.connect() as sa_conn:
-            heads = ledger.read_alembic_heads(sa_conn)
-            rows = ledger.read_ledger(sa_conn)
-            sa_conn.rollback()
-    except sa.exc.DBAPIError as exc:
+        with psycopg.connect(conninfo, connect_timeout=30, autocommit=True) as conn:
+            if status.head is None:  # the revision files are unreadable; already a reason
+                status.current = ledger.read_alembic_heads(conn)
+                status.ledger_rows = len(ledger.read_ledger(conn))
+                return
+            state = ledger.ledger_state(conn, api.script_directory(script_location), project_root())
+    except psycopg.Error as exc:
         status.reasons.append(
-            f"cannot read alembic_version / the migration ledger ({_pg_message(exc.orig)}): "
+            f"cannot read alembic_version / the migration ledger ({_pg_message(exc)}): "
             "run the boot check as the migrating user, which owns both tables"
         )
         return
-    finally:
-        engine.dispose()
-    status.current = heads
-    status.ledger_rows = len(rows)
-    if status.head is not None and heads != [status.head]:
-        at = ", ".join(heads) if heads else "no revision (not migrated)"
-        status.reasons.append(
-            f"the database is not at the newest revision: it is at {at}, head is {status.head}. "
-            "Run 'alembic upgrade head' (same URL) before booting."
-        )
-    if status.head is None:
-        return  # the revision files are unreadable; already a reason
-    scripts = ScriptDirectory.from_config(api.alembic_config(script_location=script_location))
-    for problem in ledger.validation_problems(rows, heads, scripts, project_root()):
-        status.reasons.append(f"the migration ledger disagrees with the revision files: {problem}")
+    status.current = state.heads
+    status.ledger_rows = len(state.rows)
+    status.reasons += state.problems
 
 
 def _check_policy(

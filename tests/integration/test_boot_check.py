@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pytest
 from symphony_schema import policy
 from symphony_schema.cli import main
 from symphony_schema.migration import api
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -176,18 +175,9 @@ def test_runtime_logins_are_told_to_run_as_the_migrator(
 
 
 def test_console_script_exit_codes(migrated_db: Any) -> None:
-    script = Path(sys.executable).with_name("symphony-schema")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_")}
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), "boot-check", "--url", migrated_db.url],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=120,
-        )
+        return run_cli("boot-check", "--url", migrated_db.url, unset=["POLICY_"])
 
     failed = run()
     assert failed.returncode == 1 and "no ACTIVE policy" in failed.stderr

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from symphony_schema.privileges import AUDITOR, CONTROL, EXECUTOR, INGEST, READONLY
+from tests.helpers import OutboxCounts
 
 if TYPE_CHECKING:
     from tests.integration.conftest import LoginFactory, Outbox
@@ -144,7 +145,7 @@ def test_a_claim_takes_over_only_what_it_leases(outbox: Outbox) -> None:
     (taken,) = outbox.claim(1, "w-new")
 
     assert taken.outbox_id == ids[0]
-    assert outbox.counts()[1] == 1
+    assert outbox.counts().attempts == 1
     assert sorted(o for o, _ in outbox.repair(10, "repairer")) == sorted(ids[1:])
 
 
@@ -293,7 +294,7 @@ def test_a_pending_row_written_by_the_control_plane_is_returned_by_enqueue(
     )
     row = outbox.enqueue("instr-1")
     assert row[1:4:2] == (41, "PENDING")
-    assert outbox.counts()[0] == 1
+    assert outbox.counts().pending == 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_control_cannot_record_an_attempt_of_a_queued_job(
     with outbox.raises("P7005", match="still queued"):
         control.execute(_CONTROL_ATTEMPT, (attempt_no, state, row.outbox_id))
 
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0
     # The real completion is recorded as usual.
     assert outbox.complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED") == (
         1,
@@ -352,7 +353,8 @@ def test_control_records_an_outcome_after_removing_the_job_from_the_queue(
     with outbox.raises("P7002"):
         outbox.complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED")
     assert outbox.enqueue("instr-1")[3] == "FAILED"
-    assert outbox.counts()[:2] == (0, 1)
+    counts = outbox.counts()
+    assert (counts.pending, counts.attempts) == (0, 1)
 
 
 @pytest.mark.parametrize("how", ["insert", "update"])
@@ -436,7 +438,7 @@ def test_a_payload_at_the_limit_is_accepted_and_one_byte_more_is_22023(outbox: O
     assert outbox.enqueue("instr-1", payload=at_limit)[3] == "PENDING"
     with outbox.raises("22023", match="p_payload must be at most 65536 bytes"):
         outbox.enqueue("instr-2", payload=over)
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
 
 
 @pytest.mark.parametrize(
@@ -463,7 +465,7 @@ def test_completion_texts_at_the_limit_are_accepted_and_one_byte_more_is_22023(
             "FAILED",
             **{argument: "é" * (limit // 2) + "x"},
         )
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0
     assert outbox.complete(
         first.outbox_id, first.lease_token, "w1", "FAILED", **{argument: "é" * (limit // 2)}
     ) == (1, "FAILED")

@@ -10,12 +10,12 @@ live in benchmarks/; these tests pin the plans the benchmarks showed to matter.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+
+from benchmarks.plans import explain_nested, plan_nodes
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
@@ -26,43 +26,15 @@ LEASED = 2000
 
 
 def _plans(conn: psycopg.Connection[Any], statement: str, params: Any = None) -> list[Any]:
-    """Run ``statement`` with auto_explain reporting every nested statement's plan (JSON) as a
-    NOTICE; returns the plans. EXPLAIN cannot see inside a function, auto_explain can."""
-    notices: list[str] = []
-    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-    conn.execute("LOAD 'auto_explain'")
-    settings = {
-        "auto_explain.log_min_duration": "0",
-        "auto_explain.log_analyze": "on",
-        "auto_explain.log_buffers": "on",
-        "auto_explain.log_timing": "off",
-        "auto_explain.log_nested_statements": "on",
-        "auto_explain.log_format": "json",
-        "auto_explain.log_level": "notice",
-    }
-    for setting, value in settings.items():
-        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (setting, value))
-    conn.execute(statement, params)
-    conn.execute("SET auto_explain.log_min_duration = -1")
-    plans = []
-    for notice in notices:
-        _, _, document = notice.partition("plan:")
-        if document.strip().startswith("{"):
-            plans.append(json.loads(document))
-    return plans
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
+    """Every nested statement's plan (auto_explain, JSON, no per-node timing)."""
+    return explain_nested(conn, statement, params, timing=False)
 
 
 def _pending_scans(plans: list[Any]) -> list[dict[str, Any]]:
     return [
         node
         for document in plans
-        for node in _nodes(document["Plan"])
+        for node in plan_nodes(document["Plan"])
         if node.get("Relation Name") == "payment_outbox_pending"
         and node["Node Type"] in {"Index Scan", "Index Only Scan", "Seq Scan", "Bitmap Heap Scan"}
     ]
@@ -133,7 +105,7 @@ def test_batch_completion_reads_the_queue_by_primary_key(stale_lease_statistics:
     scans = _pending_scans(plans)
     assert scans, "auto_explain reported no read of payment_outbox_pending"
     assert {scan.get("Index Name") for scan in scans} == {"pk_payment_outbox_pending"}
-    assert outbox.counts()[1] == 50
+    assert outbox.counts().attempts == 50
 
 
 def test_claim_runs_on_a_generic_plan_and_restores_plan_cache_mode(outbox: Outbox) -> None:

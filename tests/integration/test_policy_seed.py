@@ -16,6 +16,7 @@ import pytest
 from symphony_schema import policy
 from symphony_schema.cli import main
 from symphony_schema.policy import PinnedPolicy, PolicyError
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -339,41 +340,12 @@ def _wait_for_lock_waiters(conn: psycopg.Connection[Any], expected: int) -> None
 def test_console_script_seeds_in_a_subprocess(
     migrated_db: Any, db: psycopg.Connection[Any]
 ) -> None:
-    script = Path(sys.executable).with_name("symphony-schema")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_")}
-    done = subprocess.run(
-        [
-            str(script),
-            "seed-policy",
-            "--file",
-            str(policy.DEFAULT_POLICY_FILE),
-            "--url",
-            migrated_db.url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    seed = ("seed-policy", "--file", str(policy.DEFAULT_POLICY_FILE), "--url", migrated_db.url)
+    done = run_cli(*seed, unset=["POLICY_"])
     assert done.returncode == 0, done.stderr
     document = policy.load_policy_file(policy.DEFAULT_POLICY_FILE)
     assert rows(db) == [(document["policyVersion"], "ACTIVE", policy.canonical_checksum(document))]
-    again = subprocess.run(
-        [
-            str(script),
-            "seed-policy",
-            "--file",
-            str(policy.DEFAULT_POLICY_FILE),
-            "--url",
-            migrated_db.url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    again = run_cli(*seed, unset=["POLICY_"])
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tests.helpers import OutboxCounts
+
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
 
@@ -59,7 +61,9 @@ def test_claim_leases_the_oldest_due_rows(outbox: Outbox) -> None:
     assert rows[0].lease_token != rows[1].lease_token
     assert [r.outbox_id for r in outbox.claim(10, "worker-2")] == [ids[1]]
     assert outbox.claim(10, "worker-3") == [], "live leases are not claimable"
-    assert outbox.counts() == (3, 0, 1), "claiming never deletes or writes attempts"
+    assert outbox.counts() == OutboxCounts(pending=3, attempts=0, sequences=1), (
+        "claiming never deletes or writes attempts"
+    )
 
 
 def test_claim_returns_all_columns_of_the_job(outbox: Outbox) -> None:
@@ -321,7 +325,7 @@ def test_completion_without_a_matching_live_lease_raises_p7002(
         outbox.complete(outbox_id, token, worker, "DISPATCHED")
 
     assert outbox.conn.execute("SELECT * FROM public.payment_outbox_pending").fetchall() == before
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0
 
 
 def test_completion_of_an_unclaimed_job_raises_p7002(outbox: Outbox) -> None:
@@ -354,7 +358,7 @@ def test_invalid_completion_state_raises_p7003(outbox: Outbox, state: str) -> No
         outbox.complete(row.outbox_id, row.lease_token, "worker-1", state)
 
     assert outbox.conn.execute("SELECT * FROM public.payment_outbox_pending").fetchall() == before
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0
 
 
 def test_lease_check_comes_before_the_state_check(outbox: Outbox) -> None:
@@ -397,7 +401,7 @@ def test_complete_rejects_invalid_arguments_with_22023(
         )
 
     assert outbox.conn.execute("SELECT * FROM public.payment_outbox_pending").fetchall() == before
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0
 
 
 def test_unknown_state_labels_are_rejected_by_the_enum(outbox: Outbox) -> None:
@@ -512,7 +516,7 @@ def test_repair_respects_the_batch_size(outbox: Outbox) -> None:
 
     assert len(outbox.repair(2, "repairer")) == 2
     assert len(outbox.repair(10, "repairer")) == 3
-    assert outbox.counts()[1] == 5
+    assert outbox.counts().attempts == 5
 
 
 @pytest.mark.parametrize(
@@ -537,4 +541,4 @@ def test_repair_rejects_invalid_arguments_with_22023(
         outbox.repair(batch_size, worker_id)  # type: ignore[arg-type]
 
     assert outbox.conn.execute("SELECT * FROM public.payment_outbox_pending").fetchall() == before
-    assert outbox.counts()[1] == 0
+    assert outbox.counts().attempts == 0

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tests.helpers import OutboxCounts
+
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
 
@@ -62,7 +64,7 @@ def test_enqueue_is_idempotent_while_pending(outbox: Outbox) -> None:
     again = outbox.enqueue("instr-1", payload='{ "currency": "ZAR",  "amount": 100 }')
 
     assert again == first
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
     assert outbox.enqueue("instr-2")[1] == 2, "the duplicate must not consume a sequence number"
 
 
@@ -193,7 +195,7 @@ def test_bump_participant_outbox_seq_rejects_an_empty_participant(
 ) -> None:
     with outbox.raises("22023", match="p_participant_id"):
         outbox.conn.execute("SELECT public.bump_participant_outbox_seq(%s)", (value,))
-    assert outbox.counts() == (0, 0, 0)
+    assert outbox.counts() == OutboxCounts(pending=0, attempts=0, sequences=0)
 
 
 def test_a_rolled_back_enqueue_leaves_no_gap(outbox: Outbox) -> None:
@@ -203,4 +205,4 @@ def test_a_rolled_back_enqueue_leaves_no_gap(outbox: Outbox) -> None:
         raise psycopg.Rollback
 
     assert outbox.enqueue("instr-3")[1] == 2
-    assert outbox.counts() == (2, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=2, attempts=0, sequences=1)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privilege_diff, privileges
 from symphony_schema.privileges import (
     AUDITOR,
     CONTROL,
@@ -41,9 +41,9 @@ DENIED = "42501"  # insufficient_privilege
 
 def test_live_privileges_equal_the_declared_matrix(db: psycopg.Connection[Any]) -> None:
     expected = privileges.expected_grants()
-    actual = privileges.read_actual_grants(db)
+    actual = privilege_catalog.read_actual_grants(db)
 
-    problems = privileges.diff_grants(expected, actual)
+    problems = privilege_diff.diff_grants(expected, actual)
     assert problems == [], (
         "the live grants differ from symphony_schema/privileges.py; change both the revision "
         "(as a new revision) and the declared matrix:\n" + "\n".join(problems)
@@ -72,8 +72,8 @@ def test_grant_reader_detects_extra_and_missing_grants(db: psycopg.Connection[An
     db.execute("GRANT SELECT ON public.policy_versions TO symphony_ingest WITH GRANT OPTION")
     db.execute("CREATE FUNCTION public.t_stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
 
-    problems = privileges.diff_grants(
-        privileges.expected_grants(), privileges.read_actual_grants(db)
+    problems = privilege_diff.diff_grants(
+        privileges.expected_grants(), privilege_catalog.read_actual_grants(db)
     )
 
     assert problems == [
@@ -136,8 +136,8 @@ def test_every_symphony_object_is_owned_by_symphony_owner(db: psycopg.Connection
 
 
 def test_role_attributes_match_the_declaration(db: psycopg.Connection[Any]) -> None:
-    live = privileges.read_role_attributes(db)
-    assert privileges.diff_role_attributes(live) == []
+    live = privilege_catalog.read_role_attributes(db)
+    assert privilege_diff.diff_role_attributes(live) == []
     assert live[TEST_USER]["rolcanlogin"] is True
     assert not any(live[role.name]["rolcanlogin"] for role in ROLES if role.name != TEST_USER)
 
@@ -170,7 +170,7 @@ def test_owner_default_privileges_keep_future_objects_closed(
     db.execute("CREATE TABLE public.t_future_table (id int)")
     db.execute("RESET ROLE")
 
-    grants = privileges.read_actual_grants(db)
+    grants = privilege_catalog.read_actual_grants(db)
     assert grants.get((PUBLIC, ObjectKind.FUNCTION, "public.t_future()"), frozenset()) == set()
     assert grants.get((PUBLIC, ObjectKind.TABLE, "public.t_future_table"), frozenset()) == set()
 
@@ -376,7 +376,9 @@ def test_roles_are_reenforced_when_0003_runs_again(migrated_db: Any, pg_server: 
         conn.execute("ALTER ROLE symphony_readonly CREATEDB CREATEROLE BYPASSRLS LOGIN")
         conn.execute("ALTER ROLE test_user NOLOGIN REPLICATION")
         conn.execute("ALTER ROLE symphony_owner SUPERUSER")
-        assert privileges.diff_role_attributes(privileges.read_role_attributes(conn)) == [
+        assert privilege_diff.diff_role_attributes(
+            privilege_catalog.read_role_attributes(conn)
+        ) == [
             "role symphony_owner: rolsuper is True, expected False",
             "role symphony_readonly: rolcanlogin is True, expected False",
             "role symphony_readonly: rolcreatedb is True, expected False",
@@ -389,5 +391,7 @@ def test_roles_are_reenforced_when_0003_runs_again(migrated_db: Any, pg_server: 
         conn.execute(revision)
         conn.execute(revision)  # idempotent
 
-        assert privileges.diff_role_attributes(privileges.read_role_attributes(conn)) == []
+        assert (
+            privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn)) == []
+        )
         conn.rollback()

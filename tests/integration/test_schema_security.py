@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from symphony_schema.privileges import CONTROL, EXECUTOR, INGEST
+from tests.helpers import OutboxCounts
 
 if TYPE_CHECKING:
     from tests.integration.conftest import LoginFactory, Outbox
@@ -150,7 +151,7 @@ def test_control_can_append_to_the_ledger(
         " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
         " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
     )
-    assert outbox.counts()[1] == 1
+    assert outbox.counts().attempts == 1
 
 
 @pytest.mark.parametrize("role", [CONTROL, EXECUTOR, INGEST])
@@ -228,7 +229,7 @@ def test_temporary_tables_do_not_redirect_the_functions(
         " (SELECT count(*) FROM pg_temp.participant_outbox_sequences)"
     ).fetchone()
     assert shadow == (1, 0, 0), "a function wrote to the caller's temporary tables"
-    assert outbox.counts() == (0, 1, 1)
+    assert outbox.counts() == OutboxCounts(pending=0, attempts=1, sequences=1)
     assert [a["instruction_id"] for a in outbox.attempts(outbox_id)] == ["instr-real"]
 
 

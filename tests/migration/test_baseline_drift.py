@@ -29,20 +29,6 @@ from tests.migration.conftest import RevisionTree, make_tree
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
 
 
-@pytest.fixture(scope="module")
-def server_url(pg_server) -> str:  # type: ignore[no-untyped-def]
-    """Scratch databases go next to the embedded server's maintenance database."""
-    return str(pg_server.sqlalchemy_url("postgres"))
-
-
-@pytest.fixture(scope="module")
-def fresh_baseline(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """baseline/ generated once from the real revisions, in a temp directory."""
-    out = tmp_path_factory.mktemp("baseline")
-    generate(server_url, out)
-    return out
-
-
 @pytest.fixture
 def baseline_copy(fresh_baseline: Path, tmp_path: Path) -> Path:
     """A private copy of the fresh baseline that a test may edit."""

@@ -16,7 +16,6 @@ everything on objects the role owns; nothing on anything undeclared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -297,14 +296,6 @@ PLANTED = {
         " public.claim_outbox_batch(integer,text,integer)",
     ),
 }
-
-
-@pytest.fixture
-def planted(db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    """Grants planted inside a transaction that is rolled back (memberships are cluster-wide)."""
-    with psycopg.connect(db.info.dsn) as conn:
-        yield conn
-        conn.rollback()
 
 
 @pytest.mark.parametrize("case", list(PLANTED))

@@ -13,7 +13,6 @@ The same check runs against planted bad functions to prove that it finds each pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -164,13 +163,6 @@ PLANTED = {
         "public.claim_outbox_batch(integer,text,integer): search_path is not pinned",
     ),
 }
-
-
-@pytest.fixture
-def planted(db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(db.info.dsn) as conn:
-        yield conn
-        conn.rollback()
 
 
 @pytest.mark.parametrize("case", list(PLANTED))

@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privileges
 from symphony_schema.privileges import (
     AUDITOR,
     CONTROL,
@@ -178,7 +178,9 @@ def _state(admin: psycopg.Connection[Any], login: str) -> tuple[Any, ...]:
         "SELECT relname, relfilenode FROM pg_catalog.pg_class"
         " WHERE relnamespace = 'public'::regnamespace ORDER BY 1"
     ).fetchall()
-    roles = privileges.read_role_attributes(admin, [*privileges.read_role_attributes(admin), login])
+    roles = privilege_catalog.read_role_attributes(
+        admin, [*privilege_catalog.read_role_attributes(admin), login]
+    )
     memberships = admin.execute(
         "SELECT roleid::regrole::text, member::regrole::text FROM pg_catalog.pg_auth_members"
         " WHERE member::regrole::text = ANY(%s) OR roleid::regrole::text = ANY(%s) ORDER BY 1, 2",
