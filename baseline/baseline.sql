@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0012_serialise_the_p7005_guards.
+-- Symphony schema baseline at revision 0013_sql_rule_helpers.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -176,16 +176,7 @@ CREATE FUNCTION public.bump_participant_outbox_seq(p_participant_id text) RETURN
 DECLARE
     v_allocated bigint;
 BEGIN
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-        RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_participant_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
 
     INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
     VALUES (p_participant_id, 2)
@@ -218,28 +209,15 @@ CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
-        IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
-            RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
-                COALESCE(p_batch_size::text, 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -247,10 +225,7 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- One statement: lock the candidates (each scan is capped at the batch and reads its index
     -- in order, so the work is proportional to the batch, not to the number of leased rows),
@@ -361,8 +336,7 @@ BEGIN
       FROM leased AS l
      ORDER BY l.next_attempt_at, l.outbox_id;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -390,67 +364,33 @@ DECLARE
     v_attempt_no integer;
     v_state public.outbox_attempt_state;
     v_terminal boolean;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_outbox_id IS NULL OR p_lease_token IS NULL
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' OR p_state IS NULL
-       OR p_latency_ms < 0
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR pg_catalog.octet_length(p_rail_reference) > 1024
-       OR pg_catalog.octet_length(p_rail_code) > 1024
-       OR pg_catalog.octet_length(p_error_code) > 1024
-       OR pg_catalog.octet_length(p_error_message) > 4096 THEN
-        IF p_outbox_id IS NULL THEN
-            RAISE EXCEPTION 'p_outbox_id must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_lease_token IS NULL THEN
-            RAISE EXCEPTION 'p_lease_token must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_state IS NULL THEN
-            RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_reference)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_code) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_code) > 1024 THEN
-            RAISE EXCEPTION 'p_error_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_error_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_message) > 4096 THEN
-            RAISE EXCEPTION 'p_error_message must be at most 4096 bytes, got %',
-                pg_catalog.octet_length(p_error_message)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
         RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -483,8 +423,7 @@ BEGIN
          WHERE x.outbox_id = p_outbox_id
         RETURNING a.attempt_no, a.state;
 
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN;
     END IF;
 
@@ -554,8 +493,7 @@ BEGIN
     END IF;
 
     -- 7. Report what was recorded.
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -586,20 +524,10 @@ DECLARE
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     v_count := pg_catalog.cardinality(p_outbox_ids);
     IF v_count IS NULL OR v_count < 1 OR v_count > 1000
        OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
@@ -730,10 +658,7 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- 2. Lock every row whose lease matches (worker, token, unexpired), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
@@ -877,8 +802,7 @@ BEGIN
       FROM decided AS d
      ORDER BY d.ord;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -928,71 +852,25 @@ DECLARE
     v_found record;
     v_outbox_id uuid;
     v_known boolean := false;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = ''
-       OR p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
-       OR p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = ''
-       OR p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_instruction_id) > 1024
-       OR pg_catalog.octet_length(p_participant_id) > 1024
-       OR pg_catalog.octet_length(p_idempotency_key) > 1024
-       OR pg_catalog.octet_length(p_rail_type) > 1024
-       OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object'
-       OR pg_catalog.octet_length(p_payload::text) > 65536 THEN
-        IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_idempotency_key must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_rail_type must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_instruction_id) > 1024 THEN
-            RAISE EXCEPTION 'p_instruction_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_instruction_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-            RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_participant_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_idempotency_key) > 1024 THEN
-            RAISE EXCEPTION 'p_idempotency_key must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_idempotency_key)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_type)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
-            RAISE EXCEPTION 'p_payload must be a JSON object, got %',
-                COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    PERFORM public.outbox_require_ids(
+        ARRAY['p_instruction_id', 'p_participant_id', 'p_idempotency_key', 'p_rail_type'],
+        ARRAY[p_instruction_id, p_participant_id, p_idempotency_key, p_rail_type]
+    );
+    IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+        RAISE EXCEPTION 'p_payload must be a JSON object, got %',
+            COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_payload::text) > 65536 THEN
         RAISE EXCEPTION 'p_payload must be at most 65536 bytes (as jsonb text), got %',
             pg_catalog.octet_length(p_payload::text)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- 2. Serialise every enqueue of this (instruction_id, idempotency_key) on the key table's
     --    primary key, which no runtime role can read or lock. A new key: the inserted row is ours
@@ -1044,8 +922,7 @@ BEGIN
                 pg_catalog.quote_literal(p_instruction_id)
                 USING ERRCODE = 'P7004';
         END IF;
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN QUERY
             SELECT v_found.outbox_id, v_found.sequence_id, v_found.created_at, v_found.state;
         RETURN;
@@ -1085,8 +962,7 @@ BEGIN
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -1190,6 +1066,128 @@ COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: re
 
 
 --
+-- Name: outbox_limit_bytes(text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF pg_catalog.octet_length(p_values[i]) > p_max_bytes[i] THEN
+            RAISE EXCEPTION '% must be at most % bytes, got %',
+                p_names[i], p_max_bytes[i], pg_catalog.octet_length(p_values[i])
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) IS 'Rule helper of the outbox functions: raises 22023 "<name> must be at most <max> bytes, got <n>" for the first value (in order) longer than its limit; NULL values pass. Owner only.';
+
+
+--
+-- Name: outbox_pin_plan_settings(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_pin_plan_settings() RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_saved text[];
+    v_ignored text;
+BEGIN
+    v_saved := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
+                     pg_catalog.current_setting('enable_seqscan')];
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    RETURN v_saved;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_pin_plan_settings() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_pin_plan_settings() IS 'Rule helper of the outbox functions (ADR 0041): sets plan_cache_mode = force_generic_plan and enable_seqscan = off for the rest of the transaction and returns the previous values for outbox_restore_plan_settings(). Owner only.';
+
+
+--
+-- Name: outbox_require_ids(text[], text[], integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer DEFAULT 1024) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF p_values[i] IS NULL OR pg_catalog.btrim(p_values[i], E' \t\n\r\f\x0B') = '' THEN
+            RAISE EXCEPTION '% must be a non-empty string', p_names[i]
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    IF p_max_bytes IS NOT NULL THEN
+        FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+            IF pg_catalog.octet_length(p_values[i]) > p_max_bytes THEN
+                RAISE EXCEPTION '% must be at most % bytes, got %',
+                    p_names[i], p_max_bytes, pg_catalog.octet_length(p_values[i])
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) IS 'The id rule of the outbox functions: 22023 "<name> must be a non-empty string" for the first NULL or blank value, then "<name> must be at most <max> bytes, got <n>" for the first value over p_max_bytes (default 1024; NULL: no size check). Owner only.';
+
+
+--
+-- Name: outbox_restore_plan_settings(text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_restore_plan_settings(p_saved text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_ignored text;
+BEGIN
+    v_ignored := pg_catalog.set_config('plan_cache_mode', p_saved[1], true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', p_saved[2], true);
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_restore_plan_settings(p_saved text[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) IS 'Rule helper of the outbox functions (ADR 0041): puts back the plan_cache_mode and enable_seqscan values outbox_pin_plan_settings() returned. Owner only.';
+
+
+--
 -- Name: outbox_retry_ceiling(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1233,15 +1231,7 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
 
     v_now := pg_catalog.clock_timestamp();
 
@@ -1854,6 +1844,34 @@ REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_pin_plan_settings() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_retry_ceiling(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -1981,4 +1999,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
-INSERT INTO public.alembic_version (version_num) VALUES ('0012_serialise_the_p7005_guards');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_sql_rule_helpers', 'SQL rules in one place: the id rule and the plan-settings pin are helper functions.', 'sha256:42ea8c7ec525c5f132c777ff119725c749e8c27e1cfc2ab0dd1ea691069192dd');
+INSERT INTO public.alembic_version (version_num) VALUES ('0013_sql_rule_helpers');

@@ -292,6 +292,25 @@ GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
 #: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063);
 #: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
 GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
+#: Revision 0013: the SQL rule helpers of the outbox functions (ADR 0115), owner only.
+OUTBOX_LIMIT_BYTES: Final = function(
+    "outbox_limit_bytes",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer[]"),
+    security_definer=False,
+)
+OUTBOX_REQUIRE_IDS: Final = function(
+    "outbox_require_ids",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer"),
+    security_definer=False,
+)
+OUTBOX_PIN_PLAN_SETTINGS: Final = function("outbox_pin_plan_settings", security_definer=False)
+OUTBOX_RESTORE_PLAN_SETTINGS: Final = function(
+    "outbox_restore_plan_settings", ("p_saved", "text[]"), security_definer=False
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -308,6 +327,10 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     SET_OUTBOX_RETRY_CEILING,
     GUARD_ATTEMPTS_INSERT,
     GUARD_PENDING_WRITE,
+    OUTBOX_LIMIT_BYTES,
+    OUTBOX_REQUIRE_IDS,
+    OUTBOX_PIN_PLAN_SETTINGS,
+    OUTBOX_RESTORE_PLAN_SETTINGS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +404,11 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
     (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
     (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
+    # Revision 0013: the SQL rule helpers run only inside the outbox functions (ADR 0115).
+    (ObjectKind.FUNCTION, OUTBOX_LIMIT_BYTES.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_REQUIRE_IDS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_PIN_PLAN_SETTINGS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_RESTORE_PLAN_SETTINGS.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.
