@@ -364,7 +364,9 @@ BEGIN
            SET claimed_by = p_worker_id,
                lease_token = public.uuid_v7_or_random(),
                lease_expires_at = v_expires_at,
-               claimed_at = v_now,
+               -- The real claim time, read after the rows were locked: later than the commit
+               -- of whatever made the job claimable (the completion of its predecessor).
+               claimed_at = pg_catalog.clock_timestamp(),
                attempt_count = COALESCE(t.attempt_no, p.attempt_count),
                in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
           FROM taken AS t
@@ -771,6 +773,20 @@ BEGIN
     IF 'RETRYABLE'::public.outbox_attempt_state = ANY (v_states) THEN
         v_ceiling := public.outbox_retry_ceiling();
     END IF;
+
+    -- 5b. A job leaving the queue promotes its participant's next job, which locks the
+    --     participant's allocator row (trg_promote_outbox_head, ADR 0116). Lock those rows here
+    --     first, in participant order - the order a multi-job enqueue transaction locks them in
+    --     - so that a batch and an enqueue cannot deadlock.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id IN (
+                SELECT p.participant_id
+                  FROM public.payment_outbox_pending AS p
+                 WHERE p.outbox_id = ANY (p_outbox_ids)
+            )
+      ORDER BY s.participant_id
+        FOR UPDATE OF s;
 
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
@@ -2467,6 +2483,6 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_sql_rule_helpers', 'SQL rules in one place: the id rule and the plan-settings pin are helper functions.', 'sha256:42ea8c7ec525c5f132c777ff119725c749e8c27e1cfc2ab0dd1ea691069192dd');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:68b177f12c02ace564a273b9f98f55ea6eed3a2e752d280e039a6b1744904797');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:f3b400bd428875cd2dffd8fa98c2d6526a55515ee8a00b5337986871141cbe1a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_fifo_claim_indexes', 'Indexes of claimable heads, built concurrently (the claim of per-participant FIFO).', 'sha256:c0c40e0f2452272b689446b302380bb5b404c716740f1fe4685c8f442be5104b');
 INSERT INTO public.alembic_version (version_num) VALUES ('0015_fifo_claim_indexes');

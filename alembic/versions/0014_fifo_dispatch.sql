@@ -580,7 +580,9 @@ BEGIN
            SET claimed_by = p_worker_id,
                lease_token = public.uuid_v7_or_random(),
                lease_expires_at = v_expires_at,
-               claimed_at = v_now,
+               -- The real claim time, read after the rows were locked: later than the commit
+               -- of whatever made the job claimable (the completion of its predecessor).
+               claimed_at = pg_catalog.clock_timestamp(),
                attempt_count = COALESCE(t.attempt_no, p.attempt_count),
                in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
           FROM taken AS t
@@ -1010,6 +1012,20 @@ BEGIN
     IF 'RETRYABLE'::public.outbox_attempt_state = ANY (v_states) THEN
         v_ceiling := public.outbox_retry_ceiling();
     END IF;
+
+    -- 5b. A job leaving the queue promotes its participant's next job, which locks the
+    --     participant's allocator row (trg_promote_outbox_head, ADR 0116). Lock those rows here
+    --     first, in participant order - the order a multi-job enqueue transaction locks them in
+    --     - so that a batch and an enqueue cannot deadlock.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id IN (
+                SELECT p.participant_id
+                  FROM public.payment_outbox_pending AS p
+                 WHERE p.outbox_id = ANY (p_outbox_ids)
+            )
+      ORDER BY s.participant_id
+        FOR UPDATE OF s;
 
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row

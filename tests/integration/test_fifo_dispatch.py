@@ -463,11 +463,11 @@ def test_a_late_but_current_completion_is_recorded(outbox: Outbox, login: LoginF
     # Item 7: the real claim time, the lease token and the login that recorded it.
     assert attempt["lease_token"] == job["lease_token"]
     assert attempt["recorded_by"] == executor.name
-    claimed_at = outbox.conn.execute(
+    claim_started = outbox.conn.execute(
         "SELECT %s::timestamptz - make_interval(secs => 30)", (job["lease_expires_at"],)
     ).fetchone()
-    assert claimed_at is not None and attempt["claimed_at"] == claimed_at[0]
-    assert attempt["claimed_at"] < attempt["completed_at"]
+    assert claim_started is not None
+    assert claim_started[0] <= attempt["claimed_at"] < attempt["completed_at"]
 
 
 def test_a_replaced_tokens_outcome_is_kept_for_reconciliation(
