@@ -1,5 +1,6 @@
-"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows with 90% of the due rows leased
-at the head of the queue, with and without dead tuples, against pgmq.read at the same backlog.
+"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows over 10,000 participants with 90%
+of the participants' heads leased (per-participant FIFO, revision 0014: only heads are claimable),
+with and without dead tuples, against pgmq.read at the same backlog (90% of its head invisible).
 
 Claim time is measured per call from the driver with synchronous_commit off in that session: W5
 is about what the claim reads, and a flush's jitter on a shared disk would otherwise decide the
