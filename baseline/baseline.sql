@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0012_serialise_the_p7005_guards.
+-- Symphony schema baseline at revision 0015_fifo_claim_indexes.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -176,16 +176,7 @@ CREATE FUNCTION public.bump_participant_outbox_seq(p_participant_id text) RETURN
 DECLARE
     v_allocated bigint;
 BEGIN
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-        RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_participant_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
 
     INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
     VALUES (p_participant_id, 2)
@@ -208,89 +199,111 @@ COMMENT ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text) IS
 
 
 --
--- Name: claim_outbox_batch(integer, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+-- Name: claim_outbox_batch(integer, text, integer, text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
-CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone)
+CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
-        IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
-            RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
-                COALESCE(p_batch_size::text, 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- NULL means every rail; otherwise 1 to 100 rail types, each a valid id.
+    IF p_rail_types IS NOT NULL THEN
+        IF pg_catalog.cardinality(p_rail_types) NOT BETWEEN 1 AND 100
+           OR pg_catalog.array_ndims(p_rail_types) <> 1 THEN
+            RAISE EXCEPTION 'p_rail_types must be NULL (every rail) or a one-dimensional array '
+                            'of 1 to 100 rail types, got % element(s)',
+                pg_catalog.cardinality(p_rail_types)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM public.outbox_require_ids(
+            pg_catalog.array_fill('p_rail_types element'::text,
+                                  ARRAY[pg_catalog.cardinality(p_rail_types)]),
+            p_rail_types
+        );
+    END IF;
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- One statement: lock the candidates (each scan is capped at the batch and reads its index
-    -- in order, so the work is proportional to the batch, not to the number of leased rows),
-    -- keep the oldest due of them, record the lost lease of each expired one taken (attempt
-    -- number: the ledger's last, or the locked row's attempt_count if higher, plus one; at the
-    -- ceiling FAILED and the job leaves the queue), lease the others by primary key, return
-    -- them oldest due first. The expired scan returns the locked (latest) row version, so what
-    -- is recorded is what was locked.
+    -- in order, so the work is proportional to the batch, not to the number of queued or leased
+    -- rows): due heads without a lease (all rails: one partial index; some rails: the rail index,
+    -- once per rail) and expired leases of heads. Keep the first of them by priority, then due
+    -- time; record the lost lease of each expired one taken (attempt number: the ledger's last,
+    -- or the locked row's attempt_count if higher, plus one; at the ceiling FAILED and the job
+    -- leaves the queue, and the trigger promotes the participant's next job), lease the others
+    -- by primary key (a taken-over job is in doubt from now on), return them in that order.
     RETURN QUERY
     WITH unleased AS (
-        SELECT p.outbox_id, p.next_attempt_at
-          FROM public.payment_outbox_pending AS p
-         WHERE p.lease_token IS NULL
-           AND p.next_attempt_at <= v_now
-         ORDER BY p.next_attempt_at, p.outbox_id
-         LIMIT p_batch_size
-           FOR UPDATE SKIP LOCKED
+        SELECT a.outbox_id, a.priority, a.next_attempt_at
+          FROM (
+              SELECT p.outbox_id, p.priority, p.next_attempt_at
+                FROM public.payment_outbox_pending AS p
+               WHERE p_rail_types IS NULL
+                 AND p.is_head
+                 AND p.lease_token IS NULL
+                 AND p.next_attempt_at <= v_now
+               ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+               LIMIT p_batch_size
+                 FOR UPDATE SKIP LOCKED
+          ) AS a
+        UNION ALL
+        SELECT r.outbox_id, r.priority, r.next_attempt_at
+          FROM pg_catalog.unnest(p_rail_types) AS t (rail_type)
+         CROSS JOIN LATERAL (
+              SELECT p.outbox_id, p.priority, p.next_attempt_at
+                FROM public.payment_outbox_pending AS p
+               WHERE p.rail_type = t.rail_type
+                 AND p.is_head
+                 AND p.lease_token IS NULL
+                 AND p.next_attempt_at <= v_now
+               ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+               LIMIT p_batch_size
+                 FOR UPDATE SKIP LOCKED
+          ) AS r
     ), expired AS (
-        SELECT p.outbox_id, p.next_attempt_at, p.instruction_id, p.participant_id, p.sequence_id,
-               p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-               p.lease_expires_at
+        SELECT p.outbox_id, p.priority, p.next_attempt_at, p.instruction_id, p.participant_id,
+               p.sequence_id, p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
+               p.claimed_by, p.lease_token, p.lease_expires_at, p.claimed_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
            AND p.next_attempt_at <= v_now
+           AND p.is_head
+           AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
          ORDER BY p.lease_expires_at, p.outbox_id
          LIMIT p_batch_size
            FOR UPDATE SKIP LOCKED
     ), chosen AS (
         SELECT b.outbox_id
           FROM (
-              SELECT u.outbox_id, u.next_attempt_at FROM unleased AS u
+              SELECT u.outbox_id, u.priority, u.next_attempt_at FROM unleased AS u
               UNION ALL
-              SELECT e.outbox_id, e.next_attempt_at FROM expired AS e
+              SELECT e.outbox_id, e.priority, e.next_attempt_at FROM expired AS e
           ) AS b
-         ORDER BY b.next_attempt_at, b.outbox_id
+         ORDER BY b.priority DESC, b.next_attempt_at, b.outbox_id
          LIMIT p_batch_size
     ), zombies AS (
         SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id, e.idempotency_key,
-               e.rail_type, e.payload, e.claimed_by, e.lease_expires_at,
+               e.rail_type, e.payload, e.claimed_by, e.lease_token, e.lease_expires_at,
+               e.claimed_at,
                GREATEST(
                    COALESCE((SELECT pg_catalog.max(a.attempt_no)
                                FROM public.payment_outbox_attempts AS a
@@ -303,7 +316,8 @@ BEGIN
           JOIN chosen AS c ON c.outbox_id = e.outbox_id
     ), decided AS (
         SELECT z.outbox_id, z.instruction_id, z.participant_id, z.sequence_id, z.idempotency_key,
-               z.rail_type, z.payload, z.claimed_by, z.lease_expires_at, z.attempt_no, z.ceiling,
+               z.rail_type, z.payload, z.claimed_by, z.lease_token, z.lease_expires_at,
+               z.claimed_at, z.attempt_no, z.ceiling,
                CASE
                    WHEN z.attempt_no >= z.ceiling THEN 'FAILED'::public.outbox_attempt_state
                    ELSE 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
@@ -312,9 +326,11 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
                d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
                'LEASE_EXPIRED',
                CASE
@@ -325,7 +341,7 @@ BEGIN
                    ELSE pg_catalog.format('lease expired at %s; requeued by %s',
                                           d.lease_expires_at, p_worker_id)
                END,
-               d.claimed_by
+               d.claimed_by, d.lease_token, SESSION_USER
           FROM decided AS d
          ORDER BY d.outbox_id
         RETURNING a.outbox_id
@@ -348,32 +364,35 @@ BEGIN
            SET claimed_by = p_worker_id,
                lease_token = public.uuid_v7_or_random(),
                lease_expires_at = v_expires_at,
-               attempt_count = COALESCE(t.attempt_no, p.attempt_count)
+               -- The real claim time, read after the rows were locked: later than the commit
+               -- of whatever made the job claimable (the completion of its predecessor).
+               claimed_at = pg_catalog.clock_timestamp(),
+               attempt_count = COALESCE(t.attempt_no, p.attempt_count),
+               in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
           FROM taken AS t
          WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM taken AS x)::uuid[])
            AND p.outbox_id = t.outbox_id
         RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
-                  p.lease_token, p.lease_expires_at, p.next_attempt_at
+                  p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
     )
     SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at
+           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
       FROM leased AS l
-     ORDER BY l.next_attempt_at, l.outbox_id;
+     ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
 
-ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) OWNER TO symphony_owner;
 
 --
--- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) IS 'Leases up to p_batch_size (1..1000) due rows, oldest due first (FOR UPDATE SKIP LOCKED): rows without a lease and rows whose lease expired. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt (attempt_count follows), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any), highest priority then oldest due first. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
 
 
 --
@@ -390,67 +409,33 @@ DECLARE
     v_attempt_no integer;
     v_state public.outbox_attempt_state;
     v_terminal boolean;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_outbox_id IS NULL OR p_lease_token IS NULL
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' OR p_state IS NULL
-       OR p_latency_ms < 0
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR pg_catalog.octet_length(p_rail_reference) > 1024
-       OR pg_catalog.octet_length(p_rail_code) > 1024
-       OR pg_catalog.octet_length(p_error_code) > 1024
-       OR pg_catalog.octet_length(p_error_message) > 4096 THEN
-        IF p_outbox_id IS NULL THEN
-            RAISE EXCEPTION 'p_outbox_id must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_lease_token IS NULL THEN
-            RAISE EXCEPTION 'p_lease_token must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_state IS NULL THEN
-            RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_reference)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_code) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_code) > 1024 THEN
-            RAISE EXCEPTION 'p_error_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_error_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_message) > 4096 THEN
-            RAISE EXCEPTION 'p_error_message must be at most 4096 bytes, got %',
-                pg_catalog.octet_length(p_error_message)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
         RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -459,51 +444,52 @@ BEGIN
          WHERE p.outbox_id = p_outbox_id
            AND p.claimed_by = p_worker_id
            AND p.lease_token IS NOT DISTINCT FROM p_lease_token
-           AND p.lease_expires_at > v_now
         RETURNING p.* INTO v_row;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
                 p_outbox_id, pg_catalog.quote_literal(p_worker_id)
                 USING ERRCODE = 'P7002',
-                      HINT = 'The lease expired, was repaired or was claimed again: drop this '
-                             'result and do not dispatch again under the old lease.';
+                      HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                             'do not dispatch again under it; record what the rail said with '
+                             'public.record_stale_outbox_outcome().';
         END IF;
 
         RETURN QUERY
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-             error_message, latency_ms, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
         SELECT v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
                v_row.idempotency_key, v_row.rail_type, v_row.payload,
-               COALESCE(pg_catalog.max(x.attempt_no), 0) + 1, p_state, v_now,
+               COALESCE(pg_catalog.max(x.attempt_no), 0) + 1, p_state,
+               COALESCE(v_row.claimed_at, v_now), v_now,
                p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
-               p_worker_id
+               p_worker_id, p_lease_token, SESSION_USER
           FROM public.payment_outbox_attempts AS x
          WHERE x.outbox_id = p_outbox_id
         RETURNING a.attempt_no, a.state;
 
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN;
     END IF;
 
     -- RETRYABLE, or a state that must be refused: the 0002 sequence.
-    -- 1. Lock the row only while worker, token and an unexpired lease all match.
+    -- 1. Lock the row only while worker and token match (the token is still the job's current
+    --    one: no repair or claim replaced it, even if lease_expires_at has passed; ADR 0118).
     SELECT p.*
       INTO v_row
       FROM public.payment_outbox_pending AS p
      WHERE p.outbox_id = p_outbox_id
        AND p.claimed_by = p_worker_id
        AND p.lease_token IS NOT DISTINCT FROM p_lease_token
-       AND p.lease_expires_at > v_now
        FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
             p_outbox_id, pg_catalog.quote_literal(p_worker_id)
             USING ERRCODE = 'P7002',
-                  HINT = 'The lease expired, was repaired or was claimed again: drop this '
-                         'result and do not dispatch again under the old lease.';
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'do not dispatch again under it; record what the rail said with '
+                         'public.record_stale_outbox_outcome().';
     END IF;
 
     -- 2. Only outcomes a worker can report (terminal ones took the path above).
@@ -529,13 +515,14 @@ BEGIN
     -- 5. Append the attempt.
     INSERT INTO public.payment_outbox_attempts AS a
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-         error_message, latency_ms, worker_id)
+         payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+         error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
     VALUES
         (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
          v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
-         CASE WHEN v_terminal THEN v_now END, p_rail_reference, p_rail_code, p_error_code,
-         p_error_message, p_latency_ms, p_worker_id);
+         COALESCE(v_row.claimed_at, v_now), CASE WHEN v_terminal THEN v_now END,
+         p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms, p_worker_id,
+         p_lease_token, SESSION_USER);
 
     -- 6. Terminal: the job leaves the queue. Retry: back in the queue after the delay, unleased.
     IF v_terminal THEN
@@ -549,13 +536,13 @@ BEGIN
                ),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL
          WHERE p.outbox_id = p_outbox_id;
     END IF;
 
     -- 7. Report what was recorded.
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -567,7 +554,7 @@ ALTER FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uu
 -- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker, token and an unexpired lease match; P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
+COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
 
 
 --
@@ -586,20 +573,10 @@ DECLARE
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     v_count := pg_catalog.cardinality(p_outbox_ids);
     IF v_count IS NULL OR v_count < 1 OR v_count > 1000
        OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
@@ -730,12 +707,9 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
-    -- 2. Lock every row whose lease matches (worker, token, unexpired), in outbox_id order so
+    -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
     --    latest version of a row it had to wait for. The token comparison is IS NOT DISTINCT
     --    FROM for the reason given in 0006 (the primary key must be the only index used).
@@ -750,7 +724,6 @@ BEGIN
            WHERE p.outbox_id = ANY (p_outbox_ids)
              AND p.claimed_by = p_worker_id
              AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-             AND p.lease_expires_at > v_now
            ORDER BY p.outbox_id
              FOR UPDATE OF p
       ) AS l;
@@ -767,7 +740,6 @@ BEGIN
                     WHERE p.outbox_id = i.outbox_id
                       AND p.claimed_by = p_worker_id
                       AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-                      AND p.lease_expires_at > v_now
                );
         RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token '
                         '(% of % completions in the batch are stale; none was recorded)',
@@ -776,8 +748,9 @@ BEGIN
             USING ERRCODE = 'P7002',
                   DETAIL = 'stale outbox ids: '
                            || pg_catalog.array_to_string(v_stale, ', '),
-                  HINT = 'Drop the results of the stale leases (do not dispatch them again under '
-                         'the old lease) and complete the other jobs again.';
+                  HINT = 'Do not dispatch the stale jobs again under their old leases; record '
+                         'what the rail said for them with public.record_stale_outbox_outcome() '
+                         'and complete the other jobs again.';
     END IF;
 
     -- 4. Only outcomes a worker can report.
@@ -801,20 +774,36 @@ BEGIN
         v_ceiling := public.outbox_retry_ceiling();
     END IF;
 
+    -- 5b. A job leaving the queue promotes its participant's next job, which locks the
+    --     participant's allocator row (trg_promote_outbox_head, ADR 0116). Lock those rows here
+    --     first, in participant order - the order a multi-job enqueue transaction locks them in
+    --     - so that a batch and an enqueue cannot deadlock.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id IN (
+                SELECT p.participant_id
+                  FROM public.payment_outbox_pending AS p
+                 WHERE p.outbox_id = ANY (p_outbox_ids)
+            )
+      ORDER BY s.participant_id
+        FOR UPDATE OF s;
+
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
     --    per element in input order. The rows are locked by this transaction since step 2.
     RETURN QUERY
     WITH input AS (
         SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
-               i.error_message, i.latency_ms, i.retry_delay_seconds
+               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references), pg_catalog.unnest(p_rail_codes),
                           pg_catalog.unnest(p_error_codes), pg_catalog.unnest(p_error_messages),
                           pg_catalog.unnest(p_latency_ms),
-                          pg_catalog.unnest(p_retry_delay_seconds))
+                          pg_catalog.unnest(p_retry_delay_seconds),
+                          pg_catalog.unnest(p_lease_tokens))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
-                                     error_message, latency_ms, retry_delay_seconds, ord)
+                                     error_message, latency_ms, retry_delay_seconds, lease_token,
+                                     ord)
     ), previous AS (
         SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
           FROM public.payment_outbox_attempts AS a
@@ -831,7 +820,7 @@ BEGIN
                    ELSE i.state
                END AS state,
                i.rail_reference, i.rail_code, i.error_code, i.error_message, i.latency_ms,
-               i.retry_delay_seconds
+               i.retry_delay_seconds, i.lease_token, p.claimed_at
           FROM input AS i
           JOIN public.payment_outbox_pending AS p
             ON p.outbox_id = i.outbox_id
@@ -841,13 +830,14 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-             error_message, latency_ms, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
                d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
                d.rail_reference, d.rail_code, d.error_code, d.error_message, d.latency_ms,
-               p_worker_id
+               p_worker_id, d.lease_token, SESSION_USER
           FROM decided AS d
          ORDER BY d.ord
         RETURNING a.outbox_id
@@ -866,7 +856,8 @@ BEGIN
                ),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL
           FROM decided AS d
          WHERE p.outbox_id = ANY (p_outbox_ids)
            AND p.outbox_id = d.outbox_id
@@ -877,8 +868,7 @@ BEGIN
       FROM decided AS d
      ORDER BY d.ord;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -889,7 +879,7 @@ ALTER FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_
 -- Name: FUNCTION complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, expired or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
+COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
 
 
 --
@@ -917,10 +907,10 @@ COMMENT ON FUNCTION public.deny_outbox_attempts_mutation() IS 'Trigger function:
 
 
 --
--- Name: enqueue_payment_outbox(text, text, text, text, jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
+-- Name: enqueue_payment_outbox(text, text, text, text, jsonb, timestamp with time zone, smallint); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
-CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone DEFAULT NULL::timestamp with time zone, p_priority smallint DEFAULT 0) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
@@ -928,71 +918,34 @@ DECLARE
     v_found record;
     v_outbox_id uuid;
     v_known boolean := false;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_sequence_id bigint;
+    v_plan_settings text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = ''
-       OR p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
-       OR p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = ''
-       OR p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_instruction_id) > 1024
-       OR pg_catalog.octet_length(p_participant_id) > 1024
-       OR pg_catalog.octet_length(p_idempotency_key) > 1024
-       OR pg_catalog.octet_length(p_rail_type) > 1024
-       OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object'
-       OR pg_catalog.octet_length(p_payload::text) > 65536 THEN
-        IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_idempotency_key must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_rail_type must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_instruction_id) > 1024 THEN
-            RAISE EXCEPTION 'p_instruction_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_instruction_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-            RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_participant_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_idempotency_key) > 1024 THEN
-            RAISE EXCEPTION 'p_idempotency_key must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_idempotency_key)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_type)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
-            RAISE EXCEPTION 'p_payload must be a JSON object, got %',
-                COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    PERFORM public.outbox_require_ids(
+        ARRAY['p_instruction_id', 'p_participant_id', 'p_idempotency_key', 'p_rail_type'],
+        ARRAY[p_instruction_id, p_participant_id, p_idempotency_key, p_rail_type]
+    );
+    IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+        RAISE EXCEPTION 'p_payload must be a JSON object, got %',
+            COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_payload::text) > 65536 THEN
         RAISE EXCEPTION 'p_payload must be at most 65536 bytes (as jsonb text), got %',
             pg_catalog.octet_length(p_payload::text)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF p_priority IS NULL THEN
+        RAISE EXCEPTION 'p_priority must not be NULL (0 is the default)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_not_before = 'infinity'::timestamptz OR p_not_before = '-infinity'::timestamptz THEN
+        RAISE EXCEPTION 'p_not_before must be a finite time or NULL, got %', p_not_before
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- 2. Serialise every enqueue of this (instruction_id, idempotency_key) on the key table's
     --    primary key, which no runtime role can read or lock. A new key: the inserted row is ours
@@ -1044,8 +997,7 @@ BEGIN
                 pg_catalog.quote_literal(p_instruction_id)
                 USING ERRCODE = 'P7004';
         END IF;
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN QUERY
             SELECT v_found.outbox_id, v_found.sequence_id, v_found.created_at, v_found.state;
         RETURN;
@@ -1062,20 +1014,29 @@ BEGIN
          WHERE k.instruction_id = p_instruction_id
            AND k.idempotency_key = p_idempotency_key;
     END IF;
+    -- 6. Allocate the participant's next sequence number (its allocator row stays locked until
+    --    commit), then insert the job in a second statement: under READ COMMITTED that statement
+    --    sees every job of the participant committed while we waited for the row (a completion
+    --    that promoted a head updates the same row first), so the head flag is right (ADR 0116).
+    --    The job is its participant's head when no other job of the participant is queued (all
+    --    of them have lower sequence numbers). It is due at p_not_before, or now.
+    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+    VALUES (p_participant_id, 2)
+    ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
+    DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+
     RETURN QUERY
-    WITH allocated AS (
-        INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
-        VALUES (p_participant_id, 2)
-        ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
-        DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
-        RETURNING s.next_sequence_id - 1 AS sequence_id
-    )
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload)
-    SELECT v_outbox_id, p_instruction_id, p_participant_id, n.sequence_id, p_idempotency_key,
-           p_rail_type, p_payload
-      FROM allocated AS n
+         payload, next_attempt_at, priority, is_head)
+    SELECT v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
+           p_rail_type, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority,
+           NOT EXISTS (
+               SELECT 1
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = p_participant_id
+           )
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text;
     IF NOT FOUND THEN
@@ -1085,19 +1046,77 @@ BEGIN
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
 
-ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) OWNER TO symphony_owner;
+ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) OWNER TO symphony_owner;
 
 --
--- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments (payload over 65536 bytes).';
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments (payload over 65536 bytes).';
+
+
+--
+-- Name: extend_outbox_lease(uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_expires_at timestamptz;
+    v_plan_settings text[];
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
+        RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
+            COALESCE(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    UPDATE public.payment_outbox_pending AS p
+       SET lease_expires_at = pg_catalog.clock_timestamp()
+                              + pg_catalog.make_interval(secs => p_lease_seconds)
+     WHERE p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+    RETURNING p.lease_expires_at INTO v_expires_at;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'stop working on it; do not dispatch again under it.';
+    END IF;
+
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    RETURN v_expires_at;
+END
+$$;
+
+
+ALTER FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) IS 'Heartbeat: sets the lease of p_outbox_id to expire p_lease_seconds (1..86400) from now and returns the new expiry. Fenced like completion: P7002 (LEASE_LOST) unless worker and token are the job''s current lease (an expired lease nobody replaced may still be extended).';
 
 
 --
@@ -1190,6 +1209,128 @@ COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: re
 
 
 --
+-- Name: outbox_limit_bytes(text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF pg_catalog.octet_length(p_values[i]) > p_max_bytes[i] THEN
+            RAISE EXCEPTION '% must be at most % bytes, got %',
+                p_names[i], p_max_bytes[i], pg_catalog.octet_length(p_values[i])
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) IS 'Rule helper of the outbox functions: raises 22023 "<name> must be at most <max> bytes, got <n>" for the first value (in order) longer than its limit; NULL values pass. Owner only.';
+
+
+--
+-- Name: outbox_pin_plan_settings(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_pin_plan_settings() RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_saved text[];
+    v_ignored text;
+BEGIN
+    v_saved := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
+                     pg_catalog.current_setting('enable_seqscan')];
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    RETURN v_saved;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_pin_plan_settings() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_pin_plan_settings() IS 'Rule helper of the outbox functions (ADR 0041): sets plan_cache_mode = force_generic_plan and enable_seqscan = off for the rest of the transaction and returns the previous values for outbox_restore_plan_settings(). Owner only.';
+
+
+--
+-- Name: outbox_require_ids(text[], text[], integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer DEFAULT 1024) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF p_values[i] IS NULL OR pg_catalog.btrim(p_values[i], E' \t\n\r\f\x0B') = '' THEN
+            RAISE EXCEPTION '% must be a non-empty string', p_names[i]
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    IF p_max_bytes IS NOT NULL THEN
+        FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+            IF pg_catalog.octet_length(p_values[i]) > p_max_bytes THEN
+                RAISE EXCEPTION '% must be at most % bytes, got %',
+                    p_names[i], p_max_bytes, pg_catalog.octet_length(p_values[i])
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) IS 'The id rule of the outbox functions: 22023 "<name> must be a non-empty string" for the first NULL or blank value, then "<name> must be at most <max> bytes, got <n>" for the first value over p_max_bytes (default 1024; NULL: no size check). Owner only.';
+
+
+--
+-- Name: outbox_restore_plan_settings(text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_restore_plan_settings(p_saved text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_ignored text;
+BEGIN
+    v_ignored := pg_catalog.set_config('plan_cache_mode', p_saved[1], true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', p_saved[2], true);
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_restore_plan_settings(p_saved text[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) IS 'Rule helper of the outbox functions (ADR 0041): puts back the plan_cache_mode and enable_seqscan values outbox_pin_plan_settings() returned. Owner only.';
+
+
+--
 -- Name: outbox_retry_ceiling(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1214,6 +1355,173 @@ COMMENT ON FUNCTION public.outbox_retry_ceiling() IS 'Attempt number from which 
 
 
 --
+-- Name: place_outbox_head(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.place_outbox_head() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id
+     WHERE s.participant_id = NEW.participant_id;
+
+    NEW.is_head := NOT EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_pending AS q
+         WHERE q.participant_id = NEW.participant_id
+           AND q.sequence_id < NEW.sequence_id
+           AND q.outbox_id <> NEW.outbox_id
+    );
+    IF NEW.is_head THEN
+        UPDATE public.payment_outbox_pending AS q
+           SET is_head = false
+         WHERE q.participant_id = NEW.participant_id
+           AND q.sequence_id > NEW.sequence_id
+           AND q.is_head
+           AND q.lease_token IS NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.place_outbox_head() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION place_outbox_head(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.place_outbox_head() IS 'Trigger function (BEFORE INSERT or UPDATE OF participant_id, sequence_id on payment_outbox_pending, by anyone but the outbox functions): sets is_head from the queue.';
+
+
+--
+-- Name: promote_outbox_head(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.promote_outbox_head() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id
+     WHERE s.participant_id = OLD.participant_id;
+
+    UPDATE public.payment_outbox_pending AS p
+       SET is_head = true
+     WHERE p.outbox_id = (
+               SELECT q.outbox_id
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = OLD.participant_id
+                ORDER BY q.sequence_id
+                LIMIT 1
+           )
+       AND NOT p.is_head;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.promote_outbox_head() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION promote_outbox_head(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DELETE of a head on payment_outbox_pending): makes the participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the participant''s row in participant_outbox_sequences.';
+
+
+--
+-- Name: record_stale_outbox_outcome(uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_state NOT IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'RETRYABLE'::public.outbox_attempt_state) THEN
+        RAISE EXCEPTION 'invalid completion state %: expected DISPATCHED, FAILED or RETRYABLE',
+            p_state
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    IF EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_pending AS p
+         WHERE p.outbox_id = p_outbox_id
+           AND p.claimed_by = p_worker_id
+           AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+    ) THEN
+        RAISE EXCEPTION 'the lease of outbox % for worker % with this token is still current',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Record the outcome with public.complete_outbox_attempt().';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+           AND a.lease_token = p_lease_token
+           AND a.worker_id = p_worker_id
+           AND a.error_code = 'LEASE_EXPIRED'
+    ) THEN
+        RAISE EXCEPTION 'LEASE_LOST: outbox % never lost a lease of worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'Only an outcome under a lease the ledger records as lost is kept.';
+    END IF;
+
+    INSERT INTO public.payment_outbox_stale_outcomes AS s
+        (outbox_id, lease_token, worker_id, state, rail_reference, rail_code, error_code,
+         error_message, latency_ms, recorded_by)
+    VALUES
+        (p_outbox_id, p_lease_token, p_worker_id, p_state, p_rail_reference, p_rail_code,
+         p_error_code, p_error_message, p_latency_ms, SESSION_USER)
+    RETURNING s.stale_outcome_id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
+
+ALTER FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) IS 'Keeps what a rail said under a lease that was replaced (the completion got P7002) in payment_outbox_stale_outcomes for reconciliation; changes neither the queue nor the ledger. 22023 while the lease is still current (complete it instead); P7002 unless the ledger records that lease as lost by that worker. Returns the stale_outcome_id.';
+
+
+--
 -- Name: repair_expired_leases(integer, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1233,22 +1541,14 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
 
     v_now := pg_catalog.clock_timestamp();
 
     FOR v_row IN
         SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-               p.lease_expires_at
+               p.lease_expires_at, p.lease_token, p.claimed_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
@@ -1275,10 +1575,12 @@ BEGIN
         -- the repairing worker is named in error_message.
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             worker_id, lease_token, recorded_by)
         VALUES
             (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
              v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
              CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
              'LEASE_EXPIRED',
              CASE
@@ -1289,7 +1591,7 @@ BEGIN
                  ELSE pg_catalog.format('lease expired at %s; requeued by %s',
                                         v_row.lease_expires_at, p_worker_id)
              END,
-             v_row.claimed_by);
+             v_row.claimed_by, v_row.lease_token, SESSION_USER);
 
         -- At the ceiling the job is terminal and leaves the queue.
         IF v_state = 'FAILED'::public.outbox_attempt_state THEN
@@ -1301,7 +1603,9 @@ BEGIN
             CONTINUE;
         END IF;
 
-        -- Due again at once, keeping its place in the queue (oldest due first): the lease
+        -- The lease ended without a recorded outcome: the job is in doubt from now on (the next
+        -- worker asks the rail first, ADR 0117). Due again at once, keeping its place in the
+        -- queue (oldest due first): the lease
         -- already made the job wait a full lease period, and later sequence numbers of the
         -- participant should not overtake it.
         UPDATE public.payment_outbox_pending AS p
@@ -1309,7 +1613,9 @@ BEGIN
                next_attempt_at = LEAST(p.next_attempt_at, v_now),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL,
+               in_doubt = true
          WHERE p.outbox_id = v_row.outbox_id;
 
         outbox_id := v_row.outbox_id;
@@ -1326,7 +1632,7 @@ ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id te
 -- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt, clears the lease, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt (with the expired lease_token), clears the lease, marks the job in doubt, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
 
 
 --
@@ -1493,6 +1799,8 @@ CREATE TABLE public.payment_outbox_attempts (
     latency_ms integer,
     worker_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_token uuid,
+    recorded_by text DEFAULT SESSION_USER,
     CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
     CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
     CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -1506,6 +1814,27 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id.';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.claimed_at; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.claimed_at IS 'When the lease of the attempt was taken (since 0014; before, when the attempt was recorded).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.lease_token; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.lease_token IS 'The lease the attempt ran under (for a ZOMBIE_REQUEUE or a lost lease FAILED: the lease that expired). NULL for rows recorded before 0014 and for rows inserted by the control plane.';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.recorded_by; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.recorded_by IS 'session_user of the transaction that recorded the row (the login, not the worker''s self-reported worker_id). NULL for rows recorded before 0014.';
 
 
 --
@@ -1547,6 +1876,10 @@ CREATE TABLE public.payment_outbox_pending (
     claimed_by text,
     lease_token uuid,
     lease_expires_at timestamp with time zone,
+    is_head boolean DEFAULT false NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    in_doubt boolean DEFAULT false NOT NULL,
+    claimed_at timestamp with time zone,
     CONSTRAINT ck_payment_outbox_pending_attempt_count_nonnegative CHECK ((attempt_count >= 0)),
     CONSTRAINT ck_payment_outbox_pending_lease_all_or_nothing CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL) AND (lease_expires_at IS NULL)) OR ((claimed_by IS NOT NULL) AND (lease_token IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT ck_payment_outbox_pending_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -1561,6 +1894,63 @@ ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row per enqueued payment instruction until its terminal attempt. attempt_count caches the highest attempt number; payment_outbox_attempts is the truth.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.is_head; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and trg_promote_outbox_head.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.priority; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.priority IS 'Enqueue priority (higher is claimed first across participants; never within one).';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.in_doubt; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.in_doubt IS 'True once an earlier lease of the job ended without a recorded outcome (a ZOMBIE_REQUEUE attempt is in the ledger): the rail may already have the payment.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.claimed_at; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.claimed_at IS 'When the current lease was taken (NULL without a lease, and for leases taken before 0014).';
+
+
+--
+-- Name: payment_outbox_stale_outcomes; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_stale_outcomes (
+    stale_outcome_id uuid DEFAULT public.uuid_v7_or_random() NOT NULL,
+    outbox_id uuid NOT NULL,
+    lease_token uuid NOT NULL,
+    worker_id text NOT NULL,
+    state public.outbox_attempt_state NOT NULL,
+    rail_reference text,
+    rail_code text,
+    error_code text,
+    error_message text,
+    latency_ms integer,
+    reported_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    recorded_by text DEFAULT SESSION_USER NOT NULL
+);
+
+
+ALTER TABLE public.payment_outbox_stale_outcomes OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_stale_outcomes; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_stale_outcomes IS 'What a rail said for an attempt whose lease had been replaced (the completion got P7002): written only by public.record_stale_outbox_outcome(); for reconciliation, never applied to the queue or the ledger.';
 
 
 --
@@ -1661,6 +2051,14 @@ ALTER TABLE ONLY public.payment_outbox_pending
 
 
 --
+-- Name: payment_outbox_stale_outcomes pk_payment_outbox_stale_outcomes; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_stale_outcomes
+    ADD CONSTRAINT pk_payment_outbox_stale_outcomes PRIMARY KEY (stale_outcome_id);
+
+
+--
 -- Name: policy_versions pk_policy_versions; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
 --
 
@@ -1708,10 +2106,17 @@ CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON public.paymen
 
 
 --
--- Name: ix_payment_outbox_pending_due_unleased; Type: INDEX; Schema: public; Owner: symphony_owner
+-- Name: ix_payment_outbox_pending_claimable; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE INDEX ix_payment_outbox_pending_due_unleased ON public.payment_outbox_pending USING btree (next_attempt_at, outbox_id) WHERE (lease_token IS NULL);
+CREATE INDEX ix_payment_outbox_pending_claimable ON public.payment_outbox_pending USING btree (priority DESC, next_attempt_at, outbox_id) WHERE (is_head AND (lease_token IS NULL));
+
+
+--
+-- Name: ix_payment_outbox_pending_claimable_rail; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_pending_claimable_rail ON public.payment_outbox_pending USING btree (rail_type, priority DESC, next_attempt_at, outbox_id) WHERE (is_head AND (lease_token IS NULL));
 
 
 --
@@ -1719,6 +2124,13 @@ CREATE INDEX ix_payment_outbox_pending_due_unleased ON public.payment_outbox_pen
 --
 
 CREATE INDEX ix_payment_outbox_pending_lease_expires ON public.payment_outbox_pending USING btree (lease_expires_at, outbox_id) WHERE (lease_token IS NOT NULL);
+
+
+--
+-- Name: ix_payment_outbox_stale_outcomes_outbox; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_stale_outcomes_outbox ON public.payment_outbox_stale_outcomes USING btree (outbox_id);
 
 
 --
@@ -1772,6 +2184,24 @@ ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox
 
 
 --
+-- Name: payment_outbox_pending trg_place_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_place_outbox_head BEFORE INSERT OR UPDATE OF participant_id, sequence_id, is_head ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.place_outbox_head();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_place_outbox_head;
+
+
+--
+-- Name: payment_outbox_pending trg_promote_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_promote_outbox_head AFTER DELETE ON public.payment_outbox_pending FOR EACH ROW WHEN (old.is_head) EXECUTE FUNCTION public.promote_outbox_head();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_promote_outbox_head;
+
+
+--
 -- Name: SCHEMA public; Type: ACL; Schema: -; Owner: pg_database_owner
 --
 
@@ -1793,13 +2223,13 @@ REVOKE ALL ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text)
 
 
 --
--- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-REVOKE ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_control;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO test_user;
+REVOKE ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO symphony_executor;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO test_user;
 
 
 --
@@ -1830,13 +2260,23 @@ REVOKE ALL ON FUNCTION public.deny_outbox_attempts_mutation() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-REVOKE ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_ingest;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_control;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO test_user;
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO test_user;
+
+
+--
+-- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO test_user;
 
 
 --
@@ -1854,10 +2294,62 @@ REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_pin_plan_settings() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_retry_ceiling(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
 REVOKE ALL ON FUNCTION public.outbox_retry_ceiling() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION place_outbox_head(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.place_outbox_head() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION promote_outbox_head(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.promote_outbox_head() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO test_user;
 
 
 --
@@ -1930,6 +2422,15 @@ GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_auditor;
 
 
 --
+-- Name: TABLE payment_outbox_stale_outcomes; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_readonly;
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_auditor;
+
+
+--
 -- Name: TABLE policy_versions; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -1981,4 +2482,7 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
-INSERT INTO public.alembic_version (version_num) VALUES ('0012_serialise_the_p7005_guards');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_sql_rule_helpers', 'SQL rules in one place: the id rule and the plan-settings pin are helper functions.', 'sha256:42ea8c7ec525c5f132c777ff119725c749e8c27e1cfc2ab0dd1ea691069192dd');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:f3b400bd428875cd2dffd8fa98c2d6526a55515ee8a00b5337986871141cbe1a');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_fifo_claim_indexes', 'Indexes of claimable heads, built concurrently (the claim of per-participant FIFO).', 'sha256:c0c40e0f2452272b689446b302380bb5b404c716740f1fe4685c8f442be5104b');
+INSERT INTO public.alembic_version (version_num) VALUES ('0015_fifo_claim_indexes');

@@ -1,5 +1,6 @@
-"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows with 90% of the due rows leased
-at the head of the queue, with and without dead tuples, against pgmq.read at the same backlog.
+"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows over 10,000 participants with 90%
+of the participants' heads leased (per-participant FIFO, revision 0014: only heads are claimable),
+with and without dead tuples, against pgmq.read at the same backlog (90% of its head invisible).
 
 Claim time is measured per call from the driver with synchronous_commit off in that session: W5
 is about what the claim reads, and a flush's jitter on a shared disk would otherwise decide the
@@ -73,15 +74,25 @@ def _flush_stats(conn: Conn) -> None:
 def _ours(ctx: Context, size: int) -> dict[str, Any]:
     s = ctx.settings
     admin = ctx.admin
-    leased = size * 9 // 10
+    # Per-participant FIFO (revision 0014, issue 19): only a participant's head can be leased,
+    # so P3's "90% of the head leased" is 90% of the 10,000 participants' heads; the other jobs
+    # wait behind their heads. A claim must find the unleased heads without walking the leased
+    # heads or the queued later jobs.
+    participants = min(10_000, size)
+    leased = participants * 9 // 10
     db.reset_ours(admin)
     started = time.monotonic()
-    db.fill_ours(admin, size, ctx.body, leased_head=leased)
+    db.fill_ours(admin, size, ctx.body, participants=participants, leased_heads=leased)
     # Keep autovacuum away from the scratch queue while W5 builds its states on purpose.
     admin.execute("ALTER TABLE public.payment_outbox_pending SET (autovacuum_enabled = off)")
     db.settle(admin, db.OURS_TABLES)
     fill_s = time.monotonic() - started
-    out: dict[str, Any] = {"size": size, "leased": leased, "fill_s": round(fill_s, 1)}
+    out: dict[str, Any] = {
+        "size": size,
+        "leased": leased,
+        "participants": participants,
+        "fill_s": round(fill_s, 1),
+    }
     with ctx.database.connect() as conn:
         conn.execute("SET synchronous_commit = off")
         claim = "SELECT * FROM public.claim_outbox_batch(%s, 'w5', 300)"
@@ -91,7 +102,7 @@ def _ours(ctx: Context, size: int) -> dict[str, Any]:
 
         for state in ("clean", "dead"):
             if state == "dead":
-                unleased = size - leased
+                unleased = participants - leased
                 jobs = min(s.backlog_dead_jobs, unleased - 2 * s.backlog_claims - 200)
                 if jobs <= 0:
                     continue

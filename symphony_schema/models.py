@@ -127,6 +127,38 @@ payment_outbox_pending: Final = Table(
     Column("claimed_by", Text, nullable=True),
     Column("lease_token", UUID(as_uuid=True), nullable=True),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    # Revision 0014 (issue 19, ADRs 0116-0119).
+    Column(
+        "is_head",
+        Boolean,
+        nullable=False,
+        server_default=text("false"),
+        comment="True for the participant's queued job with the lowest sequence_id: the only one "
+        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and "
+        "trg_promote_outbox_head.",
+    ),
+    Column(
+        "priority",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="Enqueue priority (higher is claimed first across participants; never within one).",
+    ),
+    Column(
+        "in_doubt",
+        Boolean,
+        nullable=False,
+        server_default=text("false"),
+        comment="True once an earlier lease of the job ended without a recorded outcome (a "
+        "ZOMBIE_REQUEUE attempt is in the ledger): the rail may already have the payment.",
+    ),
+    Column(
+        "claimed_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="When the current lease was taken (NULL without a lease, and for leases taken "
+        "before 0014).",
+    ),
     PrimaryKeyConstraint("outbox_id", name=conv("pk_payment_outbox_pending")),
     UniqueConstraint(
         "participant_id",
@@ -152,12 +184,22 @@ payment_outbox_pending: Final = Table(
         " AND lease_expires_at IS NOT NULL)",
         name=conv("ck_payment_outbox_pending_lease_all_or_nothing"),
     ),
-    # Claim: due rows without a lease, oldest first; leased rows never enter this index.
+    # Claim (revision 0015, ADR 0116): claimable heads, highest priority then oldest due first;
+    # leased heads and the jobs queued behind a head never enter these indexes.
     Index(
-        conv("ix_payment_outbox_pending_due_unleased"),
+        conv("ix_payment_outbox_pending_claimable"),
+        text("priority DESC"),
         "next_attempt_at",
         "outbox_id",
-        postgresql_where=text("lease_token IS NULL"),
+        postgresql_where=text("is_head AND lease_token IS NULL"),
+    ),
+    Index(
+        conv("ix_payment_outbox_pending_claimable_rail"),
+        "rail_type",
+        text("priority DESC"),
+        "next_attempt_at",
+        "outbox_id",
+        postgresql_where=text("is_head AND lease_token IS NULL"),
     ),
     # Claim and repair: the expired prefix of the leased rows.
     Index(
@@ -187,7 +229,14 @@ payment_outbox_attempts: Final = Table(
     Column("payload", JSONB, nullable=False),
     Column("attempt_no", Integer, nullable=False),
     Column("state", outbox_attempt_state, nullable=False),
-    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column(
+        "claimed_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=_NOW,
+        comment="When the lease of the attempt was taken (since 0014; before, when the attempt "
+        "was recorded).",
+    ),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("rail_reference", Text, nullable=True),
     Column("rail_code", Text, nullable=True),
@@ -196,6 +245,23 @@ payment_outbox_attempts: Final = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("worker_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    # Revision 0014 (ADR 0119): the lease the attempt ran under and the login that recorded it.
+    Column(
+        "lease_token",
+        UUID(as_uuid=True),
+        nullable=True,
+        comment="The lease the attempt ran under (for a ZOMBIE_REQUEUE or a lost lease FAILED: "
+        "the lease that expired). NULL for rows recorded before 0014 and for rows inserted by "
+        "the control plane.",
+    ),
+    Column(
+        "recorded_by",
+        Text,
+        nullable=True,
+        server_default=text("SESSION_USER"),
+        comment="session_user of the transaction that recorded the row (the login, not the "
+        "worker's self-reported worker_id). NULL for rows recorded before 0014.",
+    ),
     PrimaryKeyConstraint("attempt_id", name=conv("pk_payment_outbox_attempts")),
     UniqueConstraint(
         "outbox_id",
@@ -315,6 +381,37 @@ payment_outbox_idempotency_keys: Final = Table(
     comment=(
         "Every idempotency key ever enqueued, with the job it queued last. Written only by "
         "public.enqueue_payment_outbox(); its primary key serialises enqueues of one key."
+    ),
+)
+
+
+# Revision 0014 (ADR 0118): what a rail said under a lease that had been replaced.
+payment_outbox_stale_outcomes: Final = Table(
+    "payment_outbox_stale_outcomes",
+    metadata,
+    Column("stale_outcome_id", UUID(as_uuid=True), nullable=False, server_default=_UUID_DEFAULT),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("lease_token", UUID(as_uuid=True), nullable=False),
+    Column("worker_id", Text, nullable=False),
+    Column("state", outbox_attempt_state, nullable=False),
+    Column("rail_reference", Text, nullable=True),
+    Column("rail_code", Text, nullable=True),
+    Column("error_code", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column(
+        "reported_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("recorded_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    PrimaryKeyConstraint("stale_outcome_id", name=conv("pk_payment_outbox_stale_outcomes")),
+    Index(conv("ix_payment_outbox_stale_outcomes_outbox"), "outbox_id"),
+    comment=(
+        "What a rail said for an attempt whose lease had been replaced (the completion got "
+        "P7002): written only by public.record_stale_outbox_outcome(); for reconciliation, "
+        "never applied to the queue or the ledger."
     ),
 )
 

@@ -160,6 +160,8 @@ POLICY_VERSIONS: Final = table_name("policy_versions")
 #: Revision 0011: the stored retry ceiling (ADR 0061) and the permanent key table (ADR 0062).
 OUTBOX_SETTINGS: Final = table_name("outbox_settings")
 IDEMPOTENCY_KEYS: Final = table_name("payment_outbox_idempotency_keys")
+#: Revision 0014: outcomes reported under a replaced lease (issue 19 item 5, ADR 0118).
+STALE_OUTCOMES: Final = table_name("payment_outbox_stale_outcomes")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
 
@@ -172,6 +174,7 @@ TABLES: Final[tuple[str, ...]] = (
     LEDGER_TABLE,
     OUTBOX_SETTINGS,
     IDEMPOTENCY_KEYS,
+    STALE_OUTCOMES,
 )
 
 
@@ -230,12 +233,17 @@ ENQUEUE_PAYMENT_OUTBOX: Final = function(
     ("p_idempotency_key", "text"),
     ("p_rail_type", "text"),
     ("p_payload", "jsonb"),
+    # Revision 0014 (issue 19 item 6).
+    ("p_not_before", "timestamp with time zone"),
+    ("p_priority", "smallint"),
 )
 CLAIM_OUTBOX_BATCH: Final = function(
     "claim_outbox_batch",
     ("p_batch_size", "integer"),
     ("p_worker_id", "text"),
     ("p_lease_seconds", "integer"),
+    # Revision 0014 (issue 19 item 2).
+    ("p_rail_types", "text[]"),
 )
 COMPLETE_OUTBOX_ATTEMPT: Final = function(
     "complete_outbox_attempt",
@@ -276,6 +284,49 @@ GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
 #: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063);
 #: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
 GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
+#: Revision 0013: the SQL rule helpers of the outbox functions (ADR 0115), owner only.
+OUTBOX_LIMIT_BYTES: Final = function(
+    "outbox_limit_bytes",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer[]"),
+    security_definer=False,
+)
+OUTBOX_REQUIRE_IDS: Final = function(
+    "outbox_require_ids",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer"),
+    security_definer=False,
+)
+OUTBOX_PIN_PLAN_SETTINGS: Final = function("outbox_pin_plan_settings", security_definer=False)
+#: Revision 0014: heartbeat (issue 19 item 3).
+EXTEND_OUTBOX_LEASE: Final = function(
+    "extend_outbox_lease",
+    ("p_outbox_id", "uuid"),
+    ("p_lease_token", "uuid"),
+    ("p_worker_id", "text"),
+    ("p_lease_seconds", "integer"),
+)
+#: Revision 0014: outcomes under a replaced lease, kept for reconciliation (issue 19 item 5).
+RECORD_STALE_OUTBOX_OUTCOME: Final = function(
+    "record_stale_outbox_outcome",
+    ("p_outbox_id", "uuid"),
+    ("p_lease_token", "uuid"),
+    ("p_worker_id", "text"),
+    ("p_state", "public.outbox_attempt_state"),
+    ("p_rail_reference", "text"),
+    ("p_rail_code", "text"),
+    ("p_error_code", "text"),
+    ("p_error_message", "text"),
+    ("p_latency_ms", "integer"),
+)
+#: Revision 0014: trigger functions keeping the per-participant head (issue 19 item 1).
+PROMOTE_OUTBOX_HEAD: Final = function("promote_outbox_head")
+PLACE_OUTBOX_HEAD: Final = function("place_outbox_head")
+OUTBOX_RESTORE_PLAN_SETTINGS: Final = function(
+    "outbox_restore_plan_settings", ("p_saved", "text[]"), security_definer=False
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -292,6 +343,14 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     SET_OUTBOX_RETRY_CEILING,
     GUARD_ATTEMPTS_INSERT,
     GUARD_PENDING_WRITE,
+    OUTBOX_LIMIT_BYTES,
+    OUTBOX_REQUIRE_IDS,
+    OUTBOX_PIN_PLAN_SETTINGS,
+    OUTBOX_RESTORE_PLAN_SETTINGS,
+    EXTEND_OUTBOX_LEASE,
+    RECORD_STALE_OUTBOX_OUTCOME,
+    PROMOTE_OUTBOX_HEAD,
+    PLACE_OUTBOX_HEAD,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -345,6 +404,8 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
             COMPLETE_OUTBOX_ATTEMPT,
             REPAIR_EXPIRED_LEASES,
             COMPLETE_OUTBOX_ATTEMPTS_BATCH,
+            EXTEND_OUTBOX_LEASE,
+            RECORD_STALE_OUTBOX_OUTCOME,
         )
     },
     **{
@@ -365,6 +426,15 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
     (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
     (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
+    # Revision 0013: the SQL rule helpers run only inside the outbox functions (ADR 0115).
+    (ObjectKind.FUNCTION, OUTBOX_LIMIT_BYTES.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_REQUIRE_IDS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_PIN_PLAN_SETTINGS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_RESTORE_PLAN_SETTINGS.signature): {},
+    # Revision 0014: the stale outcomes are read like the ledger; only the function writes them.
+    (ObjectKind.TABLE, STALE_OUTCOMES): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.FUNCTION, PROMOTE_OUTBOX_HEAD.signature): {},
+    (ObjectKind.FUNCTION, PLACE_OUTBOX_HEAD.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

@@ -143,7 +143,9 @@ class Outbox:
         rail_type: str = "rtgs",
         payload: str = '{"amount": 100, "currency": "ZAR"}',
     ) -> tuple[Any, ...]:
-        """enqueue_payment_outbox; returns (outbox_id, sequence_id, created_at, state)."""
+        """enqueue_payment_outbox; returns (outbox_id, sequence_id, created_at, state). Jobs of
+        one participant are claimed one at a time, in order (per-participant FIFO, revision
+        0014): tests that lease several jobs at once give them different participants."""
         row = self.conn.execute(
             "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb)",
             (
@@ -269,6 +271,8 @@ class ClaimedRow(NamedTuple):
     attempt_count: int
     lease_token: Any
     lease_expires_at: Any
+    #: Revision 0014: an earlier lease of the job ended without a recorded outcome.
+    in_doubt: bool = False
 
 
 @pytest.fixture

@@ -453,8 +453,8 @@ def test_a_payload_at_the_limit_is_accepted_and_one_byte_more_is_22023(outbox: O
 def test_completion_texts_at_the_limit_are_accepted_and_one_byte_more_is_22023(
     outbox: Outbox, argument: str, limit: int
 ) -> None:
-    outbox.enqueue("instr-1")
-    outbox.enqueue("instr-2")
+    outbox.enqueue("instr-1", "p-1")
+    outbox.enqueue("instr-2", "p-2")
     first, second = outbox.claim(2, "w1")
 
     with outbox.raises("22023", match=f"p_{argument} must be at most {limit} bytes"):

@@ -34,7 +34,7 @@ def _now(conn: psycopg.Connection[Any]) -> dt.datetime:
 
 
 def test_claim_leases_the_oldest_due_rows(outbox: Outbox) -> None:
-    ids = [outbox.enqueue(f"instr-{i}")[0] for i in range(3)]
+    ids = [outbox.enqueue(f"instr-{i}", f"p-{i}")[0] for i in range(3)]
     # Make the third the oldest due row.
     outbox.conn.execute(
         "UPDATE public.payment_outbox_pending SET next_attempt_at = now() - interval '1 hour'"
@@ -61,7 +61,7 @@ def test_claim_leases_the_oldest_due_rows(outbox: Outbox) -> None:
     assert rows[0].lease_token != rows[1].lease_token
     assert [r.outbox_id for r in outbox.claim(10, "worker-2")] == [ids[1]]
     assert outbox.claim(10, "worker-3") == [], "live leases are not claimable"
-    assert outbox.counts() == OutboxCounts(pending=3, attempts=0, sequences=1), (
+    assert outbox.counts() == OutboxCounts(pending=3, attempts=0, sequences=3), (
         "claiming never deletes or writes attempts"
     )
 
@@ -112,13 +112,13 @@ def test_expired_leases_are_claimable_again_with_a_new_token(outbox: Outbox) -> 
 
 
 def test_claim_orders_unleased_and_expired_rows_by_due_time(outbox: Outbox) -> None:
-    old = outbox.enqueue("instr-old")[0]
+    old = outbox.enqueue("instr-old", "p-old")[0]
     outbox.conn.execute(
         "UPDATE public.payment_outbox_pending SET next_attempt_at = now() - interval '1 hour'"
     )
     outbox.claim(1, "worker-crashed", lease_seconds=1)
     outbox.expire_leases()
-    new = outbox.enqueue("instr-new")[0]
+    new = outbox.enqueue("instr-new", "p-new")[0]
 
     assert [r.outbox_id for r in outbox.claim(1, "worker-1")] == [old]
     assert [r.outbox_id for r in outbox.claim(1, "worker-1")] == [new]
@@ -305,7 +305,9 @@ LEASE_LOST_CASES = [
     pytest.param({"worker_id": "worker-2"}, id="other-worker"),
     pytest.param({"lease_token": "random"}, id="other-token"),
     pytest.param({"outbox_id": "random"}, id="unknown-outbox"),
-    pytest.param({"expire": True}, id="expired-lease"),
+    # Revision 0014 (issue 19 item 5): an expired lease nobody replaced still completes; one
+    # that repair replaced does not.
+    pytest.param({"expire": True}, id="expired-and-repaired-lease"),
 ]
 
 
@@ -316,6 +318,7 @@ def test_completion_without_a_matching_live_lease_raises_p7002(
     row = _claimed(outbox)
     if case.get("expire"):
         outbox.expire_leases()
+        outbox.repair(10, "repairer")
     outbox_id = uuid.uuid4() if case.get("outbox_id") else row.outbox_id
     token = uuid.uuid4() if case.get("lease_token") else row.lease_token
     worker = case.get("worker_id", "worker-1")
@@ -325,7 +328,7 @@ def test_completion_without_a_matching_live_lease_raises_p7002(
         outbox.complete(outbox_id, token, worker, "DISPATCHED")
 
     assert outbox.conn.execute("SELECT * FROM public.payment_outbox_pending").fetchall() == before
-    assert outbox.counts().attempts == 0
+    assert outbox.counts().attempts == (1 if case.get("expire") else 0), "only repair's attempt"
 
 
 def test_completion_of_an_unclaimed_job_raises_p7002(outbox: Outbox) -> None:
@@ -472,9 +475,9 @@ def test_ceiling_of_one_fails_the_first_retry(outbox: Outbox) -> None:
 
 
 def test_repair_requeues_only_expired_leases(outbox: Outbox) -> None:
-    expired_id = outbox.enqueue("instr-expired")[0]
-    live_id = outbox.enqueue("instr-live")[0]
-    unclaimed_id = outbox.enqueue("instr-unclaimed")[0]
+    expired_id = outbox.enqueue("instr-expired", "p-expired")[0]
+    live_id = outbox.enqueue("instr-live", "p-live")[0]
+    unclaimed_id = outbox.enqueue("instr-unclaimed", "p-unclaimed")[0]
     claimed = {r.outbox_id: r for r in outbox.claim(2, "worker-1")}
     assert set(claimed) == {expired_id, live_id}
     outbox.expire_leases([expired_id])
@@ -510,7 +513,7 @@ def test_repair_requeues_only_expired_leases(outbox: Outbox) -> None:
 
 def test_repair_respects_the_batch_size(outbox: Outbox) -> None:
     for i in range(5):
-        outbox.enqueue(f"instr-{i}")
+        outbox.enqueue(f"instr-{i}", f"p-{i}")
     outbox.claim(5, "worker-1")
     outbox.expire_leases()
 

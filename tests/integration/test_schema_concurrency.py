@@ -88,7 +88,7 @@ def test_concurrent_claimers_never_share_a_row(
     connect: Callable[[], psycopg.Connection[Any]],
 ) -> None:
     outbox.conn.execute(
-        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || (g % 7),"
+        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || g,"
         " 'key-' || g, 'rtgs', jsonb_build_object('n', g)) FROM generate_series(1, 200) AS g"
     )
 
@@ -116,7 +116,7 @@ def test_concurrent_claim_complete_and_repair_record_one_terminal_attempt_per_jo
     connect: Callable[[], psycopg.Connection[Any]],
 ) -> None:
     outbox.conn.execute(
-        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-1', 'key-' || g,"
+        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || g, 'key-' || g,"
         " 'rtgs', '{}'::jsonb) FROM generate_series(1, 60) AS g"
     )
 

@@ -41,6 +41,10 @@ def test_enqueue_inserts_a_pending_row_and_returns_it(outbox: Outbox) -> None:
         "claimed_by": None,
         "lease_token": None,
         "lease_expires_at": None,
+        "is_head": True,
+        "priority": 0,
+        "in_doubt": False,
+        "claimed_at": None,
     }
     assert row["next_attempt_at"] <= created_at, "a new job is due immediately"
 

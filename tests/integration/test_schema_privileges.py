@@ -65,8 +65,8 @@ def test_matrix_covers_public_for_every_object(db: psycopg.Connection[Any]) -> N
 def test_grant_reader_detects_extra_and_missing_grants(db: psycopg.Connection[Any]) -> None:
     db.execute("GRANT SELECT ON public.payment_outbox_pending TO PUBLIC")
     db.execute(
-        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb)"
-        " FROM symphony_ingest"
+        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb,"
+        " timestamptz, smallint) FROM symphony_ingest"
     )
     db.execute("GRANT EXECUTE ON FUNCTION public.outbox_retry_ceiling() TO symphony_control")
     db.execute("GRANT SELECT ON public.policy_versions TO symphony_ingest WITH GRANT OPTION")
@@ -81,7 +81,8 @@ def test_grant_reader_detects_extra_and_missing_grants(db: psycopg.Connection[An
         "extra: PUBLIC SELECT on table public.payment_outbox_pending",
         "extra: symphony_control EXECUTE on function public.outbox_retry_ceiling()",
         "missing: symphony_ingest EXECUTE on function "
-        "public.enqueue_payment_outbox(text,text,text,text,jsonb)",
+        "public.enqueue_payment_outbox(text,text,text,text,jsonb,"
+        "timestamp with time zone,smallint)",
         "extra: symphony_ingest SELECT WITH GRANT OPTION on table public.policy_versions",
     ]
 
@@ -98,7 +99,7 @@ def test_functions_match_their_declared_signatures_and_security(
     live = {row[0].replace(" ", ""): row[1:] for row in rows}
 
     for spec in privileges.FUNCTIONS:
-        unqualified = spec.signature.removeprefix("public.").replace("public.", "")
+        unqualified = spec.signature.removeprefix("public.").replace("public.", "").replace(" ", "")
         assert unqualified in live, f"{spec.signature} is not in the database"
         definer, owner, identity, config = live[unqualified]
         assert definer is spec.security_definer, spec.signature
@@ -132,7 +133,7 @@ def test_every_symphony_object_is_owned_by_symphony_owner(db: psycopg.Connection
         " WHERE t.typnamespace = 'public'::regnamespace AND t.typtype = 'e'"
     ).fetchall()
     assert {owner for _, _, owner in rows} == {OWNER}, rows
-    assert len([r for r in rows if r[1] == "r"]) == 6
+    assert len([r for r in rows if r[1] == "r"]) == 7
 
 
 def test_role_attributes_match_the_declaration(db: psycopg.Connection[Any]) -> None:

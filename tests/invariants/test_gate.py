@@ -22,7 +22,7 @@ from tests.invariants.conftest import annotated_gate, failed_ids, failure, gate_
 pytestmark = pytest.mark.integration
 
 ATTEMPTS = "public.payment_outbox_attempts"
-CLAIM = "public.claim_outbox_batch(integer, text, integer)"
+CLAIM = "public.claim_outbox_batch(integer, text, integer, text[])"
 
 
 @contextmanager
@@ -190,8 +190,8 @@ def test_privilege_matrix_fails_on_a_missing_grant(
     db: psycopg.Connection[object], migrated_db: Database
 ) -> None:
     db.execute(
-        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb) "
-        "FROM symphony_ingest"
+        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb, "
+        "timestamptz, smallint) FROM symphony_ingest"
     )
     result = failure(gate_on(migrated_db.conninfo), "INV-006")
     assert any(d.startswith("missing: symphony_ingest EXECUTE") for d in result.details)
@@ -385,7 +385,7 @@ def test_definer_search_path_fails_when_reset(
     db.execute(f"ALTER FUNCTION {CLAIM} RESET search_path")
     result = failure(gate_on(migrated_db.conninfo), "INV-007")
     assert (
-        "public.claim_outbox_batch(integer,text,integer) does not pin search_path"
+        "public.claim_outbox_batch(integer,text,integer,text[]) does not pin search_path"
         in result.details[0]
     )
 

@@ -290,10 +290,10 @@ PLANTED = {
         "test_user has UPDATE on table public.payment_outbox_attempts",
     ),
     "revoked-execute": (
-        "REVOKE EXECUTE ON FUNCTION public.claim_outbox_batch(integer, text, integer)"
+        "REVOKE EXECUTE ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[])"
         " FROM symphony_executor",
         "symphony_executor lacks EXECUTE on function"
-        " public.claim_outbox_batch(integer,text,integer)",
+        " public.claim_outbox_batch(integer,text,integer,text[])",
     ),
 }
 

@@ -159,8 +159,9 @@ PLANTED = {
         "public.bump_participant_outbox_seq(text): undeclared EXECUTE for ['symphony_ingest']",
     ),
     "set-search-path-dropped": (
-        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer) RESET search_path",
-        "public.claim_outbox_batch(integer,text,integer): search_path is not pinned",
+        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer, text[])"
+        " RESET search_path",
+        "public.claim_outbox_batch(integer,text,integer,text[]): search_path is not pinned",
     ),
 }
 

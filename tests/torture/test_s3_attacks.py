@@ -135,7 +135,7 @@ DENIED_ATTACKS: dict[str, str] = {
         " AS $$SELECT 'uuidv7'$$"
     ),
     "unpin-search-path": (
-        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer) RESET search_path"
+        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer, text[]) RESET search_path"
     ),
     "comment-on-ledger": f"COMMENT ON TABLE {ATTEMPTS} IS 'rewritten'",
     "copy-to-program": "COPY (SELECT 1) TO PROGRAM 'true'",
