@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import pytest
 
 from symphony_schema import cluster
 from symphony_schema.baseline import catalog
@@ -104,3 +105,46 @@ def test_the_invariants_gate_passes_on_the_coordinator(migrated_cluster: cluster
     result = run(CLI, "invariants", "gate", "--url", migrated_cluster.coordinator.url())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 failed" in result.stdout
+
+
+def test_seed_and_boot_check_on_the_coordinator(migrated_cluster: cluster.Cluster) -> None:
+    url = migrated_cluster.coordinator.url()
+    seeded = run(CLI, "seed-policy", "--file", "policy/dev-policy.json", "--url", url)
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    boot = run(CLI, "boot-check", "--url", url)
+    assert boot.returncode == 0, boot.stdout + boot.stderr
+    assert boot.stdout.startswith("boot-check OK")
+
+
+@pytest.mark.parametrize("inherit", [[], ["--no-inherit"]])
+def test_a_login_granted_on_the_coordinator_has_its_memberships_on_every_worker(
+    migrated_cluster: cluster.Cluster, inherit: list[str]
+) -> None:
+    # Citus 14 re-deparsed grant-login's GRANT ... WITH ADMIN FALSE, INHERIT .., SET TRUE into
+    # a syntax error for the workers (ADR 0128).
+    login = "cluster_test_executor"
+    with psycopg.connect(migrated_cluster.coordinator.conninfo(), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {login} LOGIN")
+    try:
+        granted = run(
+            CLI,
+            "grant-login",
+            login,
+            "--roles",
+            "symphony_executor,symphony_readonly",
+            *inherit,
+            "--url",
+            migrated_cluster.coordinator.url(),
+        )
+        assert granted.returncode == 0, granted.stdout + granted.stderr
+        with catalog.connect(migrated_cluster.coordinator.conninfo()) as conn:
+            roles = catalog.read_roles(conn, [*catalog.declared_role_names(), login])
+            expected = catalog.read_memberships(conn, roles)
+        assert any(m.member == login for m in expected)
+        for worker in migrated_cluster.workers:
+            with catalog.connect(worker.conninfo()) as conn:
+                assert catalog.read_roles(conn, [r.name for r in roles]) == roles, worker.name
+                assert catalog.read_memberships(conn, roles) == expected, worker.name
+    finally:
+        with psycopg.connect(migrated_cluster.coordinator.conninfo(), autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {login}")
