@@ -48,6 +48,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
     config.hook.pytest_deselected(items=ours)
     items[:] = [item for item in items if not _is_cluster_test(item)]
+    # (pytest_report_header is only asked of the conftests given on the command line)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"citus: NOT installed: {len(ours)} test(s) of tests/cluster deselected "
+            f"(run {cluster.INSTALL_COMMAND})"
+        )
 
 
 def env() -> dict[str, str]:
