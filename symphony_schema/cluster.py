@@ -15,10 +15,13 @@ virtualenv's embedded PostgreSQL 18 (ADR 0125).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,7 +172,13 @@ def port_in_use(port: int) -> bool:
 
 def _initdb(node: Node) -> None:
     node.pgdata.mkdir(parents=True, exist_ok=True)
-    embedded._initdb(node.pgdata)  # the embedded server's initdb (as root: its system user)
+    try:
+        embedded._initdb(node.pgdata)
+    except subprocess.CalledProcessError as exc:
+        raise SymphonyError(
+            f"cluster {node.name}: initdb failed in {node.pgdata} (exit {exc.returncode}); "
+            f"remove {node.pgdata.parent} and start again"
+        ) from exc  # the embedded server's initdb (as root: its system user)
     settings = {**NODE_SETTINGS, "port": str(node.port)}
     with (node.pgdata / "postgresql.auto.conf").open("a", encoding="utf-8") as handle:
         handle.write("# written by symphony_schema.cluster\n")
@@ -237,6 +246,24 @@ def start(
         raise SymphonyError(f"--workers must be between 0 and {MAX_WORKERS}, not {workers}")
     require_citus()
     directory = (directory or default_dir()).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        return _start_locked(workers, directory, dbname)
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One ``start``/``stop`` at a time per cluster directory (two at once would pick two sets
+    of ports and run ``initdb`` twice into the same data directories)."""
+    with (directory / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _start_locked(workers: int | None, directory: Path, dbname: str) -> Cluster:
     cluster = load(directory)
     if cluster is not None and workers is not None and workers != len(cluster.workers):
         raise SymphonyError(
@@ -244,7 +271,6 @@ def start(
             f"use --workers {len(cluster.workers)}, or stop it and remove {directory} first"
         )
     if cluster is None:
-        directory.mkdir(parents=True, exist_ok=True)
         taken: set[int] = set()
         nodes = []
         for name in _node_names(DEFAULT_WORKERS if workers is None else workers):
@@ -266,9 +292,15 @@ def start(
 
 def stop(directory: Path | None = None) -> list[str]:
     """Stop every running node (fast shutdown); the names of those that were stopped."""
+    directory = (directory or default_dir()).resolve()
     cluster = load(directory)
     if cluster is None:
         return []
+    with _locked(directory):
+        return _stop_locked(cluster)
+
+
+def _stop_locked(cluster: Cluster) -> list[str]:
     stopped = []
     for node in reversed(cluster.nodes):
         if embedded.stop(node.pgdata):

@@ -99,3 +99,36 @@ def test_a_busy_port_and_a_missing_cluster_are_one_line_errors() -> None:
     finally:
         cluster.stop(directory)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_two_starts_at_once_make_one_cluster() -> None:
+    import subprocess
+
+    from tests.cluster.conftest import env as base_env
+
+    directory = new_cluster_dir()
+    env = {**base_env(), "SYMPHONY_CLUSTER_DIR": str(directory)}
+    try:
+        starts = [
+            subprocess.Popen(
+                [str(CLI), "cluster", "start", "--workers", "1"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        results = [(p.wait(timeout=180), *p.communicate()) for p in starts]
+        for code, out, err in results:
+            assert code == 0, out + err
+        found = cluster.load(directory)
+        assert found is not None
+        states = cluster.status(directory)
+        assert [s.running for s in states] == [True, True]
+        assert states[1].registered is True
+        # both printed the URL of the one coordinator that runs
+        assert {out.strip().splitlines()[-1] for _, out, _ in results} == {found.coordinator.url()}
+    finally:
+        cluster.stop(directory)
+        shutil.rmtree(directory, ignore_errors=True)
