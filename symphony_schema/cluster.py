@@ -290,22 +290,22 @@ def _start_locked(workers: int | None, directory: Path, dbname: str) -> Cluster:
     return cluster
 
 
-def stop(directory: Path | None = None) -> list[str]:
-    """Stop every running node (fast shutdown); the names of those that were stopped."""
+def stop(directory: Path | None = None, *, immediate: bool = False) -> list[str]:
+    """Stop every running node (fast shutdown; ``immediate``: no shutdown checkpoint, for
+    throw-away clusters about to be deleted); the names of those that were stopped."""
     directory = (directory or default_dir()).resolve()
     cluster = load(directory)
     if cluster is None:
         return []
     with _locked(directory):
-        return _stop_locked(cluster)
-
-
-def _stop_locked(cluster: Cluster) -> list[str]:
-    stopped = []
-    for node in reversed(cluster.nodes):
-        if embedded.stop(node.pgdata):
-            stopped.append(node.name)
-    return stopped
+        stopped = []
+        for node in reversed(cluster.nodes):
+            if immediate and node.running:
+                embedded._run_binary("pg_ctl", ["-m", "immediate", "-w", "stop"], node.pgdata)
+                stopped.append(node.name)
+            elif embedded.stop(node.pgdata):
+                stopped.append(node.name)
+        return stopped
 
 
 @dataclass(frozen=True)

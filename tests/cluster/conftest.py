@@ -100,7 +100,7 @@ def citus_cluster() -> Iterator[cluster.Cluster]:
         assert found is not None
         yield found
     finally:
-        cluster.stop(directory)
+        cluster.stop(directory, immediate=True)
         shutil.rmtree(directory, ignore_errors=True)
 
 

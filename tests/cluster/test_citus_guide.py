@@ -44,7 +44,7 @@ def clone() -> Iterator[Path]:
         try:
             yield target
         finally:
-            cluster.stop(target / ".symphony" / "cluster")
+            cluster.stop(target / ".symphony" / "cluster", immediate=True)
 
 
 def test_the_citus_guide_runs_and_prints_what_it_shows(clone: Path) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 
 import psycopg
 
 from symphony_schema import cluster
 from tests.cluster.conftest import CLI, new_cluster_dir, run
+from tests.cluster.conftest import env as base_env
 
 
 def test_the_cluster_has_a_coordinator_and_two_registered_workers(
@@ -71,7 +73,7 @@ def test_url_prints_the_coordinator_and_start_again_is_a_no_op(
     assert "has 2 worker(s), not 3" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
-def test_a_busy_port_and_a_missing_cluster_are_one_line_errors() -> None:
+def test_concurrent_starts_a_busy_port_and_a_missing_cluster() -> None:
     directory = new_cluster_dir()
     env = {"SYMPHONY_CLUSTER_DIR": str(directory)}
     try:
@@ -81,13 +83,31 @@ def test_a_busy_port_and_a_missing_cluster_are_one_line_errors() -> None:
         status = run(CLI, "cluster", "status", extra_env=env)
         assert status.returncode == 1 and "no cluster" in status.stdout
 
-        assert run(CLI, "cluster", "start", "--workers", "0", extra_env=env).returncode == 0
+        # Two starts at once make one cluster (they used to pick two sets of ports and run
+        # initdb twice into the same directory, ending in a traceback).
+        starts = [
+            subprocess.Popen(
+                [str(CLI), "cluster", "start", "--workers", "1"],
+                env={**base_env(), **env},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        results = [(*p.communicate(timeout=180), p.returncode) for p in starts]
+        for out, err, code in results:
+            assert code == 0, out + err
+        found = cluster.load(directory)
+        assert found is not None
+        states = cluster.status(directory)
+        assert [s.running for s in states] == [True, True] and states[1].registered is True
+        assert {out.strip().splitlines()[-1] for out, _, _ in results} == {found.coordinator.url()}
+
         stop = run(CLI, "cluster", "stop", extra_env=env)
         assert stop.returncode == 0 and "coordinator" in stop.stdout
         stopped = run(CLI, "cluster", "status", extra_env=env)
         assert stopped.returncode == 1 and "stopped" in stopped.stdout
-        found = cluster.load(directory)
-        assert found is not None
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind((cluster.HOST, found.coordinator.port))
@@ -97,38 +117,5 @@ def test_a_busy_port_and_a_missing_cluster_are_one_line_errors() -> None:
         assert f"port {found.coordinator.port} on 127.0.0.1 is in use" in busy.stderr
         assert busy.stderr.count("\n") == 1 and "Traceback" not in busy.stderr
     finally:
-        cluster.stop(directory)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def test_two_starts_at_once_make_one_cluster() -> None:
-    import subprocess
-
-    from tests.cluster.conftest import env as base_env
-
-    directory = new_cluster_dir()
-    env = {**base_env(), "SYMPHONY_CLUSTER_DIR": str(directory)}
-    try:
-        starts = [
-            subprocess.Popen(
-                [str(CLI), "cluster", "start", "--workers", "1"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(2)
-        ]
-        results = [(p.wait(timeout=180), *p.communicate()) for p in starts]
-        for code, out, err in results:
-            assert code == 0, out + err
-        found = cluster.load(directory)
-        assert found is not None
-        states = cluster.status(directory)
-        assert [s.running for s in states] == [True, True]
-        assert states[1].registered is True
-        # both printed the URL of the one coordinator that runs
-        assert {out.strip().splitlines()[-1] for _, out, _ in results} == {found.coordinator.url()}
-    finally:
-        cluster.stop(directory)
+        cluster.stop(directory, immediate=True)
         shutil.rmtree(directory, ignore_errors=True)
