@@ -38,8 +38,6 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ours = [item for item in items if _is_cluster_test(item)]
-    for item in ours:
-        item.add_marker(pytest.mark.citus)
     if not ours or cluster.citus_installed():
         return
     if os.environ.get("SYMPHONY_REQUIRE_CITUS") == "1":

@@ -19,6 +19,8 @@ import pytest
 from symphony_schema import cluster, project_root
 from tests.integration import test_local_dev_guide as runner
 
+pytestmark = pytest.mark.citus
+
 ROOT = project_root()
 GUIDE = Path("docs") / "operations" / "citus.md"
 

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from symphony_schema import project_root
+
+pytestmark = pytest.mark.citus
 
 SCRIPT = project_root() / "scripts" / "install-citus.sh"
 

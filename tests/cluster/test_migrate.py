@@ -12,6 +12,8 @@ from symphony_schema.baseline import catalog
 from symphony_schema.migration import deploy_lock
 from tests.cluster.conftest import ALEMBIC, CLI, run
 
+pytestmark = pytest.mark.citus
+
 
 def _scalar(conninfo: str, query: str) -> Any:
     with psycopg.connect(conninfo) as conn:

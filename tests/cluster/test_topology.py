@@ -7,10 +7,13 @@ import socket
 import subprocess
 
 import psycopg
+import pytest
 
 from symphony_schema import cluster
 from tests.cluster.conftest import CLI, new_cluster_dir, run
 from tests.cluster.conftest import env as base_env
+
+pytestmark = pytest.mark.citus
 
 
 def test_the_cluster_has_a_coordinator_and_two_registered_workers(
