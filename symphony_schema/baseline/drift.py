@@ -29,7 +29,7 @@ import psycopg
 import sqlalchemy as sa
 
 from symphony_schema import SymphonyError, privilege_catalog, privilege_diff, privileges
-from symphony_schema.baseline import catalog
+from symphony_schema.baseline import catalog, citus
 from symphony_schema.baseline.apply import apply_baseline
 from symphony_schema.baseline.generate import (
     BASELINE_SQL,
@@ -564,6 +564,12 @@ def live_drift(
             if position:
                 return LiveDriftReport(head, wanted, position=position)
             actual = catalog.read_snapshot(conn, wanted)
+            # On a Citus node the citus extension's own objects are the platform's (ADR 0127).
+            actual, dropped = citus.drop_owned_lines(actual, citus.owned(conn))
+            if dropped:
+                notes.append(
+                    f"{dropped} catalog line(s) of objects owned by the citus extension ignored"
+                )
         except psycopg.Error as exc:
             raise SymphonyError(
                 f"cannot read the catalog as {_user(conninfo)}: SQLSTATE {exc.sqlstate}: "

@@ -44,6 +44,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "symphony-schema boot-check",
         "symphony-schema boot-check --policy-file policy/dev-policy.json",
     ),
+    "cluster": ("symphony-schema cluster status",),
+    "cluster start": (
+        "symphony-schema cluster start --workers 2",
+        'alembic -x url="$(symphony-schema cluster url)" upgrade head',
+    ),
+    "cluster status": ("symphony-schema cluster status || symphony-schema cluster start",),
+    "cluster stop": ("symphony-schema cluster stop",),
+    "cluster url": (
+        "symphony-schema cluster url",
+        'psql "$(symphony-schema cluster url --node worker1)"',
+    ),
     "db": ("symphony-schema db status",),
     "db psql": (
         "symphony-schema db psql",
