@@ -1,0 +1,191 @@
+"""The boot check: is this database fit for services to boot? (docs/contract/schema.md §7,
+ADR 0033).
+
+It fails closed: no ACTIVE policy, a database behind the newest revision, a migration ledger that
+disagrees with the revision files, or live drift in the security-relevant catalog each make it
+fail, with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from symphony_schema import project_root
+from symphony_schema.policy.document import CHECKSUM_RE, PinnedPolicy
+from symphony_schema.redact import redact_text, url_secrets
+
+#: The boot query of the services (docs/contract/schema.md §3), run verbatim by the boot check.
+BOOT_QUERY = "SELECT version, checksum FROM public.policy_versions WHERE is_active ORDER BY version"
+
+
+@dataclass
+class BootStatus:
+    """What the boot check found. ``reasons`` empty means fit to boot."""
+
+    head: str | None = None
+    current: list[str] = field(default_factory=list)
+    ledger_rows: int = 0
+    active: list[tuple[str, str]] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    def summary(self) -> str:
+        version, checksum = self.active[0] if self.active else ("?", "?")
+        return (
+            f"boot-check OK: at head {self.head}, ledger matches the revision files "
+            f"({self.ledger_rows} revisions), ACTIVE policy {version!r} (checksum {checksum})"
+        )
+
+
+def boot_check(
+    conninfo: str,
+    *,
+    expected: PinnedPolicy | None = None,
+    script_location: Path | None = None,
+) -> list[str]:
+    """Reasons the database is not fit to boot; an empty list means it is.
+
+    Fails closed on: no ACTIVE policy (or more than one), a database behind (or off) the head
+    revision, a ledger that disagrees with the revision files, live drift in the security-relevant
+    catalog (functions, triggers, ACLs, roles, memberships...: ADR 0080) and, when ``expected`` is
+    given, an ACTIVE policy other than the expected version and checksum.
+    """
+    return boot_status(conninfo, expected=expected, script_location=script_location).reasons
+
+
+def boot_status(
+    conninfo: str,
+    *,
+    expected: PinnedPolicy | None = None,
+    script_location: Path | None = None,
+) -> BootStatus:
+    """Like :func:`boot_check`, with what was found (head, ledger size, ACTIVE policy)."""
+    from symphony_schema.migration import api
+
+    status = BootStatus()
+    try:
+        status.head = api.head_revision(script_location)
+    except Exception as exc:  # alembic raises several unrelated types for a broken tree
+        status.reasons.append(f"cannot read the revision files: {exc}")
+    try:
+        conn = psycopg.connect(conninfo, connect_timeout=30, autocommit=True)
+    except psycopg.Error as exc:
+        said = redact_text(str(exc).strip(), url_secrets(conninfo))
+        status.reasons.append(f"cannot connect to the database: {said}")
+        return status
+    with conn:
+        _check_migrations(conninfo, status, script_location)
+        if not status.reasons:  # at head with a valid ledger: compare the catalog (ADR 0080)
+            from symphony_schema.baseline.drift import boot_drift_reasons
+
+            status.reasons += boot_drift_reasons(conninfo, script_location)
+        try:
+            _check_policy(conn, status, expected)
+        except psycopg.Error as exc:
+            status.reasons.append(f"cannot read the boot policy: {_pg_message(exc)}")
+    return status
+
+
+def _check_migrations(conninfo: str, status: BootStatus, script_location: Path | None) -> None:
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.pool import NullPool
+
+    from symphony_schema.migration import api, ledger
+
+    # The ledger helpers take a SQLAlchemy connection; build one over the same conninfo.
+    engine = sa.create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: psycopg.connect(conninfo, connect_timeout=30),
+        poolclass=NullPool,
+    )
+    try:
+        with engine.connect() as sa_conn:
+            heads = ledger.read_alembic_heads(sa_conn)
+            rows = ledger.read_ledger(sa_conn)
+            sa_conn.rollback()
+    except sa.exc.DBAPIError as exc:
+        status.reasons.append(
+            f"cannot read alembic_version / the migration ledger ({_pg_message(exc.orig)}): "
+            "run the boot check as the migrating user, which owns both tables"
+        )
+        return
+    finally:
+        engine.dispose()
+    status.current = heads
+    status.ledger_rows = len(rows)
+    if status.head is not None and heads != [status.head]:
+        at = ", ".join(heads) if heads else "no revision (not migrated)"
+        status.reasons.append(
+            f"the database is not at the newest revision: it is at {at}, head is {status.head}. "
+            "Run 'alembic upgrade head' (same URL) before booting."
+        )
+    if status.head is None:
+        return  # the revision files are unreadable; already a reason
+    scripts = ScriptDirectory.from_config(api.alembic_config(script_location=script_location))
+    for problem in ledger.validation_problems(rows, heads, scripts, project_root()):
+        status.reasons.append(f"the migration ledger disagrees with the revision files: {problem}")
+
+
+def _check_policy(
+    conn: psycopg.Connection[Any], status: BootStatus, expected: PinnedPolicy | None
+) -> None:
+    exists = conn.execute("SELECT to_regclass('public.policy_versions') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        status.reasons.append(
+            "no ACTIVE policy: public.policy_versions does not exist (the database is not "
+            "migrated to head)"
+        )
+        return
+    try:
+        rows = conn.execute(BOOT_QUERY).fetchall()
+    except psycopg.Error as exc:
+        status.reasons.append(f"the boot query failed: {_pg_message(exc)}")
+        return
+    status.active = [(str(version), str(checksum)) for version, checksum in rows]
+    if not rows:
+        status.reasons.append(
+            "no ACTIVE policy in public.policy_versions: seed one with "
+            "'symphony-schema seed-policy --file PATH' or '--from-env'"
+        )
+    elif len(rows) > 1:
+        names = ", ".join(repr(version) for version, _ in status.active)
+        status.reasons.append(
+            f"{len(rows)} ACTIVE policies ({names}); exactly one is allowed. The unique index "
+            "uq_policy_versions_one_active must have been dropped: the database was tampered with."
+        )
+    for version, checksum in status.active:
+        if not CHECKSUM_RE.fullmatch(checksum):
+            status.reasons.append(
+                f"ACTIVE policy {version!r} has checksum {checksum!r}, which is not a lowercase "
+                "hex SHA-256: the row was not written by seed-policy"
+            )
+    if expected is not None and len(rows) == 1:
+        _check_expected(status, expected)
+
+
+def _check_expected(status: BootStatus, expected: PinnedPolicy) -> None:
+    version, checksum = status.active[0]
+    if version != expected.version:
+        status.reasons.append(
+            f"the ACTIVE policy is {version!r}, but {expected.source} expects {expected.version!r}"
+        )
+    elif checksum != expected.checksum:
+        status.reasons.append(
+            f"the ACTIVE policy {version!r} has checksum {checksum}, but {expected.source} has "
+            f"checksum {expected.checksum}: the seeded document is not the expected one"
+        )
+
+
+def _pg_message(exc: BaseException | None) -> str:
+    if isinstance(exc, psycopg.Error):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"SQLSTATE {exc.sqlstate}: {first}"
+    return str(exc)
