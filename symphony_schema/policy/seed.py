@@ -111,8 +111,8 @@ def _seed_locked(conn: psycopg.Connection[Any], pinned: PinnedPolicy) -> SeedRes
         names = ", ".join(f"{row[0]!r} (checksum {row[1]})" for row in active)
         raise PolicyError(
             f"refusing to seed policy version {pinned.version!r}: version {names} is already "
-            "ACTIVE and there can be only one. Seeding never retires or changes an ACTIVE row "
-            "(rotation is roadmap); nothing was written."
+            "ACTIVE and there can be only one. Seeding never retires or changes an ACTIVE row: "
+            "to replace it, use 'symphony-schema policy rotate'. Nothing was written."
         )
     conn.execute(
         "INSERT INTO public.policy_versions (version, status, checksum) "
@@ -133,8 +133,8 @@ def _confirm_existing(pinned: PinnedPolicy, *, status: str, checksum: str) -> Se
     if status != "ACTIVE":
         raise PolicyError(
             f"refusing to seed policy version {pinned.version!r}: it already exists with the "
-            f"same checksum but is {status}, and seeding never changes an existing row "
-            "(re-activation is roadmap). Nothing was written."
+            f"same checksum but is {status}; a version never becomes ACTIVE again (ADR 0106): "
+            "publish the document under a new policyVersion and rotate to it. Nothing was written."
         )
     return SeedResult(pinned.version, pinned.checksum, created=False, source=pinned.source)
 
