@@ -4,6 +4,7 @@
 * :mod:`~symphony_schema.policy.document` - policy documents without a database: parsing, the
   RFC 8785 checksum, the ``--from-env`` contract;
 * :mod:`~symphony_schema.policy.seed` - seeding the ACTIVE version;
+* :mod:`~symphony_schema.policy.rotation` - rotating, listing and retiring versions (0013);
 * :mod:`~symphony_schema.policy.boot` - the boot check.
 
 The names below are re-exported so that ``from symphony_schema import policy`` gives the whole
@@ -12,7 +13,13 @@ surface.
 
 from __future__ import annotations
 
-from symphony_schema.policy.boot import BOOT_QUERY, BootStatus, boot_check, boot_status
+from symphony_schema.policy.boot import (
+    BOOT_QUERY,
+    BootStatus,
+    GraceVersion,
+    boot_check,
+    boot_status,
+)
 from symphony_schema.policy.document import (
     CHECKSUM_RE,
     DEFAULT_POLICY_FILE,
@@ -56,6 +63,7 @@ __all__ = [
     "SEED_LOCK_TIMEOUT",
     "VERSION_FIELD",
     "BootStatus",
+    "GraceVersion",
     "PinnedPolicy",
     "PolicyError",
     "SeedResult",

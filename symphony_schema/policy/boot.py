@@ -9,6 +9,7 @@ fail, with a reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,22 @@ from symphony_schema.redact import redact_text, url_secrets
 BOOT_QUERY = "SELECT version, checksum FROM public.policy_versions WHERE is_active ORDER BY version"
 
 
+@dataclass(frozen=True)
+class GraceVersion:
+    """A GRACE policy version: accepted by services until ``expires_at`` (issue 14)."""
+
+    version: str
+    checksum: str
+    expires_at: datetime
+    accepted: bool
+
+    def describe(self) -> str:
+        when = self.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if self.accepted:
+            return f"{self.version!r} accepted until {when}"
+        return f"{self.version!r} expired at {when} (run 'symphony-schema policy retire-expired')"
+
+
 @dataclass
 class BootStatus:
     """What the boot check found. ``reasons`` empty means fit to boot."""
@@ -30,6 +47,9 @@ class BootStatus:
     current: list[str] = field(default_factory=list)
     ledger_rows: int = 0
     active: list[tuple[str, str]] = field(default_factory=list)
+    grace: list[GraceVersion] = field(default_factory=list)
+    #: Set when the expected policy is an accepted GRACE version rather than the ACTIVE one.
+    expected_in_grace: GraceVersion | None = None
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -38,10 +58,20 @@ class BootStatus:
 
     def summary(self) -> str:
         version, checksum = self.active[0] if self.active else ("?", "?")
-        return (
+        line = (
             f"boot-check OK: at head {self.head}, ledger matches the revision files "
             f"({self.ledger_rows} revisions), ACTIVE policy {version!r} (checksum {checksum})"
         )
+        if self.grace:
+            line += "; GRACE: " + ", ".join(grace.describe() for grace in self.grace)
+        if self.expected_in_grace is not None:
+            pinned = self.expected_in_grace
+            when = pinned.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            line += (
+                f"; the expected policy {pinned.version!r} is GRACE, accepted until {when}: "
+                f"deploy {version!r} before then"
+            )
+        return line
 
 
 def boot_check(
@@ -55,7 +85,8 @@ def boot_check(
     Fails closed on: no ACTIVE policy (or more than one), a database behind (or off) the head
     revision, a ledger that disagrees with the revision files, live drift in the security-relevant
     catalog (functions, triggers, ACLs, roles, memberships...: ADR 0080) and, when ``expected`` is
-    given, an ACTIVE policy other than the expected version and checksum.
+    given, an expected version and checksum that is neither the ACTIVE policy nor a GRACE one
+    still accepted (ADR 0107).
     """
     return boot_status(conninfo, expected=expected, script_location=script_location).reasons
 
@@ -167,16 +198,44 @@ def _check_policy(
                 f"ACTIVE policy {version!r} has checksum {checksum!r}, which is not a lowercase "
                 "hex SHA-256: the row was not written by seed-policy"
             )
+    _read_grace(conn, status)
     if expected is not None and len(rows) == 1:
-        _check_expected(status, expected)
+        _check_expected(conn, status, expected)
 
 
-def _check_expected(status: BootStatus, expected: PinnedPolicy) -> None:
+#: GRACE versions and whether services accept them now: the database's own answer
+#: (public.policy_version_accepted, revision 0013), never a second copy of the rule.
+_GRACE_QUERY = """
+SELECT pv.version, pv.checksum, pv.grace_expires_at, public.policy_version_accepted(pv.version)
+  FROM public.policy_versions AS pv
+ WHERE pv.status = 'GRACE'::public.policy_version_status
+ ORDER BY pv.grace_expires_at, pv.version
+"""
+
+
+def _read_grace(conn: psycopg.Connection[Any], status: BootStatus) -> None:
+    found = conn.execute(
+        "SELECT f IS NOT NULL AND pg_catalog.has_function_privilege(f, 'EXECUTE') "
+        "FROM pg_catalog.to_regprocedure('public.policy_version_accepted(text)') AS f"
+    ).fetchone()
+    if not found or not found[0]:
+        # Before revision 0013 (not at head: already a reason), or a login that may not ask
+        # (a runtime login: it cannot read the ledger either, already a reason).
+        return
+    try:
+        rows = conn.execute(_GRACE_QUERY).fetchall()
+    except psycopg.Error as exc:
+        status.reasons.append(f"cannot read the GRACE policy versions: {_pg_message(exc)}")
+        return
+    status.grace = [GraceVersion(str(v), str(c), e, bool(a)) for v, c, e, a in rows]
+
+
+def _check_expected(
+    conn: psycopg.Connection[Any], status: BootStatus, expected: PinnedPolicy
+) -> None:
     version, checksum = status.active[0]
     if version != expected.version:
-        status.reasons.append(
-            f"the ACTIVE policy is {version!r}, but {expected.source} expects {expected.version!r}"
-        )
+        _check_expected_elsewhere(conn, status, expected, active=version)
     elif checksum != expected.checksum:
         status.reasons.append(
             f"the ACTIVE policy {version!r} has checksum {checksum}, but {expected.source} has "
@@ -189,3 +248,39 @@ def _pg_message(exc: BaseException | None) -> str:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"SQLSTATE {exc.sqlstate}: {first}"
     return str(exc)
+
+
+def _check_expected_elsewhere(
+    conn: psycopg.Connection[Any], status: BootStatus, expected: PinnedPolicy, *, active: str
+) -> None:
+    """The expected version is not the ACTIVE one: fit only while it is an accepted GRACE
+    version with the same checksum (a service rolled out before the rotation, issue 14)."""
+    grace = next((g for g in status.grace if g.version == expected.version), None)
+    if grace is None:
+        row = conn.execute(
+            "SELECT status::text FROM public.policy_versions WHERE version = %s",
+            (expected.version,),
+        ).fetchone()
+        if row is not None and row[0] == "RETIRED":
+            status.reasons.append(
+                f"the expected policy {expected.version!r} is RETIRED: services must run the "
+                f"ACTIVE policy {active!r}"
+            )
+        else:
+            status.reasons.append(
+                f"the ACTIVE policy is {active!r}, but {expected.source} expects "
+                f"{expected.version!r}"
+            )
+    elif grace.checksum != expected.checksum:
+        status.reasons.append(
+            f"the GRACE policy {grace.version!r} has checksum {grace.checksum}, but "
+            f"{expected.source} has checksum {expected.checksum}: not the expected document"
+        )
+    elif not grace.accepted:
+        when = grace.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        status.reasons.append(
+            f"the expected policy {grace.version!r} is GRACE but its grace window ended at "
+            f"{when}: services must run the ACTIVE policy {active!r}"
+        )
+    else:
+        status.expected_in_grace = grace
