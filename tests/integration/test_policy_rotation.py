@@ -513,3 +513,19 @@ def test_eight_concurrent_replays_create_one_row(
     assert refused == []
     assert sorted(row["created"] for row in done) == [False] * 7 + [True]
     assert statuses(seeded) == {"v1": "GRACE", "v2": "ACTIVE"}
+
+
+def test_a_stale_snapshot_cannot_rotate_from_an_old_active_version(
+    seeded: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]], outbox: Outbox
+) -> None:
+    # REPEATABLE READ: the snapshot predates a rotation that committed meanwhile; the function
+    # must not demote the old ACTIVE row again (or insert beside the new one): 40001, retry.
+    stale = connect()
+    stale.autocommit = False
+    stale.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    assert stale.execute(ONE_ACTIVE).fetchall() == [("v1",)]
+    rotate(seeded, "v2", B)
+    with outbox.raises("40001"):
+        stale.execute(ROTATE, ("v3", C, "1 hour"))
+    stale.rollback()
+    assert statuses(seeded) == {"v1": "GRACE", "v2": "ACTIVE"}
