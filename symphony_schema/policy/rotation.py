@@ -100,9 +100,14 @@ class RotationResult:
     @property
     def message(self) -> str:
         if not self.created:
+            later = (
+                ""
+                if self.status == "ACTIVE"
+                else " (a later version replaced it; a rotation never re-activates a version)"
+            )
             return (
                 f"policy version {self.version!r} already exists ({self.status}) with the same "
-                f"checksum {self.checksum}: nothing to do"
+                f"checksum {self.checksum}: nothing to do{later}"
             )
         return (
             f"rotated: policy version {self.version!r} is ACTIVE (checksum {self.checksum}, from "

@@ -113,6 +113,21 @@ def test_rotate_status_and_retire(
     assert code == 0 and out.strip() == "no GRACE policy version has expired: nothing to retire"
     assert rows(db) == [v1, v2]
 
+    # Replaying the older rotation step later (a retried pipeline) changes nothing either.
+    code, out, _ = cli(
+        "policy",
+        "rotate",
+        "--url",
+        url,
+        "--file",
+        write(tmp_path, V1),
+        "--grace",
+        "1h",
+        capsys=capsys,
+    )
+    assert code == 0 and "already exists (GRACE)" in out and "never re-activates" in out
+    assert rows(db) == [v1, v2]
+
 
 def test_expired_grace_is_shown_and_retired(
     seeded: Any, db: psycopg.Connection[Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -506,6 +506,19 @@ def test_eight_concurrent_rotations_leave_one_active_and_a_chain(
     assert "v9" in created  # the newest can never be refused
 
 
+def test_the_boot_query_sees_exactly_one_active_version_during_a_rotation(
+    seeded: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    reader = connect()
+    with seeded.transaction():
+        rotate(seeded, "v2", B)
+        # Demoted and inserted, not committed: readers still see the old ACTIVE version only.
+        assert reader.execute(ONE_ACTIVE).fetchall() == [("v1",)]
+        assert reader.execute(ACCEPTED, ("v2",)).fetchone() == (False,)
+    assert reader.execute(ONE_ACTIVE).fetchall() == [("v2",)]
+    assert reader.execute(ACCEPTED, ("v1",)).fetchone() == (True,)
+
+
 def test_eight_concurrent_replays_create_one_row(
     seeded: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
 ) -> None:
