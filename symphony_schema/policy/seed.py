@@ -112,7 +112,7 @@ def _seed_locked(conn: psycopg.Connection[Any], pinned: PinnedPolicy) -> SeedRes
         raise PolicyError(
             f"refusing to seed policy version {pinned.version!r}: version {names} is already "
             "ACTIVE and there can be only one. Seeding never retires or changes an ACTIVE row: "
-            "to replace it, use 'symphony-schema policy rotate'. Nothing was written."
+            "to replace it, use 'symphony-schema policy rotate'; nothing was written."
         )
     conn.execute(
         "INSERT INTO public.policy_versions (version, status, checksum) "
