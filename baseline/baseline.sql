@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0015_fifo_claim_indexes.
+-- Symphony schema baseline at revision 0016_policy_rotation.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1209,6 +1209,129 @@ COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: re
 
 
 --
+-- Name: guard_policy_version_identity(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_policy_version_identity() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.version IS DISTINCT FROM OLD.version
+       OR NEW.checksum IS DISTINCT FROM OLD.checksum
+       OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+        RAISE EXCEPTION 'POLICY_VERSION_IMMUTABLE: the version, checksum and created_at of '
+                        'policy version % never change', quote_literal(OLD.version)
+            USING ERRCODE = 'P7104',
+                  HINT = 'Publish the changed document as a new version (rotate).';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_policy_version_identity() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_policy_version_identity(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_policy_version_identity() IS 'Trigger function: refuses (P7104) any change of a policy version''s version, checksum or created_at.';
+
+
+--
+-- Name: guard_policy_version_lifecycle(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_policy_version_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_problem text;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        v_problem := 'policy versions are never truncated';
+    ELSIF TG_OP = 'DELETE' THEN
+        v_problem := format('policy version %L is never deleted (%s)', OLD.version, OLD.status);
+    ELSIF TG_OP = 'INSERT' THEN
+        IF NEW.status <> 'ACTIVE'::public.policy_version_status THEN
+            v_problem := format('a new policy version (%L) must be ACTIVE, not %s',
+                                NEW.version, NEW.status);
+        END IF;
+    ELSIF OLD.status = 'RETIRED'::public.policy_version_status THEN
+        v_problem := format('RETIRED policy version %L never changes', OLD.version);
+    ELSIF NOT (
+        (NEW.status = OLD.status
+         AND NEW.grace_expires_at IS NOT DISTINCT FROM OLD.grace_expires_at)
+        OR (OLD.status = 'ACTIVE'::public.policy_version_status
+            AND NEW.status = 'GRACE'::public.policy_version_status)
+        OR (OLD.status = 'GRACE'::public.policy_version_status
+            AND NEW.status = 'RETIRED'::public.policy_version_status
+            AND NEW.grace_expires_at IS NOT DISTINCT FROM OLD.grace_expires_at)
+    ) THEN
+        v_problem := format(
+            'policy version %L may not go from %s (grace until %s) to %s (grace until %s): '
+            'only ACTIVE -> GRACE -> RETIRED, and a GRACE version keeps its expiry',
+            OLD.version, OLD.status, COALESCE(OLD.grace_expires_at::text, '-'),
+            NEW.status, COALESCE(NEW.grace_expires_at::text, '-'));
+    END IF;
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'POLICY_VERSION_IMMUTABLE: %', v_problem
+            USING ERRCODE = 'P7104',
+                  HINT = 'Use rotate_policy_version() and retire_expired_policy_versions().';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_policy_version_lifecycle() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_policy_version_lifecycle(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_policy_version_lifecycle() IS 'Trigger function: refuses (P7104) deleting or truncating policy versions, changing a RETIRED one, inserting one that is not ACTIVE, and any status move but ACTIVE -> GRACE -> RETIRED.';
+
+
+--
+-- Name: keep_one_active_policy_version(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.keep_one_active_policy_version() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1
+          FROM public.policy_versions AS pv
+         WHERE pv.status = 'ACTIVE'::public.policy_version_status
+    ) THEN
+        RAISE EXCEPTION 'NO_ACTIVE_POLICY: policy version % stopped being ACTIVE and no other '
+                        'version became ACTIVE in the same transaction', quote_literal(OLD.version)
+            USING ERRCODE = 'P7103',
+                  HINT = 'Rotate with rotate_policy_version(), which does both at once.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.keep_one_active_policy_version() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION keep_one_active_policy_version(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigger function (deferred): refuses (P7103) to commit a transaction that leaves public.policy_versions without an ACTIVE version after demoting one.';
+
+
+--
 -- Name: outbox_limit_bytes(text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1394,6 +1517,69 @@ ALTER FUNCTION public.place_outbox_head() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.place_outbox_head() IS 'Trigger function (BEFORE INSERT or UPDATE OF participant_id, sequence_id on payment_outbox_pending, by anyone but the outbox functions): sets is_head from the queue.';
+
+
+--
+-- Name: policy_version_accepted(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.policy_version_accepted(p_version text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT COALESCE(
+        (
+            SELECT
+                pv.status = 'ACTIVE'::public.policy_version_status
+                OR (
+                    pv.status = 'GRACE'::public.policy_version_status
+                    AND pv.grace_expires_at > statement_timestamp()
+                )
+            FROM public.policy_versions AS pv
+            WHERE pv.version = p_version
+        ),
+        false
+    )
+$$;
+
+
+ALTER FUNCTION public.policy_version_accepted(p_version text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION policy_version_accepted(p_version text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.policy_version_accepted(p_version text) IS 'True when the policy version is ACTIVE, or GRACE with grace_expires_at after statement_timestamp(); false otherwise (unknown, RETIRED, expired, NULL). Does not depend on retire_expired_policy_versions() having run.';
+
+
+--
+-- Name: policy_version_sort_key(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.policy_version_sort_key(p_version text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT string_agg(
+        CASE
+            WHEN r.run[1] IS NOT NULL
+                THEN '1' || lpad(length(ltrim(r.run[1], '0'))::text, 4, '0')
+                || ltrim(r.run[1], '0')
+            ELSE '2' || r.run[2] || chr(1)
+        END,
+        '' ORDER BY r.ord
+    ) COLLATE "C"
+    FROM regexp_matches(p_version, '([0-9]+)|([^0-9]+)', 'g') WITH ORDINALITY AS r (run, ord)
+$$;
+
+
+ALTER FUNCTION public.policy_version_sort_key(p_version text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION policy_version_sort_key(p_version text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.policy_version_sort_key(p_version text) IS 'Sort key of a policy version (ADR 0105): digit runs compare as numbers, other runs byte-wise, compare keys with COLLATE "C". Internal: used by rotate_policy_version().';
 
 
 --
@@ -1633,6 +1819,143 @@ ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id te
 --
 
 COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt (with the expired lease_token), clears the lease, marks the job in doubt, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+
+
+--
+-- Name: retire_expired_policy_versions(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.retire_expired_policy_versions() RETURNS TABLE(version text, grace_expires_at timestamp with time zone)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    UPDATE public.policy_versions AS pv
+       SET status = 'RETIRED'::public.policy_version_status
+     WHERE pv.status = 'GRACE'::public.policy_version_status
+       AND pv.grace_expires_at <= statement_timestamp()
+    RETURNING pv.version, pv.grace_expires_at
+$$;
+
+
+ALTER FUNCTION public.retire_expired_policy_versions() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION retire_expired_policy_versions(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.retire_expired_policy_versions() IS 'Moves every GRACE policy version whose grace_expires_at has passed to RETIRED and returns them. EXECUTE for symphony_control (a scheduler); acceptance never waits for it.';
+
+
+--
+-- Name: rotate_policy_version(text, text, interval); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) RETURNS TABLE(version text, status text, checksum text, created boolean, demoted_version text, demoted_grace_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+    v_existing_status text;
+    v_existing_checksum text;
+    v_active text;
+    v_newest text;
+    v_expires timestamptz;
+BEGIN
+    IF p_version IS NULL
+       OR p_version !~ '[^[:space:]]'
+       OR p_version ~ '^[[:space:]]|[[:space:]]$'
+       OR p_version ~ '[[:cntrl:]]'
+       OR length(p_version) > 200 THEN
+        RAISE EXCEPTION 'p_version must be a non-empty label of at most 200 characters without '
+                        'surrounding whitespace or control characters, got %',
+            COALESCE(quote_literal(left(p_version, 210)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_checksum IS NULL OR p_checksum !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'p_checksum must be 64 lowercase hex digits (the SHA-256 of the RFC 8785 '
+                        'canonical document), got %',
+            COALESCE(quote_literal(left(p_checksum, 80)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_grace IS NULL
+       OR NOT isfinite(p_grace)
+       OR p_grace <= interval '0'
+       OR p_grace > interval '366 days' THEN
+        RAISE EXCEPTION 'p_grace must be a positive interval of at most 366 days, got %',
+            COALESCE(p_grace::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Rotations and seeders serialise here (the lock conflicts with itself and every writer;
+    -- readers such as the boot query are never blocked and see the old or the new ACTIVE row).
+    LOCK TABLE public.policy_versions IN SHARE ROW EXCLUSIVE MODE;
+
+    SELECT pv.status::text, pv.checksum
+      INTO v_existing_status, v_existing_checksum
+      FROM public.policy_versions AS pv
+     WHERE pv.version = p_version;
+    IF FOUND THEN
+        IF v_existing_checksum <> p_checksum THEN
+            RAISE EXCEPTION 'POLICY_CHECKSUM_CONFLICT: policy version % already exists (%) with '
+                            'checksum %, not %', quote_literal(p_version), v_existing_status,
+                            v_existing_checksum, p_checksum
+                USING ERRCODE = 'P7101',
+                      HINT = 'A published version never changes: give the changed document a '
+                             'new policyVersion.';
+        END IF;
+        RETURN QUERY SELECT p_version, v_existing_status, p_checksum, false,
+                            NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+
+    SELECT pv.version
+      INTO v_active
+      FROM public.policy_versions AS pv
+     WHERE pv.status = 'ACTIVE'::public.policy_version_status;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NO_ACTIVE_POLICY: there is no ACTIVE policy version to rotate from'
+            USING ERRCODE = 'P7103',
+                  HINT = 'Seed the first version with symphony-schema seed-policy.';
+    END IF;
+
+    SELECT pv.version
+      INTO v_newest
+      FROM public.policy_versions AS pv
+     ORDER BY public.policy_version_sort_key(pv.version) COLLATE "C" DESC, pv.version DESC
+     LIMIT 1;
+    IF public.policy_version_sort_key(p_version) COLLATE "C"
+       <= public.policy_version_sort_key(v_newest) COLLATE "C" THEN
+        RAISE EXCEPTION 'POLICY_VERSION_NOT_NEWER: policy version % is not newer than %, the '
+                        'newest published version', quote_literal(p_version),
+                        quote_literal(v_newest)
+            USING ERRCODE = 'P7102',
+                  HINT = 'Digit runs compare as numbers, other characters byte-wise (ADR 0105).';
+    END IF;
+
+    -- Demote first (the unique index admits one ACTIVE row), then insert; the one-ACTIVE
+    -- constraint trigger is deferred to the end of the transaction whatever the caller set.
+    SET CONSTRAINTS public.trg_policy_versions_keep_one_active DEFERRED;
+    v_expires := statement_timestamp() + p_grace;
+    UPDATE public.policy_versions AS pv
+       SET status = 'GRACE'::public.policy_version_status,
+           grace_expires_at = v_expires
+     WHERE pv.version = v_active;
+    INSERT INTO public.policy_versions (version, status, checksum, created_at)
+    VALUES (p_version, 'ACTIVE'::public.policy_version_status, p_checksum, clock_timestamp());
+
+    RETURN QUERY SELECT p_version, 'ACTIVE'::text, p_checksum, true, v_active, v_expires;
+END
+$_$;
+
+
+ALTER FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION rotate_policy_version(p_version text, p_checksum text, p_grace interval); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) IS 'Makes p_version (checksum p_checksum) the ACTIVE policy version and demotes the current ACTIVE one to GRACE until statement_timestamp() + p_grace, atomically; a no-op for a version that exists with the same checksum. 22023 bad argument, P7101 checksum conflict, P7102 not newer, P7103 no ACTIVE version. EXECUTE for symphony_control only.';
 
 
 --
@@ -1976,7 +2299,7 @@ ALTER TABLE public.policy_versions OWNER TO symphony_owner;
 -- Name: TABLE policy_versions; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.policy_versions IS 'Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is enforced by uq_policy_versions_one_active; at least one by the boot check, which fails closed).';
+COMMENT ON TABLE public.policy_versions IS 'Boot policy versions. Exactly one ACTIVE row once seeded (at most one: uq_policy_versions_one_active; never none again: trg_policy_versions_keep_one_active). Rotated with rotate_policy_version(); rows are immutable but for ACTIVE -> GRACE -> RETIRED.';
 
 
 --
@@ -2184,12 +2507,48 @@ ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox
 
 
 --
+-- Name: policy_versions trg_guard_policy_version_identity; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_identity BEFORE UPDATE ON public.policy_versions FOR EACH ROW EXECUTE FUNCTION public.guard_policy_version_identity();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_identity;
+
+
+--
+-- Name: policy_versions trg_guard_policy_version_lifecycle; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_lifecycle BEFORE INSERT OR DELETE OR UPDATE ON public.policy_versions FOR EACH ROW EXECUTE FUNCTION public.guard_policy_version_lifecycle();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_lifecycle;
+
+
+--
+-- Name: policy_versions trg_guard_policy_version_truncate; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_truncate BEFORE TRUNCATE ON public.policy_versions FOR EACH STATEMENT EXECUTE FUNCTION public.guard_policy_version_lifecycle();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_truncate;
+
+
+--
 -- Name: payment_outbox_pending trg_place_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
 CREATE TRIGGER trg_place_outbox_head BEFORE INSERT OR UPDATE OF participant_id, sequence_id, is_head ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.place_outbox_head();
 
 ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_place_outbox_head;
+
+
+--
+-- Name: policy_versions trg_policy_versions_keep_one_active; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE CONSTRAINT TRIGGER trg_policy_versions_keep_one_active AFTER UPDATE ON public.policy_versions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status = 'ACTIVE'::public.policy_version_status)) EXECUTE FUNCTION public.keep_one_active_policy_version();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_policy_versions_keep_one_active;
 
 
 --
@@ -2294,6 +2653,27 @@ REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION guard_policy_version_identity(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_policy_version_identity() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_policy_version_lifecycle(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_policy_version_lifecycle() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION keep_one_active_policy_version(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.keep_one_active_policy_version() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2336,6 +2716,23 @@ REVOKE ALL ON FUNCTION public.place_outbox_head() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION policy_version_accepted(p_version text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.policy_version_accepted(p_version text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_executor;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION policy_version_sort_key(p_version text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.policy_version_sort_key(p_version text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION promote_outbox_head(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2360,6 +2757,22 @@ REVOKE ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_work
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_executor;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_control;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO test_user;
+
+
+--
+-- Name: FUNCTION retire_expired_policy_versions(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.retire_expired_policy_versions() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.retire_expired_policy_versions() TO symphony_control;
+
+
+--
+-- Name: FUNCTION rotate_policy_version(p_version text, p_checksum text, p_grace interval); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) TO symphony_control;
 
 
 --
@@ -2485,4 +2898,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_sql_rule_helpers', 'SQL rules in one place: the id rule and the plan-settings pin are helper functions.', 'sha256:42ea8c7ec525c5f132c777ff119725c749e8c27e1cfc2ab0dd1ea691069192dd');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:f3b400bd428875cd2dffd8fa98c2d6526a55515ee8a00b5337986871141cbe1a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_fifo_claim_indexes', 'Indexes of claimable heads, built concurrently (the claim of per-participant FIFO).', 'sha256:c0c40e0f2452272b689446b302380bb5b404c716740f1fe4685c8f442be5104b');
-INSERT INTO public.alembic_version (version_num) VALUES ('0015_fifo_claim_indexes');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0016_policy_rotation', 'Policy rotation: rotate, accept and retire policy versions; immutability triggers', 'sha256:de39e8a4858565111f62f0fc84f9ca1c2eb302f609ed7fe1e0e9b96554cba62f');
+INSERT INTO public.alembic_version (version_num) VALUES ('0016_policy_rotation');

@@ -335,9 +335,10 @@ policy_versions: Final = Table(
         postgresql_where=text("status = 'ACTIVE'::public.policy_version_status"),
     ),
     comment=(
-        "Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is "
-        "enforced by uq_policy_versions_one_active; at least one by the boot check, which "
-        "fails closed)."
+        "Boot policy versions. Exactly one ACTIVE row once seeded (at most one: "
+        "uq_policy_versions_one_active; never none again: trg_policy_versions_keep_one_active). "
+        "Rotated with rotate_policy_version(); rows are immutable but for ACTIVE -> GRACE -> "
+        "RETIRED."
     ),
 )
 

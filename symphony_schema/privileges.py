@@ -328,6 +328,28 @@ OUTBOX_RESTORE_PLAN_SETTINGS: Final = function(
     "outbox_restore_plan_settings", ("p_saved", "text[]"), security_definer=False
 )
 
+#: Revision 0016: policy rotation (issue 14, ADRs 0105-0107). The sort key is internal.
+POLICY_VERSION_SORT_KEY: Final = function(
+    "policy_version_sort_key", ("p_version", "text"), security_definer=False
+)
+ROTATE_POLICY_VERSION: Final = function(
+    "rotate_policy_version",
+    ("p_version", "text"),
+    ("p_checksum", "text"),
+    ("p_grace", "interval"),
+)
+POLICY_VERSION_ACCEPTED: Final = function("policy_version_accepted", ("p_version", "text"))
+RETIRE_EXPIRED_POLICY_VERSIONS: Final = function("retire_expired_policy_versions")
+#: Revision 0016: trigger functions keeping policy versions immutable (INV-052, INV-053) and
+#: never without an ACTIVE version (INV-050, a deferred constraint trigger reading the table).
+GUARD_POLICY_VERSION_IDENTITY: Final = function(
+    "guard_policy_version_identity", security_definer=False
+)
+GUARD_POLICY_VERSION_LIFECYCLE: Final = function(
+    "guard_policy_version_lifecycle", security_definer=False
+)
+KEEP_ONE_ACTIVE_POLICY_VERSION: Final = function("keep_one_active_policy_version")
+
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
@@ -351,6 +373,13 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     RECORD_STALE_OUTBOX_OUTCOME,
     PROMOTE_OUTBOX_HEAD,
     PLACE_OUTBOX_HEAD,
+    POLICY_VERSION_SORT_KEY,
+    ROTATE_POLICY_VERSION,
+    POLICY_VERSION_ACCEPTED,
+    RETIRE_EXPIRED_POLICY_VERSIONS,
+    GUARD_POLICY_VERSION_IDENTITY,
+    GUARD_POLICY_VERSION_LIFECYCLE,
+    KEEP_ONE_ACTIVE_POLICY_VERSION,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -435,6 +464,16 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.TABLE, STALE_OUTCOMES): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
     (ObjectKind.FUNCTION, PROMOTE_OUTBOX_HEAD.signature): {},
     (ObjectKind.FUNCTION, PLACE_OUTBOX_HEAD.signature): {},
+    # Revision 0016: control rotates and retires; services ask whether a version is accepted.
+    (ObjectKind.FUNCTION, ROTATE_POLICY_VERSION.signature): {CONTROL: _EXECUTE},
+    (ObjectKind.FUNCTION, RETIRE_EXPIRED_POLICY_VERSIONS.signature): {CONTROL: _EXECUTE},
+    (ObjectKind.FUNCTION, POLICY_VERSION_ACCEPTED.signature): {
+        role: _EXECUTE for role in (INGEST, EXECUTOR, CONTROL)
+    },
+    (ObjectKind.FUNCTION, POLICY_VERSION_SORT_KEY.signature): {},
+    (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_IDENTITY.signature): {},
+    (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_LIFECYCLE.signature): {},
+    (ObjectKind.FUNCTION, KEEP_ONE_ACTIVE_POLICY_VERSION.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

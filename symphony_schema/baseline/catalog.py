@@ -559,11 +559,12 @@ def _column_lines(conn: Conn, table_oid: int) -> list[str]:
 
 
 def _constraint_lines(conn: Conn, table_oid: int) -> list[str]:
+    # Constraint triggers (contype 't') are listed with the triggers, in full.
     rows = conn.execute(
         """
         SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid)
           FROM pg_catalog.pg_constraint AS c
-         WHERE c.conrelid = %(oid)s AND c.contype <> 'n'
+         WHERE c.conrelid = %(oid)s AND c.contype NOT IN ('n', 't')
          ORDER BY 1
         """,
         {"oid": table_oid},

@@ -92,6 +92,14 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "invariants process": ("symphony-schema invariants process --base origin/main",),
     "ledger": ("symphony-schema ledger", "symphony-schema ledger --url postgresql://..."),
     "new-revision": ('symphony-schema new-revision "Add batched completion"',),
+    "policy": ("symphony-schema policy status",),
+    "policy retire-expired": ("symphony-schema policy retire-expired",),
+    "policy rotate": (
+        "symphony-schema policy rotate --file policy/2025-07-01.json --grace 24h",
+        "POLICY_VERSION=2025-07-01.1 POLICY_FILE=/etc/symphony/policy.json "
+        "symphony-schema policy rotate --from-env --grace 2d",
+    ),
+    "policy status": ("symphony-schema policy status",),
     "reset": ("symphony-schema reset", "symphony-schema reset --yes --quiet"),
     "scan-secrets": ("symphony-schema scan-secrets",),
     "seed-policy": (

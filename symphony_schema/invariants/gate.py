@@ -28,6 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
+from symphony_schema.invariants import policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -658,6 +659,8 @@ CHECKS: dict[str, GateFn] = {
     "default-privileges": check_default_privileges,
     "uuid-strategy": check_uuid_strategy,
     "no-advisory-locks": check_no_advisory_locks,
+    # Policy rotation (revision 0016, INV-050 to INV-053): symphony_schema/invariants/policy_gate.py
+    **policy_gate.CHECKS,
 }
 
 

@@ -15,6 +15,9 @@ from symphony_schema.cli import main
 from symphony_schema.migration import api
 from tests.helpers import run_cli
 
+LIFECYCLE = "trg_guard_policy_version_lifecycle"
+IDENTITY = "trg_guard_policy_version_identity"
+
 pytestmark = pytest.mark.integration
 
 DOC = {"policyVersion": "boot-1", "x": 1}
@@ -56,11 +59,16 @@ def test_no_active_policy_fails(migrated_db: Any, capsys: pytest.CaptureFixture[
 
 
 def test_only_retired_policies_fail(migrated_db: Any, db: psycopg.Connection[Any]) -> None:
-    db.execute(
-        "INSERT INTO public.policy_versions (version, status, checksum) "
-        "VALUES ('old', 'RETIRED', %s)",
-        ("0" * 64,),
-    )
+    # Unreachable since 0016 without switching the guard off (tampering): the check still fails
+    # closed. The trigger is back on before the boot check runs (no live drift).
+    with db.transaction():
+        db.execute(f"ALTER TABLE public.policy_versions DISABLE TRIGGER {LIFECYCLE}")
+        db.execute(
+            "INSERT INTO public.policy_versions (version, status, checksum) "
+            "VALUES ('old', 'RETIRED', %s)",
+            ("0" * 64,),
+        )
+        db.execute(f"ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER {LIFECYCLE}")
     reasons = policy.boot_check(migrated_db.conninfo)
     assert len(reasons) == 1 and reasons[0].startswith("no ACTIVE policy")
 
@@ -120,7 +128,13 @@ def test_malformed_active_checksum_fails(seeded: Any, db: psycopg.Connection[Any
     db.execute(
         "ALTER TABLE public.policy_versions DROP CONSTRAINT ck_policy_versions_checksum_sha256_hex"
     )
-    db.execute("UPDATE public.policy_versions SET checksum = 'sha256:abc' WHERE version = 'boot-1'")
+    with db.transaction():  # tampering: the checksum guard (0016) is switched off meanwhile
+        db.execute(f"ALTER TABLE public.policy_versions DISABLE TRIGGER {IDENTITY}")
+        db.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred event blocks the ALTER below
+        db.execute(
+            "UPDATE public.policy_versions SET checksum = 'sha256:abc' WHERE version = 'boot-1'"
+        )
+        db.execute(f"ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER {IDENTITY}")
     reasons = policy.boot_check(seeded.conninfo)
     assert reasons == [
         "ACTIVE policy 'boot-1' has checksum 'sha256:abc', which is not a lowercase hex SHA-256: "

@@ -217,7 +217,7 @@ TABLE_PROBES = {
     "select_ledger": "SELECT count(*) FROM public.schema_migrations",
     "insert_policy": (
         "INSERT INTO public.policy_versions (version, status, checksum)"
-        " VALUES ('t-probe', 'RETIRED', repeat('a', 64))"
+        " VALUES ('t-probe', 'ACTIVE', repeat('a', 64))"
     ),
     "update_policy": "UPDATE public.policy_versions SET checksum = checksum",
     "delete_policy": "DELETE FROM public.policy_versions",
@@ -237,16 +237,25 @@ TABLE_PROBES = {
         "SELECT * FROM public.complete_outbox_attempt(gen_random_uuid(), gen_random_uuid(),"
         " 't-w', 'DISPATCHED')"
     ),
+    "rotate_policy": (
+        "SELECT * FROM public.rotate_policy_version('t-probe', repeat('a', 64), '1 hour')"
+    ),
+    "retire_policies": "SELECT * FROM public.retire_expired_policy_versions()",
+    "policy_accepted": "SELECT public.policy_version_accepted('t-probe')",
 }
 
 #: probe -> SQLSTATE when allowed; "complete" with a random lease fails P7002 *after* the
-#: privilege check passed, which is what "allowed" means for it.
-ALLOWED_RESULT = {"complete": "P7002"}
+#: privilege check passed, which is what "allowed" means for it; so does "rotate_policy" with
+#: P7103 (no ACTIVE version to rotate from).
+ALLOWED_RESULT = {"complete": "P7002", "rotate_policy": "P7103"}
 
 ALLOWED: dict[str, set[str]] = {
-    INGEST: {"uuid", "enqueue"},
-    EXECUTOR: {"uuid", "claim", "repair", "complete", "select_policy"},
+    INGEST: {"uuid", "enqueue", "policy_accepted"},
+    EXECUTOR: {"uuid", "claim", "repair", "complete", "select_policy", "policy_accepted"},
     CONTROL: {
+        "rotate_policy",
+        "retire_policies",
+        "policy_accepted",
         "uuid",
         "enqueue",
         "claim",
