@@ -333,14 +333,17 @@ COMMENT ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_
 CREATE FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) RETURNS void
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET extra_float_digits TO '1'
     AS $_$
 DECLARE
     v_bad record;
+    v_extra_float_digits text;
+    v_ignored text;
 BEGIN
     IF p_payload IS NULL THEN
         RETURN;
     END IF;
+    v_extra_float_digits := pg_catalog.current_setting('extra_float_digits');
+    v_ignored := pg_catalog.set_config('extra_float_digits', '1', true);
     IF NOT EXISTS (
         SELECT 1
           FROM pg_catalog.jsonb_path_query(
@@ -350,6 +353,7 @@ BEGIN
             OR (j.value::numeric <> 0 AND pg_catalog.abs(j.value::numeric) < 1e-307)
             OR j.value::numeric::float8::text::numeric <> j.value::numeric
     ) THEN
+        v_ignored := pg_catalog.set_config('extra_float_digits', v_extra_float_digits, true);
         RETURN;
     END IF;
 
@@ -1525,22 +1529,22 @@ CREATE FUNCTION public.outbox_metrics() RETURNS TABLE(rail_type text, participan
     )
     SELECT j.rail_type, j.participant_id,
            GROUPING(j.rail_type, j.participant_id) <> 0 AS is_total,
-           pg_catalog.sum(j.queue_depth)::bigint,
-           pg_catalog.sum(j.due_now)::bigint,
-           pg_catalog.sum(j.leased)::bigint,
-           pg_catalog.sum(j.expired_leases)::bigint,
-           pg_catalog.sum(j.in_doubt)::bigint,
+           COALESCE(pg_catalog.sum(j.queue_depth), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.due_now), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.leased), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.expired_leases), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.in_doubt), 0)::bigint,
            COALESCE(pg_catalog.date_part(
                'epoch', (SELECT c.now FROM clock AS c) - pg_catalog.min(j.oldest_due_at)
            ), 0)::double precision,
-           pg_catalog.sum(j.retries_5m)::bigint,
-           pg_catalog.sum(j.retries_60m)::bigint,
-           pg_catalog.sum(j.lost_leases_5m)::bigint,
-           pg_catalog.sum(j.lost_leases_60m)::bigint,
-           pg_catalog.sum(j.failures_5m)::bigint,
-           pg_catalog.sum(j.failures_60m)::bigint,
-           pg_catalog.sum(j.cancellations_5m)::bigint,
-           pg_catalog.sum(j.cancellations_60m)::bigint
+           COALESCE(pg_catalog.sum(j.retries_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.retries_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_60m), 0)::bigint
       FROM joined AS j
      GROUP BY GROUPING SETS ((j.rail_type, j.participant_id), ())
      ORDER BY is_total, j.rail_type, j.participant_id
@@ -1582,9 +1586,9 @@ BEGIN
       FROM public.outbox_rails AS r
      WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C");
     IF NOT FOUND OR NOT v_enabled THEN
-        RAISE EXCEPTION 'p_rail_type % is not a % rail (enabled rails: %)',
+        RAISE EXCEPTION 'p_rail_type % is not % rail (enabled rails: %)',
             pg_catalog.quote_literal(p_rail_type),
-            CASE WHEN FOUND THEN 'enabled' ELSE 'registered' END,
+            CASE WHEN FOUND THEN 'an enabled' ELSE 'a registered' END,
             COALESCE((SELECT pg_catalog.string_agg(r.rail_code, ', ' ORDER BY r.rail_code)
                         FROM public.outbox_rails AS r
                        WHERE r.enabled), 'none')
@@ -2883,6 +2887,6 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_outbox_operations_states', 'Outbox operations: the CANCELLED and REDRIVEN states and the audit columns of the ledger', 'sha256:17b0d0bd1cdfe4b76460cedeb270c449512c56f5e08ff5648a076d05c7e6a896');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:771f9d76d374a39e1d22a578a44f6324e54f381e9e809a9cc189b0c0685bb504');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:8fd05726257d259fe2f4c0bbff8780aa80f1c8934c6a80ac22955671d20e9fe4');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:815c2293ea75112f41b18d4c7f31159c38b7fe1fd7a7e2918ff737affcc3322e');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:54349906dfb57613ba698c967266a47b60ea23cae709591d341783c33b842cd1');
 INSERT INTO public.alembic_version (version_num) VALUES ('0015_outbox_operations');

@@ -315,7 +315,9 @@ REGISTER_OUTBOX_RAIL: Final = function(
     ("p_description", "text"),
 )
 DISABLE_OUTBOX_RAIL: Final = function("disable_outbox_rail", ("p_rail_code", "text"))
-CHECK_OUTBOX_PAYLOAD_NUMBERS: Final = function("check_outbox_payload_numbers", ("p_payload", "jsonb"))
+CHECK_OUTBOX_PAYLOAD_NUMBERS: Final = function(
+    "check_outbox_payload_numbers", ("p_payload", "jsonb")
+)
 #: Revision 0015 (ADR 0123): the uniqueness rule of rail references (internal).
 RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
     "record_outbox_rail_reference",

@@ -109,9 +109,9 @@ BEGIN
       FROM public.outbox_rails AS r
      WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C");
     IF NOT FOUND OR NOT v_enabled THEN
-        RAISE EXCEPTION 'p_rail_type % is not a % rail (enabled rails: %)',
+        RAISE EXCEPTION 'p_rail_type % is not % rail (enabled rails: %)',
             pg_catalog.quote_literal(p_rail_type),
-            CASE WHEN FOUND THEN 'enabled' ELSE 'registered' END,
+            CASE WHEN FOUND THEN 'an enabled' ELSE 'a registered' END,
             COALESCE((SELECT pg_catalog.string_agg(r.rail_code, ', ' ORDER BY r.rail_code)
                         FROM public.outbox_rails AS r
                        WHERE r.enabled), 'none')
@@ -229,19 +229,24 @@ REVOKE ALL ON FUNCTION public.disable_outbox_rail(text) FROM PUBLIC;
 -- non-zero number below 1e-307 in magnitude, and a decimal whose double, printed shortest-exact,
 -- is a different number (0.30000000000000001 becomes 0.3). The fast path walks the numbers only
 -- (a jsonpath query); the path of the first offending number is computed only to name it.
--- extra_float_digits = 1 makes float8 output shortest-exact whatever the session set.
+-- extra_float_digits = 1 makes float8 output shortest-exact whatever the session set; it is set
+-- for the check and put back (a SET clause would cost every call a GUC save and restore and is
+-- not the house style of the hot path).
 CREATE FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) RETURNS void
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, public, pg_temp
-SET extra_float_digits = 1
 AS $$
 DECLARE
     v_bad record;
+    v_extra_float_digits text;
+    v_ignored text;
 BEGIN
     IF p_payload IS NULL THEN
         RETURN;
     END IF;
+    v_extra_float_digits := pg_catalog.current_setting('extra_float_digits');
+    v_ignored := pg_catalog.set_config('extra_float_digits', '1', true);
     IF NOT EXISTS (
         SELECT 1
           FROM pg_catalog.jsonb_path_query(
@@ -251,6 +256,7 @@ BEGIN
             OR (j.value::numeric <> 0 AND pg_catalog.abs(j.value::numeric) < 1e-307)
             OR j.value::numeric::float8::text::numeric <> j.value::numeric
     ) THEN
+        v_ignored := pg_catalog.set_config('extra_float_digits', v_extra_float_digits, true);
         RETURN;
     END IF;
 
@@ -797,22 +803,22 @@ AS $$
     )
     SELECT j.rail_type, j.participant_id,
            GROUPING(j.rail_type, j.participant_id) <> 0 AS is_total,
-           pg_catalog.sum(j.queue_depth)::bigint,
-           pg_catalog.sum(j.due_now)::bigint,
-           pg_catalog.sum(j.leased)::bigint,
-           pg_catalog.sum(j.expired_leases)::bigint,
-           pg_catalog.sum(j.in_doubt)::bigint,
+           COALESCE(pg_catalog.sum(j.queue_depth), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.due_now), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.leased), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.expired_leases), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.in_doubt), 0)::bigint,
            COALESCE(pg_catalog.date_part(
                'epoch', (SELECT c.now FROM clock AS c) - pg_catalog.min(j.oldest_due_at)
            ), 0)::double precision,
-           pg_catalog.sum(j.retries_5m)::bigint,
-           pg_catalog.sum(j.retries_60m)::bigint,
-           pg_catalog.sum(j.lost_leases_5m)::bigint,
-           pg_catalog.sum(j.lost_leases_60m)::bigint,
-           pg_catalog.sum(j.failures_5m)::bigint,
-           pg_catalog.sum(j.failures_60m)::bigint,
-           pg_catalog.sum(j.cancellations_5m)::bigint,
-           pg_catalog.sum(j.cancellations_60m)::bigint
+           COALESCE(pg_catalog.sum(j.retries_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.retries_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_60m), 0)::bigint
       FROM joined AS j
      GROUP BY GROUPING SETS ((j.rail_type, j.participant_id), ())
      ORDER BY is_total, j.rail_type, j.participant_id
