@@ -28,6 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privileges, project_root
+from symphony_schema.invariants import gate_outbox_ops
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -686,6 +687,10 @@ CHECKS: dict[str, GateFn] = {
     "default-privileges": check_default_privileges,
     "uuid-strategy": check_uuid_strategy,
     "no-advisory-locks": check_no_advisory_locks,
+    # Issue 20 (operating the outbox): symphony_schema/invariants/gate_outbox_ops.py.
+    "queue-and-ledger-writers": gate_outbox_ops.check_queue_and_ledger_writers,
+    "one-outcome-per-job": gate_outbox_ops.check_one_outcome_per_job,
+    "interventions-audited": gate_outbox_ops.check_interventions_audited,
 }
 
 
