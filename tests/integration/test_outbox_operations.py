@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg.rows
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from symphony_schema.cli import main
@@ -482,6 +485,51 @@ def test_the_number_check_does_not_depend_on_the_session_and_restores_it(
         db.execute("SET LOCAL extra_float_digits = 0")
         db.execute("SELECT public.check_outbox_payload_numbers('{\"a\": 1.2345678901234567}')")
         assert db.execute("SHOW extra_float_digits").fetchone() == ("0",)
+
+
+def _inexact(text: str) -> bool:
+    """The oracle: Python reads a JSON number the way a consumer does (the nearest double, whose
+    repr is the shortest text that reads back to it)."""
+    number = Decimal(text)
+    if abs(number) > 2**53 or (number != 0 and abs(number) < Decimal("1e-307")):
+        return True
+    return Decimal(repr(float(number))) != number
+
+
+JSON_NUMBERS = st.one_of(
+    st.integers(-(2**64), 2**64).map(str),
+    st.integers(2**53 - 3, 2**53 + 3).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.decimals(allow_nan=False, allow_infinity=False).map(lambda d: str(d).replace("e", "E")),
+    st.builds(
+        lambda digits, exponent: f"{digits}E{exponent}",
+        st.integers(-(10**20), 10**20),
+        st.integers(-330, 330),
+    ),
+    st.sampled_from(["0.1", "0.30000000000000001", "1.2345678901234567", "-0", "5e-324"]),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(numbers=st.lists(JSON_NUMBERS, min_size=1, max_size=20))
+def test_the_number_check_agrees_with_a_json_consumer(
+    db: psycopg.Connection[Any], numbers: list[str]
+) -> None:
+    """Fuzz: for any JSON number, the SQL check refuses it exactly when a consumer reading
+    doubles would not get the same number back (Python as the consumer)."""
+    for text in numbers:
+        try:
+            db.execute(
+                "SELECT public.check_outbox_payload_numbers(%s::jsonb)", (f'{{"n": [{text}]}}',)
+            )
+            refused = False
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "22023", (text, exc)
+            assert "at $.n[0] cannot be represented exactly" in str(exc), (text, exc)
+            refused = True
+        assert refused == _inexact(text), text
 
 
 # --------------------------------------------------------------------------------------------
