@@ -9,4 +9,4 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_revision_sql(__file__, transactional=False)
+    run_revision_sql(__file__)
