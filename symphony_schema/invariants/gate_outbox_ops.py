@@ -38,7 +38,7 @@ REDRIVE_STATES: Final[tuple[str, ...]] = ("REDRIVEN",)
 
 
 def _rows(conn: Conn, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+    return conn.execute(query, params).fetchall()
 
 
 def check_queue_and_ledger_writers(conn: Conn) -> list[str]:
