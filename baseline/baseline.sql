@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0016_policy_rotation.
+-- Symphony schema baseline at revision 0019_outbox_operations.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -132,7 +132,9 @@ CREATE TYPE public.outbox_attempt_state AS ENUM (
     'DISPATCHED',
     'RETRYABLE',
     'FAILED',
-    'ZOMBIE_REQUEUE'
+    'ZOMBIE_REQUEUE',
+    'CANCELLED',
+    'REDRIVEN'
 );
 
 
@@ -142,7 +144,7 @@ ALTER TYPE public.outbox_attempt_state OWNER TO symphony_owner;
 -- Name: TYPE outbox_attempt_state; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TYPE public.outbox_attempt_state IS 'Outcome of one outbox attempt. DISPATCHED and FAILED are terminal; RETRYABLE and ZOMBIE_REQUEUE put the job back in the queue; DISPATCHING is legacy and never written.';
+COMMENT ON TYPE public.outbox_attempt_state IS 'Outcome of one outbox attempt. DISPATCHED, FAILED and CANCELLED are terminal; RETRYABLE and ZOMBIE_REQUEUE put the job back in the queue; REDRIVEN (after FAILED or CANCELLED) records that a new job replaced it; DISPATCHING is legacy and never written.';
 
 
 --
@@ -196,6 +198,206 @@ ALTER FUNCTION public.bump_participant_outbox_seq(p_participant_id text) OWNER T
 --
 
 COMMENT ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text) IS 'Allocates the next sequence number for a participant (first call 1, then +1 per committed call). Internal to enqueue_payment_outbox(); only the owner may call it.';
+
+
+--
+-- Name: cancel_outbox_job(uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_outcome record;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the queue row: a worker's completion in flight finishes first (its DELETE or UPDATE
+    -- holds the row), claims and repairs skip it (SKIP LOCKED) until we commit.
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT a.state, a.attempt_no
+          INTO v_outcome
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'CANCELLED'::public.outbox_attempt_state);
+        IF FOUND THEN
+            RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already ended with % (attempt %); '
+                            'it cannot be cancelled', p_outbox_id, v_outcome.state,
+                v_outcome.attempt_no
+                USING ERRCODE = 'P7005';
+        END IF;
+        RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id %', p_outbox_id
+            USING ERRCODE = 'P7010';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    IF v_row.lease_token IS NOT NULL AND v_row.lease_expires_at > v_now THEN
+        RAISE EXCEPTION 'JOB_LEASED: outbox % is leased by worker % until %; it may be being '
+                        'dispatched right now', p_outbox_id,
+            pg_catalog.quote_literal(v_row.claimed_by), v_row.lease_expires_at
+            USING ERRCODE = 'P7011',
+                  HINT = 'Wait for the worker''s completion or for the lease to expire, then '
+                         'cancel again if the job is still queued.';
+    END IF;
+
+    SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count)
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id;
+
+    IF v_row.lease_token IS NOT NULL THEN
+        v_attempt_no := v_attempt_no + 1;
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             payload, attempt_no, state, error_code, error_message, worker_id)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+             'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
+             pg_catalog.format('lease expired at %s; found by cancel_outbox_job (%s)',
+                               v_row.lease_expires_at, SESSION_USER),
+             v_row.claimed_by);
+    END IF;
+
+    v_attempt_no := v_attempt_no + 1;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, attempt_no, state, completed_at, acted_by, reason, ticket)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+         'CANCELLED'::public.outbox_attempt_state, v_now, SESSION_USER, p_reason, p_ticket);
+
+    DELETE FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id;
+
+    RETURN QUERY
+    SELECT p_outbox_id, v_attempt_no, 'CANCELLED'::public.outbox_attempt_state;
+END
+$$;
+
+
+ALTER FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Cancels a queued job: a CANCELLED attempt (terminal) naming session_user, p_reason and p_ticket (both required, 22023), and the job leaves the queue; an expired lease is recorded as ZOMBIE_REQUEUE first. P7011 JOB_LEASED under a live lease, P7005 JOB_ALREADY_TERMINAL for a finished job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
+
+
+--
+-- Name: check_outbox_payload_numbers(jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_bad record;
+    v_extra_float_digits text;
+    v_ignored text;
+BEGIN
+    IF p_payload IS NULL THEN
+        RETURN;
+    END IF;
+    v_extra_float_digits := pg_catalog.current_setting('extra_float_digits');
+    v_ignored := pg_catalog.set_config('extra_float_digits', '1', true);
+    IF NOT EXISTS (
+        SELECT 1
+          FROM pg_catalog.jsonb_path_query(
+                   p_payload, 'strict $.** ? (@.type() == "number")'
+               ) AS j (value)
+         WHERE pg_catalog.abs(j.value::numeric) > 9007199254740992
+            OR (j.value::numeric <> 0 AND pg_catalog.abs(j.value::numeric) < 1e-307)
+            OR j.value::numeric::float8::text::numeric <> j.value::numeric
+    ) THEN
+        v_ignored := pg_catalog.set_config('extra_float_digits', v_extra_float_digits, true);
+        RETURN;
+    END IF;
+
+    WITH RECURSIVE walk (path, value) AS (
+        SELECT '$'::text, p_payload
+        UNION ALL
+        SELECT c.path, c.value
+          FROM walk AS w
+         CROSS JOIN LATERAL (
+             SELECT w.path || CASE
+                                  WHEN e.key COLLATE "C" ~ '^[A-Za-z_][A-Za-z0-9_]*$'
+                                      THEN '.' || e.key
+                                  ELSE '.' || pg_catalog.to_json(e.key)::text
+                              END AS path,
+                    e.value
+               FROM pg_catalog.jsonb_each(
+                        CASE WHEN pg_catalog.jsonb_typeof(w.value) = 'object' THEN w.value
+                             ELSE '{}'::jsonb END
+                    ) AS e (key, value)
+             UNION ALL
+             SELECT w.path || '[' || (a.ord - 1)::text || ']' AS path, a.value
+               FROM pg_catalog.jsonb_array_elements(
+                        CASE WHEN pg_catalog.jsonb_typeof(w.value) = 'array' THEN w.value
+                             ELSE '[]'::jsonb END
+                    ) WITH ORDINALITY AS a (value, ord)
+         ) AS c
+    )
+    SELECT w.path, w.value::text AS number
+      INTO v_bad
+      FROM walk AS w
+     WHERE pg_catalog.jsonb_typeof(w.value) = 'number'
+       AND (pg_catalog.abs(w.value::numeric) > 9007199254740992
+            OR (w.value::numeric <> 0 AND pg_catalog.abs(w.value::numeric) < 1e-307)
+            OR w.value::numeric::float8::text::numeric <> w.value::numeric)
+     ORDER BY w.path
+     LIMIT 1;
+
+    RAISE EXCEPTION 'p_payload number % at % cannot be represented exactly by a JSON consumer '
+                    '(beyond +-2^53, or not a double)',
+        pg_catalog.left(v_bad.number, 64), v_bad.path
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Send money as a string ("100.10") or in integer minor units (10010).';
+END
+$_$;
+
+
+ALTER FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION check_outbox_payload_numbers(p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) IS 'Raises 22023 naming the JSON path (e.g. $.amount) of the first number in the payload that a JSON consumer reading numbers as IEEE 754 doubles cannot represent exactly: beyond +-2^53, non-zero below 1e-307, or a decimal that does not round-trip through a double. Internal: owner only.';
 
 
 --
@@ -907,6 +1109,44 @@ COMMENT ON FUNCTION public.deny_outbox_attempts_mutation() IS 'Trigger function:
 
 
 --
+-- Name: disable_outbox_rail(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.disable_outbox_rail(p_rail_code text) RETURNS TABLE(rail_code text, returns_reference boolean, enabled boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_rail_code IS NULL OR pg_catalog.btrim(p_rail_code, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_code must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    UPDATE public.outbox_rails AS r
+       SET enabled = false,
+           updated_at = pg_catalog.clock_timestamp(),
+           updated_by = SESSION_USER
+     WHERE r.rail_code = pg_catalog.upper(p_rail_code COLLATE "C")
+    RETURNING r.rail_code, r.returns_reference, r.enabled;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'p_rail_code % is not a registered rail',
+            pg_catalog.quote_literal(pg_catalog.left(p_rail_code, 64))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.disable_outbox_rail(p_rail_code text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION disable_outbox_rail(p_rail_code text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.disable_outbox_rail(p_rail_code text) IS 'Stops enqueue from accepting a rail (queued jobs and history untouched) and returns it; 22023 for an unregistered rail. EXECUTE for symphony_control.';
+
+
+--
 -- Name: enqueue_payment_outbox(text, text, text, text, jsonb, timestamp with time zone, smallint); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1361,6 +1601,137 @@ COMMENT ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p
 
 
 --
+-- Name: outbox_metrics(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_metrics() RETURNS TABLE(rail_type text, participant_id text, is_total boolean, queue_depth bigint, due_now bigint, leased bigint, expired_leases bigint, in_doubt bigint, oldest_due_age_seconds double precision, retries_5m bigint, retries_60m bigint, lost_leases_5m bigint, lost_leases_60m bigint, failures_5m bigint, failures_60m bigint, cancellations_5m bigint, cancellations_60m bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    WITH clock AS (
+        SELECT pg_catalog.clock_timestamp() AS now
+    ), queue AS (
+        SELECT p.rail_type, p.participant_id,
+               pg_catalog.count(*) AS queue_depth,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.next_attempt_at <= c.now
+                     AND (p.lease_token IS NULL OR p.lease_expires_at <= c.now)
+               ) AS due_now,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.lease_token IS NOT NULL AND p.lease_expires_at > c.now
+               ) AS leased,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.lease_token IS NOT NULL AND p.lease_expires_at <= c.now
+               ) AS expired_leases,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.attempt_count > 0
+                     AND EXISTS (
+                         SELECT 1
+                           FROM public.payment_outbox_attempts AS a
+                          WHERE a.outbox_id = p.outbox_id
+                            AND a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+                     )
+               ) AS in_doubt,
+               pg_catalog.min(p.next_attempt_at) FILTER (
+                   WHERE p.next_attempt_at <= c.now
+                     AND (p.lease_token IS NULL OR p.lease_expires_at <= c.now)
+               ) AS oldest_due_at
+          FROM public.payment_outbox_pending AS p
+         CROSS JOIN clock AS c
+         GROUP BY p.rail_type, p.participant_id
+    ), trouble AS (
+        SELECT a.rail_type, a.participant_id,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'RETRYABLE'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS retries_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'RETRYABLE'::public.outbox_attempt_state
+               ) AS retries_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS lost_leases_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+               ) AS lost_leases_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'FAILED'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS failures_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'FAILED'::public.outbox_attempt_state
+               ) AS failures_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'CANCELLED'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS cancellations_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'CANCELLED'::public.outbox_attempt_state
+               ) AS cancellations_60m
+          FROM public.payment_outbox_attempts AS a
+         CROSS JOIN clock AS c
+         WHERE a.state IN ('RETRYABLE'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'CANCELLED'::public.outbox_attempt_state,
+                           'ZOMBIE_REQUEUE'::public.outbox_attempt_state)
+           AND a.created_at > c.now - INTERVAL '60 minutes'
+         GROUP BY a.rail_type, a.participant_id
+    ), joined AS (
+        SELECT COALESCE(q.rail_type, t.rail_type) AS rail_type,
+               COALESCE(q.participant_id, t.participant_id) AS participant_id,
+               COALESCE(q.queue_depth, 0) AS queue_depth,
+               COALESCE(q.due_now, 0) AS due_now,
+               COALESCE(q.leased, 0) AS leased,
+               COALESCE(q.expired_leases, 0) AS expired_leases,
+               COALESCE(q.in_doubt, 0) AS in_doubt,
+               q.oldest_due_at,
+               COALESCE(t.retries_5m, 0) AS retries_5m,
+               COALESCE(t.retries_60m, 0) AS retries_60m,
+               COALESCE(t.lost_leases_5m, 0) AS lost_leases_5m,
+               COALESCE(t.lost_leases_60m, 0) AS lost_leases_60m,
+               COALESCE(t.failures_5m, 0) AS failures_5m,
+               COALESCE(t.failures_60m, 0) AS failures_60m,
+               COALESCE(t.cancellations_5m, 0) AS cancellations_5m,
+               COALESCE(t.cancellations_60m, 0) AS cancellations_60m
+          FROM queue AS q
+          FULL JOIN trouble AS t
+            ON t.rail_type = q.rail_type AND t.participant_id = q.participant_id
+    )
+    SELECT j.rail_type, j.participant_id,
+           GROUPING(j.rail_type, j.participant_id) <> 0 AS is_total,
+           COALESCE(pg_catalog.sum(j.queue_depth), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.due_now), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.leased), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.expired_leases), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.in_doubt), 0)::bigint,
+           COALESCE(pg_catalog.date_part(
+               'epoch', (SELECT c.now FROM clock AS c) - pg_catalog.min(j.oldest_due_at)
+           ), 0)::double precision,
+           COALESCE(pg_catalog.sum(j.retries_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.retries_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_60m), 0)::bigint
+      FROM joined AS j
+     GROUP BY GROUPING SETS ((j.rail_type, j.participant_id), ())
+     ORDER BY is_total, j.rail_type, j.participant_id
+$$;
+
+
+ALTER FUNCTION public.outbox_metrics() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_metrics(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_metrics() IS 'Outbox health per (rail_type, participant_id) and one total row (is_total): queue depth, due now, leased, expired leases, in-doubt jobs (queued jobs with a ZOMBIE_REQUEUE attempt), the oldest due job''s age in seconds, and RETRYABLE, ZOMBIE_REQUEUE, FAILED and CANCELLED attempts of the last 5 and 60 minutes. EXECUTE for symphony_readonly, symphony_auditor and symphony_control.';
+
+
+--
 -- Name: outbox_pin_plan_settings(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1388,6 +1759,55 @@ ALTER FUNCTION public.outbox_pin_plan_settings() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.outbox_pin_plan_settings() IS 'Rule helper of the outbox functions (ADR 0041): sets plan_cache_mode = force_generic_plan and enable_seqscan = off for the rest of the transaction and returns the previous values for outbox_restore_plan_settings(). Owner only.';
+
+
+--
+-- Name: outbox_rail_code(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_rail_code(p_rail_type text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_code text;
+    v_enabled boolean;
+BEGIN
+    IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
+        RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_rail_type)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT r.rail_code, r.enabled
+      INTO v_code, v_enabled
+      FROM public.outbox_rails AS r
+     WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C");
+    IF NOT FOUND OR NOT v_enabled THEN
+        RAISE EXCEPTION 'p_rail_type % is not % rail (enabled rails: %)',
+            pg_catalog.quote_literal(p_rail_type),
+            CASE WHEN FOUND THEN 'an enabled' ELSE 'a registered' END,
+            COALESCE((SELECT pg_catalog.string_agg(r.rail_code, ', ' ORDER BY r.rail_code)
+                        FROM public.outbox_rails AS r
+                       WHERE r.enabled), 'none')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'symphony_control registers rails with public.register_outbox_rail().';
+    END IF;
+    RETURN v_code;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_rail_code(p_rail_type text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_rail_code(p_rail_type text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_rail_code(p_rail_type text) IS 'The canonical code of an enabled registered rail for any spelling (rtgs, Rtgs -> RTGS); 22023 for an unknown or disabled rail, naming the enabled ones. Internal: owner only.';
 
 
 --
@@ -1620,6 +2040,84 @@ COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DEL
 
 
 --
+-- Name: record_outbox_rail_reference(uuid, integer, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_code text;
+    v_required boolean;
+    v_holder record;
+BEGIN
+    IF p_outbox_id IS NULL OR p_attempt_no IS NULL OR p_attempt_no < 1 THEN
+        RAISE EXCEPTION 'p_outbox_id and p_attempt_no (>= 1) must be given'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
+        RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_rail_reference)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Jobs queued before rails were registered may carry any spelling or an unknown rail: the
+    -- code is upper-cased, and an unknown rail requires no reference.
+    v_code := pg_catalog.upper(p_rail_type COLLATE "C");
+    SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
+     WHERE r.rail_code = v_code;
+
+    IF p_rail_reference IS NULL OR pg_catalog.btrim(p_rail_reference, E' \t\n\r\f\x0B') = '' THEN
+        IF COALESCE(v_required, false) THEN
+            RAISE EXCEPTION 'p_rail_reference must be given for a DISPATCHED attempt on rail %',
+                v_code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Report the reference the rail returned, or register the rail with '
+                             'p_returns_reference => false.';
+        END IF;
+        RETURN;
+    END IF;
+
+    INSERT INTO public.outbox_rail_references AS x
+        (rail_code, rail_reference, outbox_id, attempt_no)
+    VALUES (v_code, p_rail_reference, p_outbox_id, p_attempt_no)
+    ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT x.outbox_id, x.attempt_no, x.recorded_at
+      INTO v_holder
+      FROM public.outbox_rail_references AS x
+     WHERE x.rail_code = v_code
+       AND x.rail_reference = p_rail_reference;
+    IF v_holder.outbox_id IS DISTINCT FROM p_outbox_id THEN
+        RAISE EXCEPTION 'RAIL_REFERENCE_REUSED: rail reference % on rail % was already reported '
+                        'by outbox %', pg_catalog.quote_literal(p_rail_reference), v_code,
+            v_holder.outbox_id
+            USING ERRCODE = 'P7013',
+                  DETAIL = pg_catalog.format('first reported by attempt %s at %s',
+                                             v_holder.attempt_no, v_holder.recorded_at),
+                  HINT = 'Two jobs cannot share one rail reference: reconcile with the rail '
+                         'before completing this job.';
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) IS 'Records the rail reference of a DISPATCHED attempt in public.outbox_rail_references: required (22023) on a rail registered with returns_reference; P7013 RAIL_REFERENCE_REUSED when another job already reported it on the same rail. Internal: owner only.';
+
+
+--
 -- Name: record_stale_outbox_outcome(uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1705,6 +2203,214 @@ ALTER FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_toke
 --
 
 COMMENT ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) IS 'Keeps what a rail said under a lease that was replaced (the completion got P7002) in payment_outbox_stale_outcomes for reconciliation; changes neither the queue nor the ledger. 22023 while the lease is still current (complete it instead); P7002 unless the ledger records that lease as lost by that worker. Returns the stale_outcome_id.';
+
+
+--
+-- Name: redrive_outbox_job(uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_job record;
+    v_outcome record;
+    v_key_outbox uuid;
+    v_redriven uuid;
+    v_new uuid;
+    v_sequence_id bigint;
+    v_attempt_no integer;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The job's identity, from its queue row or its ledger rows.
+    SELECT p.instruction_id, p.idempotency_key
+      INTO v_job
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id;
+    IF NOT FOUND THEN
+        SELECT a.instruction_id, a.idempotency_key
+          INTO v_job
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+         ORDER BY a.attempt_no DESC
+         LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id %', p_outbox_id
+                USING ERRCODE = 'P7010';
+        END IF;
+    END IF;
+
+    -- Serialise with enqueue, the P7005 guards and every other redrive of this payment; what is
+    -- read below is read after the lock (READ COMMITTED: a new snapshot per statement; REPEATABLE
+    -- READ and SERIALIZABLE raise 40001 here if the row changed since the snapshot).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id)
+    VALUES (v_job.instruction_id, v_job.idempotency_key, p_outbox_id)
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
+    SELECT k.outbox_id
+      INTO v_key_outbox
+      FROM public.payment_outbox_idempotency_keys AS k
+     WHERE k.instruction_id = v_job.instruction_id
+       AND k.idempotency_key = v_job.idempotency_key
+       FOR UPDATE;
+
+    SELECT a.state, a.attempt_no, a.instruction_id, a.participant_id, a.sequence_id,
+           a.idempotency_key, a.rail_type, a.payload
+      INTO v_outcome
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'CANCELLED'::public.outbox_attempt_state);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is still queued; only a FAILED or CANCELLED '
+                        'job can be redriven', p_outbox_id
+            USING ERRCODE = 'P7012',
+                  HINT = 'Cancel it first (public.cancel_outbox_job), or let the workers finish it.';
+    END IF;
+    IF v_outcome.state = 'DISPATCHED'::public.outbox_attempt_state THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was DISPATCHED (attempt %); redriving it would '
+                        'pay twice', p_outbox_id, v_outcome.attempt_no
+            USING ERRCODE = 'P7012';
+    END IF;
+    SELECT a.related_outbox_id
+      INTO v_redriven
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.state = 'REDRIVEN'::public.outbox_attempt_state;
+    IF FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was already redriven as outbox %', p_outbox_id,
+            v_redriven
+            USING ERRCODE = 'P7012',
+                  HINT = 'Redrive the newest job of the payment, if it failed too.';
+    END IF;
+    IF v_key_outbox IS DISTINCT FROM p_outbox_id THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is not the latest job of its idempotency key; '
+                        'outbox % is', p_outbox_id, v_key_outbox
+            USING ERRCODE = 'P7012';
+    END IF;
+
+    -- The new job, queued now with the participant's next sequence number.
+    v_new := public.uuid_v7_or_random();
+    v_sequence_id := public.bump_participant_outbox_seq(v_outcome.participant_id);
+    INSERT INTO public.payment_outbox_pending AS p
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload)
+    VALUES
+        (v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
+         v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload);
+
+    UPDATE public.payment_outbox_idempotency_keys AS k
+       SET outbox_id = v_new
+     WHERE k.instruction_id = v_outcome.instruction_id
+       AND k.idempotency_key = v_outcome.idempotency_key;
+
+    -- The audit row on the old job, after its terminal one.
+    SELECT pg_catalog.max(a.attempt_no) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, attempt_no, state, completed_at, acted_by, reason, ticket, related_outbox_id)
+    VALUES
+        (p_outbox_id, v_outcome.instruction_id, v_outcome.participant_id, v_outcome.sequence_id,
+         v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload, v_attempt_no,
+         'REDRIVEN'::public.outbox_attempt_state, pg_catalog.clock_timestamp(), SESSION_USER,
+         p_reason, p_ticket, v_new);
+
+    RETURN QUERY
+    SELECT p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = v_new;
+END
+$$;
+
+
+ALTER FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Queues a FAILED or CANCELLED job again as a new job (new outbox_id and sequence number, same instruction, key, participant, rail and payload) and records a REDRIVEN row on the old job naming session_user, p_reason, p_ticket (both required, 22023) and the new job; replays of the key then answer with the new job. P7012 NOT_REDRIVABLE for a queued, DISPATCHED, already redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
+
+
+--
+-- Name: register_outbox_rail(text, boolean, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text DEFAULT NULL::text) RETURNS TABLE(rail_code text, returns_reference boolean, enabled boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_code text;
+BEGIN
+    IF p_rail_code IS NULL
+       OR pg_catalog.upper(p_rail_code COLLATE "C") !~ '^[A-Z][A-Z0-9_]{0,31}$' THEN
+        RAISE EXCEPTION 'p_rail_code must be 1 to 32 ASCII letters, digits or underscores '
+                        'starting with a letter, got %',
+            COALESCE(pg_catalog.quote_literal(pg_catalog.left(p_rail_code, 64)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_returns_reference IS NULL THEN
+        RAISE EXCEPTION 'p_returns_reference must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_description) > 1024 THEN
+        RAISE EXCEPTION 'p_description must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_description)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_code := pg_catalog.upper(p_rail_code COLLATE "C");
+
+    RETURN QUERY
+    INSERT INTO public.outbox_rails AS r
+        (rail_code, returns_reference, enabled, description, updated_at, updated_by)
+    VALUES
+        (v_code, p_returns_reference, true, p_description, pg_catalog.clock_timestamp(),
+         SESSION_USER)
+    ON CONFLICT ON CONSTRAINT pk_outbox_rails
+    DO UPDATE SET returns_reference = excluded.returns_reference,
+                  enabled = true,
+                  description = COALESCE(excluded.description, r.description),
+                  updated_at = excluded.updated_at,
+                  updated_by = excluded.updated_by
+    RETURNING r.rail_code, r.returns_reference, r.enabled;
+END
+$_$;
+
+
+ALTER FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) IS 'Registers a rail under its canonical upper-case code (or updates it and enables it again) and returns it; p_returns_reference false lets DISPATCHED attempts on it omit a rail reference. 22023 for a code that is not 1-32 ASCII letters, digits or underscores. EXECUTE for symphony_control.';
 
 
 --
@@ -2056,6 +2762,55 @@ CREATE TABLE public.alembic_version (
 
 
 --
+-- Name: outbox_rail_references; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.outbox_rail_references (
+    rail_code text NOT NULL,
+    rail_reference text NOT NULL,
+    outbox_id uuid NOT NULL,
+    attempt_no integer NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_outbox_rail_references_attempt_no_positive CHECK ((attempt_no >= 1))
+);
+
+
+ALTER TABLE public.outbox_rail_references OWNER TO symphony_owner;
+
+--
+-- Name: TABLE outbox_rail_references; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.outbox_rail_references IS 'Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 otherwise), with its job. Written only by public.record_outbox_rail_reference().';
+
+
+--
+-- Name: outbox_rails; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.outbox_rails (
+    rail_code text NOT NULL,
+    returns_reference boolean DEFAULT true NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    description text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text DEFAULT SESSION_USER NOT NULL,
+    CONSTRAINT ck_outbox_rails_description_length CHECK (((description IS NULL) OR (octet_length(description) <= 1024))),
+    CONSTRAINT ck_outbox_rails_rail_code_canonical CHECK (((rail_code COLLATE "C") ~ '^[A-Z][A-Z0-9_]{0,31}$'::text))
+);
+
+
+ALTER TABLE public.outbox_rails OWNER TO symphony_owner;
+
+--
+-- Name: TABLE outbox_rails; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.outbox_rails IS 'Registered payment rails: canonical upper-case codes (input is matched case-insensitively), whether a DISPATCHED attempt must carry a rail reference, and whether enqueue accepts the rail. Written only by public.register_outbox_rail() and public.disable_outbox_rail().';
+
+
+--
 -- Name: outbox_settings; Type: TABLE; Schema: public; Owner: symphony_owner
 --
 
@@ -2124,6 +2879,10 @@ CREATE TABLE public.payment_outbox_attempts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     lease_token uuid,
     recorded_by text DEFAULT SESSION_USER,
+    acted_by text,
+    reason text,
+    ticket text,
+    related_outbox_id uuid,
     CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
     CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
     CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -2136,7 +2895,7 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 -- Name: TABLE payment_outbox_attempts; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id.';
+COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001), written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that replaced it.';
 
 
 --
@@ -2158,6 +2917,34 @@ COMMENT ON COLUMN public.payment_outbox_attempts.lease_token IS 'The lease the a
 --
 
 COMMENT ON COLUMN public.payment_outbox_attempts.recorded_by IS 'session_user of the transaction that recorded the row (the login, not the worker''s self-reported worker_id). NULL for rows recorded before 0014.';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.acted_by; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.acted_by IS 'session_user of the operator who cancelled or redrove the job (CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.reason; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.reason IS 'Why the operator intervened (required for CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.ticket; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.ticket IS 'The change or incident ticket of the intervention (required for CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.related_outbox_id; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.related_outbox_id IS 'On a REDRIVEN row: the new job that replaced this one.';
 
 
 --
@@ -2334,6 +3121,22 @@ ALTER TABLE ONLY public.alembic_version
 
 
 --
+-- Name: outbox_rail_references pk_outbox_rail_references; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.outbox_rail_references
+    ADD CONSTRAINT pk_outbox_rail_references PRIMARY KEY (rail_code, rail_reference);
+
+
+--
+-- Name: outbox_rails pk_outbox_rails; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.outbox_rails
+    ADD CONSTRAINT pk_outbox_rails PRIMARY KEY (rail_code);
+
+
+--
 -- Name: outbox_settings pk_outbox_settings; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
 --
 
@@ -2429,6 +3232,20 @@ CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON public.paymen
 
 
 --
+-- Name: ix_payment_outbox_attempts_recent_trouble; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_recent_trouble ON public.payment_outbox_attempts USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_related_outbox ON public.payment_outbox_attempts USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
+
+
+--
 -- Name: ix_payment_outbox_pending_claimable; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
@@ -2457,10 +3274,17 @@ CREATE INDEX ix_payment_outbox_stale_outcomes_outbox ON public.payment_outbox_st
 
 
 --
--- Name: uq_payment_outbox_attempts_one_terminal; Type: INDEX; Schema: public; Owner: symphony_owner
+-- Name: uq_payment_outbox_attempts_one_outcome; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_terminal ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
 
 
 --
@@ -2582,6 +3406,21 @@ REVOKE ALL ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text)
 
 
 --
+-- Name: FUNCTION cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION check_outbox_payload_numbers(p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2616,6 +3455,14 @@ GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_
 --
 
 REVOKE ALL ON FUNCTION public.deny_outbox_attempts_mutation() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION disable_outbox_rail(p_rail_code text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.disable_outbox_rail(p_rail_code text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disable_outbox_rail(p_rail_code text) TO symphony_control;
 
 
 --
@@ -2681,10 +3528,27 @@ REVOKE ALL ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[]
 
 
 --
+-- Name: FUNCTION outbox_metrics(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_readonly;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_auditor;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_control;
+
+
+--
 -- Name: FUNCTION outbox_pin_plan_settings(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
 REVOKE ALL ON FUNCTION public.outbox_pin_plan_settings() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_rail_code(p_rail_type text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_rail_code(p_rail_type text) FROM PUBLIC;
 
 
 --
@@ -2740,6 +3604,13 @@ REVOKE ALL ON FUNCTION public.promote_outbox_head() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2747,6 +3618,22 @@ REVOKE ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_le
 GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_executor;
 GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_control;
 GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO test_user;
+
+
+--
+-- Name: FUNCTION redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) TO symphony_control;
 
 
 --
@@ -2810,17 +3697,35 @@ GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO test_user;
 
 
 --
+-- Name: TABLE outbox_rail_references; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_control;
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_readonly;
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_auditor;
+
+
+--
+-- Name: TABLE outbox_rails; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_control;
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_readonly;
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_auditor;
+
+
+--
 -- Name: TABLE participant_outbox_sequences; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE public.participant_outbox_sequences TO symphony_control;
+GRANT SELECT ON TABLE public.participant_outbox_sequences TO symphony_control;
 
 
 --
 -- Name: TABLE payment_outbox_attempts; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT ON TABLE public.payment_outbox_attempts TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_control;
 GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_readonly;
 GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
 
@@ -2829,7 +3734,7 @@ GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
 -- Name: TABLE payment_outbox_pending; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.payment_outbox_pending TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_control;
 GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_readonly;
 GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_auditor;
 
@@ -2899,4 +3804,7 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:f3b400bd428875cd2dffd8fa98c2d6526a55515ee8a00b5337986871141cbe1a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_fifo_claim_indexes', 'Indexes of claimable heads, built concurrently (the claim of per-participant FIFO).', 'sha256:c0c40e0f2452272b689446b302380bb5b404c716740f1fe4685c8f442be5104b');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0016_policy_rotation', 'Policy rotation: rotate, accept and retire policy versions; immutability triggers', 'sha256:de39e8a4858565111f62f0fc84f9ca1c2eb302f609ed7fe1e0e9b96554cba62f');
-INSERT INTO public.alembic_version (version_num) VALUES ('0016_policy_rotation');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0017_outbox_operations_states', 'Outbox operations: the CANCELLED and REDRIVEN states and the audit columns of the ledger', 'sha256:96d1212ac39c16503dc82eaf095a81d47d7f243c261c333e19123784cb4c6164');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0018_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:6bf33b76610c1d3553f19ed0c9ed742f3bccf2aa63acb72ce34c6b6217b4cc1c');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
+INSERT INTO public.alembic_version (version_num) VALUES ('0019_outbox_operations');

@@ -40,6 +40,8 @@ __all__ = [
     "POLICY_VERSION_STATUSES",
     "metadata",
     "outbox_attempt_state",
+    "outbox_rail_references",
+    "outbox_rails",
     "outbox_settings",
     "participant_outbox_sequences",
     "payment_outbox_attempts",
@@ -65,13 +67,16 @@ metadata: Final = MetaData(naming_convention=NAMING_CONVENTION)
 _UUID_DEFAULT: Final = text("public.uuid_v7_or_random()")
 _NOW: Final = text("now()")
 
-#: Values of ``public.outbox_attempt_state`` in declaration order (0001).
+#: Values of ``public.outbox_attempt_state`` in declaration order (0001; CANCELLED and REDRIVEN:
+#: 0017, issue 20).
 OUTBOX_ATTEMPT_STATES: Final[tuple[str, ...]] = (
     "DISPATCHING",
     "DISPATCHED",
     "RETRYABLE",
     "FAILED",
     "ZOMBIE_REQUEUE",
+    "CANCELLED",
+    "REDRIVEN",
 )
 
 #: Values of ``public.policy_version_status`` in declaration order (0005).
@@ -262,6 +267,38 @@ payment_outbox_attempts: Final = Table(
         comment="session_user of the transaction that recorded the row (the login, not the "
         "worker's self-reported worker_id). NULL for rows recorded before 0014.",
     ),
+    # Revision 0017 (issue 20, ADR 0120): who cancelled or redrove the job, why, under which
+    # ticket, and (REDRIVEN rows) the job that replaced it.
+    Column(
+        "acted_by",
+        Text,
+        nullable=True,
+        comment=(
+            "session_user of the operator who cancelled or redrove the job (CANCELLED and "
+            "REDRIVEN rows)."
+        ),
+    ),
+    Column(
+        "reason",
+        Text,
+        nullable=True,
+        comment="Why the operator intervened (required for CANCELLED and REDRIVEN rows).",
+    ),
+    Column(
+        "ticket",
+        Text,
+        nullable=True,
+        comment=(
+            "The change or incident ticket of the intervention (required for CANCELLED and "
+            "REDRIVEN rows)."
+        ),
+    ),
+    Column(
+        "related_outbox_id",
+        UUID(as_uuid=True),
+        nullable=True,
+        comment="On a REDRIVEN row: the new job that replaced this one.",
+    ),
     PrimaryKeyConstraint("attempt_id", name=conv("pk_payment_outbox_attempts")),
     UniqueConstraint(
         "outbox_id",
@@ -280,12 +317,32 @@ payment_outbox_attempts: Final = Table(
         "latency_ms IS NULL OR latency_ms >= 0",
         name=conv("ck_payment_outbox_attempts_latency_ms_nonnegative"),
     ),
-    # At most one terminal attempt per job: a second one would be a double dispatch.
+    # At most one outcome per job: a second one would be a double dispatch (0018 added
+    # CANCELLED; it replaced uq_payment_outbox_attempts_one_terminal).
     Index(
-        conv("uq_payment_outbox_attempts_one_terminal"),
+        conv("uq_payment_outbox_attempts_one_outcome"),
         "outbox_id",
         unique=True,
-        postgresql_where=text("state IN ('DISPATCHED', 'FAILED')"),
+        postgresql_where=text("state IN ('DISPATCHED', 'FAILED', 'CANCELLED')"),
+    ),
+    # A job is redriven at most once (0018).
+    Index(
+        conv("uq_payment_outbox_attempts_one_redrive"),
+        "outbox_id",
+        unique=True,
+        postgresql_where=text("state = 'REDRIVEN'"),
+    ),
+    # outbox show: the job a redriven job came from (0018).
+    Index(
+        conv("ix_payment_outbox_attempts_related_outbox"),
+        "related_outbox_id",
+        postgresql_where=text("related_outbox_id IS NOT NULL"),
+    ),
+    # outbox_metrics(): the last hour's retries, failures, cancellations and lost leases (0018).
+    Index(
+        conv("ix_payment_outbox_attempts_recent_trouble"),
+        "created_at",
+        postgresql_where=text("state IN ('RETRYABLE', 'FAILED', 'CANCELLED', 'ZOMBIE_REQUEUE')"),
     ),
     # Enqueue looks the ledger up by idempotency key once the pending row is gone.
     Index(
@@ -294,8 +351,10 @@ payment_outbox_attempts: Final = Table(
         "idempotency_key",
     ),
     comment=(
-        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). "
-        "At most one terminal attempt (DISPATCHED or FAILED) per outbox_id."
+        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001), "
+        "written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or "
+        "CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that "
+        "replaced it."
     ),
 )
 
@@ -413,6 +472,56 @@ payment_outbox_stale_outcomes: Final = Table(
         "What a rail said for an attempt whose lease had been replaced (the completion got "
         "P7002): written only by public.record_stale_outbox_outcome(); for reconciliation, "
         "never applied to the queue or the ledger."
+    ),
+)
+
+
+# Revision 0019 (issue 20, ADR 0122): registered rails, canonical upper-case codes.
+outbox_rails: Final = Table(
+    "outbox_rails",
+    metadata,
+    Column("rail_code", Text, nullable=False),
+    Column("returns_reference", Boolean, nullable=False, server_default=text("true")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("description", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("updated_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    PrimaryKeyConstraint("rail_code", name=conv("pk_outbox_rails")),
+    CheckConstraint(
+        "rail_code COLLATE \"C\" ~ '^[A-Z][A-Z0-9_]{0,31}$'",
+        name=conv("ck_outbox_rails_rail_code_canonical"),
+    ),
+    CheckConstraint(
+        "description IS NULL OR octet_length(description) <= 1024",
+        name=conv("ck_outbox_rails_description_length"),
+    ),
+    comment=(
+        "Registered payment rails: canonical upper-case codes (input is matched "
+        "case-insensitively), whether a DISPATCHED attempt must carry a rail reference, and "
+        "whether enqueue accepts the rail. Written only by public.register_outbox_rail() and "
+        "public.disable_outbox_rail()."
+    ),
+)
+
+
+# Revision 0019 (ADR 0123): every rail reference reported by a DISPATCHED attempt, unique per rail.
+outbox_rail_references: Final = Table(
+    "outbox_rail_references",
+    metadata,
+    Column("rail_code", Text, nullable=False),
+    Column("rail_reference", Text, nullable=False),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("attempt_no", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint("rail_code", "rail_reference", name=conv("pk_outbox_rail_references")),
+    CheckConstraint(
+        "attempt_no >= 1",
+        name=conv("ck_outbox_rail_references_attempt_no_positive"),
+    ),
+    comment=(
+        "Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 "
+        "otherwise), with its job. Written only by public.record_outbox_rail_reference()."
     ),
 )
 

@@ -162,6 +162,9 @@ OUTBOX_SETTINGS: Final = table_name("outbox_settings")
 IDEMPOTENCY_KEYS: Final = table_name("payment_outbox_idempotency_keys")
 #: Revision 0014: outcomes reported under a replaced lease (issue 19 item 5, ADR 0118).
 STALE_OUTCOMES: Final = table_name("payment_outbox_stale_outcomes")
+#: Revision 0019 (issue 20): registered rails (ADR 0122) and rail references (ADR 0123).
+OUTBOX_RAILS: Final = table_name("outbox_rails")
+RAIL_REFERENCES: Final = table_name("outbox_rail_references")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
 
@@ -175,6 +178,8 @@ TABLES: Final[tuple[str, ...]] = (
     OUTBOX_SETTINGS,
     IDEMPOTENCY_KEYS,
     STALE_OUTCOMES,
+    OUTBOX_RAILS,
+    RAIL_REFERENCES,
 )
 
 
@@ -349,6 +354,35 @@ GUARD_POLICY_VERSION_LIFECYCLE: Final = function(
     "guard_policy_version_lifecycle", security_definer=False
 )
 KEEP_ONE_ACTIVE_POLICY_VERSION: Final = function("keep_one_active_policy_version")
+#: Revision 0019 (issue 20, ADR 0120): the audited interventions of the control plane.
+CANCEL_OUTBOX_JOB: Final = function(
+    "cancel_outbox_job", ("p_outbox_id", "uuid"), ("p_reason", "text"), ("p_ticket", "text")
+)
+REDRIVE_OUTBOX_JOB: Final = function(
+    "redrive_outbox_job", ("p_outbox_id", "uuid"), ("p_reason", "text"), ("p_ticket", "text")
+)
+#: Revision 0019 (ADR 0121): queue health for dashboards and the CLI.
+OUTBOX_METRICS: Final = function("outbox_metrics")
+#: Revision 0019 (ADR 0122): rail management (control) and the internal rail and number checks.
+OUTBOX_RAIL_CODE: Final = function("outbox_rail_code", ("p_rail_type", "text"))
+REGISTER_OUTBOX_RAIL: Final = function(
+    "register_outbox_rail",
+    ("p_rail_code", "text"),
+    ("p_returns_reference", "boolean"),
+    ("p_description", "text"),
+)
+DISABLE_OUTBOX_RAIL: Final = function("disable_outbox_rail", ("p_rail_code", "text"))
+CHECK_OUTBOX_PAYLOAD_NUMBERS: Final = function(
+    "check_outbox_payload_numbers", ("p_payload", "jsonb")
+)
+#: Revision 0019 (ADR 0123): the uniqueness rule of rail references (internal).
+RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
+    "record_outbox_rail_reference",
+    ("p_outbox_id", "uuid"),
+    ("p_attempt_no", "integer"),
+    ("p_rail_type", "text"),
+    ("p_rail_reference", "text"),
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -380,6 +414,14 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     GUARD_POLICY_VERSION_IDENTITY,
     GUARD_POLICY_VERSION_LIFECYCLE,
     KEEP_ONE_ACTIVE_POLICY_VERSION,
+    OUTBOX_RAIL_CODE,
+    REGISTER_OUTBOX_RAIL,
+    DISABLE_OUTBOX_RAIL,
+    CHECK_OUTBOX_PAYLOAD_NUMBERS,
+    RECORD_OUTBOX_RAIL_REFERENCE,
+    CANCEL_OUTBOX_JOB,
+    REDRIVE_OUTBOX_JOB,
+    OUTBOX_METRICS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -394,19 +436,21 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.SCHEMA, SCHEMA): {
         role: frozenset({"USAGE"}) for role in (OWNER, *RUNTIME_ROLES, TEST_USER)
     },
+    # Revision 0019 (issue 20): the control plane reads the queue, the ledger and the allocator;
+    # it intervenes only through cancel_outbox_job() and redrive_outbox_job(), which leave a
+    # ledger row. Nobody but the functions writes them.
     (ObjectKind.TABLE, PENDING): {
-        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+        CONTROL: _SELECT,
         READONLY: _SELECT,
         AUDITOR: _SELECT,
     },
     (ObjectKind.TABLE, ATTEMPTS): {
-        # Option A: the control plane appends and reads, never UPDATE/DELETE/TRUNCATE.
-        CONTROL: frozenset({"SELECT", "INSERT"}),
+        CONTROL: _SELECT,
         READONLY: _SELECT,
         AUDITOR: _SELECT,
     },
     (ObjectKind.TABLE, SEQUENCES): {
-        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE"}),
+        CONTROL: _SELECT,
     },
     (ObjectKind.TABLE, POLICY_VERSIONS): {
         EXECUTOR: _SELECT,
@@ -474,6 +518,28 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_IDENTITY.signature): {},
     (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_LIFECYCLE.signature): {},
     (ObjectKind.FUNCTION, KEEP_ONE_ACTIVE_POLICY_VERSION.signature): {},
+    # Revision 0019 (issue 20): interventions and rail management for control, metrics for the
+    # readers (and control); rails and references are readable, written only by functions; the
+    # rail, number and reference checks are internal to the outbox functions.
+    (ObjectKind.TABLE, OUTBOX_RAILS): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.TABLE, RAIL_REFERENCES): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {CONTROL: _EXECUTE}
+        for spec in (
+            CANCEL_OUTBOX_JOB,
+            REDRIVE_OUTBOX_JOB,
+            REGISTER_OUTBOX_RAIL,
+            DISABLE_OUTBOX_RAIL,
+        )
+    },
+    (ObjectKind.FUNCTION, OUTBOX_METRICS.signature): {
+        READONLY: _EXECUTE,
+        AUDITOR: _EXECUTE,
+        CONTROL: _EXECUTE,
+    },
+    (ObjectKind.FUNCTION, OUTBOX_RAIL_CODE.signature): {},
+    (ObjectKind.FUNCTION, CHECK_OUTBOX_PAYLOAD_NUMBERS.signature): {},
+    (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

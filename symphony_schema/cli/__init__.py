@@ -100,6 +100,21 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "symphony-schema policy rotate --from-env --grace 2d",
     ),
     "policy status": ("symphony-schema policy status",),
+    "outbox": ("symphony-schema outbox status",),
+    "outbox cancel": (
+        "symphony-schema outbox cancel 0192f0c4-... --reason 'customer withdrew' --ticket OPS-123",
+    ),
+    "outbox metrics": (
+        "symphony-schema outbox metrics --format prometheus > /var/lib/node_exporter/outbox.prom",
+    ),
+    "outbox redrive": (
+        "symphony-schema outbox redrive 0192f0c4-... --reason 'rail fixed' --ticket OPS-124",
+    ),
+    "outbox show": ("symphony-schema outbox show 0192f0c4-7a4e-7c1d-9d7e-2f3b1c0a9e11",),
+    "outbox status": (
+        "symphony-schema outbox status",
+        "symphony-schema outbox status --url postgresql://dashboards@db.example/symphony",
+    ),
     "reset": ("symphony-schema reset", "symphony-schema reset --yes --quiet"),
     "scan-secrets": ("symphony-schema scan-secrets",),
     "seed-policy": (

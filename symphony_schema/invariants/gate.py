@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
-from symphony_schema.invariants import policy_gate
+from symphony_schema.invariants import gate_outbox_ops, policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -661,6 +661,10 @@ CHECKS: dict[str, GateFn] = {
     "no-advisory-locks": check_no_advisory_locks,
     # Policy rotation (revision 0016, INV-050 to INV-053): symphony_schema/invariants/policy_gate.py
     **policy_gate.CHECKS,
+    # Issue 20 (operating the outbox): symphony_schema/invariants/gate_outbox_ops.py.
+    "queue-and-ledger-writers": gate_outbox_ops.check_queue_and_ledger_writers,
+    "one-outcome-per-job": gate_outbox_ops.check_one_outcome_per_job,
+    "interventions-audited": gate_outbox_ops.check_interventions_audited,
 }
 
 

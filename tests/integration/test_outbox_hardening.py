@@ -298,8 +298,12 @@ def test_a_pending_row_written_by_the_control_plane_is_returned_by_enqueue(
 
 
 # --------------------------------------------------------------------------------------------
-# 4. Late or replayed control inserts
+# 4. Late or replayed manual inserts
 # --------------------------------------------------------------------------------------------
+# Since 0019 (issue 20) symphony_control has no DML on the queue or the ledger (it intervenes
+# through cancel_outbox_job and redrive_outbox_job; tests/integration/test_outbox_operations.py).
+# The guards still bind every writer but the owner, e.g. a DBA's hot fix as a superuser, which is
+# who writes below.
 
 _CONTROL_ATTEMPT = (
     "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
@@ -310,12 +314,12 @@ _CONTROL_ATTEMPT = (
 
 
 @pytest.mark.parametrize(("state", "attempt_no"), [("DISPATCHED", 1), ("RETRYABLE", 1)])
-def test_control_cannot_record_an_attempt_of_a_queued_job(
-    outbox: Outbox, login: LoginFactory, state: str, attempt_no: int
+def test_a_manual_attempt_of_a_queued_job_is_refused(
+    outbox: Outbox, connect: Any, state: str, attempt_no: int
 ) -> None:
     outbox.enqueue("instr-1")
     (row,) = outbox.claim(1, "w1")
-    control = login(CONTROL).conn
+    control = connect()
 
     with outbox.raises("P7005", match="still queued"):
         control.execute(_CONTROL_ATTEMPT, (attempt_no, state, row.outbox_id))
@@ -328,12 +332,12 @@ def test_control_cannot_record_an_attempt_of_a_queued_job(
     )
 
 
-def test_control_records_an_outcome_after_removing_the_job_from_the_queue(
-    outbox: Outbox, login: LoginFactory
+def test_a_manual_outcome_after_removing_the_job_from_the_queue_is_recorded(
+    outbox: Outbox, connect: Any
 ) -> None:
     outbox.enqueue("instr-1")
     (row,) = outbox.claim(1, "w1")
-    control = login(CONTROL).conn
+    control = connect()
     with control.transaction():
         pending = control.execute(
             "DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s RETURNING *",
@@ -358,8 +362,8 @@ def test_control_records_an_outcome_after_removing_the_job_from_the_queue(
 
 
 @pytest.mark.parametrize("how", ["insert", "update"])
-def test_control_cannot_queue_a_finished_job_again(
-    outbox: Outbox, login: LoginFactory, how: str
+def test_a_finished_job_cannot_be_queued_again_by_hand(
+    outbox: Outbox, connect: Any, how: str
 ) -> None:
     """The other direction: a queue row for a job that has its terminal attempt would be
     dispatched again and its completion would fail for ever with 23505."""
@@ -367,7 +371,7 @@ def test_control_cannot_queue_a_finished_job_again(
     (row,) = outbox.claim(1, "w1")
     outbox.complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED")
     queued_id = outbox.enqueue("instr-queued")[0]
-    control = login(CONTROL).conn
+    control = connect()
     statement = {
         "insert": "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id,"
         " participant_id, sequence_id, idempotency_key, rail_type, payload)"
@@ -383,17 +387,17 @@ def test_control_cannot_queue_a_finished_job_again(
     assert outbox.pending(queued_id) is not None
 
 
-def test_a_control_insert_waits_for_a_completion_in_flight(
-    outbox: Outbox, outbox_for: type[Outbox], login: LoginFactory, connect: Any
+def test_a_manual_insert_waits_for_a_completion_in_flight(
+    outbox: Outbox, outbox_for: type[Outbox], connect: Any
 ) -> None:
-    """The guard locks the queue row: a completion in flight finishes first, and the control
-    insert then sees the job gone (and meets the one-terminal index, the double-payment guard)."""
+    """The guard locks the queue row: a completion in flight finishes first, and the manual
+    insert then sees the job gone (and meets the one-outcome index, the double-payment guard)."""
     outbox.enqueue("instr-1")
     (row,) = outbox.claim(1, "w1")
     worker = connect()
     worker.autocommit = False
     outbox_for(worker).complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED")
-    control = login(CONTROL).conn
+    control = connect()
     control.execute("SET lock_timeout = '300ms'")
     with outbox.raises("55P03"):
         control.execute(
@@ -403,7 +407,7 @@ def test_a_control_insert_waits_for_a_completion_in_flight(
             (row.outbox_id,),
         )
     worker.commit()
-    with outbox.raises("23505", match="uq_payment_outbox_attempts_one_terminal"):
+    with outbox.raises("23505", match="uq_payment_outbox_attempts_one_outcome"):
         control.execute(
             "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id,"
             " participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no,"

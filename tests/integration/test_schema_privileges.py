@@ -133,7 +133,8 @@ def test_every_symphony_object_is_owned_by_symphony_owner(db: psycopg.Connection
         " WHERE t.typnamespace = 'public'::regnamespace AND t.typtype = 'e'"
     ).fetchall()
     assert {owner for _, _, owner in rows} == {OWNER}, rows
-    assert len([r for r in rows if r[1] == "r"]) == 7
+    # Every declared relation but the engine's ledger (owned by the migrating user).
+    assert len([r for r in rows if r[1] == "r"]) == len(privileges.TABLES) - 1
 
 
 def test_role_attributes_match_the_declaration(db: psycopg.Connection[Any]) -> None:
@@ -225,6 +226,24 @@ TABLE_PROBES = {
     "delete_pending": "DELETE FROM public.payment_outbox_pending WHERE false",
     "truncate_pending": "TRUNCATE public.payment_outbox_pending",
     "delete_sequences": "DELETE FROM public.participant_outbox_sequences WHERE false",
+    # Issue 20: nobody but the functions writes the queue, the ledger or the allocator.
+    "insert_pending": (
+        "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id, sequence_id,"
+        " idempotency_key, rail_type, payload) VALUES ('t-i', 't-p', 1, 't-k', 'RTGS', '{}')"
+    ),
+    "insert_attempts": (
+        "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
+        " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
+        " VALUES (gen_random_uuid(), 't-i', 't-p', 1, 't-k', 'RTGS', '{}', 1, 'FAILED')"
+    ),
+    "update_sequences": "UPDATE public.participant_outbox_sequences SET next_sequence_id = 1",
+    "cancel": "SELECT * FROM public.cancel_outbox_job(gen_random_uuid(), 'probe', 'T-1')",
+    "redrive": "SELECT * FROM public.redrive_outbox_job(gen_random_uuid(), 'probe', 'T-1')",
+    "register_rail": "SELECT * FROM public.register_outbox_rail('PROBE', true)",
+    "metrics": "SELECT * FROM public.outbox_metrics()",
+    "select_rails": "SELECT count(*) FROM public.outbox_rails, public.outbox_rail_references",
+    "rail_code": "SELECT public.outbox_rail_code('rtgs')",
+    "payload_numbers": "SELECT public.check_outbox_payload_numbers('{}')",
     "bump": "SELECT public.bump_participant_outbox_seq('p')",
     "retry_ceiling": "SELECT public.outbox_retry_ceiling()",
     "uuid": "SELECT public.uuid_v7_or_random(), public.uuid_strategy()",
@@ -246,8 +265,13 @@ TABLE_PROBES = {
 
 #: probe -> SQLSTATE when allowed; "complete" with a random lease fails P7002 *after* the
 #: privilege check passed, which is what "allowed" means for it; so does "rotate_policy" with
-#: P7103 (no ACTIVE version to rotate from).
-ALLOWED_RESULT = {"complete": "P7002", "rotate_policy": "P7103"}
+#: P7103 (no ACTIVE version to rotate from), and cancel and redrive of an unknown job (P7010).
+ALLOWED_RESULT = {
+    "complete": "P7002",
+    "rotate_policy": "P7103",
+    "cancel": "P7010",
+    "redrive": "P7010",
+}
 
 ALLOWED: dict[str, set[str]] = {
     INGEST: {"uuid", "enqueue", "policy_accepted"},
@@ -267,11 +291,29 @@ ALLOWED: dict[str, set[str]] = {
         "select_policy",
         "insert_policy",
         "update_policy",
-        "update_pending",
-        "delete_pending",
+        "cancel",
+        "redrive",
+        "register_rail",
+        "metrics",
+        "select_rails",
     },
-    READONLY: {"uuid", "select_pending", "select_attempts", "select_policy"},
-    AUDITOR: {"uuid", "select_pending", "select_attempts", "select_policy", "select_ledger"},
+    READONLY: {
+        "uuid",
+        "select_pending",
+        "select_attempts",
+        "select_policy",
+        "metrics",
+        "select_rails",
+    },
+    AUDITOR: {
+        "uuid",
+        "select_pending",
+        "select_attempts",
+        "select_policy",
+        "select_ledger",
+        "metrics",
+        "select_rails",
+    },
 }
 
 

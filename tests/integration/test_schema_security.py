@@ -141,17 +141,19 @@ def test_runtime_roles_cannot_switch_the_ledger_protection_off(
         conn.execute(statement)
 
 
-def test_control_can_append_to_the_ledger(
+def test_control_cannot_append_to_the_ledger(
     outbox: Outbox, outbox_for: type[Outbox], login: LoginFactory
 ) -> None:
-    """Option A allows INSERT and SELECT on attempts for the control plane, nothing else."""
+    """Option A let the control plane INSERT ledger rows; since 0019 (issue 20) nobody but the
+    outbox functions writes the ledger: control records an outcome with cancel_outbox_job."""
     conn = login(CONTROL).conn
-    conn.execute(
-        "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
-        " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
-        " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
-    )
-    assert outbox.counts().attempts == 1
+    with outbox_for(conn).raises(DENIED):
+        conn.execute(
+            "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id,"
+            " participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
+            " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
+        )
+    assert outbox.counts().attempts == 0
 
 
 @pytest.mark.parametrize("role", [CONTROL, EXECUTOR, INGEST])

@@ -185,7 +185,7 @@ ATTEMPT_INSERT = (
         (("[]", 1, "FAILED", None), "23514", "ck_payment_outbox_attempts_payload_is_object"),
         (("{}", 1, "FAILED", -1), "23514", "ck_payment_outbox_attempts_latency_ms_nonnegative"),
         (("{}", 1, "RETRYABLE", None), "23505", "uq_payment_outbox_attempts_outbox_attempt_no"),
-        (("{}", 2, "DISPATCHED", None), "23505", "uq_payment_outbox_attempts_one_terminal"),
+        (("{}", 2, "DISPATCHED", None), "23505", "uq_payment_outbox_attempts_one_outcome"),
     ],
 )
 def test_attempt_constraints(

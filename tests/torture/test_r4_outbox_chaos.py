@@ -689,7 +689,7 @@ PLANTED_VIOLATIONS = {
     "queue not empty": "SELECT public.enqueue_payment_outbox('instr-9', 'p-1', 'k-9', 'rtgs',"
     " '{}')",
     "job without exactly one terminal attempt": "DROP INDEX public.uq_payment_outbox_attempts_one_"
-    "terminal; " + _planted_attempt(2, "FAILED", "now()"),
+    "outcome; " + _planted_attempt(2, "FAILED", "now()"),
     "terminal attempt is not the last": _planted_attempt(2),
     "attempt numbers not 1..n": _planted_attempt(5),
     "attempts of one job disagree on the job's columns": _planted_attempt().replace(

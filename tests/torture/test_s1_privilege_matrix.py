@@ -279,7 +279,7 @@ PLANTED = {
     ),
     "membership": (
         "GRANT symphony_control TO symphony_readonly",
-        "symphony_readonly has DELETE on table public.payment_outbox_pending",
+        "symphony_readonly has EXECUTE on function public.cancel_outbox_job(uuid,text,text)",
     ),
     "maintain": (
         "GRANT MAINTAIN ON public.payment_outbox_attempts TO symphony_auditor",
