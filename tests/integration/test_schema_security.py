@@ -99,9 +99,13 @@ def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> No
         " pg_catalog.pg_get_triggerdef(t.oid)"
         " FROM pg_catalog.pg_trigger AS t"
         " WHERE t.tgrelid = 'public.payment_outbox_pending'::regclass AND NOT t.tgisinternal"
+        " ORDER BY t.tgname"
     ).fetchall()
+    # Revision 0014 added the head triggers of per-participant FIFO (ADR 0116); all fire ALWAYS.
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
-        ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write")
+        ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write"),
+        ("trg_place_outbox_head", "A", "place_outbox_head"),
+        ("trg_promote_outbox_head", "A", "promote_outbox_head"),
     ]
     assert "BEFORE INSERT OR UPDATE OF outbox_id" in rows[0][3]
 

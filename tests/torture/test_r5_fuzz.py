@@ -442,9 +442,10 @@ CLAIM = (
     " pg_catalog.clock_timestamp() FROM public.claim_outbox_batch(%s, %s, %s)"
 )
 LEDGER_IDS = "SELECT attempt_id FROM public.payment_outbox_attempts"
+# Revision 0014: only a participant's head is claimable (per-participant FIFO, ADR 0116).
 CLAIMABLE = (
     "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at <= now()"
-    " AND (lease_token IS NULL OR lease_expires_at <= now())"
+    " AND (lease_token IS NULL OR lease_expires_at <= now()) AND is_head"
 )
 
 
@@ -624,7 +625,8 @@ def _resolve(args: CompletionArgs, targets: Targets) -> tuple[Any, Any, Any, boo
     token = {"match": real_token or uuid.uuid4(), "other": uuid.uuid4(), "null": None}[args.token]
     real_worker = {"live": LIVE_WORKER, "expired": EXPIRED_WORKER}.get(args.target, "w-none")
     worker = real_worker if args.worker == "match" else args.worker
-    live = args.target == "live" and args.token == "match" and worker == LIVE_WORKER
+    # Revision 0014 (ADR 0118): an expired lease nobody replaced still completes for its holder.
+    live = args.target in ("live", "expired") and args.token == "match" and worker == real_worker
     return outbox_id, token, worker, live
 
 
@@ -680,7 +682,7 @@ def _check_completion_success(
     terminal = effective in ("DISPATCHED", "FAILED")
     assert stored == (
         effective,
-        LIVE_WORKER,
+        EXPIRED_WORKER if args.target == "expired" else LIVE_WORKER,
         args.rail_reference,
         args.rail_code,
         args.error_code,
@@ -958,7 +960,8 @@ def _batch_expectation(
         seen.add(outbox_id)
     live = {
         (targets.rows[name], targets.tokens[name])
-        for name in ("live0", "live1", "live2")
+        # Revision 0014 (ADR 0118): the expired lease nobody replaced still completes.
+        for name in ("live0", "live1", "live2", "expired")
         if worker == LIVE_WORKER
     }
     stale = [o for o, t in zip(ids_, tokens, strict=True) if (o, t) not in live]
@@ -1067,7 +1070,9 @@ def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
         )
     }
     live_before = fuzz.admin.execute(
-        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        "SELECT outbox_id, claimed_by, lease_token, lease_expires_at, attempt_count,"
+        " next_attempt_at, in_doubt FROM public.payment_outbox_pending"
+        " WHERE lease_expires_at > now()"
         " ORDER BY outbox_id"
     ).fetchall()
     before = fuzz.snapshot()
@@ -1095,7 +1100,9 @@ def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
         else:
             assert stored == ("ZOMBIE_REQUEUE", lost_worker, "LEASE_EXPIRED", attempt_no, None)
     live_after = fuzz.admin.execute(
-        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        "SELECT outbox_id, claimed_by, lease_token, lease_expires_at, attempt_count,"
+        " next_attempt_at, in_doubt FROM public.payment_outbox_pending"
+        " WHERE lease_expires_at > now()"
         " ORDER BY outbox_id"
     ).fetchall()
     assert live_after == live_before, "repair touched a live lease"
