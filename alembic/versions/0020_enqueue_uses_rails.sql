@@ -406,7 +406,8 @@ $$;
 COMMENT ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[]) IS
 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s '
 'head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of '
-'the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest priority then oldest due first. Each claim gets '
+'the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest '
+'priority then oldest due first. Each claim gets '
 'a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is '
 'recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as '
 'FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may '
@@ -415,4 +416,3 @@ COMMENT ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[]) IS
 REVOKE ALL ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[])
     TO symphony_executor, symphony_control, test_user;
-
