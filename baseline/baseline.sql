@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0019_outbox_operations.
+-- Symphony schema baseline at revision 0020_enqueue_uses_rails.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -438,6 +438,14 @@ BEGIN
                                   ARRAY[pg_catalog.cardinality(p_rail_types)]),
             p_rail_types
         );
+        -- Any spelling: each rail as given and upper-cased (ADR 0122; jobs queued before 0020
+        -- may carry a lower-case rail), each once.
+        p_rail_types := ARRAY(
+            SELECT DISTINCT r.rail_type
+              FROM pg_catalog.unnest(p_rail_types) AS g (rail_type)
+             CROSS JOIN LATERAL (VALUES (g.rail_type),
+                                        (pg_catalog.upper(g.rail_type COLLATE "C"))) AS r (rail_type)
+        );
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
@@ -594,7 +602,7 @@ ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text,
 -- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any), highest priority then oldest due first. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest priority then oldest due first. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
 
 
 --
@@ -1160,6 +1168,7 @@ DECLARE
     v_known boolean := false;
     v_sequence_id bigint;
     v_plan_settings text[];
+    v_rail_code text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
     PERFORM public.outbox_require_ids(
@@ -1228,8 +1237,12 @@ BEGIN
      ORDER BY f.source
      LIMIT 1;
     IF FOUND THEN
+        -- A replay is compared against what was stored; the rail by its upper-cased spelling
+        -- (ADR 0122), so `rtgs` after `RTGS`, or after a job stored as `rtgs` before 0020, is
+        -- the same job, and a replay after the rail was disabled still returns its job.
         IF v_found.participant_id IS DISTINCT FROM p_participant_id
-           OR v_found.rail_type IS DISTINCT FROM p_rail_type
+           OR pg_catalog.upper(v_found.rail_type COLLATE "C")
+              IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
            OR v_found.payload IS DISTINCT FROM p_payload THEN
             RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
                             'already used with a different participant, rail type or payload',
@@ -1243,7 +1256,13 @@ BEGIN
         RETURN;
     END IF;
 
-    -- 5. New job (a new key, or a known key whose job was removed by hand before any attempt):
+    -- 5. A new job takes the canonical code of an enabled rail (22023 for an unknown or disabled
+    --    one) and only numbers a JSON consumer reads exactly (22023 naming the JSON path). The
+    --    error undoes the key row inserted above: nothing is written.
+    v_rail_code := public.outbox_rail_code(p_rail_type);
+    PERFORM public.check_outbox_payload_numbers(p_payload);
+
+    -- New job (a new key, or a known key whose job was removed by hand before any attempt):
     --    allocate and insert. ON CONFLICT DO NOTHING only matters for a row inserted directly by
     --    the control plane after the look-up: nothing is returned, and the serialization failure
     --    below rolls the allocated sequence number back (ADR 0006).
@@ -1271,7 +1290,7 @@ BEGIN
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          payload, next_attempt_at, priority, is_head)
     SELECT v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
-           p_rail_type, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority,
+           v_rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority,
            NOT EXISTS (
                SELECT 1
                  FROM public.payment_outbox_pending AS q
@@ -1297,7 +1316,7 @@ ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participan
 -- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments (payload over 65536 bytes).';
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type (compared upper-cased) or payload; 22023 on invalid arguments (payload over 65536 bytes, a rail that is not registered and enabled, a payload number a JSON consumer cannot represent exactly, naming its JSON path). A new job stores the canonical rail code.';
 
 
 --
@@ -3807,4 +3826,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0017_outbox_operations_states', 'Outbox operations: the CANCELLED and REDRIVEN states and the audit columns of the ledger', 'sha256:96d1212ac39c16503dc82eaf095a81d47d7f243c261c333e19123784cb4c6164');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0018_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:6bf33b76610c1d3553f19ed0c9ed742f3bccf2aa63acb72ce34c6b6217b4cc1c');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
-INSERT INTO public.alembic_version (version_num) VALUES ('0019_outbox_operations');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
+INSERT INTO public.alembic_version (version_num) VALUES ('0020_enqueue_uses_rails');

@@ -77,7 +77,7 @@ def test_claim_returns_all_columns_of_the_job(outbox: Outbox) -> None:
         "participant-9",
         sequence_id,
         "key-9",
-        "swift",
+        "SWIFT",
         {"amount": 100, "currency": "ZAR"},
         0,
     )
@@ -217,7 +217,7 @@ def test_terminal_completion_appends_the_attempt_and_removes_the_job(
         "participant_id": "participant-1",
         "sequence_id": sequence_id,
         "idempotency_key": "key-instr-1",
-        "rail_type": "rtgs",
+        "rail_type": "RTGS",
         "payload": {"amount": 100, "currency": "ZAR"},
         "attempt_no": 1,
         "state": state,

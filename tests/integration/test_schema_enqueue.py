@@ -34,7 +34,7 @@ def test_enqueue_inserts_a_pending_row_and_returns_it(outbox: Outbox) -> None:
         "participant_id": "participant-a",
         "sequence_id": 1,
         "idempotency_key": "key-instr-1",
-        "rail_type": "rtgs",
+        "rail_type": "RTGS",  # the canonical code of the rail given as "rtgs" (0020)
         "payload": {"amount": 100, "currency": "ZAR"},
         "attempt_count": 0,
         "created_at": created_at,

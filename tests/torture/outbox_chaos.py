@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-RAILS = ("rtgs", "eft", "card")
+RAILS = ("rtgs", "ACH", "card")  # registered rails (0020), in either case
 STATES = (("DISPATCHED", 0.74), ("RETRYABLE", 0.16), ("FAILED", 0.06))
 ZOMBIE_SHARE = 0.04
 MAX_BATCH = 10  # claim batch sizes are 1..MAX_BATCH

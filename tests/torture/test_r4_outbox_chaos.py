@@ -413,7 +413,8 @@ def _universe_violations(conn: psycopg.Connection[Any], config: ChaosConfig) -> 
         instruction, participant, key, rail, payload = chaos.job(n, config.participants)
         if instruction not in have:
             problems.append(f"lost: {instruction}")
-        elif have.pop(instruction) != (participant, key, rail, payload):
+        # Enqueue stores the rail's canonical code (0020): chaos.RAILS are ASCII spellings.
+        elif have.pop(instruction) != (participant, key, rail.upper(), payload):
             problems.append(f"altered: {instruction}")
     problems += [f"unknown job: {instruction}" for instruction in have]
     return problems[:20]

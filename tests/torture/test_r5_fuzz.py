@@ -287,7 +287,15 @@ ENQUEUE = "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb
 INSTRUCTIONS = ["i-1", "i-2", "i-3", "i-4"]
 KEYS = ["k-1", "k-2"]
 PARTICIPANTS = ["p-1", "p-2"]
-RAIL_TYPES = ["rtgs", "eft"]
+RAIL_TYPES = ["rtgs", "RTGS", "ach", "eft"]
+#: The rails a fresh database registers and enables (0019); enqueue of a new job refuses any
+#: other (0020). Input is upper-cased in ASCII only ("C" collation).
+ENABLED_RAILS = {"RTGS", "ACH", "SWIFT", "CARD"}
+
+
+def ascii_upper(value: str) -> str:
+    """upper(value COLLATE "C"): a-z only, as the rails table matches input (ADR 0122)."""
+    return "".join(chr(ord(ch) - 32) if "a" <= ch <= "z" else ch for ch in value)
 
 
 #: Well-formed calls (pooled ids, object payloads: success, a duplicate, or P7004) most of the
@@ -382,10 +390,31 @@ def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
     if expected is None or None in expected.allowed:
         existing = _existing_job(fuzz, instruction, key, param)
     conflict = existing is not None and (
-        existing[5] != participant or existing[6] != rail or not existing[7]
+        existing[5] != participant
+        or ascii_upper(existing[6]) != ascii_upper(rail)
+        or not existing[7]
     )
+    new_job_problems: list[str] = []
+    if existing is None and (expected is None or None in expected.allowed):
+        # A new job: a registered, enabled rail and payload numbers a JSON consumer reads
+        # exactly (the number rule's own oracle is tested against a real JSON consumer in
+        # tests/integration/test_outbox_operations.py; here the owner's check decides).
+        inexact = call(fuzz.admin, "SELECT public.check_outbox_payload_numbers(%s)", (param,))
+        new_job_problems = [
+            name
+            for name, bad in (
+                ("p_rail_type", rail is None or ascii_upper(rail) not in ENABLED_RAILS),
+                ("p_payload", inexact.sqlstate is not None),
+            )
+            if bad
+        ]
     if expected is None:
-        expected = Expectation({"P7004"} if conflict else {None}, [])
+        if new_job_problems:
+            expected = Expectation({"22023"}, new_job_problems)
+        else:
+            expected = Expectation({"P7004"} if conflict else {None}, [])
+    elif None in expected.allowed and new_job_problems:
+        expected = Expectation({"22023"}, expected.names + new_job_problems)
     elif None in expected.allowed and conflict:  # an ambiguous id that is accepted conflicts
         expected.allowed = {"22023", "P7004"}
     next_row = fuzz.one(
@@ -412,7 +441,7 @@ def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
         " attempt_count, claimed_by FROM public.payment_outbox_pending WHERE outbox_id = %s",
         (param, outbox_id),
     )
-    assert stored == (instruction, participant, key, rail, True, 0, None), context
+    assert stored == (instruction, participant, key, ascii_upper(rail), True, 0, None), context
     assert after[support.SYMPHONY_TABLES[2]] == before[support.SYMPHONY_TABLES[2]], (
         "enqueue must not touch the attempts ledger"
     )
