@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0020_enqueue_uses_rails.
+-- Symphony schema baseline at revision 0021_redrive_joins_the_line.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -2331,15 +2331,23 @@ BEGIN
             USING ERRCODE = 'P7012';
     END IF;
 
-    -- The new job, queued now with the participant's next sequence number.
+    -- The new job, queued now with the participant's next sequence number. The allocator row
+    -- stays locked until commit; the insert is a second statement, so under READ COMMITTED it
+    -- sees every job of the participant committed meanwhile, and the job is its participant's
+    -- head exactly when no other job of the participant is queued (as enqueue decides it, ADR
+    -- 0116: trg_place_outbox_head skips rows the outbox functions write).
     v_new := public.uuid_v7_or_random();
     v_sequence_id := public.bump_participant_outbox_seq(v_outcome.participant_id);
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload)
-    VALUES
-        (v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
-         v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload);
+         payload, is_head)
+    SELECT v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
+           v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload,
+           NOT EXISTS (
+               SELECT 1
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = v_outcome.participant_id
+           );
 
     UPDATE public.payment_outbox_idempotency_keys AS k
        SET outbox_id = v_new
@@ -3827,4 +3835,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0018_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:6bf33b76610c1d3553f19ed0c9ed742f3bccf2aa63acb72ce34c6b6217b4cc1c');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
-INSERT INTO public.alembic_version (version_num) VALUES ('0020_enqueue_uses_rails');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
+INSERT INTO public.alembic_version (version_num) VALUES ('0021_redrive_joins_the_line');

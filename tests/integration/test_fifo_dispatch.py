@@ -107,22 +107,24 @@ def test_a_failed_head_unblocks_its_participant(outbox: Outbox) -> None:
     assert [job["outbox_id"] for job in _claim(conn, 10, "w-1")] == [second]
 
 
-def test_a_control_plane_delete_of_the_head_promotes_the_next_job(
-    outbox: Outbox, login: LoginFactory
-) -> None:
+def test_a_cancelled_head_promotes_the_next_job(outbox: Outbox, login: LoginFactory) -> None:
+    """The control plane cancels through cancel_outbox_job (0019; its raw DELETE is revoked):
+    the participant's next job becomes claimable."""
     first = _enqueue(outbox.conn, "a-1", "pa")
     second = _enqueue(outbox.conn, "a-2", "pa")
     control = login("symphony_control").conn
-    control.execute("DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s", (first,))
+    control.execute(
+        "SELECT * FROM public.cancel_outbox_job(%s, 'customer withdrew', 'OPS-1')", (first,)
+    )
     assert [job["outbox_id"] for job in _claim(outbox.conn, 10, "w-1")] == [second]
 
 
-def test_a_job_the_control_plane_queues_again_takes_its_place_in_line(
-    outbox: Outbox, login: LoginFactory
-) -> None:
+def test_a_job_a_dba_queues_again_takes_its_place_in_line(outbox: Outbox) -> None:
+    """Only a superuser writes the queue by hand since 0019 (control lost its DML): such a row
+    is placed by trg_place_outbox_head like any write outside the outbox functions."""
     first = _enqueue(outbox.conn, "a-1", "pa")
     second = _enqueue(outbox.conn, "a-2", "pa")
-    control = login("symphony_control").conn
+    control = outbox.conn
     with control.transaction():
         (saved,) = control.execute(
             "DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s RETURNING *", (first,)

@@ -56,7 +56,9 @@ def _redrive(
 
 
 def _failed_job(outbox: Outbox, instruction: str = "instr-1") -> Any:
-    outbox_id = outbox.enqueue(instruction)[0]
+    """A FAILED job of its own participant (``p-<instruction>``): under per-participant FIFO a
+    job queued behind another job of its participant is not claimable."""
+    outbox_id = outbox.enqueue(instruction, participant_id=f"p-{instruction}")[0]
     (row,) = [r for r in outbox.claim(10, "w1") if r.outbox_id == outbox_id]
     assert outbox.complete(row.outbox_id, row.lease_token, "w1", "FAILED") == (1, "FAILED")
     return outbox_id
@@ -222,11 +224,11 @@ def test_control_redrives_a_failed_job_as_a_new_linked_job(
     assert _key_job(outbox, "instr-1") == new
 
     # Idempotency: a replay of the original key answers with the new job, never a third one.
-    assert outbox.enqueue("instr-1")[::3] == (new, "PENDING")
-    (row,) = outbox.claim(1, "w2")
+    assert outbox.enqueue("instr-1", participant_id="p-instr-1")[::3] == (new, "PENDING")
+    (row,) = outbox.claim(1, "w2")  # its participant's head: redrive joins the line (0021)
     assert row.outbox_id == new
     outbox.complete(row.outbox_id, row.lease_token, "w2", "DISPATCHED")
-    assert outbox.enqueue("instr-1")[::3] == (new, "DISPATCHED")
+    assert outbox.enqueue("instr-1", participant_id="p-instr-1")[::3] == (new, "DISPATCHED")
     assert outbox.counts()[0] == 0
 
 
@@ -248,7 +250,7 @@ def test_redrive_refusals(outbox: Outbox, login: LoginFactory) -> None:
     queued = outbox.enqueue("instr-q")[0]
     with outbox.raises("P7012", match="still queued"):
         _redrive(control, queued)
-    dispatched = outbox.enqueue("instr-d")[0]
+    dispatched = outbox.enqueue("instr-d", participant_id="p-instr-d")[0]
     (row,) = [r for r in outbox.claim(10, "w1") if r.outbox_id == dispatched]
     outbox.complete(row.outbox_id, row.lease_token, "w1", "DISPATCHED")
     with outbox.raises("P7012", match="DISPATCHED"):
@@ -617,6 +619,14 @@ def _busy_outbox(outbox: Outbox, login: LoginFactory) -> dict[str, Any]:
         name: outbox.enqueue(name, participant_id="p1", rail_type="RTGS")[0]
         for name in ("leased", "expired", "doubt", "retry", "failed", "cancelled")
     }
+    # Under per-participant FIFO only p1's first job is claimable; the metrics count states, not
+    # order, so the owner (whose writes trg_place_outbox_head leaves alone) plants all six as
+    # heads to lease them at once.
+    outbox.conn.execute("SET ROLE symphony_owner")
+    outbox.conn.execute(
+        "UPDATE public.payment_outbox_pending SET is_head = true WHERE participant_id = 'p1'"
+    )
+    outbox.conn.execute("RESET ROLE")
     claimed = {r.outbox_id: r for r in outbox.claim(10, "w1")}
     for name in ("retry", "failed", "cancelled"):
         row = claimed[ids[name]]
