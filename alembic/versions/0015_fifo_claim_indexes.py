@@ -1,4 +1,4 @@
-"""Indexes of claimable heads, built concurrently (the claim of per-participant FIFO)."""
+"""Indexes of claimable heads (the claim of per-participant FIFO), in one transaction."""
 
 from symphony_schema.migration.sql import run_revision_sql
 
@@ -9,4 +9,4 @@ depends_on = None
 
 
 def upgrade() -> None:
-    run_revision_sql(__file__, transactional=False)
+    run_revision_sql(__file__)
