@@ -165,6 +165,8 @@ STALE_OUTCOMES: Final = table_name("payment_outbox_stale_outcomes")
 #: Revision 0019 (issue 20): registered rails (ADR 0122) and rail references (ADR 0123).
 OUTBOX_RAILS: Final = table_name("outbox_rails")
 RAIL_REFERENCES: Final = table_name("outbox_rail_references")
+#: Revision 0024 (issue 20 item 5, ADR 0124): every job's payload, stored once.
+PAYLOADS: Final = table_name("payment_outbox_payloads")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
 
@@ -180,6 +182,7 @@ TABLES: Final[tuple[str, ...]] = (
     STALE_OUTCOMES,
     OUTBOX_RAILS,
     RAIL_REFERENCES,
+    PAYLOADS,
 )
 
 
@@ -383,6 +386,8 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
     ("p_rail_type", "text"),
     ("p_rail_reference", "text"),
 )
+#: Revision 0024: the payload table's append-only trigger function.
+DENY_PAYLOADS_MUTATION: Final = function("deny_outbox_payloads_mutation", security_definer=False)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -422,6 +427,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CANCEL_OUTBOX_JOB,
     REDRIVE_OUTBOX_JOB,
     OUTBOX_METRICS,
+    DENY_PAYLOADS_MUTATION,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -540,6 +546,9 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, OUTBOX_RAIL_CODE.signature): {},
     (ObjectKind.FUNCTION, CHECK_OUTBOX_PAYLOAD_NUMBERS.signature): {},
     (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
+    # Revision 0024: the payloads are readable like the ledger, written only by the functions.
+    (ObjectKind.TABLE, PAYLOADS): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.FUNCTION, DENY_PAYLOADS_MUTATION.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.
