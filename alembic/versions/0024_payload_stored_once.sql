@@ -82,7 +82,10 @@ TO symphony_control, symphony_readonly, symphony_auditor;
 -- ------------------------------------------------------------------------------------------------
 
 -- Dropping NOT NULL reads no row and rewrites nothing. ck_payment_outbox_attempts_payload_is_object
--- still holds for the rows that keep a copy (a NULL passes a CHECK).
+-- still holds for the rows that keep a copy (a NULL passes a CHECK). No client breaks: the ledger
+-- is read-only for every runtime role and its readers (outbox show, R4, the auditor) read the
+-- payload from payment_outbox_payloads, falling back to a row's copy (ADR 0142).
+-- squawk-ignore ban-drop-not-null
 ALTER TABLE public.payment_outbox_attempts ALTER COLUMN payload DROP NOT NULL;
 
 COMMENT ON COLUMN public.payment_outbox_attempts.payload IS
