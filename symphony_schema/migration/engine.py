@@ -371,7 +371,11 @@ def take_deploy_lock(
     open the second session says so.
     """
     try:
-        return held.enter_context(hold_deploy_lock(conninfo, settings.deploy_lock_wait))
+        return held.enter_context(
+            hold_deploy_lock(
+                conninfo, settings.deploy_lock_wait, on_wait=None if settings.quiet else _tell
+            )
+        )
     except DeployLockError as exc:
         if shared and str(exc).startswith("cannot connect"):
             raise MigrationRefused(
@@ -381,6 +385,10 @@ def take_deploy_lock(
                 "socket). Nothing was applied."
             ) from None
         raise
+
+
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _refuse_lock_elsewhere(conn: Connection, lock: DeployLock) -> None:
