@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from symphony_schema import project_root
-from symphony_schema.baseline.scratch import ScratchDatabase, scratch_database
+from symphony_schema.baseline.scratch import scratch_database
 
 ALEMBIC = [sys.executable, "-m", "alembic"]
 

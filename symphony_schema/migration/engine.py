@@ -572,8 +572,9 @@ def _migrate(
                 connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=recorder.on_version_apply,
-                # alembic check / revision --autogenerate (not mutating: no lock, no ledger).
-                **autogen.configure_options(),
+                # alembic check / revision --autogenerate (not mutating: no lock, no ledger);
+                # an upgrade has no use for the models (not imported: start-up counts, P5).
+                **({} if mutating else autogen.configure_options()),
             )
             recorder.restart_clock()
             with context.begin_transaction():

@@ -136,81 +136,67 @@ def _start_holder_and_queue(
         "every other deployer waits for the lock",
         conninfo=conninfo,
     )
-    time.sleep(1.0)  # let them settle into their wait
     return holder, others
+
+
+def _sample_waiters(conninfo: str, waiters: int) -> None:
+    """Sampled over a second, a waiter is (almost always) idle, outside a transaction, with
+    no snapshot; it is never queued inside ``LOCK TABLE`` (before ADR 0155: always)."""
+    holder_pid = _scalar(
+        conninfo,
+        "SELECT pid FROM pg_locks WHERE granted AND mode = 'ShareUpdateExclusiveLock' "
+        "AND relation = 'public.schema_migrations'::regclass",
+    )
+    idle_samples = 0
+    for _ in range(10):
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT state, backend_xmin IS NOT NULL, wait_event_type "
+                "FROM pg_stat_activity WHERE application_name = %s AND pid <> %s",
+                (LOCK_APP, holder_pid),
+            ).fetchall()
+        assert len(rows) == waiters
+        assert all(wait != "Lock" for _, _, wait in rows), rows
+        idle_samples += all(state == "idle" and not xmin for state, xmin, _ in rows)
+        time.sleep(0.1)
+    assert idle_samples >= 7, f"waiters idle in only {idle_samples} of 10 samples"
 
 
 def test_queued_deployers_do_not_stall_a_concurrently_revision(
     tree: RevisionTree, empty_db: Any, gate: Gate
 ) -> None:
     """Before ADR 0155 the index build waited on the queued deployers' snapshots until
-    ``lock_timeout`` and left ``ix_big_v`` INVALID; every deployer then failed."""
+    ``lock_timeout`` and left ``ix_big_v`` INVALID; every deployer then failed.
+
+    One run checks, in order: waiters hold no snapshot; a waiter killed with SIGKILL leaves no
+    session behind; the CONCURRENTLY revision then completes and every other deployer finishes.
+    """
     _gated_concurrently_tree(tree)
     env = {"SYMPHONY_LOCK_TIMEOUT": "5s", "SYMPHONY_DEPLOY_LOCK_WAIT": "120s"}
-    holder, others = _start_holder_and_queue(tree, empty_db.conninfo, 3, env)
-    gate.open()
-    results = _finish([holder, *others])
+    holder, others = _start_holder_and_queue(tree, empty_db.conninfo, 4, env)
+    try:
+        _sample_waiters(empty_db.conninfo, 4)
+        victim = others.pop()
+        os.kill(victim.pid, signal.SIGKILL)
+        assert _finish([victim])[0][0] == -signal.SIGKILL
+        _wait_until(
+            lambda: _lock_sessions(empty_db.conninfo) == 4, "the killed waiter's session ends"
+        )
+    finally:
+        gate.open()
+        results = _finish([holder, *others])
 
     for code, out in results:
         assert code == 0, out
         assert "Traceback" not in out
     assert sum("applied 0003_index" in out for _, out in results) == 1
     assert sum("nothing to do" in out for _, out in results) == 3
+    assert sum("waiting up to 120s for the deploy lock held by" in out for _, out in results) == 3
     valid = _scalar(
         empty_db.conninfo,
         "SELECT indisvalid FROM pg_index WHERE indexrelid = 'public.ix_big_v'::regclass",
     )
     assert valid is True
-    assert _scalar(empty_db.conninfo, "SELECT count(*) FROM schema_migrations") == 3
-
-
-def test_a_waiting_deployer_holds_no_snapshot_between_tries(
-    tree: RevisionTree, empty_db: Any, gate: Gate
-) -> None:
-    _gated_concurrently_tree(tree)
-    env = {"SYMPHONY_DEPLOY_LOCK_WAIT": "120s"}
-    holder, others = _start_holder_and_queue(tree, empty_db.conninfo, 2, env)
-    try:
-        holder_pid = _scalar(
-            empty_db.conninfo,
-            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.granted AND l.mode = 'ShareUpdateExclusiveLock' "
-            "AND l.relation = 'public.schema_migrations'::regclass",
-        )
-        # Sampled over two seconds: a waiter is (almost always) idle, outside a transaction,
-        # with no snapshot; it is never queued inside LOCK TABLE.
-        idle_samples = 0
-        for _ in range(20):
-            with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
-                rows = conn.execute(
-                    "SELECT state, backend_xmin IS NOT NULL, wait_event_type "
-                    "FROM pg_stat_activity WHERE application_name = %s AND pid <> %s",
-                    (LOCK_APP, holder_pid),
-                ).fetchall()
-            assert len(rows) == 2
-            assert all(wait != "Lock" for _, _, wait in rows), rows
-            idle_samples += all(state == "idle" and not xmin for state, xmin, _ in rows)
-            time.sleep(0.1)
-        assert idle_samples >= 15, f"waiters idle in only {idle_samples} of 20 samples"
-    finally:
-        gate.open()
-        results = _finish([holder, *others])
-    assert [code for code, _ in results] == [0, 0, 0], results
-
-
-def test_a_deployer_killed_while_waiting_leaves_nothing_behind(
-    tree: RevisionTree, empty_db: Any, gate: Gate
-) -> None:
-    _gated_concurrently_tree(tree)
-    env = {"SYMPHONY_DEPLOY_LOCK_WAIT": "120s"}
-    holder, others = _start_holder_and_queue(tree, empty_db.conninfo, 2, env)
-    os.kill(others[0].pid, signal.SIGKILL)
-    killed = _finish([others[0]])
-    assert killed[0][0] == -signal.SIGKILL
-    _wait_until(lambda: _lock_sessions(empty_db.conninfo) == 2, "the killed waiter's session ends")
-    gate.open()
-    results = _finish([holder, others[1]])
-    assert [code for code, _ in results] == [0, 0], results
     assert _scalar(empty_db.conninfo, "SELECT count(*) FROM schema_migrations") == 3
 
 
