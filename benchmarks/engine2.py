@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -126,6 +127,16 @@ def _real_revisions() -> list[tuple[str, str]]:
     ]
 
 
+#: Client CPU seconds (user + system) of every ``alembic`` subprocess, by side, in run order:
+#: less sensitive to a loaded machine than wall time (the server's work is not in it).
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _upgrade(cwd: Path, url: str | None, env_extra: dict[str, str] | None = None) -> float:
     env = dict(os.environ)
     env.pop("SYMPHONY_DATABASE_URL", None)
@@ -135,11 +146,15 @@ def _upgrade(cwd: Path, url: str | None, env_extra: dict[str, str] | None = None
         env["SYMPHONY_PROJECT_ROOT"] = str(cwd)
         env["SYMPHONY_QUIET"] = "1"
     env.update(env_extra or {})
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [*ALEMBIC, "upgrade", "head"], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - started
+    CPU.setdefault("engine" if url is not None else "plain", []).append(
+        _children_cpu() - cpu_before
+    )
     if done.returncode != 0:
         raise RuntimeError(f"alembic upgrade head in {cwd} failed: {done.stderr.strip()[-800:]}")
     return elapsed
@@ -151,11 +166,13 @@ def _median(values: list[float]) -> float:
 
 def noop(server_url: str, repeats: int) -> dict[str, Any]:
     """No-op ``upgrade head`` on a database at head: engine against plain Alembic."""
+    CPU.clear()
     times: dict[str, list[float]] = {"engine": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp, scratch_database(server_url, "bench_p5") as db:
         _upgrade(project_root(), db.url)  # to head, through the engine
         plain = _plain_project(Path(tmp), db.url, _real_revisions())
         _upgrade(plain, None)  # warm-up: plain Alembic finds it at head too
+        CPU.clear()
         for _ in range(repeats):  # interleaved, so that load changes hit both sides
             times["engine"].append(_upgrade(project_root(), db.url))
             times["plain"].append(_upgrade(plain, None))
@@ -165,6 +182,7 @@ def noop(server_url: str, repeats: int) -> dict[str, Any]:
 def chain(server_url: str, repeats: int, length: int = 10) -> dict[str, Any]:
     """A ``length``-revision chain on an empty database: engine against plain Alembic."""
     revisions = [(f"{n:04d}_bench_step{n}", CHAIN_SQL.format(n=n)) for n in range(1, length + 1)]
+    CPU.clear()
     times: dict[str, list[float]] = {"engine": [], "plain": []}
     with tempfile.TemporaryDirectory() as tmp:
         engine_root = _engine_project(Path(tmp) / "engine", revisions)
@@ -182,10 +200,13 @@ def chain(server_url: str, repeats: int, length: int = 10) -> dict[str, Any]:
 def _verdict(times: dict[str, list[float]], target: float) -> dict[str, Any]:
     engine, plain = _median(times["engine"]), _median(times["plain"])
     ratio = round(engine / plain, 3)
+    cpu_engine, cpu_plain = _median(CPU.get("engine", [0.0])), _median(CPU.get("plain", [1.0]))
     return {
         "engine_s": engine,
         "plain_s": plain,
         "ratio": ratio,
+        "client_cpu_s": {"engine": cpu_engine, "plain": cpu_plain},
+        "client_cpu_ratio": round(cpu_engine / cpu_plain, 3),
         "target": target,
         "verdict": "met" if ratio <= target else "missed",
         "samples_s": {k: [round(v, 4) for v in vs] for k, vs in times.items()},
