@@ -18,6 +18,7 @@ import psycopg
 
 from benchmarks import backlog, db, engine, evaluate, expiry, machine, plots, report, workloads
 from benchmarks.config import FULL, QUICK
+from benchmarks.engine2 import engine2 as engine_vs_plain_alembic
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import select_database
 from symphony_schema.migration import api
@@ -33,6 +34,7 @@ SECTIONS = (
     "backlog",
     "timeline",
     "engine",
+    "engine2",
 )
 
 
@@ -233,6 +235,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 "backlog": lambda: backlog.backlog(ctx),
                 "timeline": lambda: workloads.timeline(ctx),
                 "engine": lambda: engine.engine(ctx, server.url),
+                "engine2": lambda: engine_vs_plain_alembic(
+                    server.url, max(3, settings.engine_repeats)
+                ),
             }
             keys = {"statements": "statement_costs"}
             if meta["server"]["pg_stat_statements"]:
