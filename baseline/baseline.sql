@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0021_redrive_joins_the_line.
+-- Symphony schema baseline at revision 0022_outbox_work_notify.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1588,6 +1588,30 @@ ALTER FUNCTION public.keep_one_active_policy_version() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigger function (deferred): refuses (P7103) to commit a transaction that leaves public.policy_versions without an ACTIVE version after demoting one.';
+
+
+--
+-- Name: notify_outbox_work(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.notify_outbox_work() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.notify_outbox_work() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION notify_outbox_work(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction.';
 
 
 --
@@ -3385,6 +3409,15 @@ ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_versio
 
 
 --
+-- Name: payment_outbox_pending trg_notify_outbox_work; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_notify_outbox_work AFTER INSERT ON public.payment_outbox_pending FOR EACH ROW WHEN ((new.is_head AND (new.lease_token IS NULL) AND (new.next_attempt_at <= now()))) EXECUTE FUNCTION public.notify_outbox_work();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_notify_outbox_work;
+
+
+--
 -- Name: payment_outbox_pending trg_place_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -3545,6 +3578,13 @@ REVOKE ALL ON FUNCTION public.guard_policy_version_lifecycle() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION public.keep_one_active_policy_version() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notify_outbox_work(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.notify_outbox_work() FROM PUBLIC;
 
 
 --
@@ -3836,4 +3876,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
-INSERT INTO public.alembic_version (version_num) VALUES ('0021_redrive_joins_the_line');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:c7eeea88f310302c59252bbec068f6a270e7b3f55e57c57e6b30926ceb3849f5');
+INSERT INTO public.alembic_version (version_num) VALUES ('0022_outbox_work_notify');

@@ -383,6 +383,9 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
     ("p_rail_type", "text"),
     ("p_rail_reference", "text"),
 )
+#: Revision 0022 (issue 17 P6, ADR 0151): the work notification's trigger function (no
+#: privileges needed: pg_notify is open to every role).
+NOTIFY_OUTBOX_WORK: Final = function("notify_outbox_work", security_definer=False)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -422,6 +425,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CANCEL_OUTBOX_JOB,
     REDRIVE_OUTBOX_JOB,
     OUTBOX_METRICS,
+    NOTIFY_OUTBOX_WORK,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -540,6 +544,8 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, OUTBOX_RAIL_CODE.signature): {},
     (ObjectKind.FUNCTION, CHECK_OUTBOX_PAYLOAD_NUMBERS.signature): {},
     (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
+    # Revision 0022: a trigger function only.
+    (ObjectKind.FUNCTION, NOTIFY_OUTBOX_WORK.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.
