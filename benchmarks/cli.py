@@ -16,13 +16,27 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import backlog, db, engine, evaluate, expiry, machine, plots, report, workloads
+from benchmarks import (
+    backlog,
+    db,
+    engine,
+    evaluate,
+    expiry,
+    machine,
+    plots,
+    profile,
+    report,
+    steady,
+    wake,
+    workloads,
+)
 from benchmarks.config import FULL, QUICK
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import select_database
 from symphony_schema.migration import api
 
 SECTIONS = (
+    "profile",
     "ceiling",
     "statements",
     "enqueue",
@@ -32,6 +46,8 @@ SECTIONS = (
     "expiry",
     "backlog",
     "timeline",
+    "steady",
+    "wake",
     "engine",
 )
 
@@ -63,7 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     parser.add_argument("--repeats", type=int, help="repeats per configuration (default 3)")
     parser.add_argument(
-        "--seconds", type=float, help="measured seconds per run (default 3; --quick 1)"
+        "--seconds",
+        type=float,
+        help="measured seconds per run (default 3; --quick 1); also the length of each "
+        "steady-state run (default 15 s per worker count) and of the wake-up run (default 20 s)",
     )
     parser.add_argument(
         "--report-only",
@@ -223,6 +242,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 log=_log,
             )
             steps: dict[str, Callable[[], Any]] = {
+                "profile": lambda: profile.profile(ctx),
                 "ceiling": lambda: workloads.ceiling(ctx),
                 "statements": lambda: workloads.statement_costs(ctx),
                 "enqueue": lambda: workloads.enqueue(ctx),
@@ -232,6 +252,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 "expiry": lambda: expiry.lease_expiry(ctx),
                 "backlog": lambda: backlog.backlog(ctx),
                 "timeline": lambda: workloads.timeline(ctx),
+                "steady": lambda: steady.steady(ctx),
+                "wake": lambda: wake.wake(ctx),
                 "engine": lambda: engine.engine(ctx, server.url),
             }
             keys = {"statements": "statement_costs"}

@@ -153,10 +153,11 @@ def serve(
     lease_seconds: int = 30,
     poll_seconds: float = 5.0,
 ) -> int:
-    """Work until ``stop`` is set: claim and work batches while there are jobs; when a claim
-    comes back empty, sleep on the notification (at most ``poll_seconds``). Returns the number
-    of jobs worked. LISTEN before the claim: a job enqueued between an empty claim and the wait
-    still wakes the worker (its notification is queued on the connection)."""
+    """Work until ``stop`` is set: claim and work full batches back to back; after a claim that
+    came back short of ``batch`` (the queue was drained), sleep on the notification (at most
+    ``poll_seconds``). Returns the number of jobs worked. LISTEN comes before the first claim: a
+    job enqueued between a claim and the wait still wakes the worker (its notification is
+    queued on the connection)."""
     worked = 0
     with psycopg.connect(conninfo, autocommit=True) as waiter:
         listen(waiter)
@@ -165,6 +166,6 @@ def serve(
                 conninfo, worker_id, rail, rails=rails, batch=batch, lease_seconds=lease_seconds
             )
             worked += len(done)
-            if not done:
+            if len(done) < batch:  # the queue was drained at the claim: sleep until told
                 wait_for_work(waiter, poll_seconds, rails)
     return worked
