@@ -203,8 +203,76 @@ def _pgmq(ctx: Context, jobs: int, cycles: int) -> dict[str, Any]:
     }
 
 
+def _index_buffers(conn: Conn) -> dict[str, Any]:
+    """Buffers one claim's scans of the claimable-head and lease indexes read (auto_explain),
+    then the job it claimed is completed."""
+    out: dict[str, Any] = {"claimable": 0, "lease_expires": 0}
+    for plan in explain_nested(conn, CLAIM):
+        if "WITH unleased" not in plan.get("Query Text", ""):
+            continue
+        out["statement_ms"] = plan["Plan"].get("Actual Total Time")
+        for node in plan_nodes(plan["Plan"]):
+            name = str(node.get("Index Name") or "")
+            for short in ("claimable", "lease_expires"):
+                if name == f"ix_payment_outbox_pending_{short}":
+                    out[short] += node.get("Shared Hit Blocks", 0) + node.get(
+                        "Shared Read Blocks", 0
+                    )
+    for outbox_id, token in conn.execute(
+        "SELECT outbox_id, lease_token FROM public.payment_outbox_pending"
+        " WHERE claimed_by = 'profile'"
+    ).fetchall():
+        conn.execute(COMPLETE, (outbox_id, token)).fetchall()
+    return out
+
+
+def _cycles_per_s(conn: Conn, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        row = conn.execute(CLAIM).fetchone()
+        assert row is not None, "the profile's queue ran dry"
+        conn.execute(COMPLETE, (row[0], row[1])).fetchall()
+    return round(count / (time.perf_counter() - started), 1)
+
+
+def dead_entry_growth(ctx: Context, checkpoints: tuple[int, ...]) -> dict[str, Any]:
+    """What a claim reads as jobs pass without a vacuum: every claim leaves the old version's
+    entry at the low end of the claimable-head index (the leased row leaves the partial index)
+    and every completion leaves one in the lease index, which claims scan from its low end once
+    the lease time has passed. Autovacuum is off for the queue; synchronous_commit off."""
+    admin = ctx.admin
+    db.reset_ours(admin)
+    db.fill_ours(admin, checkpoints[-1] + 20_000, ctx.body, participants=10_000)
+    db.settle(admin, db.OURS_TABLES)
+    admin.execute("ALTER TABLE public.payment_outbox_pending SET (autovacuum_enabled = off)")
+    points = []
+    try:
+        with ctx.database.connect() as conn:
+            conn.execute("SET synchronous_commit = off")
+            done = 0
+            for target in checkpoints:
+                rate = _cycles_per_s(conn, target - done) if target > done else None
+                done = target
+                point = {"jobs": target, "jobs_per_s": rate, **_index_buffers(conn)}
+                point["dead_tuples"] = db.dead_tuples(admin, "public.payment_outbox_pending")[1]
+                points.append(point)
+            after_rate = _cycles_per_s(conn, 1000)
+            admin.execute("VACUUM public.payment_outbox_pending")
+            vacuumed = _index_buffers(conn)
+            vacuumed_rate = _cycles_per_s(conn, 1000)
+    finally:
+        admin.execute("ALTER TABLE public.payment_outbox_pending RESET (autovacuum_enabled)")
+    return {
+        "points": points,
+        "before_vacuum_jobs_per_s": after_rate,
+        "after_vacuum": vacuumed,
+        "after_vacuum_jobs_per_s": vacuumed_rate,
+    }
+
+
 def profile(ctx: Context) -> dict[str, Any]:
-    """Ours at 10,000 and at 50 participants (every completion promotes a head), then PGMQ."""
+    """Ours at 10,000 and at 50 participants (every completion promotes a head), then PGMQ,
+    then the growth of a claim's index reads between vacuums."""
     cycles = 500 if ctx.settings.quick else 3000
     jobs = cycles * 3 + 10_000
     out: dict[str, Any] = {}
@@ -223,6 +291,19 @@ def profile(ctx: Context) -> dict[str, Any]:
         f"profile pgmq: {result['jobs_per_s']:.0f} jobs/s, read {result['read_ms']:.3f} ms +"
         f" delete {result['delete_ms']:.3f} ms, WAL {result['wal_bytes_per_job']:.0f} B /"
         f" {result['wal_records_per_job']:.1f} records / {result['wal_fpi_per_job']:.3f} FPI"
+    )
+    checkpoints = (0, 1000, 2000) if ctx.settings.quick else (0, 3000, 12000, 24000)
+    growth = dead_entry_growth(ctx, checkpoints)
+    out["dead_entry_growth"] = growth
+    ctx.log(
+        "profile growth: "
+        + "; ".join(
+            f"{p['jobs']} jobs: claimable {p['claimable']} + lease {p['lease_expires']} buffers"
+            for p in growth["points"]
+        )
+        + f"; after VACUUM {growth['after_vacuum']['claimable']} +"
+        f" {growth['after_vacuum']['lease_expires']}; jobs/s {growth['before_vacuum_jobs_per_s']}"
+        f" before, {growth['after_vacuum_jobs_per_s']} after the VACUUM"
     )
     db.reset_ours(ctx.admin)
     db.reset_pgmq(ctx.admin)

@@ -214,6 +214,44 @@ def _wake_table(results: Results) -> list[str]:
 def _profile_table(results: Results) -> list[str]:
     lines: list[str] = []
     for name, prof in results["profile"].items():
+        if name == "dead_entry_growth":
+            lines += [
+                "**Claim reads between vacuums** (10,000 participants, autovacuum off,"
+                " synchronous_commit off): buffers one claim of 1 reads in the claimable-head"
+                " index and in the lease index.",
+                "",
+                *_table(
+                    [
+                        "jobs since VACUUM",
+                        "claimable index",
+                        "lease index",
+                        "dead tuples",
+                        "claim+complete jobs/s up to here",
+                    ],
+                    [
+                        [
+                            f"{p['jobs']:,}",
+                            str(p["claimable"]),
+                            str(p["lease_expires"]),
+                            f"{p['dead_tuples']:,}",
+                            n(p["jobs_per_s"]),
+                        ]
+                        for p in prof["points"]
+                    ]
+                    + [
+                        [
+                            "after VACUUM",
+                            str(prof["after_vacuum"]["claimable"]),
+                            str(prof["after_vacuum"]["lease_expires"]),
+                            "0",
+                            f"{n(prof['before_vacuum_jobs_per_s'])} before →"
+                            f" {n(prof['after_vacuum_jobs_per_s'])} after",
+                        ]
+                    ],
+                ),
+                "",
+            ]
+            continue
         keys = ("claim_ms", "complete_ms") if name != "pgmq" else ("read_ms", "delete_ms")
         over = f", {prof['participants']:,} participants" if "participants" in prof else ""
         lines += [
@@ -444,6 +482,7 @@ def _backlog_table(results: Results) -> list[str]:
                     for s in ev.get("scans", [])
                 )
                 per_row = (ev["buffers"] / ev["rows"]) if ev.get("rows") else None
+                server = data.get("server_claim_ms")
                 rows.append(
                     [
                         label,
@@ -452,6 +491,7 @@ def _backlog_table(results: Results) -> list[str]:
                         f"{data['n_dead_tup']:,}",
                         f"{data['claim_ms']['p50']:.3f}",
                         f"{data['claim_ms']['p99']:.3f}",
+                        f"{server['p50']:.3f} / {server['p99']:.3f}" if server else "-",
                         str(data["claim_ms"]["count"]),
                         n(per_row, 1),
                         scans or "-",
@@ -465,6 +505,7 @@ def _backlog_table(results: Results) -> list[str]:
             "dead tuples",
             "p50 ms",
             "p99 ms",
+            "inside the server p50 / p99 ms (claim of 1)",
             "calls",
             "buffers per claimed row (batch 10)",
             "EXPLAIN (ANALYZE, BUFFERS) of the scans",
