@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0022_outbox_work_notify.
+-- Symphony schema baseline at revision 0023_enqueue_batch.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1317,6 +1317,99 @@ ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participan
 --
 
 COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type (compared upper-cased) or payload; 22023 on invalid arguments (payload over 65536 bytes, a rail that is not registered and enabled, a payload number a JSON consumer cannot represent exactly, naming its JSON path). A new job stores the canonical rail code.';
+
+
+--
+-- Name: enqueue_payment_outbox_batch(text[], text[], text[], text[], jsonb[], timestamp with time zone[], smallint[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[] DEFAULT NULL::timestamp with time zone[], p_priorities smallint[] DEFAULT NULL::smallint[]) RETURNS TABLE(ordinality integer, outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer := pg_catalog.cardinality(p_instruction_ids);
+    v_lengths integer[];
+    v_index integer;
+    v_job record;
+    v_ordinality integer[] := '{}';
+    v_outbox_ids uuid[] := '{}';
+    v_sequence_ids bigint[] := '{}';
+    v_created_at timestamptz[] := '{}';
+    v_states text[] := '{}';
+    v_hint text;
+BEGIN
+    IF p_instruction_ids IS NULL OR v_count NOT BETWEEN 1 AND 1000
+       OR pg_catalog.array_ndims(p_instruction_ids) <> 1 THEN
+        RAISE EXCEPTION 'p_instruction_ids must be a one-dimensional array of 1 to 1000 '
+                        'elements, got %', COALESCE(v_count::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_lengths := ARRAY[pg_catalog.cardinality(p_participant_ids),
+                       pg_catalog.cardinality(p_idempotency_keys),
+                       pg_catalog.cardinality(p_rail_types),
+                       pg_catalog.cardinality(p_payloads),
+                       COALESCE(pg_catalog.cardinality(p_not_before), v_count),
+                       COALESCE(pg_catalog.cardinality(p_priorities), v_count)];
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_lengths) AS l (n)
+                WHERE l.n IS DISTINCT FROM v_count) THEN
+        RAISE EXCEPTION 'every array must have as many elements as p_instruction_ids (%), got '
+                        'p_participant_ids %, p_idempotency_keys %, p_rail_types %, '
+                        'p_payloads %, p_not_before %, p_priorities %',
+            v_count, COALESCE(v_lengths[1]::text, 'NULL'), COALESCE(v_lengths[2]::text, 'NULL'),
+            COALESCE(v_lengths[3]::text, 'NULL'), COALESCE(v_lengths[4]::text, 'NULL'),
+            v_lengths[5], v_lengths[6]
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Each element through the one enqueue, in participant order (then array order). The block
+    -- is one subtransaction for the whole batch, only to name the failing element: its error
+    -- is raised again with enqueue's SQLSTATE, message and hint, and the statement fails.
+    BEGIN
+        FOR v_index IN
+            SELECT g.i
+              FROM pg_catalog.generate_series(1, v_count) AS g (i)
+             ORDER BY p_participant_ids[g.i] COLLATE "C", g.i
+        LOOP
+            SELECT e.outbox_id, e.sequence_id, e.created_at, e.state
+              INTO STRICT v_job
+              FROM public.enqueue_payment_outbox(
+                       p_instruction_ids[v_index], p_participant_ids[v_index],
+                       p_idempotency_keys[v_index], p_rail_types[v_index],
+                       p_payloads[v_index], p_not_before[v_index],
+                       CASE WHEN p_priorities IS NULL THEN 0::smallint
+                            ELSE p_priorities[v_index] END
+                   ) AS e;
+            v_ordinality := v_ordinality || v_index;
+            v_outbox_ids := v_outbox_ids || v_job.outbox_id;
+            v_sequence_ids := v_sequence_ids || v_job.sequence_id;
+            v_created_at := v_created_at || v_job.created_at;
+            v_states := v_states || v_job.state;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
+        RAISE EXCEPTION 'element % of the batch: %', v_index, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = v_hint;
+    END;
+
+    RETURN QUERY
+        SELECT r.ordinality, r.outbox_id, r.sequence_id, r.created_at, r.state
+          FROM ROWS FROM (pg_catalog.unnest(v_ordinality), pg_catalog.unnest(v_outbox_ids),
+                          pg_catalog.unnest(v_sequence_ids), pg_catalog.unnest(v_created_at),
+                          pg_catalog.unnest(v_states))
+               AS r (ordinality, outbox_id, sequence_id, created_at, state)
+         ORDER BY r.ordinality;
+END
+$$;
+
+
+ALTER FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) IS 'Enqueues element i of every array as one job through enqueue_payment_outbox (same validation, idempotency, rails and per-participant sequencing), 1 to 1000 elements, in participant order then array order; returns one row per element in array order (ordinality is the element''s position). All or nothing: the first element enqueue refuses fails the call with enqueue''s SQLSTATE, its message prefixed with "element <i> of the batch: ", and nothing of the batch is written. 22023 when the arrays are missing, empty, over 1000 or of different lengths.';
 
 
 --
@@ -3536,6 +3629,16 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_par
 
 
 --
+-- Name: FUNCTION enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO test_user;
+
+
+--
 -- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -3877,4 +3980,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:c7eeea88f310302c59252bbec068f6a270e7b3f55e57c57e6b30926ceb3849f5');
-INSERT INTO public.alembic_version (version_num) VALUES ('0022_outbox_work_notify');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs in one call, each through enqueue (issue 17 P4b, ADR 0152)', 'sha256:0294d6d0f1ea7f5e296fc29c57d1db8f8bfebc23e80da31bd615d94f37c66ca1');
+INSERT INTO public.alembic_version (version_num) VALUES ('0023_enqueue_batch');

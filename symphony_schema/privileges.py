@@ -386,6 +386,17 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
 #: Revision 0022 (issue 17 P6, ADR 0151): the work notification's trigger function (no
 #: privileges needed: pg_notify is open to every role).
 NOTIFY_OUTBOX_WORK: Final = function("notify_outbox_work", security_definer=False)
+#: Revision 0023 (issue 17 P4b, ADR 0152): batch enqueue, each element through enqueue.
+ENQUEUE_PAYMENT_OUTBOX_BATCH: Final = function(
+    "enqueue_payment_outbox_batch",
+    ("p_instruction_ids", "text[]"),
+    ("p_participant_ids", "text[]"),
+    ("p_idempotency_keys", "text[]"),
+    ("p_rail_types", "text[]"),
+    ("p_payloads", "jsonb[]"),
+    ("p_not_before", "timestamp with time zone[]"),
+    ("p_priorities", "smallint[]"),
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -426,6 +437,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     REDRIVE_OUTBOX_JOB,
     OUTBOX_METRICS,
     NOTIFY_OUTBOX_WORK,
+    ENQUEUE_PAYMENT_OUTBOX_BATCH,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +558,12 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
     # Revision 0022: a trigger function only.
     (ObjectKind.FUNCTION, NOTIFY_OUTBOX_WORK.signature): {},
+    # Revision 0023: who may enqueue may enqueue a batch.
+    (ObjectKind.FUNCTION, ENQUEUE_PAYMENT_OUTBOX_BATCH.signature): {
+        INGEST: _EXECUTE,
+        CONTROL: _EXECUTE,
+        TEST_USER: _EXECUTE,
+    },
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.
