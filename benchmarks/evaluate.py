@@ -253,6 +253,30 @@ def p6(results: Results) -> dict[str, Any]:
     }
 
 
+def p4b(results: Results) -> dict[str, Any]:
+    """Batch enqueue at batch 100: >= 0.8x pgmq.send_batch and >= 5x single enqueue, every
+    client count measured."""
+    data = results.get("enqueue_batch")
+    if not data or "ours_batch" not in data:
+        return {"verdict": "n/a", "rows": []}
+    rows = []
+    for clients, ours in data["ours_batch"].items():
+        rows.append(
+            {
+                "clients": int(clients),
+                "vs_send_batch": ratio(ours, data["pgmq_send_batch"][clients]),
+                "vs_single": ratio(ours, data["ours_single"][clients]),
+            }
+        )
+    ok = all(r["vs_send_batch"]["median"] >= 0.8 and r["vs_single"]["median"] >= 5 for r in rows)
+    return {
+        "verdict": _verdict(ok),
+        "worst_vs_send_batch": min(r["vs_send_batch"]["median"] for r in rows),
+        "worst_vs_single": min(r["vs_single"]["median"] for r in rows),
+        "rows": rows,
+    }
+
+
 def evaluate(results: Results) -> dict[str, Any]:
     return {
         "P1": p1(results),
@@ -260,6 +284,7 @@ def evaluate(results: Results) -> dict[str, Any]:
         "P2": p2(results),
         "P3": p3(results),
         "P4": p4(results),
+        "P4b": p4b(results),
         "P5": p5(results),
         "P6": p6(results),
     }

@@ -118,6 +118,17 @@ def _targets(ev: dict[str, Any]) -> list[str]:
                 f"**{steady['verdict']}**",
             ],
         )
+    p4b = ev.get("P4b", {})
+    if p4b.get("verdict", "n/a") != "n/a":
+        rows.append(
+            [
+                "P4b batch enqueue, batch 100 (`enqueue_batch`)",
+                "≥ 0.8x `pgmq.send_batch` and ≥ 5x single enqueue",
+                f"worst {p4b['worst_vs_send_batch']:.2f}x send_batch,"
+                f" worst {p4b['worst_vs_single']:.2f}x single enqueue",
+                f"**{p4b['verdict']}**",
+            ]
+        )
     if p6.get("verdict", "n/a") != "n/a":
         rows.append(
             [
@@ -176,6 +187,38 @@ def _steady_table(results: Results) -> list[str]:
             "WAL bytes per job (ours / PGMQ)",
             "claim · read p50/p99 ms",
             "a queue ran dry",
+        ],
+        rows,
+    )
+
+
+def _enqueue_batch_table(results: Results) -> list[str]:
+    data = results["enqueue_batch"]
+    rows = []
+    for clients in sorted(data["ours_batch"], key=int):
+        ours, pgmq, single = (
+            data[k][clients] for k in ("ours_batch", "pgmq_send_batch", "ours_single")
+        )
+        rows.append(
+            [
+                clients,
+                rng(ours["throughput"]),
+                rng(pgmq["throughput"]),
+                rng(single["throughput"]),
+                x(ratio(ours, pgmq)),
+                x(ratio(ours, single)),
+                _lat(_median_run(ours), "enqueue_batch"),
+            ]
+        )
+    return _table(
+        [
+            "clients",
+            f"ours batch {data['batch']} jobs/s",
+            "pgmq.send_batch jobs/s",
+            "ours single enqueue jobs/s",
+            "batch / send_batch",
+            "batch / single",
+            "batch call p50/p99 ms",
         ],
         rows,
     )
@@ -743,6 +786,17 @@ def render(results: Results, figures: list[Path]) -> str:
             " before it and only autovacuum cleans up. Rates are per second of the window.",
             "",
             *_steady_table(results),
+            "",
+        ]
+    if "enqueue_batch" in results:
+        lines += [
+            "## P4b batch enqueue",
+            "",
+            "`python -m benchmarks --only enqueue_batch`: `enqueue_payment_outbox_batch` with 100"
+            " jobs over 10,000 participants per call (revision 0023, ADR 0152) against"
+            " `pgmq.send_batch` of 100 messages and against single enqueues, back to back.",
+            "",
+            *_enqueue_batch_table(results),
             "",
         ]
     if "wake" in results:
