@@ -1688,11 +1688,19 @@ COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigg
 --
 
 CREATE FUNCTION public.notify_outbox_work() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO 'pg_catalog', 'pg_temp'
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+    -- The rail's gate: held by this transaction (taken now or by an earlier job of it) or by a
+    -- concurrent one, which will notify for the rail when it commits.
+    PERFORM 1
+       FROM public.outbox_rails AS r
+      WHERE r.rail_code = NEW.rail_type
+        FOR NO KEY UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -1704,7 +1712,7 @@ ALTER FUNCTION public.notify_outbox_work() OWNER TO symphony_owner;
 -- Name: FUNCTION notify_outbox_work(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction.';
+COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
 
 
 --
@@ -3979,6 +3987,6 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:c7eeea88f310302c59252bbec068f6a270e7b3f55e57c57e6b30926ceb3849f5');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:abd73de4f54e13c80c3529e8ca0efc708c5ad8dd79da74ffb20b54cbd7d10dc9');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:a11fb56cc74e6e8c4c2ecec343bcf831574dc76326c4d65d8f6276d62a5847a3');
 INSERT INTO public.alembic_version (version_num) VALUES ('0023_enqueue_batch');

@@ -383,9 +383,9 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
     ("p_rail_type", "text"),
     ("p_rail_reference", "text"),
 )
-#: Revision 0022 (issue 17 P6, ADR 0151): the work notification's trigger function (no
-#: privileges needed: pg_notify is open to every role).
-NOTIFY_OUTBOX_WORK: Final = function("notify_outbox_work", security_definer=False)
+#: Revision 0022 (issue 17 P6, ADR 0151): the work notification's trigger function (SECURITY
+#: DEFINER: it locks the rail's outbox_rails row as its notification gate, whoever inserts).
+NOTIFY_OUTBOX_WORK: Final = function("notify_outbox_work")
 #: Revision 0023 (issue 17 P4b, ADR 0152): batch enqueue, each element through enqueue.
 ENQUEUE_PAYMENT_OUTBOX_BATCH: Final = function(
     "enqueue_payment_outbox_batch",

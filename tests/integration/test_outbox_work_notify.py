@@ -55,6 +55,25 @@ def test_a_claimable_enqueue_notifies_at_commit_once_per_rail(
     assert sorted(_received(listener)) == ["ACH", "RTGS"]
 
 
+def test_one_transaction_per_rail_notifies_at_a_time(
+    connect: Any, db: psycopg.Connection[Any]
+) -> None:
+    """Concurrent enqueues of one rail do not all notify (each notifying commit would take the
+    cluster-wide notify lock): the transaction holding the rail's gate notifies, a concurrent one
+    of the same rail skips; another rail has its own gate."""
+    listener = _listener(connect)
+    holder: psycopg.Connection[Any] = connect()
+    holder.execute("BEGIN")
+    holder.execute(ENQUEUE, ("held", "p-1", "k-held", "rtgs", PAYLOAD, None)).fetchall()
+    db.execute(ENQUEUE, ("skipped", "p-2", "k-skipped", "rtgs", PAYLOAD, None)).fetchall()
+    db.execute(ENQUEUE, ("other-rail", "p-3", "k-other", "ach", PAYLOAD, None)).fetchall()
+    assert _received(listener) == ["ACH"]  # the RTGS enqueue skipped: the gate is held
+    holder.execute("COMMIT")
+    assert _received(listener) == ["RTGS"]  # the holder's notification covers both RTGS jobs
+    db.execute(ENQUEUE, ("after", "p-4", "k-after", "rtgs", PAYLOAD, None)).fetchall()
+    assert _received(listener) == ["RTGS"]  # the gate is free again
+
+
 def test_jobs_that_are_not_claimable_yet_notify_nothing(
     outbox: Outbox, connect: Any, db: psycopg.Connection[Any]
 ) -> None:
