@@ -715,8 +715,9 @@ def render(results: Results, figures: list[Path]) -> str:
         " `pg_stat_get_backend_wal()` (exact even on a shared server).",
         "- **pg_stat_statements:** "
         + (
-            "collected."
-            if server["pg_stat_statements"]
+            "collected (the table at the end; the `profile` section's own tables track nested"
+            " statements too)."
+            if server["pg_stat_statements"] or results.get("pg_stat_statements")
             else "not collected: the running server does not preload it (`shared_preload_libraries`"
             " is empty; `symphony_schema.embedded` writes it only when it initialises a cluster,"
             " so this cluster predates that setting). Per-statement costs below come from the"
