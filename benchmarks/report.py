@@ -184,7 +184,7 @@ def _steady_table(results: Results) -> list[str]:
             "vacuumed W2 ratio (same run's `cycle`, if measured)",
             "dead tuples at the end (ours / PGMQ queue table)",
             "dead allocator rows (ours)",
-            "WAL bytes per job (ours / PGMQ)",
+            "WAL bytes of producers and workers per completed job (ours / PGMQ)",
             "claim · read p50/p99 ms",
             "a queue ran dry",
         ],
