@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0024_payload_stored_once.
+-- Symphony schema baseline at revision 0027_enqueue_batch.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1417,6 +1417,99 @@ COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_parti
 
 
 --
+-- Name: enqueue_payment_outbox_batch(text[], text[], text[], text[], jsonb[], timestamp with time zone[], smallint[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[] DEFAULT NULL::timestamp with time zone[], p_priorities smallint[] DEFAULT NULL::smallint[]) RETURNS TABLE(ordinality integer, outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer := pg_catalog.cardinality(p_instruction_ids);
+    v_lengths integer[];
+    v_index integer;
+    v_job record;
+    v_ordinality integer[] := '{}';
+    v_outbox_ids uuid[] := '{}';
+    v_sequence_ids bigint[] := '{}';
+    v_created_at timestamptz[] := '{}';
+    v_states text[] := '{}';
+    v_hint text;
+BEGIN
+    IF p_instruction_ids IS NULL OR v_count NOT BETWEEN 1 AND 1000
+       OR pg_catalog.array_ndims(p_instruction_ids) <> 1 THEN
+        RAISE EXCEPTION 'p_instruction_ids must be a one-dimensional array of 1 to 1000 '
+                        'elements, got %', COALESCE(v_count::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_lengths := ARRAY[pg_catalog.cardinality(p_participant_ids),
+                       pg_catalog.cardinality(p_idempotency_keys),
+                       pg_catalog.cardinality(p_rail_types),
+                       pg_catalog.cardinality(p_payloads),
+                       COALESCE(pg_catalog.cardinality(p_not_before), v_count),
+                       COALESCE(pg_catalog.cardinality(p_priorities), v_count)];
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_lengths) AS l (n)
+                WHERE l.n IS DISTINCT FROM v_count) THEN
+        RAISE EXCEPTION 'every array must have as many elements as p_instruction_ids (%), got '
+                        'p_participant_ids %, p_idempotency_keys %, p_rail_types %, '
+                        'p_payloads %, p_not_before %, p_priorities %',
+            v_count, COALESCE(v_lengths[1]::text, 'NULL'), COALESCE(v_lengths[2]::text, 'NULL'),
+            COALESCE(v_lengths[3]::text, 'NULL'), COALESCE(v_lengths[4]::text, 'NULL'),
+            v_lengths[5], v_lengths[6]
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Each element through the one enqueue, in participant order (then array order). The block
+    -- is one subtransaction for the whole batch, only to name the failing element: its error
+    -- is raised again with enqueue's SQLSTATE, message and hint, and the statement fails.
+    BEGIN
+        FOR v_index IN
+            SELECT g.i
+              FROM pg_catalog.generate_series(1, v_count) AS g (i)
+             ORDER BY p_participant_ids[g.i] COLLATE "C", g.i
+        LOOP
+            SELECT e.outbox_id, e.sequence_id, e.created_at, e.state
+              INTO STRICT v_job
+              FROM public.enqueue_payment_outbox(
+                       p_instruction_ids[v_index], p_participant_ids[v_index],
+                       p_idempotency_keys[v_index], p_rail_types[v_index],
+                       p_payloads[v_index], p_not_before[v_index],
+                       CASE WHEN p_priorities IS NULL THEN 0::smallint
+                            ELSE p_priorities[v_index] END
+                   ) AS e;
+            v_ordinality := v_ordinality || v_index;
+            v_outbox_ids := v_outbox_ids || v_job.outbox_id;
+            v_sequence_ids := v_sequence_ids || v_job.sequence_id;
+            v_created_at := v_created_at || v_job.created_at;
+            v_states := v_states || v_job.state;
+        END LOOP;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
+        RAISE EXCEPTION 'element % of the batch: %', v_index, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = v_hint;
+    END;
+
+    RETURN QUERY
+        SELECT r.ordinality, r.outbox_id, r.sequence_id, r.created_at, r.state
+          FROM ROWS FROM (pg_catalog.unnest(v_ordinality), pg_catalog.unnest(v_outbox_ids),
+                          pg_catalog.unnest(v_sequence_ids), pg_catalog.unnest(v_created_at),
+                          pg_catalog.unnest(v_states))
+               AS r (ordinality, outbox_id, sequence_id, created_at, state)
+         ORDER BY r.ordinality;
+END
+$$;
+
+
+ALTER FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) IS 'Enqueues element i of every array as one job through enqueue_payment_outbox (same validation, idempotency, rails and per-participant sequencing), 1 to 1000 elements, in participant order then array order; returns one row per element in array order (ordinality is the element''s position). All or nothing: the first element enqueue refuses fails the call with enqueue''s SQLSTATE, its message prefixed with "element <i> of the batch: ", and nothing of the batch is written. 22023 when the arrays are missing, empty, over 1000 or of different lengths.';
+
+
+--
 -- Name: extend_outbox_lease(uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1685,6 +1778,38 @@ ALTER FUNCTION public.keep_one_active_policy_version() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigger function (deferred): refuses (P7103) to commit a transaction that leaves public.policy_versions without an ACTIVE version after demoting one.';
+
+
+--
+-- Name: notify_outbox_work(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.notify_outbox_work() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    -- The rail's gate: held by this transaction (taken now or by an earlier job of it) or by a
+    -- concurrent one, which will notify for the rail when it commits.
+    PERFORM 1
+       FROM public.outbox_rails AS r
+      WHERE r.rail_code = NEW.rail_type
+        FOR NO KEY UPDATE SKIP LOCKED;
+    IF FOUND THEN
+        PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.notify_outbox_work() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION notify_outbox_work(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
 
 
 --
@@ -3554,6 +3679,15 @@ ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_versio
 
 
 --
+-- Name: payment_outbox_pending trg_notify_outbox_work; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_notify_outbox_work AFTER INSERT ON public.payment_outbox_pending FOR EACH ROW WHEN ((new.is_head AND (new.lease_token IS NULL) AND (new.next_attempt_at <= now()))) EXECUTE FUNCTION public.notify_outbox_work();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_notify_outbox_work;
+
+
+--
 -- Name: payment_outbox_pending trg_place_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -3679,6 +3813,16 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_par
 
 
 --
+-- Name: FUNCTION enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO test_user;
+
+
+--
 -- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -3721,6 +3865,13 @@ REVOKE ALL ON FUNCTION public.guard_policy_version_lifecycle() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION public.keep_one_active_policy_version() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION notify_outbox_work(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.notify_outbox_work() FROM PUBLIC;
 
 
 --
@@ -4024,4 +4175,6 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_metrics_read_in_doubt', 'outbox_metrics() counts in-doubt jobs from the queue''s in_doubt flag, not a ledger probe', 'sha256:788e13a1f6d0e000f09cad68ce2d04303586b0d2137f51df584431d684f8c545');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_completion_rail_references', 'A DISPATCHED completion records its rail reference, unique per rail (P7013 when reused)', 'sha256:4d5e1897bbf000b2b3714cac6087b9c35d42797b8567c8f15eabf50af4c5c744');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0024_payload_stored_once', 'The payload is stored once per job in payment_outbox_payloads; ledger rows stop copying it', 'sha256:27e7a91f5805e37bb6874743df2a40e81fba44a1810b97842d1dcb73376394fc');
-INSERT INTO public.alembic_version (version_num) VALUES ('0024_payload_stored_once');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:bd3b4a2d668633143130634bc80c6b2459101ed29b68291e3ec3fee1db980ee6');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
+INSERT INTO public.alembic_version (version_num) VALUES ('0027_enqueue_batch');

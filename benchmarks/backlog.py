@@ -113,22 +113,56 @@ def _ours(ctx: Context, size: int) -> dict[str, Any]:
             live, dead, _ = db.dead_tuples(admin, "public.payment_outbox_pending")
             one()  # prepared, plans cached
             samples, rows = _time_calls(one, s.backlog_claims, 60.0)
+            server_ms = _server_side(conn, s.backlog_claims // 2)
             plans = explain_nested(conn, claim, (10,))
             out[state] = {
                 "n_live_tup": live,
                 "n_dead_tup": dead,
                 "claim_ms": latency_summary(samples),
+                "server_claim_ms": latency_summary(server_ms),
                 "claimed": rows,
                 "explain": plan_evidence(plans, "payment_outbox_pending", "WITH unleased"),
             }
             ev = out[state]["explain"]
+            srv = out[state]["server_claim_ms"]
             ctx.log(
                 f"W5 ours {size:>9,} {state:5}: claim p50 {out[state]['claim_ms']['p50']:.3f} ms"
-                f" p99 {out[state]['claim_ms']['p99']:.3f} ms, {ev.get('buffers')} buffers for"
+                f" p99 {out[state]['claim_ms']['p99']:.3f} ms (inside the server: p50"
+                f" {srv['p50']:.3f} p99 {srv['p99']:.3f}), {ev.get('buffers')} buffers for"
                 f" {ev.get('rows')} rows, dead tuples {dead}"
             )
     admin.execute("ALTER TABLE public.payment_outbox_pending RESET (autovacuum_enabled)")
     return out
+
+
+#: Times claims of 1 inside the server (clock_timestamp around each call, one transaction, rolled
+#: back): the claim's own cost without the client, the network and the commit, so a p99 on a
+#: shared machine can be told apart from the scheduling delays of the client process.
+_SERVER_TIMER = """
+CREATE OR REPLACE FUNCTION pg_temp.time_claims(p_calls integer) RETURNS SETOF double precision
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_started timestamptz;
+BEGIN
+    FOR i IN 1 .. p_calls LOOP
+        v_started := pg_catalog.clock_timestamp();
+        PERFORM count(*) FROM public.claim_outbox_batch(1, 'w5-server', 300);
+        RETURN NEXT extract(epoch FROM pg_catalog.clock_timestamp() - v_started) * 1000.0;
+    END LOOP;
+END
+$$
+"""
+
+
+def _server_side(conn: Conn, calls: int) -> list[float]:
+    conn.execute("BEGIN")
+    try:
+        conn.execute(_SERVER_TIMER)
+        conn.execute("SELECT pg_temp.time_claims(5)").fetchall()  # plans cached
+        rows = conn.execute("SELECT pg_temp.time_claims(%s)", (calls,)).fetchall()
+    finally:
+        conn.execute("ROLLBACK")
+    return [float(r[0]) for r in rows]
 
 
 def _make_dead(conn: Conn, jobs: int) -> int:

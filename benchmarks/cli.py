@@ -16,7 +16,21 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import backlog, db, engine, evaluate, expiry, machine, plots, report, workloads
+from benchmarks import (
+    backlog,
+    db,
+    engine,
+    enqueue_batch,
+    evaluate,
+    expiry,
+    machine,
+    plots,
+    profile,
+    report,
+    steady,
+    wake,
+    workloads,
+)
 from benchmarks.config import FULL, QUICK
 from benchmarks.engine2 import engine2 as engine_vs_plain_alembic
 from symphony_schema import SymphonyError, project_root
@@ -24,15 +38,19 @@ from symphony_schema.database import select_database
 from symphony_schema.migration import api
 
 SECTIONS = (
+    "profile",
     "ceiling",
     "statements",
     "enqueue",
+    "enqueue_batch",
     "cycle",
     "batched",
     "retries",
     "expiry",
     "backlog",
     "timeline",
+    "steady",
+    "wake",
     "engine",
     "engine2",
 )
@@ -65,7 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     parser.add_argument("--repeats", type=int, help="repeats per configuration (default 3)")
     parser.add_argument(
-        "--seconds", type=float, help="measured seconds per run (default 3; --quick 1)"
+        "--seconds",
+        type=float,
+        help="measured seconds per run (default 3; --quick 1); also the length of each "
+        "steady-state run (default 15 s per worker count) and of the wake-up run (default 20 s)",
     )
     parser.add_argument(
         "--report-only",
@@ -225,15 +246,19 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 log=_log,
             )
             steps: dict[str, Callable[[], Any]] = {
+                "profile": lambda: profile.profile(ctx),
                 "ceiling": lambda: workloads.ceiling(ctx),
                 "statements": lambda: workloads.statement_costs(ctx),
                 "enqueue": lambda: workloads.enqueue(ctx),
+                "enqueue_batch": lambda: enqueue_batch.enqueue_batch(ctx),
                 "cycle": lambda: workloads.cycle(ctx),
                 "batched": lambda: workloads.batched(ctx),
                 "retries": lambda: workloads.retries(ctx),
                 "expiry": lambda: expiry.lease_expiry(ctx),
                 "backlog": lambda: backlog.backlog(ctx),
                 "timeline": lambda: workloads.timeline(ctx),
+                "steady": lambda: steady.steady(ctx),
+                "wake": lambda: wake.wake(ctx),
                 "engine": lambda: engine.engine(ctx, server.url),
                 "engine2": lambda: engine_vs_plain_alembic(
                     server.url, max(3, settings.engine_repeats)

@@ -51,13 +51,27 @@ class Settings:
     timeline_backlog: int
     engine_repeats: int
     slow_commands: bool
+    #: Steady state (P1, issue 17): seconds per worker count, worker counts, participant counts,
+    #: paced producers and their total offered rate (jobs/s, the same for both systems).
+    steady_s: float = 15.0
+    steady_workers: tuple[int, ...] = (1, 2, 4, 8)
+    steady_participants: tuple[int, ...] = (50, 10_000)
+    steady_producers: int = 2
+    steady_rate: float = 200.0
+    #: Wake-up latency (P6): offered jobs/s, seconds, idle workers.
+    wake_rate: float = 10.0
+    wake_s: float = 20.0
+    wake_workers: int = 4
 
     def with_overrides(self, repeats: int | None, measure_s: float | None) -> Settings:
-        """The same matrix with ``--repeats`` / ``--seconds`` applied."""
+        """The same matrix with ``--repeats`` / ``--seconds`` applied (``--seconds`` is also the
+        length of each steady-state and wake-up run)."""
         return replace(
             self,
             repeats=self.repeats if repeats is None else repeats,
             measure_s=self.measure_s if measure_s is None else measure_s,
+            steady_s=self.steady_s if measure_s is None else measure_s,
+            wake_s=self.wake_s if measure_s is None else measure_s,
         )
 
 
@@ -130,4 +144,11 @@ QUICK = Settings(
     timeline_backlog=2_000,
     engine_repeats=1,
     slow_commands=True,
+    steady_s=4.0,
+    steady_workers=(2,),
+    steady_participants=(50,),
+    steady_producers=1,
+    steady_rate=100.0,
+    wake_s=5.0,
+    wake_workers=2,
 )

@@ -204,11 +204,87 @@ def p5(results: Results) -> dict[str, Any]:
     }
 
 
+def p1_steady(results: Results) -> dict[str, Any]:
+    """P1 in the steady state (issue 17): claim (batch 1) + complete >= 1.2x PGMQ read + delete
+    at every worker count and participant count, producers running and no manual VACUUM. One
+    ratio per worker count: the median of the two systems' per-second rates."""
+    steady = results.get("steady")
+    if not steady or not steady.get("by_participants"):
+        return {"verdict": "n/a", "rows": []}
+    rows = []
+    for participants, series in steady["by_participants"].items():
+        for ours, pgmq in zip(series["ours"], series["pgmq"], strict=True):
+            o, q = ours["per_second"]["median"], pgmq["per_second"]["median"]
+            rows.append(
+                {
+                    "participants": int(participants),
+                    "workers": ours["workers"],
+                    "ours": o,
+                    "pgmq": q,
+                    "vs_pgmq": o / q if q else math.nan,
+                    "ran_dry": bool(ours["ran_dry"] or pgmq["ran_dry"]),
+                }
+            )
+    ok = all(r["vs_pgmq"] >= 1.2 for r in rows)
+    return {
+        "verdict": _verdict(ok),
+        "worst_vs_pgmq": min(r["vs_pgmq"] for r in rows),
+        "best_vs_pgmq": max(r["vs_pgmq"] for r in rows),
+        "rows": rows,
+    }
+
+
+def p6(results: Results) -> dict[str, Any]:
+    """Wake-up: enqueue -> claimed p99 < 10 ms at the offered rate, and < 1 claim query per
+    second per idle worker."""
+    wake = results.get("wake")
+    if not wake or "ours" not in wake:
+        return {"verdict": "n/a"}
+    latency = (wake["ours"]["offered"].get("wake_ms") or {}).get("p99", math.nan)
+    idle = wake["ours"]["idle"].get("claims_per_worker_s") or math.nan
+    ok = latency < 10.0 and idle < 1.0
+    return {
+        "verdict": _verdict(ok),
+        "p99_ms": latency,
+        "idle_claims_per_worker_s": idle,
+        "pgmq_p99_ms": (wake.get("pgmq", {}).get("offered", {}).get("wake_ms") or {}).get(
+            "p99", math.nan
+        ),
+    }
+
+
+def p4b(results: Results) -> dict[str, Any]:
+    """Batch enqueue at batch 100: >= 0.8x pgmq.send_batch and >= 5x single enqueue, every
+    client count measured."""
+    data = results.get("enqueue_batch")
+    if not data or "ours_batch" not in data:
+        return {"verdict": "n/a", "rows": []}
+    rows = []
+    for clients, ours in data["ours_batch"].items():
+        rows.append(
+            {
+                "clients": int(clients),
+                "vs_send_batch": ratio(ours, data["pgmq_send_batch"][clients]),
+                "vs_single": ratio(ours, data["ours_single"][clients]),
+            }
+        )
+    ok = all(r["vs_send_batch"]["median"] >= 0.8 and r["vs_single"]["median"] >= 5 for r in rows)
+    return {
+        "verdict": _verdict(ok),
+        "worst_vs_send_batch": min(r["vs_send_batch"]["median"] for r in rows),
+        "worst_vs_single": min(r["vs_single"]["median"] for r in rows),
+        "rows": rows,
+    }
+
+
 def evaluate(results: Results) -> dict[str, Any]:
     return {
         "P1": p1(results),
+        "P1_steady": p1_steady(results),
         "P2": p2(results),
         "P3": p3(results),
         "P4": p4(results),
+        "P4b": p4b(results),
         "P5": p5(results),
+        "P6": p6(results),
     }

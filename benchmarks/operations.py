@@ -247,6 +247,12 @@ _CLASSES: dict[str, type[Operation]] = {
 }
 
 
+def register(kind: str, system: str, cls: type[Operation]) -> None:
+    """Add an operation kind defined by a section's own module (e.g. benchmarks.wake)."""
+    KINDS[kind] = system
+    _CLASSES[kind] = cls
+
+
 def make_operation(spec: OpSpec, conn: Conn, worker: int, recorder: Recorder) -> Operation:
     try:
         cls = _CLASSES[spec.kind]

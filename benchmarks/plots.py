@@ -269,8 +269,61 @@ def dead_tuples_over_time(results: Results, path: Path, command: str) -> Path | 
     return path
 
 
+def steady_state(results: Results, path: Path, command: str) -> Path | None:
+    """P1 in the steady state: completed jobs/s and dead tuples of the queue table per second,
+    both systems, every worker count back to back (dashed lines: the next worker count)."""
+    steady = results.get("steady")
+    if not steady or not steady.get("by_participants"):
+        return None
+    groups = steady["by_participants"]
+    fig, axes = plt.subplots(
+        2, len(groups), figsize=(6.5 * len(groups), 6.5), sharex="col", squeeze=False
+    )
+    for col, (participants, series) in enumerate(groups.items()):
+        rate_ax, dead_ax = axes[0][col], axes[1][col]
+        for system in ("ours", "pgmq"):
+            points = [p for run in series[system] for p in run["samples"]]
+            color = COLORS[system]
+            rate_ax.plot(
+                [p["t"] for p in points], [p["rate"] for p in points], color=color, label=system
+            )
+            dead_ax.plot(
+                [p["t"] for p in points],
+                [p["dead"] for p in points],
+                color=color,
+                label=f"{system} queue table",
+            )
+            for prev, cur in itertools.pairwise(points):
+                if cur["autovacuums"] > prev["autovacuums"]:
+                    dead_ax.axvline(cur["t"], color=color, alpha=0.5, linestyle=":")
+        for run in series["ours"][1:]:
+            start = run["samples"][0]["t"] - 1 if run["samples"] else None
+            if start is not None:
+                for ax in (rate_ax, dead_ax):
+                    ax.axvline(start, color="#999999", linestyle="--", linewidth=0.8)
+        workers = ", ".join(str(run["workers"]) for run in series["ours"])
+        rate_ax.set_title(f"{participants} participants; workers {workers} in turn")
+        rate_ax.set_ylabel("completed jobs/s")
+        rate_ax.set_ylim(bottom=0)
+        dead_ax.set_ylabel("n_dead_tup (dotted: autovacuum)")
+        dead_ax.set_xlabel("seconds of measured window")
+        for ax in (rate_ax, dead_ax):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle(
+        f"Steady state: {steady['offered_per_s']:g} jobs/s offered by producers, workers claim"
+        " (batch 1) + complete, no manual VACUUM"
+    )
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    _footer(fig, command)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def make_all(results: Results, out_dir: Path, command: str) -> list[Path]:
     made = [
+        steady_state(results, out_dir / "steady_state.png", command),
         throughput_vs_workers(results, out_dir / "throughput_vs_workers.png", command),
         enqueue_vs_clients(results, out_dir / "enqueue_vs_clients.png", command),
         claim_vs_backlog(results, out_dir / "claim_vs_backlog.png", command),

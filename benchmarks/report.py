@@ -107,7 +107,229 @@ def _targets(ev: dict[str, Any]) -> list[str]:
             f"**{p5['verdict']}**",
         ],
     ]
+    steady, p6 = ev.get("P1_steady", {}), ev.get("P6", {})
+    if steady.get("verdict", "n/a") != "n/a":
+        rows.insert(
+            1,
+            [
+                "P1 in the steady state (producers running, no manual VACUUM; `steady`)",
+                "≥ 1.2x PGMQ read+delete, every worker and participant count",
+                f"worst {steady['worst_vs_pgmq']:.2f}x, best {steady['best_vs_pgmq']:.2f}x PGMQ",
+                f"**{steady['verdict']}**",
+            ],
+        )
+    p4b = ev.get("P4b", {})
+    if p4b.get("verdict", "n/a") != "n/a":
+        rows.append(
+            [
+                "P4b batch enqueue, batch 100 (`enqueue_batch`)",
+                "≥ 0.8x `pgmq.send_batch` and ≥ 5x single enqueue",
+                f"worst {p4b['worst_vs_send_batch']:.2f}x send_batch,"
+                f" worst {p4b['worst_vs_single']:.2f}x single enqueue",
+                f"**{p4b['verdict']}**",
+            ]
+        )
+    if p6.get("verdict", "n/a") != "n/a":
+        rows.append(
+            [
+                "P6 wake-up without polling (`wake`)",
+                "enqueue → claimed p99 < 10 ms at 10 jobs/s; < 1 claim/s per idle worker",
+                f"p99 {p6['p99_ms']:.1f} ms (PGMQ notify {p6['pgmq_p99_ms']:.1f} ms);"
+                f" {p6['idle_claims_per_worker_s']:.2f} claims/s per idle worker",
+                f"**{p6['verdict']}**",
+            ]
+        )
     return _table(["target", "required", "measured (median ratios)", "verdict"], rows)
+
+
+def _steady_table(results: Results) -> list[str]:
+    steady = results["steady"]
+    vacuumed = results.get("cycle", {})
+    rows = []
+    for participants, series in steady["by_participants"].items():
+        for ours, pgmq in zip(series["ours"], series["pgmq"], strict=True):
+            o, q = ours["per_second"], pgmq["per_second"]
+            key = f"{ours['workers']}x1"
+            then = (
+                x(ratio(vacuumed["ours"][key], vacuumed["pgmq"][key]))
+                if key in vacuumed.get("ours", {}) and key in vacuumed.get("pgmq", {})
+                else "-"
+            )
+            last_o = ours["samples"][-1] if ours["samples"] else {}
+            last_q = pgmq["samples"][-1] if pgmq["samples"] else {}
+            rows.append(
+                [
+                    participants,
+                    str(ours["workers"]),
+                    rng(o),
+                    rng(q),
+                    f"{o['median'] / q['median']:.2f}x" if q["median"] else "-",
+                    then,
+                    f"{n(last_o.get('dead'))} / {n(last_q.get('dead'))}",
+                    n(last_o.get("side_dead")),
+                    n(ours["run"]["wal_bytes_per_job"])
+                    + " / "
+                    + n(pgmq["run"]["wal_bytes_per_job"]),
+                    _lat(ours["run"], "claim") + " · " + _lat(pgmq["run"], "read"),
+                    "yes" if ours["ran_dry"] or pgmq["ran_dry"] else "no",
+                ]
+            )
+    return _table(
+        [
+            "participants",
+            "workers",
+            "ours jobs/s per second (median, min-max)",
+            "PGMQ jobs/s per second",
+            "ours / PGMQ",
+            "vacuumed W2 ratio (same run's `cycle`, if measured)",
+            "dead tuples at the end (ours / PGMQ queue table)",
+            "dead allocator rows (ours)",
+            "WAL bytes of producers and workers per completed job (ours / PGMQ)",
+            "claim · read p50/p99 ms",
+            "a queue ran dry",
+        ],
+        rows,
+    )
+
+
+def _enqueue_batch_table(results: Results) -> list[str]:
+    data = results["enqueue_batch"]
+    rows = []
+    for clients in sorted(data["ours_batch"], key=int):
+        ours, pgmq, single = (
+            data[k][clients] for k in ("ours_batch", "pgmq_send_batch", "ours_single")
+        )
+        rows.append(
+            [
+                clients,
+                rng(ours["throughput"]),
+                rng(pgmq["throughput"]),
+                rng(single["throughput"]),
+                x(ratio(ours, pgmq)),
+                x(ratio(ours, single)),
+                _lat(_median_run(ours), "enqueue_batch"),
+            ]
+        )
+    return _table(
+        [
+            "clients",
+            f"ours batch {data['batch']} jobs/s",
+            "pgmq.send_batch jobs/s",
+            "ours single enqueue jobs/s",
+            "batch / send_batch",
+            "batch / single",
+            "batch call p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _wake_table(results: Results) -> list[str]:
+    wake = results["wake"]
+    rows = []
+    for system in ("ours", "pgmq"):
+        if system not in wake:
+            continue
+        busy, idle = wake[system]["offered"], wake[system]["idle"]
+        lat = busy.get("wake_ms") or {}
+        rows.append(
+            [
+                system,
+                str(busy["jobs"]),
+                f"{lat.get('p50', math.nan):.2f} / {lat.get('p99', math.nan):.2f} /"
+                f" {lat.get('max', math.nan):.2f}",
+                f"{busy['claims_per_worker_s']:.2f}",
+                f"{idle['claims_per_worker_s']:.2f}",
+            ]
+        )
+    return _table(
+        [
+            "system",
+            "jobs",
+            "enqueue → claimed p50 / p99 / max ms",
+            f"claims per worker-second at {wake['offered_per_s']:g} jobs/s",
+            "claims per worker-second, idle",
+        ],
+        rows,
+    )
+
+
+def _profile_table(results: Results) -> list[str]:
+    lines: list[str] = []
+    for name, prof in results["profile"].items():
+        if name == "dead_entry_growth":
+            lines += [
+                "**Claim reads between vacuums** (10,000 participants, autovacuum off,"
+                " synchronous_commit off): buffers one claim of 1 reads in the claimable-head"
+                " index and in the lease index.",
+                "",
+                *_table(
+                    [
+                        "jobs since VACUUM",
+                        "claimable index",
+                        "lease index",
+                        "dead tuples",
+                        "claim+complete jobs/s up to here",
+                    ],
+                    [
+                        [
+                            f"{p['jobs']:,}",
+                            str(p["claimable"]),
+                            str(p["lease_expires"]),
+                            f"{p['dead_tuples']:,}",
+                            n(p["jobs_per_s"]),
+                        ]
+                        for p in prof["points"]
+                    ]
+                    + [
+                        [
+                            "after VACUUM",
+                            str(prof["after_vacuum"]["claimable"]),
+                            str(prof["after_vacuum"]["lease_expires"]),
+                            "0",
+                            f"{n(prof['before_vacuum_jobs_per_s'])} before →"
+                            f" {n(prof['after_vacuum_jobs_per_s'])} after",
+                        ]
+                    ],
+                ),
+                "",
+            ]
+            continue
+        keys = ("claim_ms", "complete_ms") if name != "pgmq" else ("read_ms", "delete_ms")
+        over = f", {prof['participants']:,} participants" if "participants" in prof else ""
+        lines += [
+            f"**{name}** ({prof['cycles']:,} jobs on one connection, {prof['jobs_queued']:,}"
+            f" queued{over}):"
+            f" {prof[keys[0]]:.3f} + {prof[keys[1]]:.3f} ms per job from the client;"
+            f" {prof['wal_bytes_per_job']:,.0f} WAL bytes, {prof['wal_records_per_job']:.1f} WAL"
+            f" records, {prof['wal_fpi_per_job']:.3f} full-page images per job.",
+            "",
+            *_table(
+                [
+                    "top",
+                    "statement",
+                    "calls",
+                    "mean ms",
+                    "buffers/call",
+                    "WAL records/call",
+                    "WAL bytes/call",
+                ],
+                [
+                    [
+                        "yes" if st["toplevel"] else "",
+                        f"`{st['query'][:110]}`",
+                        str(st["calls"]),
+                        f"{st['mean_ms']:.4f}",
+                        f"{st['buffers_per_call']:.1f}",
+                        f"{st['wal_records_per_call']:.2f}",
+                        f"{st['wal_bytes_per_call']:.0f}",
+                    ]
+                    for st in prof["statements"][:12]
+                ],
+            ),
+            "",
+        ]
+    return lines
 
 
 def _cycle_table(results: Results, ev: dict[str, Any]) -> list[str]:
@@ -303,6 +525,7 @@ def _backlog_table(results: Results) -> list[str]:
                     for s in ev.get("scans", [])
                 )
                 per_row = (ev["buffers"] / ev["rows"]) if ev.get("rows") else None
+                server = data.get("server_claim_ms")
                 rows.append(
                     [
                         label,
@@ -311,6 +534,7 @@ def _backlog_table(results: Results) -> list[str]:
                         f"{data['n_dead_tup']:,}",
                         f"{data['claim_ms']['p50']:.3f}",
                         f"{data['claim_ms']['p99']:.3f}",
+                        f"{server['p50']:.3f} / {server['p99']:.3f}" if server else "-",
                         str(data["claim_ms"]["count"]),
                         n(per_row, 1),
                         scans or "-",
@@ -324,6 +548,7 @@ def _backlog_table(results: Results) -> list[str]:
             "dead tuples",
             "p50 ms",
             "p99 ms",
+            "inside the server p50 / p99 ms (claim of 1)",
             "calls",
             "buffers per claimed row (batch 10)",
             "EXPLAIN (ANALYZE, BUFFERS) of the scans",
@@ -490,8 +715,9 @@ def render(results: Results, figures: list[Path]) -> str:
         " `pg_stat_get_backend_wal()` (exact even on a shared server).",
         "- **pg_stat_statements:** "
         + (
-            "collected."
-            if server["pg_stat_statements"]
+            "collected (the table at the end; the `profile` section's own tables track nested"
+            " statements too)."
+            if server["pg_stat_statements"] or results.get("pg_stat_statements")
             else "not collected: the running server does not preload it (`shared_preload_libraries`"
             " is empty; `symphony_schema.embedded` writes it only when it initialises a cluster,"
             " so this cluster predates that setting). Per-statement costs below come from the"
@@ -546,6 +772,62 @@ def render(results: Results, figures: list[Path]) -> str:
             "",
             *_timeline_table(results),
             "",
+        ]
+    if "steady" in results:
+        st = results["steady"]
+        lines += [
+            "## P1 in the steady state: producers and workers together, no manual VACUUM",
+            "",
+            f"`python -m benchmarks --only steady [--seconds N]`: each queue is filled once per"
+            f" participant count ({', '.join(st['by_participants'])}) and ANALYZEd (never"
+            f" VACUUMed); {st['producers']} paced producer(s) offer {st['offered_per_s']:g} jobs/s"
+            " in total while the workers claim (batch 1) and complete as fast as they can,"
+            f" {st['seconds']:g} s per worker count, the worker counts back to back on the same"
+            " tables (ours, then PGMQ, at each), so each run inherits the dead tuples of the runs"
+            " before it and only autovacuum cleans up. Rates are per second of the window.",
+            "",
+            *_steady_table(results),
+            "",
+        ]
+    if "enqueue_batch" in results:
+        lines += [
+            "## P4b batch enqueue",
+            "",
+            "`python -m benchmarks --only enqueue_batch`: `enqueue_payment_outbox_batch` with 100"
+            " jobs over 10,000 participants per call (revision 0027, ADR 0152) against"
+            " `pgmq.send_batch` of 100 messages and against single enqueues, back to back.",
+            "",
+            *_enqueue_batch_table(results),
+            "",
+        ]
+    if "wake" in results:
+        wk = results["wake"]
+        lines += [
+            "## P6 wake-up without polling",
+            "",
+            f"`python -m benchmarks --only wake`: {wk['workers']} workers sleep in"
+            " `reference_worker.wait_for_work` (LISTEN, fallback poll every"
+            f" {wk['poll_s']:g} s) and claim only when woken; one producer offers"
+            f" {wk['offered_per_s']:g} jobs/s for {wk['seconds']:g} s. Latency runs from the"
+            " start of the enqueue call (its commit included) to the return of the claim."
+            " PGMQ: `pgmq.enable_notify_insert(queue, 0)` (no throttle) and the same waiting"
+            " helper. Enqueue at 4 clients with our notify trigger / without it:"
+            f" {n(wk.get('enqueue_4_clients', {}).get('on'))} /"
+            f" {n(wk.get('enqueue_4_clients', {}).get('off'))} jobs/s.",
+            "",
+            *_wake_table(results),
+            "",
+        ]
+    if "profile" in results:
+        lines += [
+            "## Profile: where a job's time goes (pg_stat_statements, track = all)",
+            "",
+            "`python -m benchmarks --only profile`: claim (batch 1) + complete on one"
+            " connection against pgmq.read + pgmq.delete; nested statements (the functions'"
+            " own statements and the head-promotion trigger) are listed under their callers."
+            " Analysis and plans: ADR 0150.",
+            "",
+            *_profile_table(results),
         ]
     if "statement_costs" in results:
         lines += [

@@ -388,6 +388,20 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
 )
 #: Revision 0024: the payload table's append-only trigger function.
 DENY_PAYLOADS_MUTATION: Final = function("deny_outbox_payloads_mutation", security_definer=False)
+#: Revision 0025 (issue 17 P6, ADR 0151): the work notification's trigger function (SECURITY
+#: DEFINER: it locks the rail's outbox_rails row as its notification gate, whoever inserts).
+NOTIFY_OUTBOX_WORK: Final = function("notify_outbox_work")
+#: Revision 0026 (issue 17 P4b, ADR 0152): batch enqueue, each element through enqueue.
+ENQUEUE_PAYMENT_OUTBOX_BATCH: Final = function(
+    "enqueue_payment_outbox_batch",
+    ("p_instruction_ids", "text[]"),
+    ("p_participant_ids", "text[]"),
+    ("p_idempotency_keys", "text[]"),
+    ("p_rail_types", "text[]"),
+    ("p_payloads", "jsonb[]"),
+    ("p_not_before", "timestamp with time zone[]"),
+    ("p_priorities", "smallint[]"),
+)
 
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -428,6 +442,8 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     REDRIVE_OUTBOX_JOB,
     OUTBOX_METRICS,
     DENY_PAYLOADS_MUTATION,
+    NOTIFY_OUTBOX_WORK,
+    ENQUEUE_PAYMENT_OUTBOX_BATCH,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -549,6 +565,14 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     # Revision 0024: the payloads are readable like the ledger, written only by the functions.
     (ObjectKind.TABLE, PAYLOADS): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
     (ObjectKind.FUNCTION, DENY_PAYLOADS_MUTATION.signature): {},
+    # Revision 0025: a trigger function only.
+    (ObjectKind.FUNCTION, NOTIFY_OUTBOX_WORK.signature): {},
+    # Revision 0026: who may enqueue may enqueue a batch.
+    (ObjectKind.FUNCTION, ENQUEUE_PAYMENT_OUTBOX_BATCH.signature): {
+        INGEST: _EXECUTE,
+        CONTROL: _EXECUTE,
+        TEST_USER: _EXECUTE,
+    },
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

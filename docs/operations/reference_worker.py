@@ -7,11 +7,17 @@ idempotency key, keeping the lease alive with heartbeats while the rail works; r
 outcome with the rail's reference (required on a rail that returns references, unique per rail:
 P7013 when another job reported it, which this worker reports and leaves for reconciliation); if
 the lease was lost meanwhile (P7002), keep the rail's answer for reconciliation.
+
+Between passes an idle worker does not poll: ``listen`` + ``wait_for_work`` block on the
+``symphony_outbox_work`` notification (revision 0026: sent at commit when a claimable job is
+enqueued) with a slow fallback poll for work that becomes due with time (retry delays,
+not-before times, expired leases), as in ``serve``.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +45,8 @@ COMPLETE = (
     "SELECT attempt_no, state::text FROM public.complete_outbox_attempt("
     "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
 )
+#: The channel revision 0022 notifies (payload: the rail code of the new claimable job).
+CHANNEL = "symphony_outbox_work"
 KEEP_STALE = (
     "SELECT public.record_stale_outbox_outcome("
     "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
@@ -116,3 +124,55 @@ def run_once(
                 how = "kept-stale"
             done.append((key, how))
     return done
+
+
+def listen(conn: psycopg.Connection[Any]) -> None:
+    """Subscribe ``conn`` (autocommit) to the work notifications; keep it open while idle."""
+    conn.execute(f"LISTEN {CHANNEL}")
+
+
+def wait_for_work(
+    conn: psycopg.Connection[Any], poll_seconds: float, rails: Sequence[str] | None = None
+) -> bool:
+    """Block until a job of one of ``rails`` (any rail when None) is enqueued claimable (True),
+    or ``poll_seconds`` pass (False: claim anyway, for work that became due with time). Drains
+    the other notifications that arrived meanwhile, so one burst of enqueues wakes one claim."""
+    wanted = {rail.upper() for rail in rails} if rails else None
+    deadline = time.monotonic() + poll_seconds
+    woken = False
+    while not woken and (left := deadline - time.monotonic()) > 0:
+        for note in conn.notifies(timeout=left, stop_after=1):
+            woken = woken or wanted is None or note.payload.upper() in wanted
+    if woken:
+        for _ in conn.notifies(timeout=0):
+            pass
+    return woken
+
+
+def serve(
+    conninfo: str,
+    worker_id: str,
+    rail: Rail,
+    stop: threading.Event,
+    *,
+    rails: Sequence[str] | None = None,
+    batch: int = 10,
+    lease_seconds: int = 30,
+    poll_seconds: float = 5.0,
+) -> int:
+    """Work until ``stop`` is set: claim and work full batches back to back; after a claim that
+    came back short of ``batch`` (the queue was drained), sleep on the notification (at most
+    ``poll_seconds``). Returns the number of jobs worked. LISTEN comes before the first claim: a
+    job enqueued between a claim and the wait still wakes the worker (its notification is
+    queued on the connection)."""
+    worked = 0
+    with psycopg.connect(conninfo, autocommit=True) as waiter:
+        listen(waiter)
+        while not stop.is_set():
+            done = run_once(
+                conninfo, worker_id, rail, rails=rails, batch=batch, lease_seconds=lease_seconds
+            )
+            worked += len(done)
+            if len(done) < batch:  # the queue was drained at the claim: sleep until told
+                wait_for_work(waiter, poll_seconds, rails)
+    return worked

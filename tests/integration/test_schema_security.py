@@ -104,6 +104,7 @@ def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> No
     # Revision 0014 added the head triggers of per-participant FIFO (ADR 0116); all fire ALWAYS.
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
         ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write"),
+        ("trg_notify_outbox_work", "A", "notify_outbox_work"),
         ("trg_place_outbox_head", "A", "place_outbox_head"),
         ("trg_promote_outbox_head", "A", "promote_outbox_head"),
     ]
