@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -29,13 +30,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
-from sqlalchemy.dialects.postgresql import ENUM, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB, UUID
 from sqlalchemy.sql.elements import conv
 
 __all__ = [
     "NAMING_CONVENTION",
+    "archived_ledger_partitions",
     "OUTBOX_ATTEMPT_STATES",
     "POLICY_VERSION_STATUSES",
     "metadata",
@@ -196,7 +199,8 @@ payment_outbox_attempts: Final = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("worker_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
-    PrimaryKeyConstraint("attempt_id", name=conv("pk_payment_outbox_attempts")),
+    # Revision 0013 (ADR 0130): partitioned by RANGE (outbox_id); unique keys hold the key.
+    PrimaryKeyConstraint("outbox_id", "attempt_id", name=conv("pk_payment_outbox_attempts")),
     UniqueConstraint(
         "outbox_id",
         "attempt_no",
@@ -228,9 +232,12 @@ payment_outbox_attempts: Final = Table(
         "idempotency_key",
     ),
     comment=(
-        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001). "
-        "At most one terminal attempt (DISPATCHED or FAILED) per outbox_id."
+        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every "
+        "partition too). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id. "
+        "Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema "
+        "symphony_ledger (ADR 0130)."
     ),
+    postgresql_partition_by="RANGE (outbox_id)",
 )
 
 
@@ -315,6 +322,59 @@ payment_outbox_idempotency_keys: Final = Table(
     comment=(
         "Every idempotency key ever enqueued, with the job it queued last. Written only by "
         "public.enqueue_payment_outbox(); its primary key serialises enqueues of one key."
+    ),
+)
+
+
+# Revision 0013 (ADR 0130): the ledger's default partition, with its indexes named after the
+# parent's by public.protect_ledger_partition() (the daily partitions live in schema
+# symphony_ledger, outside the models and the baseline).
+event.listen(
+    payment_outbox_attempts,
+    "after_create",
+    DDL(
+        "CREATE TABLE public.payment_outbox_attempts_default "
+        "PARTITION OF public.payment_outbox_attempts DEFAULT; "
+        "COMMENT ON TABLE public.payment_outbox_attempts_default IS "
+        "'Default partition of the attempts ledger: rows whose outbox_id falls in no daily "
+        "partition. Must stay empty (the invariants gate reports rows here).'; "
+        "SELECT public.protect_ledger_partition('public.payment_outbox_attempts_default')"
+    ),
+)
+
+
+# Revision 0013 (ADR 0132): ledger partitions written to a verified archive file and dropped.
+archived_ledger_partitions: Final = Table(
+    "archived_ledger_partitions",
+    metadata,
+    Column("partition_name", Text, nullable=False),
+    Column("range_from", UUID(as_uuid=True), nullable=False),
+    Column("range_to", UUID(as_uuid=True), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("columns", ARRAY(Text), nullable=False),
+    Column("archived_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("archived_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    Column("restored_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("partition_name", name=conv("pk_archived_ledger_partitions")),
+    CheckConstraint(
+        "state IN ('ARCHIVED', 'RESTORED')", name=conv("ck_archived_ledger_partitions_state")
+    ),
+    CheckConstraint("range_from < range_to", name=conv("ck_archived_ledger_partitions_range")),
+    CheckConstraint("row_count >= 0", name=conv("ck_archived_ledger_partitions_row_count")),
+    CheckConstraint(
+        "sha256 ~ '^[0-9a-f]{64}$'", name=conv("ck_archived_ledger_partitions_sha256")
+    ),
+    CheckConstraint(
+        "(state = 'RESTORED') = (restored_at IS NOT NULL)",
+        name=conv("ck_archived_ledger_partitions_restored_at"),
+    ),
+    comment=(
+        "One row per ledger partition written to a verified archive file and dropped (state "
+        "ARCHIVED), or brought back from it (RESTORED): its outbox_id range, row count and the "
+        "sha256 of the file."
     ),
 )
 
