@@ -38,9 +38,9 @@ from sqlalchemy.sql.elements import conv
 
 __all__ = [
     "NAMING_CONVENTION",
-    "archived_ledger_partitions",
     "OUTBOX_ATTEMPT_STATES",
     "POLICY_VERSION_STATUSES",
+    "archived_ledger_partitions",
     "metadata",
     "outbox_attempt_state",
     "outbox_settings",
@@ -332,7 +332,7 @@ payment_outbox_idempotency_keys: Final = Table(
 event.listen(
     payment_outbox_attempts,
     "after_create",
-    DDL(
+    DDL(  # type: ignore[no-untyped-call]
         "CREATE TABLE public.payment_outbox_attempts_default "
         "PARTITION OF public.payment_outbox_attempts DEFAULT; "
         "COMMENT ON TABLE public.payment_outbox_attempts_default IS "
@@ -364,9 +364,7 @@ archived_ledger_partitions: Final = Table(
     ),
     CheckConstraint("range_from < range_to", name=conv("ck_archived_ledger_partitions_range")),
     CheckConstraint("row_count >= 0", name=conv("ck_archived_ledger_partitions_row_count")),
-    CheckConstraint(
-        "sha256 ~ '^[0-9a-f]{64}$'", name=conv("ck_archived_ledger_partitions_sha256")
-    ),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name=conv("ck_archived_ledger_partitions_sha256")),
     CheckConstraint(
         "(state = 'RESTORED') = (restored_at IS NOT NULL)",
         name=conv("ck_archived_ledger_partitions_restored_at"),

@@ -108,6 +108,17 @@ BEGIN
         RAISE EXCEPTION '% is not a partition of public.payment_outbox_attempts', p_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_partition)
+       <> 'symphony_owner'::pg_catalog.regrole THEN
+        RAISE EXCEPTION 'ledger partition % is owned by %, not symphony_owner; it cannot be '
+                        'protected', p_partition,
+            (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class AS c
+              WHERE c.oid = p_partition)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('ALTER TABLE %s OWNER TO symphony_owner, then run '
+                                           'symphony-schema attempts partitions ensure',
+                                           p_partition);
+    END IF;
     -- Each index (and so each unique or primary key constraint) of a partition is named after
     -- the parent's, so a 23505 still names the rule: uq_payment_outbox_attempts_one_terminal_p20261130.
     SELECT pg_catalog.regexp_replace(c.relname, '^(payment_outbox_)?attempts_', '')

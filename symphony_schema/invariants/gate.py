@@ -28,6 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privileges, project_root
+from symphony_schema.invariants import ledger_partitions
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -686,6 +687,8 @@ CHECKS: dict[str, GateFn] = {
     "default-privileges": check_default_privileges,
     "uuid-strategy": check_uuid_strategy,
     "no-advisory-locks": check_no_advisory_locks,
+    # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
+    **ledger_partitions.CHECKS,
 }
 
 
