@@ -1499,6 +1499,17 @@ BEGIN
         RAISE EXCEPTION '% is not a partition of public.payment_outbox_attempts', p_partition
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_partition)
+       <> 'symphony_owner'::pg_catalog.regrole THEN
+        RAISE EXCEPTION 'ledger partition % is owned by %, not symphony_owner; it cannot be '
+                        'protected', p_partition,
+            (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class AS c
+              WHERE c.oid = p_partition)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('ALTER TABLE %s OWNER TO symphony_owner, then run '
+                                           'symphony-schema attempts partitions ensure',
+                                           p_partition);
+    END IF;
     -- Each index (and so each unique or primary key constraint) of a partition is named after
     -- the parent's, so a 23505 still names the rule: uq_payment_outbox_attempts_one_terminal_p20261130.
     SELECT pg_catalog.regexp_replace(c.relname, '^(payment_outbox_)?attempts_', '')
@@ -2530,5 +2541,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:960fa7ee77f4dbcf06ace5ace70c27ee806ef4e125f1c457a7032ce392da05d5');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:895b86ec69d8fc270876061e9eb84b80336cf380dec995030085aa9a3129cf6f');
 INSERT INTO public.alembic_version (version_num) VALUES ('0013_partition_attempts_ledger');
