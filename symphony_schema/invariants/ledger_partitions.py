@@ -1,4 +1,4 @@
-"""Gate checks of the partitioned attempts ledger (issue 15, ADR 0131; INV-061 to INV-063).
+"""Gate checks of the partitioned attempts ledger (issue 15, ADR 0131, 0133; INV-061 to INV-064).
 
 * ``ledger-partitions-protected`` (INV-061): every partition of public.payment_outbox_attempts
   rejects UPDATE, DELETE (row triggers) and TRUNCATE (a statement trigger of its own: the
@@ -8,6 +8,8 @@
   lowest UUID to at least LEDGER_DAYS_AHEAD days ahead, without a gap (a range that is neither
   a partition nor a recorded archive lost rows) and without an archived range that is attached.
 * ``ledger-default-partition-empty`` (INV-063): the default partition exists and holds no row.
+* ``ledger-archived-keys-guarded`` (INV-064): the key table's trigger that refuses re-queueing a
+  key whose job's partition is archived exists and is enabled ALWAYS.
 """
 
 from __future__ import annotations
@@ -173,8 +175,35 @@ def check_default_partition_empty(conn: Conn) -> list[str]:
     return []
 
 
+def check_archived_keys_guarded(conn: Conn) -> list[str]:
+    """A duplicate of an archived payment is refused: the key table's BEFORE UPDATE OF outbox_id
+    trigger calling public.guard_idempotency_key_archived() exists and is enabled ALWAYS."""
+    rows = conn.execute(
+        """
+        SELECT t.tgname::text, t.tgenabled::text
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgrelid = pg_catalog.to_regclass('public.payment_outbox_idempotency_keys')
+           AND t.tgfoid = pg_catalog.to_regprocedure('public.guard_idempotency_key_archived()')
+           AND t.tgtype & 2 = 2 AND t.tgtype & 16 = 16 AND t.tgtype & 1 = 1
+        """
+    ).fetchall()
+    if not rows:
+        return [
+            "no BEFORE UPDATE row trigger on public.payment_outbox_idempotency_keys calls "
+            "public.guard_idempotency_key_archived(): a duplicate of an archived payment would be "
+            "queued again; restore it in a new revision"
+        ]
+    if not any(enabled == "A" for _name, enabled in rows):
+        return [
+            f"trigger {rows[0][0]} on public.payment_outbox_idempotency_keys is not enabled "
+            "ALWAYS: a duplicate of an archived payment could be queued again"
+        ]
+    return []
+
+
 CHECKS = {
     "ledger-partitions-protected": check_partitions_protected,
     "ledger-partitions-cover": check_partitions_cover,
     "ledger-default-partition-empty": check_default_partition_empty,
+    "ledger-archived-keys-guarded": check_archived_keys_guarded,
 }

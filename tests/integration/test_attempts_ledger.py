@@ -431,3 +431,14 @@ def test_gate_reports_an_archived_range_recreated_without_restore(
     )
     result = failure(gate_on(migrated_db.conninfo), "INV-062")
     assert "was recreated without restore" in result.details[0]
+
+
+def test_gate_reports_the_archived_key_guard_disabled(
+    db: psycopg.Connection[Any], migrated_db: Database
+) -> None:
+    db.execute(
+        "ALTER TABLE public.payment_outbox_idempotency_keys"
+        " DISABLE TRIGGER trg_guard_idempotency_key_archived"
+    )
+    result = failure(gate_on(migrated_db.conninfo), "INV-064")
+    assert "is not enabled ALWAYS" in result.details[0]
