@@ -16,7 +16,18 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import backlog, db, engine, evaluate, expiry, machine, plots, report, workloads
+from benchmarks import (
+    backlog,
+    db,
+    engine,
+    evaluate,
+    expiry,
+    ledger,
+    machine,
+    plots,
+    report,
+    workloads,
+)
 from benchmarks.config import FULL, QUICK
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import select_database
@@ -33,6 +44,7 @@ SECTIONS = (
     "backlog",
     "timeline",
     "engine",
+    "ledger",
 )
 
 
@@ -233,6 +245,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 "backlog": lambda: backlog.backlog(ctx),
                 "timeline": lambda: workloads.timeline(ctx),
                 "engine": lambda: engine.engine(ctx, server.url),
+                "ledger": lambda: ledger.ledger(ctx),
             }
             keys = {"statements": "statement_costs"}
             if meta["server"]["pg_stat_statements"]:

@@ -442,3 +442,17 @@ def test_gate_reports_the_archived_key_guard_disabled(
     )
     result = failure(gate_on(migrated_db.conninfo), "INV-064")
     assert "is not enabled ALWAYS" in result.details[0]
+
+
+def test_reset_drops_the_ledger_partitions_and_migrates_again(
+    db: psycopg.Connection[Any], migrated_db: Database
+) -> None:
+    """`symphony-schema reset` dropped public but left schema symphony_ledger behind, so the
+    migration's CREATE SCHEMA failed (DuplicateSchema) on every second reset."""
+    from symphony_schema import reset
+
+    _old_attempt(db)
+    reset.reset_database(migrated_db.url)
+    names = [p.name for p in attempts.list_partitions(db)]
+    assert "attempts_history" in names and len(names) == 16
+    assert _history_rows(db) == []
