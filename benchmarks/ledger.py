@@ -6,7 +6,7 @@ realistic rows (one DISPATCHED attempt per historical job, the run's payload, UU
 ``outbox_id`` values spread over the last 89 days, and a key-table row per job as enqueue leaves
 it), as ``symphony_owner`` so the insert guard is skipped exactly as for the outbox functions.
 At each size, one client measures in turn (autocommit, medians of per-call times and WAL bytes
-per job from ``pg_current_wal_lsn()`` on this otherwise idle server):
+per job from the backend's own ``pg_stat_get_backend_wal()``):
 
 * ``enqueue``: a new key per call;
 * ``claim+complete``: ``claim_outbox_batch(1)`` then ``complete_outbox_attempt`` per job;
@@ -77,9 +77,12 @@ def _fill(conn: psycopg.Connection[Any], start: int, stop: int, total: int, body
 
 
 def _lsn(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
-    assert row is not None
-    return int(row[0])
+    """WAL bytes this backend wrote so far (exact on a shared server, like the driver's)."""
+    conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
+    row = conn.execute(
+        "SELECT wal_bytes FROM pg_catalog.pg_stat_get_backend_wal(pg_backend_pid())"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _measure(conn: psycopg.Connection[Any], calls: int, tag: str) -> dict[str, Any]:
