@@ -1258,6 +1258,43 @@ COMMENT ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) IS 'Cr
 
 
 --
+-- Name: guard_archived_outbox_id(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_archived_outbox_id() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_partition text;
+BEGIN
+    SELECT a.partition_name INTO v_partition
+      FROM public.archived_ledger_partitions AS a
+     WHERE a.state = 'ARCHIVED'
+       AND NEW.outbox_id >= a.range_from AND NEW.outbox_id < a.range_to;
+    IF FOUND THEN
+        RAISE EXCEPTION 'JOB_ARCHIVED: outbox % lies in the archived ledger partition %; its '
+                        'jobs are terminal and cannot be queued or recorded again',
+            NEW.outbox_id, v_partition
+            USING ERRCODE = 'P7020',
+                  HINT = 'Restore the partition to read the job''s history; enqueue a new '
+                         'instruction for a new payment.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_archived_outbox_id() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_archived_outbox_id(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_archived_outbox_id() IS 'Trigger function: refuses (P7020 JOB_ARCHIVED) a queue or ledger row written by anyone but the outbox functions for an outbox_id whose ledger partition is archived.';
+
+
+--
 -- Name: guard_idempotency_key_archived(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1545,7 +1582,8 @@ BEGIN
          WHERE t.tgrelid = p_partition
            AND t.tgname IN ('trg_deny_outbox_attempts_truncate',
                             'trg_deny_outbox_attempts_mutation',
-                            'trg_guard_outbox_attempts_insert')
+                            'trg_guard_outbox_attempts_insert',
+                            'trg_guard_archived_outbox_id')
            AND t.tgenabled <> 'A'
          ORDER BY 1
     LOOP
@@ -2263,6 +2301,24 @@ ALTER TABLE public.payment_outbox_attempts_default ENABLE ALWAYS TRIGGER trg_den
 
 
 --
+-- Name: payment_outbox_attempts trg_guard_archived_outbox_id; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_archived_outbox_id BEFORE INSERT ON public.payment_outbox_attempts FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+
+--
+-- Name: payment_outbox_pending trg_guard_archived_outbox_id; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_archived_outbox_id BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+
+--
 -- Name: payment_outbox_idempotency_keys trg_guard_idempotency_key_archived; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -2369,6 +2425,13 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_par
 --
 
 REVOKE ALL ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_archived_outbox_id(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_archived_outbox_id() FROM PUBLIC;
 
 
 --
@@ -2541,5 +2604,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:895b86ec69d8fc270876061e9eb84b80336cf380dec995030085aa9a3129cf6f');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:a279b0cfa96a2441b03ea78fe725b1b4cd54bd5c109055c6da5b4096f18ff584');
 INSERT INTO public.alembic_version (version_num) VALUES ('0013_partition_attempts_ledger');

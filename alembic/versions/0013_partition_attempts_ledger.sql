@@ -154,7 +154,8 @@ BEGIN
          WHERE t.tgrelid = p_partition
            AND t.tgname IN ('trg_deny_outbox_attempts_truncate',
                             'trg_deny_outbox_attempts_mutation',
-                            'trg_guard_outbox_attempts_insert')
+                            'trg_guard_outbox_attempts_insert',
+                            'trg_guard_archived_outbox_id')
            AND t.tgenabled <> 'A'
          ORDER BY 1
     LOOP
@@ -493,6 +494,57 @@ ALTER TABLE public.payment_outbox_idempotency_keys
     ENABLE ALWAYS TRIGGER trg_guard_idempotency_key_archived;
 
 
+-- The control plane's direct writes (the functions, as symphony_owner, skip these triggers): a
+-- queue row or a ledger row for an outbox_id in an archived range would queue the payment again
+-- (the P7005 guard cannot see its terminal attempt any more) or put a second terminal row in the
+-- default partition. Both are refused.
+CREATE FUNCTION public.guard_archived_outbox_id() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_partition text;
+BEGIN
+    SELECT a.partition_name INTO v_partition
+      FROM public.archived_ledger_partitions AS a
+     WHERE a.state = 'ARCHIVED'
+       AND NEW.outbox_id >= a.range_from AND NEW.outbox_id < a.range_to;
+    IF FOUND THEN
+        RAISE EXCEPTION 'JOB_ARCHIVED: outbox % lies in the archived ledger partition %; its '
+                        'jobs are terminal and cannot be queued or recorded again',
+            NEW.outbox_id, v_partition
+            USING ERRCODE = 'P7020',
+                  HINT = 'Restore the partition to read the job''s history; enqueue a new '
+                         'instruction for a new payment.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION public.guard_archived_outbox_id() IS
+'Trigger function: refuses (P7020 JOB_ARCHIVED) a queue or ledger row written by anyone but the '
+'outbox functions for an outbox_id whose ledger partition is archived.';
+
+REVOKE ALL ON FUNCTION public.guard_archived_outbox_id() FROM PUBLIC;
+
+CREATE TRIGGER trg_guard_archived_outbox_id
+    BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending
+    FOR EACH ROW
+    WHEN (current_user <> 'symphony_owner'::name)
+    EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+CREATE TRIGGER trg_guard_archived_outbox_id
+    BEFORE INSERT ON public.payment_outbox_attempts
+    FOR EACH ROW
+    WHEN (current_user <> 'symphony_owner'::name)
+    EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+
 -- 12. Ownership (in a CREATE window on public, as in 0011) and privileges. The partitions are
 --     created by ensure_ledger_partitions() as symphony_owner; the ones made here are handed over.
 GRANT CREATE ON SCHEMA public TO symphony_owner;
@@ -507,6 +559,7 @@ ALTER FUNCTION public.archive_ledger_partition(text, bigint, text, text, text[])
     OWNER TO symphony_owner;
 ALTER FUNCTION public.mark_ledger_partition_restored(text) OWNER TO symphony_owner;
 ALTER FUNCTION public.guard_idempotency_key_archived() OWNER TO symphony_owner;
+ALTER FUNCTION public.guard_archived_outbox_id() OWNER TO symphony_owner;
 -- Today and 14 days ahead, and every partition protected and its indexes named (the default
 -- partition's are in public, hence still inside the window).
 SELECT pg_catalog.count(*) FROM public.ensure_ledger_partitions(14);

@@ -456,3 +456,34 @@ def test_reset_drops_the_ledger_partitions_and_migrates_again(
     names = [p.name for p in attempts.list_partitions(db)]
     assert "attempts_history" in names and len(names) == 16
     assert _history_rows(db) == []
+
+
+def test_the_control_plane_cannot_requeue_or_record_an_archived_job(
+    db: psycopg.Connection[Any], migrated_db: Database, tmp_path: Path, outbox: Any, login: Any
+) -> None:
+    """Before the archive, a queue row for a terminal job is refused (P7005, the ledger shows
+    the terminal attempt). After it, the ledger row is gone: without a guard the job would be
+    queued and dispatched a second time, and a second terminal row would land in the default
+    partition."""
+    _old_attempt(db)
+    control = login("symphony_control").conn
+    requeue = (
+        "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id, participant_id,"
+        " sequence_id, idempotency_key, rail_type, payload)"
+        " VALUES (%s, 'old-instr', 'participant-1', 1, 'old-key-x', 'rtgs', '{}')"
+    )
+    with outbox.raises("P7005"):
+        control.execute(requeue, (OLD_OUTBOX,))
+    assert _cli(migrated_db, "archive", "--older-than", "0d", "--to", str(tmp_path)).returncode == 0
+    with outbox.raises("P7020", match="JOB_ARCHIVED"):
+        control.execute(requeue, (OLD_OUTBOX,))
+    with outbox.raises("P7020", match="JOB_ARCHIVED"):
+        control.execute(
+            "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id,"
+            " participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no,"
+            " state) VALUES (%s, 'old-instr', 'participant-1', 1, 'old-key', 'rtgs', '{}', 2,"
+            " 'DISPATCHED')",
+            (OLD_OUTBOX,),
+        )
+    row = db.execute("SELECT count(*) FROM public.payment_outbox_attempts_default").fetchone()
+    assert row == (0,)
