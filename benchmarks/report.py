@@ -599,11 +599,12 @@ def render(results: Results, figures: list[Path]) -> str:
             "## The attempts ledger at 10M rows: partitioned vs single table (issue 15)",
             "",
             "One client, autocommit, per-call medians (p95) over the same calls at each ledger"
-            " size; WAL bytes per job from the client's own `pg_stat_get_backend_wal()`. `partitioned` is the schema"
-            " at head (daily partitions, ADR 0130), `single` the ledger of revision 0012. The"
-            " historical rows are one DISPATCHED attempt per job spread over 89 days, with their"
-            " key-table rows (`benchmarks/ledger.py`). Target: hot-path cost at 10M within 1.2x"
-            " of 10k, WAL per job not worse than the single table.",
+            " size; WAL bytes per job from the client's own `pg_stat_get_backend_wal()`."
+            " `partitioned` is the schema at head (daily partitions, ADR 0130), `single` the"
+            " ledger of revision 0012. The historical rows are one DISPATCHED attempt per job"
+            " spread over 89 days, with their key-table rows (`benchmarks/ledger.py`). Target:"
+            " hot-path cost at 10M within 1.2x of 10k, WAL per job not worse than the single"
+            " table.",
             "",
             *_ledger_table(results),
             "",

@@ -327,7 +327,7 @@ payment_outbox_idempotency_keys: Final = Table(
 
 
 # Revision 0013 (ADR 0130): the ledger's default partition, with its indexes named after the
-# parent's by public.protect_ledger_partition() (the daily partitions live in schema
+# parent's as public.protect_ledger_partition() names them (the daily partitions live in schema
 # symphony_ledger, outside the models and the baseline).
 event.listen(
     payment_outbox_attempts,
@@ -338,7 +338,14 @@ event.listen(
         "COMMENT ON TABLE public.payment_outbox_attempts_default IS "
         "'Default partition of the attempts ledger: rows whose outbox_id falls in no daily "
         "partition. Must stay empty (the invariants gate reports rows here).'; "
-        "SELECT public.protect_ledger_partition('public.payment_outbox_attempts_default')"
+        "DO $$ DECLARE r record; BEGIN FOR r IN "
+        "SELECT ci.oid::pg_catalog.regclass AS child, pi.relname || '_default' AS wanted "
+        "FROM pg_catalog.pg_index AS x JOIN pg_catalog.pg_class AS ci ON ci.oid = x.indexrelid "
+        "JOIN pg_catalog.pg_inherits AS h ON h.inhrelid = x.indexrelid "
+        "JOIN pg_catalog.pg_class AS pi ON pi.oid = h.inhparent "
+        "WHERE x.indrelid = 'public.payment_outbox_attempts_default'::pg_catalog.regclass "
+        "LOOP EXECUTE pg_catalog.format('ALTER INDEX %%s RENAME TO %%I', r.child, r.wanted); "
+        "END LOOP; END $$"
     ),
 )
 

@@ -788,6 +788,7 @@ def publication_lines(conn: Conn) -> list[str]:
         SELECT t.pubname, t.schemaname, t.tablename,
                pg_catalog.array_to_string(t.attnames, ','), t.rowfilter
           FROM pg_catalog.pg_publication_tables AS t
+         WHERE t.schemaname <> 'symphony_ledger'  -- the ledger's partitions (ADR 0130)
          ORDER BY 1, 2, 3
         """
     ):
