@@ -178,6 +178,9 @@ OUTBOX_SETTINGS: Final = table_name("outbox_settings")
 IDEMPOTENCY_KEYS: Final = table_name("payment_outbox_idempotency_keys")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
+#: Revision 0013 (ADR 0130): the ledger's default partition and the archive record (owner only).
+ATTEMPTS_DEFAULT: Final = table_name("payment_outbox_attempts_default")
+ARCHIVED_PARTITIONS: Final = table_name("archived_ledger_partitions")
 
 #: Every relation the matrix covers.
 TABLES: Final[tuple[str, ...]] = (
@@ -188,6 +191,8 @@ TABLES: Final[tuple[str, ...]] = (
     LEDGER_TABLE,
     OUTBOX_SETTINGS,
     IDEMPOTENCY_KEYS,
+    ATTEMPTS_DEFAULT,
+    ARCHIVED_PARTITIONS,
 )
 
 
@@ -294,6 +299,26 @@ GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
 GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
 
 #: Every Symphony function, in creation order.
+#: Revision 0013 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
+LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    function(
+        "ledger_uuid_lower_bound", ("p_at", "timestamp with time zone"), security_definer=False
+    ),
+    function("protect_ledger_partition", ("p_partition", "regclass")),
+    function("ensure_ledger_partitions", ("p_days_ahead", "integer")),
+    function(
+        "archive_ledger_partition",
+        ("p_partition", "text"),
+        ("p_row_count", "bigint"),
+        ("p_sha256", "text"),
+        ("p_file_name", "text"),
+        ("p_columns", "text[]"),
+    ),
+    function("mark_ledger_partition_restored", ("p_partition", "text")),
+    function("guard_idempotency_key_archived"),
+    function("guard_archived_outbox_id"),
+)
+
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
     UUID_STRATEGY,
@@ -308,6 +333,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     SET_OUTBOX_RETRY_CEILING,
     GUARD_ATTEMPTS_INSERT,
     GUARD_PENDING_WRITE,
+    *LEDGER_FUNCTIONS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -381,6 +407,11 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
     (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
     (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
+    # Revision 0013: the ledger's default partition, the archive record and the maintenance
+    # functions belong to the owner alone (ADR 0130-0133).
+    (ObjectKind.TABLE, ATTEMPTS_DEFAULT): {},
+    (ObjectKind.TABLE, ARCHIVED_PARTITIONS): {},
+    **{(ObjectKind.FUNCTION, spec.signature): {} for spec in LEDGER_FUNCTIONS},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

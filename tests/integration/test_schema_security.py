@@ -85,11 +85,12 @@ def test_ledger_triggers_exist_and_always_fire(db: psycopg.Connection[Any]) -> N
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
         ("trg_deny_outbox_attempts_mutation", "A", "deny_outbox_attempts_mutation"),
         ("trg_deny_outbox_attempts_truncate", "A", "deny_outbox_attempts_mutation"),
+        ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
         ("trg_guard_outbox_attempts_insert", "A", "guard_outbox_attempts_insert"),
     ]
     assert "BEFORE DELETE OR UPDATE" in rows[0][3] and "FOR EACH ROW" in rows[0][3]
     assert "BEFORE TRUNCATE" in rows[1][3] and "FOR EACH STATEMENT" in rows[1][3]
-    assert "BEFORE INSERT" in rows[2][3] and "FOR EACH ROW" in rows[2][3]
+    assert "BEFORE INSERT" in rows[3][3] and "FOR EACH ROW" in rows[3][3]
 
 
 def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> None:
@@ -98,11 +99,13 @@ def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> No
         " pg_catalog.pg_get_triggerdef(t.oid)"
         " FROM pg_catalog.pg_trigger AS t"
         " WHERE t.tgrelid = 'public.payment_outbox_pending'::regclass AND NOT t.tgisinternal"
+        " ORDER BY t.tgname"
     ).fetchall()
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
-        ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write")
+        ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
+        ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write"),
     ]
-    assert "BEFORE INSERT OR UPDATE OF outbox_id" in rows[0][3]
+    assert all("BEFORE INSERT OR UPDATE OF outbox_id" in row[3] for row in rows)
 
 
 @pytest.mark.parametrize("mutation", list(LEDGER_MUTATIONS))
