@@ -6,6 +6,8 @@ the embedded PostgreSQL 18 under ``.symphony/pgdata`` (or the database the URL r
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "drift", "invariants"]
@@ -69,3 +71,28 @@ def torture(session: nox.Session) -> None:
     """Full-strength reliability and security torture suite (R1-R5, S1-S4); slow."""
     _install(session)
     session.run("pytest", "-m", "slow", "tests/torture", *session.posargs)
+
+
+#: The Citus source release ``nox -s citus`` builds when none is given (nothing is downloaded).
+CITUS_TARBALL = "../shared/vendor/citus-14.0.1.tar.gz"
+
+
+@nox.session
+def citus(session: nox.Session) -> None:
+    """Install Citus into this session's embedded PostgreSQL 18 (from a tarball: ``-- --tarball
+    PATH``, default ../shared/vendor/citus-14.0.1.tar.gz or SYMPHONY_CITUS_TARBALL) and run the
+    cluster suite (tests/cluster) on a local coordinator + 2 workers; other args go to pytest."""
+    _install(session)
+    args = list(session.posargs)
+    tarball = os.environ.get("SYMPHONY_CITUS_TARBALL", CITUS_TARBALL)
+    if "--tarball" in args:
+        at = args.index("--tarball")
+        if at + 1 >= len(args):
+            session.error("--tarball needs a path")
+        tarball = args[at + 1]
+        del args[at : at + 2]
+    python = os.path.join(session.virtualenv.bin, "python")
+    session.run("scripts/install-citus.sh", tarball, python, external=True)
+    session.run(
+        "pytest", "-m", "citus", "tests/cluster", *args, env={"SYMPHONY_REQUIRE_CITUS": "1"}
+    )

@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0013_partition_attempts_ledger.
+-- Symphony schema baseline at revision 0022_partition_attempts_ledger.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -132,7 +132,9 @@ CREATE TYPE public.outbox_attempt_state AS ENUM (
     'DISPATCHED',
     'RETRYABLE',
     'FAILED',
-    'ZOMBIE_REQUEUE'
+    'ZOMBIE_REQUEUE',
+    'CANCELLED',
+    'REDRIVEN'
 );
 
 
@@ -142,7 +144,7 @@ ALTER TYPE public.outbox_attempt_state OWNER TO symphony_owner;
 -- Name: TYPE outbox_attempt_state; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TYPE public.outbox_attempt_state IS 'Outcome of one outbox attempt. DISPATCHED and FAILED are terminal; RETRYABLE and ZOMBIE_REQUEUE put the job back in the queue; DISPATCHING is legacy and never written.';
+COMMENT ON TYPE public.outbox_attempt_state IS 'Outcome of one outbox attempt. DISPATCHED, FAILED and CANCELLED are terminal; RETRYABLE and ZOMBIE_REQUEUE put the job back in the queue; REDRIVEN (after FAILED or CANCELLED) records that a new job replaced it; DISPATCHING is legacy and never written.';
 
 
 --
@@ -258,16 +260,7 @@ CREATE FUNCTION public.bump_participant_outbox_seq(p_participant_id text) RETURN
 DECLARE
     v_allocated bigint;
 BEGIN
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-
-    IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-        RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_participant_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
 
     INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
     VALUES (p_participant_id, 2)
@@ -290,89 +283,319 @@ COMMENT ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text) IS
 
 
 --
--- Name: claim_outbox_batch(integer, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+-- Name: cancel_outbox_job(uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
-CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone)
+CREATE FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_outcome record;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the queue row: a worker's completion in flight finishes first (its DELETE or UPDATE
+    -- holds the row), claims and repairs skip it (SKIP LOCKED) until we commit.
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT a.state, a.attempt_no
+          INTO v_outcome
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'CANCELLED'::public.outbox_attempt_state);
+        IF FOUND THEN
+            RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already ended with % (attempt %); '
+                            'it cannot be cancelled', p_outbox_id, v_outcome.state,
+                v_outcome.attempt_no
+                USING ERRCODE = 'P7005';
+        END IF;
+        RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id %', p_outbox_id
+            USING ERRCODE = 'P7010';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    IF v_row.lease_token IS NOT NULL AND v_row.lease_expires_at > v_now THEN
+        RAISE EXCEPTION 'JOB_LEASED: outbox % is leased by worker % until %; it may be being '
+                        'dispatched right now', p_outbox_id,
+            pg_catalog.quote_literal(v_row.claimed_by), v_row.lease_expires_at
+            USING ERRCODE = 'P7011',
+                  HINT = 'Wait for the worker''s completion or for the lease to expire, then '
+                         'cancel again if the job is still queued.';
+    END IF;
+
+    SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count)
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id;
+
+    IF v_row.lease_token IS NOT NULL THEN
+        v_attempt_no := v_attempt_no + 1;
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             payload, attempt_no, state, error_code, error_message, worker_id)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+             'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
+             pg_catalog.format('lease expired at %s; found by cancel_outbox_job (%s)',
+                               v_row.lease_expires_at, SESSION_USER),
+             v_row.claimed_by);
+    END IF;
+
+    v_attempt_no := v_attempt_no + 1;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, attempt_no, state, completed_at, acted_by, reason, ticket)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+         'CANCELLED'::public.outbox_attempt_state, v_now, SESSION_USER, p_reason, p_ticket);
+
+    DELETE FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id;
+
+    RETURN QUERY
+    SELECT p_outbox_id, v_attempt_no, 'CANCELLED'::public.outbox_attempt_state;
+END
+$$;
+
+
+ALTER FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Cancels a queued job: a CANCELLED attempt (terminal) naming session_user, p_reason and p_ticket (both required, 22023), and the job leaves the queue; an expired lease is recorded as ZOMBIE_REQUEUE first. P7011 JOB_LEASED under a live lease, P7005 JOB_ALREADY_TERMINAL for a finished job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
+
+
+--
+-- Name: check_outbox_payload_numbers(jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) RETURNS void
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_bad record;
+    v_extra_float_digits text;
+    v_ignored text;
+BEGIN
+    IF p_payload IS NULL THEN
+        RETURN;
+    END IF;
+    v_extra_float_digits := pg_catalog.current_setting('extra_float_digits');
+    v_ignored := pg_catalog.set_config('extra_float_digits', '1', true);
+    IF NOT EXISTS (
+        SELECT 1
+          FROM pg_catalog.jsonb_path_query(
+                   p_payload, 'strict $.** ? (@.type() == "number")'
+               ) AS j (value)
+         WHERE pg_catalog.abs(j.value::numeric) > 9007199254740992
+            OR (j.value::numeric <> 0 AND pg_catalog.abs(j.value::numeric) < 1e-307)
+            OR j.value::numeric::float8::text::numeric <> j.value::numeric
+    ) THEN
+        v_ignored := pg_catalog.set_config('extra_float_digits', v_extra_float_digits, true);
+        RETURN;
+    END IF;
+
+    WITH RECURSIVE walk (path, value) AS (
+        SELECT '$'::text, p_payload
+        UNION ALL
+        SELECT c.path, c.value
+          FROM walk AS w
+         CROSS JOIN LATERAL (
+             SELECT w.path || CASE
+                                  WHEN e.key COLLATE "C" ~ '^[A-Za-z_][A-Za-z0-9_]*$'
+                                      THEN '.' || e.key
+                                  ELSE '.' || pg_catalog.to_json(e.key)::text
+                              END AS path,
+                    e.value
+               FROM pg_catalog.jsonb_each(
+                        CASE WHEN pg_catalog.jsonb_typeof(w.value) = 'object' THEN w.value
+                             ELSE '{}'::jsonb END
+                    ) AS e (key, value)
+             UNION ALL
+             SELECT w.path || '[' || (a.ord - 1)::text || ']' AS path, a.value
+               FROM pg_catalog.jsonb_array_elements(
+                        CASE WHEN pg_catalog.jsonb_typeof(w.value) = 'array' THEN w.value
+                             ELSE '[]'::jsonb END
+                    ) WITH ORDINALITY AS a (value, ord)
+         ) AS c
+    )
+    SELECT w.path, w.value::text AS number
+      INTO v_bad
+      FROM walk AS w
+     WHERE pg_catalog.jsonb_typeof(w.value) = 'number'
+       AND (pg_catalog.abs(w.value::numeric) > 9007199254740992
+            OR (w.value::numeric <> 0 AND pg_catalog.abs(w.value::numeric) < 1e-307)
+            OR w.value::numeric::float8::text::numeric <> w.value::numeric)
+     ORDER BY w.path
+     LIMIT 1;
+
+    RAISE EXCEPTION 'p_payload number % at % cannot be represented exactly by a JSON consumer '
+                    '(beyond +-2^53, or not a double)',
+        pg_catalog.left(v_bad.number, 64), v_bad.path
+        USING ERRCODE = 'invalid_parameter_value',
+              HINT = 'Send money as a string ("100.10") or in integer minor units (10010).';
+END
+$_$;
+
+
+ALTER FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION check_outbox_payload_numbers(p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) IS 'Raises 22023 naming the JSON path (e.g. $.amount) of the first number in the payload that a JSON consumer reading numbers as IEEE 754 doubles cannot represent exactly: beyond +-2^53, non-zero below 1e-307, or a decimal that does not round-trip through a double. Internal: owner only.';
+
+
+--
+-- Name: claim_outbox_batch(integer, text, integer, text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
-        IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
-            RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
-                COALESCE(p_batch_size::text, 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- NULL means every rail; otherwise 1 to 100 rail types, each a valid id.
+    IF p_rail_types IS NOT NULL THEN
+        IF pg_catalog.cardinality(p_rail_types) NOT BETWEEN 1 AND 100
+           OR pg_catalog.array_ndims(p_rail_types) <> 1 THEN
+            RAISE EXCEPTION 'p_rail_types must be NULL (every rail) or a one-dimensional array '
+                            'of 1 to 100 rail types, got % element(s)',
+                pg_catalog.cardinality(p_rail_types)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM public.outbox_require_ids(
+            pg_catalog.array_fill('p_rail_types element'::text,
+                                  ARRAY[pg_catalog.cardinality(p_rail_types)]),
+            p_rail_types
+        );
+        -- Any spelling: each rail as given and upper-cased (ADR 0122; jobs queued before 0020
+        -- may carry a lower-case rail), each once.
+        p_rail_types := ARRAY(
+            SELECT DISTINCT r.rail_type
+              FROM pg_catalog.unnest(p_rail_types) AS g (rail_type)
+             CROSS JOIN LATERAL (VALUES (g.rail_type),
+                                        (pg_catalog.upper(g.rail_type COLLATE "C"))) AS r (rail_type)
+        );
+    END IF;
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- One statement: lock the candidates (each scan is capped at the batch and reads its index
-    -- in order, so the work is proportional to the batch, not to the number of leased rows),
-    -- keep the oldest due of them, record the lost lease of each expired one taken (attempt
-    -- number: the ledger's last, or the locked row's attempt_count if higher, plus one; at the
-    -- ceiling FAILED and the job leaves the queue), lease the others by primary key, return
-    -- them oldest due first. The expired scan returns the locked (latest) row version, so what
-    -- is recorded is what was locked.
+    -- in order, so the work is proportional to the batch, not to the number of queued or leased
+    -- rows): due heads without a lease (all rails: one partial index; some rails: the rail index,
+    -- once per rail) and expired leases of heads. Keep the first of them by priority, then due
+    -- time; record the lost lease of each expired one taken (attempt number: the ledger's last,
+    -- or the locked row's attempt_count if higher, plus one; at the ceiling FAILED and the job
+    -- leaves the queue, and the trigger promotes the participant's next job), lease the others
+    -- by primary key (a taken-over job is in doubt from now on), return them in that order.
     RETURN QUERY
     WITH unleased AS (
-        SELECT p.outbox_id, p.next_attempt_at
-          FROM public.payment_outbox_pending AS p
-         WHERE p.lease_token IS NULL
-           AND p.next_attempt_at <= v_now
-         ORDER BY p.next_attempt_at, p.outbox_id
-         LIMIT p_batch_size
-           FOR UPDATE SKIP LOCKED
+        SELECT a.outbox_id, a.priority, a.next_attempt_at
+          FROM (
+              SELECT p.outbox_id, p.priority, p.next_attempt_at
+                FROM public.payment_outbox_pending AS p
+               WHERE p_rail_types IS NULL
+                 AND p.is_head
+                 AND p.lease_token IS NULL
+                 AND p.next_attempt_at <= v_now
+               ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+               LIMIT p_batch_size
+                 FOR UPDATE SKIP LOCKED
+          ) AS a
+        UNION ALL
+        SELECT r.outbox_id, r.priority, r.next_attempt_at
+          FROM pg_catalog.unnest(p_rail_types) AS t (rail_type)
+         CROSS JOIN LATERAL (
+              SELECT p.outbox_id, p.priority, p.next_attempt_at
+                FROM public.payment_outbox_pending AS p
+               WHERE p.rail_type = t.rail_type
+                 AND p.is_head
+                 AND p.lease_token IS NULL
+                 AND p.next_attempt_at <= v_now
+               ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+               LIMIT p_batch_size
+                 FOR UPDATE SKIP LOCKED
+          ) AS r
     ), expired AS (
-        SELECT p.outbox_id, p.next_attempt_at, p.instruction_id, p.participant_id, p.sequence_id,
-               p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-               p.lease_expires_at
+        SELECT p.outbox_id, p.priority, p.next_attempt_at, p.instruction_id, p.participant_id,
+               p.sequence_id, p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
+               p.claimed_by, p.lease_token, p.lease_expires_at, p.claimed_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
            AND p.next_attempt_at <= v_now
+           AND p.is_head
+           AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
          ORDER BY p.lease_expires_at, p.outbox_id
          LIMIT p_batch_size
            FOR UPDATE SKIP LOCKED
     ), chosen AS (
         SELECT b.outbox_id
           FROM (
-              SELECT u.outbox_id, u.next_attempt_at FROM unleased AS u
+              SELECT u.outbox_id, u.priority, u.next_attempt_at FROM unleased AS u
               UNION ALL
-              SELECT e.outbox_id, e.next_attempt_at FROM expired AS e
+              SELECT e.outbox_id, e.priority, e.next_attempt_at FROM expired AS e
           ) AS b
-         ORDER BY b.next_attempt_at, b.outbox_id
+         ORDER BY b.priority DESC, b.next_attempt_at, b.outbox_id
          LIMIT p_batch_size
     ), zombies AS (
         SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id, e.idempotency_key,
-               e.rail_type, e.payload, e.claimed_by, e.lease_expires_at,
+               e.rail_type, e.payload, e.claimed_by, e.lease_token, e.lease_expires_at,
+               e.claimed_at,
                GREATEST(
                    COALESCE((SELECT pg_catalog.max(a.attempt_no)
                                FROM public.payment_outbox_attempts AS a
@@ -385,7 +608,8 @@ BEGIN
           JOIN chosen AS c ON c.outbox_id = e.outbox_id
     ), decided AS (
         SELECT z.outbox_id, z.instruction_id, z.participant_id, z.sequence_id, z.idempotency_key,
-               z.rail_type, z.payload, z.claimed_by, z.lease_expires_at, z.attempt_no, z.ceiling,
+               z.rail_type, z.payload, z.claimed_by, z.lease_token, z.lease_expires_at,
+               z.claimed_at, z.attempt_no, z.ceiling,
                CASE
                    WHEN z.attempt_no >= z.ceiling THEN 'FAILED'::public.outbox_attempt_state
                    ELSE 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
@@ -394,9 +618,11 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
                d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
                'LEASE_EXPIRED',
                CASE
@@ -407,7 +633,7 @@ BEGIN
                    ELSE pg_catalog.format('lease expired at %s; requeued by %s',
                                           d.lease_expires_at, p_worker_id)
                END,
-               d.claimed_by
+               d.claimed_by, d.lease_token, SESSION_USER
           FROM decided AS d
          ORDER BY d.outbox_id
         RETURNING a.outbox_id
@@ -430,32 +656,35 @@ BEGIN
            SET claimed_by = p_worker_id,
                lease_token = public.uuid_v7_or_random(),
                lease_expires_at = v_expires_at,
-               attempt_count = COALESCE(t.attempt_no, p.attempt_count)
+               -- The real claim time, read after the rows were locked: later than the commit
+               -- of whatever made the job claimable (the completion of its predecessor).
+               claimed_at = pg_catalog.clock_timestamp(),
+               attempt_count = COALESCE(t.attempt_no, p.attempt_count),
+               in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
           FROM taken AS t
          WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM taken AS x)::uuid[])
            AND p.outbox_id = t.outbox_id
         RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
-                  p.lease_token, p.lease_expires_at, p.next_attempt_at
+                  p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
     )
     SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at
+           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
       FROM leased AS l
-     ORDER BY l.next_attempt_at, l.outbox_id;
+     ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
 
-ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) OWNER TO symphony_owner;
 
 --
--- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) IS 'Leases up to p_batch_size (1..1000) due rows, oldest due first (FOR UPDATE SKIP LOCKED): rows without a lease and rows whose lease expired. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt (attempt_count follows), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest priority then oldest due first. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
 
 
 --
@@ -472,67 +701,33 @@ DECLARE
     v_attempt_no integer;
     v_state public.outbox_attempt_state;
     v_terminal boolean;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
-    IF p_outbox_id IS NULL OR p_lease_token IS NULL
-       OR p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' OR p_state IS NULL
-       OR p_latency_ms < 0
-       OR pg_catalog.octet_length(p_worker_id) > 1024
-       OR pg_catalog.octet_length(p_rail_reference) > 1024
-       OR pg_catalog.octet_length(p_rail_code) > 1024
-       OR pg_catalog.octet_length(p_error_code) > 1024
-       OR pg_catalog.octet_length(p_error_message) > 4096 THEN
-        IF p_outbox_id IS NULL THEN
-            RAISE EXCEPTION 'p_outbox_id must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_lease_token IS NULL THEN
-            RAISE EXCEPTION 'p_lease_token must not be NULL'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_state IS NULL THEN
-            RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-            RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_worker_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_reference)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_code) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_code) > 1024 THEN
-            RAISE EXCEPTION 'p_error_code must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_error_code)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_error_message) > 4096 THEN
-            RAISE EXCEPTION 'p_error_message must be at most 4096 bytes, got %',
-                pg_catalog.octet_length(p_error_message)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
         RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -541,51 +736,52 @@ BEGIN
          WHERE p.outbox_id = p_outbox_id
            AND p.claimed_by = p_worker_id
            AND p.lease_token IS NOT DISTINCT FROM p_lease_token
-           AND p.lease_expires_at > v_now
         RETURNING p.* INTO v_row;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
                 p_outbox_id, pg_catalog.quote_literal(p_worker_id)
                 USING ERRCODE = 'P7002',
-                      HINT = 'The lease expired, was repaired or was claimed again: drop this '
-                             'result and do not dispatch again under the old lease.';
+                      HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                             'do not dispatch again under it; record what the rail said with '
+                             'public.record_stale_outbox_outcome().';
         END IF;
 
         RETURN QUERY
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-             error_message, latency_ms, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
         SELECT v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
                v_row.idempotency_key, v_row.rail_type, v_row.payload,
-               COALESCE(pg_catalog.max(x.attempt_no), 0) + 1, p_state, v_now,
+               COALESCE(pg_catalog.max(x.attempt_no), 0) + 1, p_state,
+               COALESCE(v_row.claimed_at, v_now), v_now,
                p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
-               p_worker_id
+               p_worker_id, p_lease_token, SESSION_USER
           FROM public.payment_outbox_attempts AS x
          WHERE x.outbox_id = p_outbox_id
         RETURNING a.attempt_no, a.state;
 
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN;
     END IF;
 
     -- RETRYABLE, or a state that must be refused: the 0002 sequence.
-    -- 1. Lock the row only while worker, token and an unexpired lease all match.
+    -- 1. Lock the row only while worker and token match (the token is still the job's current
+    --    one: no repair or claim replaced it, even if lease_expires_at has passed; ADR 0118).
     SELECT p.*
       INTO v_row
       FROM public.payment_outbox_pending AS p
      WHERE p.outbox_id = p_outbox_id
        AND p.claimed_by = p_worker_id
        AND p.lease_token IS NOT DISTINCT FROM p_lease_token
-       AND p.lease_expires_at > v_now
        FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
             p_outbox_id, pg_catalog.quote_literal(p_worker_id)
             USING ERRCODE = 'P7002',
-                  HINT = 'The lease expired, was repaired or was claimed again: drop this '
-                         'result and do not dispatch again under the old lease.';
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'do not dispatch again under it; record what the rail said with '
+                         'public.record_stale_outbox_outcome().';
     END IF;
 
     -- 2. Only outcomes a worker can report (terminal ones took the path above).
@@ -611,13 +807,14 @@ BEGIN
     -- 5. Append the attempt.
     INSERT INTO public.payment_outbox_attempts AS a
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-         error_message, latency_ms, worker_id)
+         payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+         error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
     VALUES
         (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
          v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
-         CASE WHEN v_terminal THEN v_now END, p_rail_reference, p_rail_code, p_error_code,
-         p_error_message, p_latency_ms, p_worker_id);
+         COALESCE(v_row.claimed_at, v_now), CASE WHEN v_terminal THEN v_now END,
+         p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms, p_worker_id,
+         p_lease_token, SESSION_USER);
 
     -- 6. Terminal: the job leaves the queue. Retry: back in the queue after the delay, unleased.
     IF v_terminal THEN
@@ -631,13 +828,13 @@ BEGIN
                ),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL
          WHERE p.outbox_id = p_outbox_id;
     END IF;
 
     -- 7. Report what was recorded.
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -649,7 +846,7 @@ ALTER FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uu
 -- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker, token and an unexpired lease match; P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
+COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
 
 
 --
@@ -668,20 +865,10 @@ DECLARE
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_plan_settings text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     v_count := pg_catalog.cardinality(p_outbox_ids);
     IF v_count IS NULL OR v_count < 1 OR v_count > 1000
        OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
@@ -812,12 +999,9 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
-    -- 2. Lock every row whose lease matches (worker, token, unexpired), in outbox_id order so
+    -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
     --    latest version of a row it had to wait for. The token comparison is IS NOT DISTINCT
     --    FROM for the reason given in 0006 (the primary key must be the only index used).
@@ -832,7 +1016,6 @@ BEGIN
            WHERE p.outbox_id = ANY (p_outbox_ids)
              AND p.claimed_by = p_worker_id
              AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-             AND p.lease_expires_at > v_now
            ORDER BY p.outbox_id
              FOR UPDATE OF p
       ) AS l;
@@ -849,7 +1032,6 @@ BEGIN
                     WHERE p.outbox_id = i.outbox_id
                       AND p.claimed_by = p_worker_id
                       AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-                      AND p.lease_expires_at > v_now
                );
         RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token '
                         '(% of % completions in the batch are stale; none was recorded)',
@@ -858,8 +1040,9 @@ BEGIN
             USING ERRCODE = 'P7002',
                   DETAIL = 'stale outbox ids: '
                            || pg_catalog.array_to_string(v_stale, ', '),
-                  HINT = 'Drop the results of the stale leases (do not dispatch them again under '
-                         'the old lease) and complete the other jobs again.';
+                  HINT = 'Do not dispatch the stale jobs again under their old leases; record '
+                         'what the rail said for them with public.record_stale_outbox_outcome() '
+                         'and complete the other jobs again.';
     END IF;
 
     -- 4. Only outcomes a worker can report.
@@ -883,20 +1066,36 @@ BEGIN
         v_ceiling := public.outbox_retry_ceiling();
     END IF;
 
+    -- 5b. A job leaving the queue promotes its participant's next job, which locks the
+    --     participant's allocator row (trg_promote_outbox_head, ADR 0116). Lock those rows here
+    --     first, in participant order - the order a multi-job enqueue transaction locks them in
+    --     - so that a batch and an enqueue cannot deadlock.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id IN (
+                SELECT p.participant_id
+                  FROM public.payment_outbox_pending AS p
+                 WHERE p.outbox_id = ANY (p_outbox_ids)
+            )
+      ORDER BY s.participant_id
+        FOR UPDATE OF s;
+
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
     --    per element in input order. The rows are locked by this transaction since step 2.
     RETURN QUERY
     WITH input AS (
         SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
-               i.error_message, i.latency_ms, i.retry_delay_seconds
+               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references), pg_catalog.unnest(p_rail_codes),
                           pg_catalog.unnest(p_error_codes), pg_catalog.unnest(p_error_messages),
                           pg_catalog.unnest(p_latency_ms),
-                          pg_catalog.unnest(p_retry_delay_seconds))
+                          pg_catalog.unnest(p_retry_delay_seconds),
+                          pg_catalog.unnest(p_lease_tokens))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
-                                     error_message, latency_ms, retry_delay_seconds, ord)
+                                     error_message, latency_ms, retry_delay_seconds, lease_token,
+                                     ord)
     ), previous AS (
         SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
           FROM public.payment_outbox_attempts AS a
@@ -913,7 +1112,7 @@ BEGIN
                    ELSE i.state
                END AS state,
                i.rail_reference, i.rail_code, i.error_code, i.error_message, i.latency_ms,
-               i.retry_delay_seconds
+               i.retry_delay_seconds, i.lease_token, p.claimed_at
           FROM input AS i
           JOIN public.payment_outbox_pending AS p
             ON p.outbox_id = i.outbox_id
@@ -923,13 +1122,14 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, rail_reference, rail_code, error_code,
-             error_message, latency_ms, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
                d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
                d.rail_reference, d.rail_code, d.error_code, d.error_message, d.latency_ms,
-               p_worker_id
+               p_worker_id, d.lease_token, SESSION_USER
           FROM decided AS d
          ORDER BY d.ord
         RETURNING a.outbox_id
@@ -948,7 +1148,8 @@ BEGIN
                ),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL
           FROM decided AS d
          WHERE p.outbox_id = ANY (p_outbox_ids)
            AND p.outbox_id = d.outbox_id
@@ -959,8 +1160,7 @@ BEGIN
       FROM decided AS d
      ORDER BY d.ord;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -971,7 +1171,7 @@ ALTER FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_
 -- Name: FUNCTION complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, expired or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
+COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
 
 
 --
@@ -999,10 +1199,48 @@ COMMENT ON FUNCTION public.deny_outbox_attempts_mutation() IS 'Trigger function:
 
 
 --
--- Name: enqueue_payment_outbox(text, text, text, text, jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
+-- Name: disable_outbox_rail(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
-CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+CREATE FUNCTION public.disable_outbox_rail(p_rail_code text) RETURNS TABLE(rail_code text, returns_reference boolean, enabled boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF p_rail_code IS NULL OR pg_catalog.btrim(p_rail_code, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_code must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    UPDATE public.outbox_rails AS r
+       SET enabled = false,
+           updated_at = pg_catalog.clock_timestamp(),
+           updated_by = SESSION_USER
+     WHERE r.rail_code = pg_catalog.upper(p_rail_code COLLATE "C")
+    RETURNING r.rail_code, r.returns_reference, r.enabled;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'p_rail_code % is not a registered rail',
+            pg_catalog.quote_literal(pg_catalog.left(p_rail_code, 64))
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.disable_outbox_rail(p_rail_code text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION disable_outbox_rail(p_rail_code text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.disable_outbox_rail(p_rail_code text) IS 'Stops enqueue from accepting a rail (queued jobs and history untouched) and returns it; 22023 for an unregistered rail. EXECUTE for symphony_control.';
+
+
+--
+-- Name: enqueue_payment_outbox(text, text, text, text, jsonb, timestamp with time zone, smallint); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone DEFAULT NULL::timestamp with time zone, p_priority smallint DEFAULT 0) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
@@ -1010,71 +1248,35 @@ DECLARE
     v_found record;
     v_outbox_id uuid;
     v_known boolean := false;
-    v_plan_cache_mode text;
-    v_enable_seqscan text;
-    v_ignored text;
+    v_sequence_id bigint;
+    v_plan_settings text[];
+    v_rail_code text;
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = ''
-       OR p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
-       OR p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = ''
-       OR p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_instruction_id) > 1024
-       OR pg_catalog.octet_length(p_participant_id) > 1024
-       OR pg_catalog.octet_length(p_idempotency_key) > 1024
-       OR pg_catalog.octet_length(p_rail_type) > 1024
-       OR p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object'
-       OR pg_catalog.octet_length(p_payload::text) > 65536 THEN
-        IF p_instruction_id IS NULL OR pg_catalog.btrim(p_instruction_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_instruction_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_participant_id must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_idempotency_key IS NULL OR pg_catalog.btrim(p_idempotency_key, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_idempotency_key must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
-            RAISE EXCEPTION 'p_rail_type must be a non-empty string'
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_instruction_id) > 1024 THEN
-            RAISE EXCEPTION 'p_instruction_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_instruction_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_participant_id) > 1024 THEN
-            RAISE EXCEPTION 'p_participant_id must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_participant_id)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_idempotency_key) > 1024 THEN
-            RAISE EXCEPTION 'p_idempotency_key must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_idempotency_key)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
-            RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
-                pg_catalog.octet_length(p_rail_type)
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
-            RAISE EXCEPTION 'p_payload must be a JSON object, got %',
-                COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
+    PERFORM public.outbox_require_ids(
+        ARRAY['p_instruction_id', 'p_participant_id', 'p_idempotency_key', 'p_rail_type'],
+        ARRAY[p_instruction_id, p_participant_id, p_idempotency_key, p_rail_type]
+    );
+    IF p_payload IS NULL OR pg_catalog.jsonb_typeof(p_payload) <> 'object' THEN
+        RAISE EXCEPTION 'p_payload must be a JSON object, got %',
+            COALESCE(pg_catalog.jsonb_typeof(p_payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_payload::text) > 65536 THEN
         RAISE EXCEPTION 'p_payload must be at most 65536 bytes (as jsonb text), got %',
             pg_catalog.octet_length(p_payload::text)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF p_priority IS NULL THEN
+        RAISE EXCEPTION 'p_priority must not be NULL (0 is the default)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_not_before = 'infinity'::timestamptz OR p_not_before = '-infinity'::timestamptz THEN
+        RAISE EXCEPTION 'p_not_before must be a finite time or NULL, got %', p_not_before
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
 
-    v_plan_cache_mode := pg_catalog.current_setting('plan_cache_mode');
-    v_enable_seqscan := pg_catalog.current_setting('enable_seqscan');
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    v_plan_settings := public.outbox_pin_plan_settings();
 
     -- 2. Serialise every enqueue of this (instruction_id, idempotency_key) on the key table's
     --    primary key, which no runtime role can read or lock. A new key: the inserted row is ours
@@ -1117,8 +1319,12 @@ BEGIN
      ORDER BY f.source
      LIMIT 1;
     IF FOUND THEN
+        -- A replay is compared against what was stored; the rail by its upper-cased spelling
+        -- (ADR 0122), so `rtgs` after `RTGS`, or after a job stored as `rtgs` before 0020, is
+        -- the same job, and a replay after the rail was disabled still returns its job.
         IF v_found.participant_id IS DISTINCT FROM p_participant_id
-           OR v_found.rail_type IS DISTINCT FROM p_rail_type
+           OR pg_catalog.upper(v_found.rail_type COLLATE "C")
+              IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
            OR v_found.payload IS DISTINCT FROM p_payload THEN
             RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
                             'already used with a different participant, rail type or payload',
@@ -1126,14 +1332,19 @@ BEGIN
                 pg_catalog.quote_literal(p_instruction_id)
                 USING ERRCODE = 'P7004';
         END IF;
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN QUERY
             SELECT v_found.outbox_id, v_found.sequence_id, v_found.created_at, v_found.state;
         RETURN;
     END IF;
 
-    -- 5. New job (a new key, or a known key whose job was removed by hand before any attempt):
+    -- 5. A new job takes the canonical code of an enabled rail (22023 for an unknown or disabled
+    --    one) and only numbers a JSON consumer reads exactly (22023 naming the JSON path). The
+    --    error undoes the key row inserted above: nothing is written.
+    v_rail_code := public.outbox_rail_code(p_rail_type);
+    PERFORM public.check_outbox_payload_numbers(p_payload);
+
+    -- New job (a new key, or a known key whose job was removed by hand before any attempt):
     --    allocate and insert. ON CONFLICT DO NOTHING only matters for a row inserted directly by
     --    the control plane after the look-up: nothing is returned, and the serialization failure
     --    below rolls the allocated sequence number back (ADR 0006).
@@ -1144,20 +1355,29 @@ BEGIN
          WHERE k.instruction_id = p_instruction_id
            AND k.idempotency_key = p_idempotency_key;
     END IF;
+    -- 6. Allocate the participant's next sequence number (its allocator row stays locked until
+    --    commit), then insert the job in a second statement: under READ COMMITTED that statement
+    --    sees every job of the participant committed while we waited for the row (a completion
+    --    that promoted a head updates the same row first), so the head flag is right (ADR 0116).
+    --    The job is its participant's head when no other job of the participant is queued (all
+    --    of them have lower sequence numbers). It is due at p_not_before, or now.
+    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+    VALUES (p_participant_id, 2)
+    ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
+    DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+
     RETURN QUERY
-    WITH allocated AS (
-        INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
-        VALUES (p_participant_id, 2)
-        ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
-        DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
-        RETURNING s.next_sequence_id - 1 AS sequence_id
-    )
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload)
-    SELECT v_outbox_id, p_instruction_id, p_participant_id, n.sequence_id, p_idempotency_key,
-           p_rail_type, p_payload
-      FROM allocated AS n
+         payload, next_attempt_at, priority, is_head)
+    SELECT v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
+           v_rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority,
+           NOT EXISTS (
+               SELECT 1
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = p_participant_id
+           )
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text;
     IF NOT FOUND THEN
@@ -1167,19 +1387,18 @@ BEGIN
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_cache_mode, true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_enable_seqscan, true);
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
 
-ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) OWNER TO symphony_owner;
+ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) OWNER TO symphony_owner;
 
 --
--- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: COMMENT; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. P7004 when the key is reused with a different participant, rail type or payload; 22023 on invalid arguments (payload over 65536 bytes).';
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type (compared upper-cased) or payload; 22023 on invalid arguments (payload over 65536 bytes, a rail that is not registered and enabled, a payload number a JSON consumer cannot represent exactly, naming its JSON path). A new job stores the canonical rail code.';
 
 
 --
@@ -1258,6 +1477,65 @@ COMMENT ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) IS 'Cr
 
 
 --
+-- Name: extend_outbox_lease(uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_expires_at timestamptz;
+    v_plan_settings text[];
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
+        RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
+            COALESCE(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    UPDATE public.payment_outbox_pending AS p
+       SET lease_expires_at = pg_catalog.clock_timestamp()
+                              + pg_catalog.make_interval(secs => p_lease_seconds)
+     WHERE p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+    RETURNING p.lease_expires_at INTO v_expires_at;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'stop working on it; do not dispatch again under it.';
+    END IF;
+
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    RETURN v_expires_at;
+END
+$$;
+
+
+ALTER FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) IS 'Heartbeat: sets the lease of p_outbox_id to expire p_lease_seconds (1..86400) from now and returns the new expiry. Fenced like completion: P7002 (LEASE_LOST) unless worker and token are the job''s current lease (an expired lease nobody replaced may still be extended).';
+
+
+--
 -- Name: guard_archived_outbox_id(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1291,7 +1569,45 @@ ALTER FUNCTION public.guard_archived_outbox_id() OWNER TO symphony_owner;
 -- Name: FUNCTION guard_archived_outbox_id(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.guard_archived_outbox_id() IS 'Trigger function: refuses (P7020 JOB_ARCHIVED) a queue or ledger row written by anyone but the outbox functions for an outbox_id whose ledger partition is archived.';
+COMMENT ON FUNCTION public.guard_archived_outbox_id() IS 'Trigger function: refuses (P7020 JOB_ARCHIVED) a queue or ledger row written by anyone but the outbox functions (a superuser or the migrating role by hand) for an outbox_id whose ledger partition is archived.';
+
+
+--
+-- Name: guard_attempt_participant(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_attempt_participant() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_participant text;
+BEGIN
+    SELECT a.participant_id INTO v_participant
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = NEW.outbox_id
+       AND a.participant_id <> NEW.participant_id
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'outbox % belongs to participant %: an attempt naming participant % '
+                        'would escape the ledger''s one-outcome and attempt-number rules',
+            NEW.outbox_id, pg_catalog.quote_literal(v_participant),
+            pg_catalog.quote_literal(NEW.participant_id)
+            USING ERRCODE = 'unique_violation',
+                  CONSTRAINT = 'uq_payment_outbox_attempts_one_outcome';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_attempt_participant() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_attempt_participant(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job.';
 
 
 --
@@ -1421,6 +1737,129 @@ COMMENT ON FUNCTION public.guard_outbox_pending_write() IS 'Trigger function: re
 
 
 --
+-- Name: guard_policy_version_identity(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_policy_version_identity() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NEW.version IS DISTINCT FROM OLD.version
+       OR NEW.checksum IS DISTINCT FROM OLD.checksum
+       OR NEW.created_at IS DISTINCT FROM OLD.created_at THEN
+        RAISE EXCEPTION 'POLICY_VERSION_IMMUTABLE: the version, checksum and created_at of '
+                        'policy version % never change', quote_literal(OLD.version)
+            USING ERRCODE = 'P7104',
+                  HINT = 'Publish the changed document as a new version (rotate).';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_policy_version_identity() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_policy_version_identity(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_policy_version_identity() IS 'Trigger function: refuses (P7104) any change of a policy version''s version, checksum or created_at.';
+
+
+--
+-- Name: guard_policy_version_lifecycle(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_policy_version_lifecycle() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_problem text;
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        v_problem := 'policy versions are never truncated';
+    ELSIF TG_OP = 'DELETE' THEN
+        v_problem := format('policy version %L is never deleted (%s)', OLD.version, OLD.status);
+    ELSIF TG_OP = 'INSERT' THEN
+        IF NEW.status <> 'ACTIVE'::public.policy_version_status THEN
+            v_problem := format('a new policy version (%L) must be ACTIVE, not %s',
+                                NEW.version, NEW.status);
+        END IF;
+    ELSIF OLD.status = 'RETIRED'::public.policy_version_status THEN
+        v_problem := format('RETIRED policy version %L never changes', OLD.version);
+    ELSIF NOT (
+        (NEW.status = OLD.status
+         AND NEW.grace_expires_at IS NOT DISTINCT FROM OLD.grace_expires_at)
+        OR (OLD.status = 'ACTIVE'::public.policy_version_status
+            AND NEW.status = 'GRACE'::public.policy_version_status)
+        OR (OLD.status = 'GRACE'::public.policy_version_status
+            AND NEW.status = 'RETIRED'::public.policy_version_status
+            AND NEW.grace_expires_at IS NOT DISTINCT FROM OLD.grace_expires_at)
+    ) THEN
+        v_problem := format(
+            'policy version %L may not go from %s (grace until %s) to %s (grace until %s): '
+            'only ACTIVE -> GRACE -> RETIRED, and a GRACE version keeps its expiry',
+            OLD.version, OLD.status, COALESCE(OLD.grace_expires_at::text, '-'),
+            NEW.status, COALESCE(NEW.grace_expires_at::text, '-'));
+    END IF;
+    IF v_problem IS NOT NULL THEN
+        RAISE EXCEPTION 'POLICY_VERSION_IMMUTABLE: %', v_problem
+            USING ERRCODE = 'P7104',
+                  HINT = 'Use rotate_policy_version() and retire_expired_policy_versions().';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_policy_version_lifecycle() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_policy_version_lifecycle(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_policy_version_lifecycle() IS 'Trigger function: refuses (P7104) deleting or truncating policy versions, changing a RETIRED one, inserting one that is not ACTIVE, and any status move but ACTIVE -> GRACE -> RETIRED.';
+
+
+--
+-- Name: keep_one_active_policy_version(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.keep_one_active_policy_version() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1
+          FROM public.policy_versions AS pv
+         WHERE pv.status = 'ACTIVE'::public.policy_version_status
+    ) THEN
+        RAISE EXCEPTION 'NO_ACTIVE_POLICY: policy version % stopped being ACTIVE and no other '
+                        'version became ACTIVE in the same transaction', quote_literal(OLD.version)
+            USING ERRCODE = 'P7103',
+                  HINT = 'Rotate with rotate_policy_version(), which does both at once.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.keep_one_active_policy_version() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION keep_one_active_policy_version(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigger function (deferred): refuses (P7103) to commit a transaction that leaves public.policy_versions without an ACTIVE version after demoting one.';
+
+
+--
 -- Name: ledger_uuid_lower_bound(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1493,6 +1932,308 @@ COMMENT ON FUNCTION public.mark_ledger_partition_restored(p_partition text) IS '
 
 
 --
+-- Name: outbox_limit_bytes(text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF pg_catalog.octet_length(p_values[i]) > p_max_bytes[i] THEN
+            RAISE EXCEPTION '% must be at most % bytes, got %',
+                p_names[i], p_max_bytes[i], pg_catalog.octet_length(p_values[i])
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) IS 'Rule helper of the outbox functions: raises 22023 "<name> must be at most <max> bytes, got <n>" for the first value (in order) longer than its limit; NULL values pass. Owner only.';
+
+
+--
+-- Name: outbox_metrics(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_metrics() RETURNS TABLE(rail_type text, participant_id text, is_total boolean, queue_depth bigint, due_now bigint, leased bigint, expired_leases bigint, in_doubt bigint, oldest_due_age_seconds double precision, retries_5m bigint, retries_60m bigint, lost_leases_5m bigint, lost_leases_60m bigint, failures_5m bigint, failures_60m bigint, cancellations_5m bigint, cancellations_60m bigint)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    WITH clock AS (
+        SELECT pg_catalog.clock_timestamp() AS now
+    ), queue AS (
+        SELECT p.rail_type, p.participant_id,
+               pg_catalog.count(*) AS queue_depth,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.next_attempt_at <= c.now
+                     AND (p.lease_token IS NULL OR p.lease_expires_at <= c.now)
+               ) AS due_now,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.lease_token IS NOT NULL AND p.lease_expires_at > c.now
+               ) AS leased,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.lease_token IS NOT NULL AND p.lease_expires_at <= c.now
+               ) AS expired_leases,
+               pg_catalog.count(*) FILTER (
+                   WHERE p.attempt_count > 0
+                     AND EXISTS (
+                         SELECT 1
+                           FROM public.payment_outbox_attempts AS a
+                          WHERE a.outbox_id = p.outbox_id
+                            AND a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+                     )
+               ) AS in_doubt,
+               pg_catalog.min(p.next_attempt_at) FILTER (
+                   WHERE p.next_attempt_at <= c.now
+                     AND (p.lease_token IS NULL OR p.lease_expires_at <= c.now)
+               ) AS oldest_due_at
+          FROM public.payment_outbox_pending AS p
+         CROSS JOIN clock AS c
+         GROUP BY p.rail_type, p.participant_id
+    ), trouble AS (
+        SELECT a.rail_type, a.participant_id,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'RETRYABLE'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS retries_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'RETRYABLE'::public.outbox_attempt_state
+               ) AS retries_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS lost_leases_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+               ) AS lost_leases_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'FAILED'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS failures_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'FAILED'::public.outbox_attempt_state
+               ) AS failures_60m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'CANCELLED'::public.outbox_attempt_state
+                     AND a.created_at > c.now - INTERVAL '5 minutes'
+               ) AS cancellations_5m,
+               pg_catalog.count(*) FILTER (
+                   WHERE a.state = 'CANCELLED'::public.outbox_attempt_state
+               ) AS cancellations_60m
+          FROM public.payment_outbox_attempts AS a
+         CROSS JOIN clock AS c
+         WHERE a.state IN ('RETRYABLE'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'CANCELLED'::public.outbox_attempt_state,
+                           'ZOMBIE_REQUEUE'::public.outbox_attempt_state)
+           AND a.created_at > c.now - INTERVAL '60 minutes'
+         GROUP BY a.rail_type, a.participant_id
+    ), joined AS (
+        SELECT COALESCE(q.rail_type, t.rail_type) AS rail_type,
+               COALESCE(q.participant_id, t.participant_id) AS participant_id,
+               COALESCE(q.queue_depth, 0) AS queue_depth,
+               COALESCE(q.due_now, 0) AS due_now,
+               COALESCE(q.leased, 0) AS leased,
+               COALESCE(q.expired_leases, 0) AS expired_leases,
+               COALESCE(q.in_doubt, 0) AS in_doubt,
+               q.oldest_due_at,
+               COALESCE(t.retries_5m, 0) AS retries_5m,
+               COALESCE(t.retries_60m, 0) AS retries_60m,
+               COALESCE(t.lost_leases_5m, 0) AS lost_leases_5m,
+               COALESCE(t.lost_leases_60m, 0) AS lost_leases_60m,
+               COALESCE(t.failures_5m, 0) AS failures_5m,
+               COALESCE(t.failures_60m, 0) AS failures_60m,
+               COALESCE(t.cancellations_5m, 0) AS cancellations_5m,
+               COALESCE(t.cancellations_60m, 0) AS cancellations_60m
+          FROM queue AS q
+          FULL JOIN trouble AS t
+            ON t.rail_type = q.rail_type AND t.participant_id = q.participant_id
+    )
+    SELECT j.rail_type, j.participant_id,
+           GROUPING(j.rail_type, j.participant_id) <> 0 AS is_total,
+           COALESCE(pg_catalog.sum(j.queue_depth), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.due_now), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.leased), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.expired_leases), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.in_doubt), 0)::bigint,
+           COALESCE(pg_catalog.date_part(
+               'epoch', (SELECT c.now FROM clock AS c) - pg_catalog.min(j.oldest_due_at)
+           ), 0)::double precision,
+           COALESCE(pg_catalog.sum(j.retries_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.retries_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.lost_leases_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.failures_60m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_5m), 0)::bigint,
+           COALESCE(pg_catalog.sum(j.cancellations_60m), 0)::bigint
+      FROM joined AS j
+     GROUP BY GROUPING SETS ((j.rail_type, j.participant_id), ())
+     ORDER BY is_total, j.rail_type, j.participant_id
+$$;
+
+
+ALTER FUNCTION public.outbox_metrics() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_metrics(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_metrics() IS 'Outbox health per (rail_type, participant_id) and one total row (is_total): queue depth, due now, leased, expired leases, in-doubt jobs (queued jobs with a ZOMBIE_REQUEUE attempt), the oldest due job''s age in seconds, and RETRYABLE, ZOMBIE_REQUEUE, FAILED and CANCELLED attempts of the last 5 and 60 minutes. EXECUTE for symphony_readonly, symphony_auditor and symphony_control.';
+
+
+--
+-- Name: outbox_pin_plan_settings(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_pin_plan_settings() RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_saved text[];
+    v_ignored text;
+BEGIN
+    v_saved := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
+                     pg_catalog.current_setting('enable_seqscan')];
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
+    RETURN v_saved;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_pin_plan_settings() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_pin_plan_settings() IS 'Rule helper of the outbox functions (ADR 0041): sets plan_cache_mode = force_generic_plan and enable_seqscan = off for the rest of the transaction and returns the previous values for outbox_restore_plan_settings(). Owner only.';
+
+
+--
+-- Name: outbox_rail_code(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_rail_code(p_rail_type text) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_code text;
+    v_enabled boolean;
+BEGIN
+    IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_rail_type) > 1024 THEN
+        RAISE EXCEPTION 'p_rail_type must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_rail_type)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT r.rail_code, r.enabled
+      INTO v_code, v_enabled
+      FROM public.outbox_rails AS r
+     WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C");
+    IF NOT FOUND OR NOT v_enabled THEN
+        RAISE EXCEPTION 'p_rail_type % is not % rail (enabled rails: %)',
+            pg_catalog.quote_literal(p_rail_type),
+            CASE WHEN FOUND THEN 'an enabled' ELSE 'a registered' END,
+            COALESCE((SELECT pg_catalog.string_agg(r.rail_code, ', ' ORDER BY r.rail_code)
+                        FROM public.outbox_rails AS r
+                       WHERE r.enabled), 'none')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'symphony_control registers rails with public.register_outbox_rail().';
+    END IF;
+    RETURN v_code;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_rail_code(p_rail_type text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_rail_code(p_rail_type text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_rail_code(p_rail_type text) IS 'The canonical code of an enabled registered rail for any spelling (rtgs, Rtgs -> RTGS); 22023 for an unknown or disabled rail, naming the enabled ones. Internal: owner only.';
+
+
+--
+-- Name: outbox_require_ids(text[], text[], integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer DEFAULT 1024) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+BEGIN
+    FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+        IF p_values[i] IS NULL OR pg_catalog.btrim(p_values[i], E' \t\n\r\f\x0B') = '' THEN
+            RAISE EXCEPTION '% must be a non-empty string', p_names[i]
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    IF p_max_bytes IS NOT NULL THEN
+        FOR i IN 1 .. pg_catalog.cardinality(p_names) LOOP
+            IF pg_catalog.octet_length(p_values[i]) > p_max_bytes THEN
+                RAISE EXCEPTION '% must be at most % bytes, got %',
+                    p_names[i], p_max_bytes, pg_catalog.octet_length(p_values[i])
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        END LOOP;
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) IS 'The id rule of the outbox functions: 22023 "<name> must be a non-empty string" for the first NULL or blank value, then "<name> must be at most <max> bytes, got <n>" for the first value over p_max_bytes (default 1024; NULL: no size check). Owner only.';
+
+
+--
+-- Name: outbox_restore_plan_settings(text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_restore_plan_settings(p_saved text[]) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+DECLARE
+    v_ignored text;
+BEGIN
+    v_ignored := pg_catalog.set_config('plan_cache_mode', p_saved[1], true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', p_saved[2], true);
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_restore_plan_settings(p_saved text[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) IS 'Rule helper of the outbox functions (ADR 0041): puts back the plan_cache_mode and enable_seqscan values outbox_pin_plan_settings() returned. Owner only.';
+
+
+--
 -- Name: outbox_retry_ceiling(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1514,6 +2255,148 @@ ALTER FUNCTION public.outbox_retry_ceiling() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.outbox_retry_ceiling() IS 'Attempt number from which a RETRYABLE completion or a lost lease is recorded as FAILED: public.outbox_settings.retry_ceiling (20 when the row is missing). No setting changes it.';
+
+
+--
+-- Name: place_outbox_head(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.place_outbox_head() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id
+     WHERE s.participant_id = NEW.participant_id;
+
+    NEW.is_head := NOT EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_pending AS q
+         WHERE q.participant_id = NEW.participant_id
+           AND q.sequence_id < NEW.sequence_id
+           AND q.outbox_id <> NEW.outbox_id
+    );
+    IF NEW.is_head THEN
+        UPDATE public.payment_outbox_pending AS q
+           SET is_head = false
+         WHERE q.participant_id = NEW.participant_id
+           AND q.sequence_id > NEW.sequence_id
+           AND q.is_head
+           AND q.lease_token IS NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.place_outbox_head() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION place_outbox_head(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.place_outbox_head() IS 'Trigger function (BEFORE INSERT or UPDATE OF participant_id, sequence_id on payment_outbox_pending, by anyone but the outbox functions): sets is_head from the queue.';
+
+
+--
+-- Name: policy_version_accepted(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.policy_version_accepted(p_version text) RETURNS boolean
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT COALESCE(
+        (
+            SELECT
+                pv.status = 'ACTIVE'::public.policy_version_status
+                OR (
+                    pv.status = 'GRACE'::public.policy_version_status
+                    AND pv.grace_expires_at > statement_timestamp()
+                )
+            FROM public.policy_versions AS pv
+            WHERE pv.version = p_version
+        ),
+        false
+    )
+$$;
+
+
+ALTER FUNCTION public.policy_version_accepted(p_version text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION policy_version_accepted(p_version text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.policy_version_accepted(p_version text) IS 'True when the policy version is ACTIVE, or GRACE with grace_expires_at after statement_timestamp(); false otherwise (unknown, RETIRED, expired, NULL). Does not depend on retire_expired_policy_versions() having run.';
+
+
+--
+-- Name: policy_version_sort_key(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.policy_version_sort_key(p_version text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    SELECT string_agg(
+        CASE
+            WHEN r.run[1] IS NOT NULL
+                THEN '1' || lpad(length(ltrim(r.run[1], '0'))::text, 4, '0')
+                || ltrim(r.run[1], '0')
+            ELSE '2' || r.run[2] || chr(1)
+        END,
+        '' ORDER BY r.ord
+    ) COLLATE "C"
+    FROM regexp_matches(p_version, '([0-9]+)|([^0-9]+)', 'g') WITH ORDINALITY AS r (run, ord)
+$$;
+
+
+ALTER FUNCTION public.policy_version_sort_key(p_version text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION policy_version_sort_key(p_version text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.policy_version_sort_key(p_version text) IS 'Sort key of a policy version (ADR 0105): digit runs compare as numbers, other runs byte-wise, compare keys with COLLATE "C". Internal: used by rotate_policy_version().';
+
+
+--
+-- Name: promote_outbox_head(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.promote_outbox_head() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id
+     WHERE s.participant_id = OLD.participant_id;
+
+    UPDATE public.payment_outbox_pending AS p
+       SET is_head = true
+     WHERE p.outbox_id = (
+               SELECT q.outbox_id
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = OLD.participant_id
+                ORDER BY q.sequence_id
+                LIMIT 1
+           )
+       AND NOT p.is_head;
+    RETURN NULL;
+END
+$$;
+
+
+ALTER FUNCTION public.promote_outbox_head() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION promote_outbox_head(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DELETE of a head on payment_outbox_pending): makes the participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the participant''s row in participant_outbox_sequences.';
 
 
 --
@@ -1548,7 +2431,7 @@ BEGIN
                                            p_partition);
     END IF;
     -- Each index (and so each unique or primary key constraint) of a partition is named after
-    -- the parent's, so a 23505 still names the rule: uq_payment_outbox_attempts_one_terminal_p20261130.
+    -- the parent's, so a 23505 still names the rule: uq_payment_outbox_attempts_one_outcome_p20261130.
     SELECT pg_catalog.regexp_replace(c.relname, '^(payment_outbox_)?attempts_', '')
       INTO v_suffix
       FROM pg_catalog.pg_class AS c WHERE c.oid = p_partition;
@@ -1583,7 +2466,8 @@ BEGIN
            AND t.tgname IN ('trg_deny_outbox_attempts_truncate',
                             'trg_deny_outbox_attempts_mutation',
                             'trg_guard_outbox_attempts_insert',
-                            'trg_guard_archived_outbox_id')
+                            'trg_guard_archived_outbox_id',
+                            'trg_guard_attempt_participant')
            AND t.tgenabled <> 'A'
          ORDER BY 1
     LOOP
@@ -1606,6 +2490,388 @@ COMMENT ON FUNCTION public.protect_ledger_partition(p_partition regclass) IS 'Gi
 
 
 --
+-- Name: record_outbox_rail_reference(uuid, integer, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_code text;
+    v_required boolean;
+    v_holder record;
+BEGIN
+    IF p_outbox_id IS NULL OR p_attempt_no IS NULL OR p_attempt_no < 1 THEN
+        RAISE EXCEPTION 'p_outbox_id and p_attempt_no (>= 1) must be given'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_rail_type IS NULL OR pg_catalog.btrim(p_rail_type, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_rail_type must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_rail_reference) > 1024 THEN
+        RAISE EXCEPTION 'p_rail_reference must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_rail_reference)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- Jobs queued before rails were registered may carry any spelling or an unknown rail: the
+    -- code is upper-cased, and an unknown rail requires no reference.
+    v_code := pg_catalog.upper(p_rail_type COLLATE "C");
+    SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
+     WHERE r.rail_code = v_code;
+
+    IF p_rail_reference IS NULL OR pg_catalog.btrim(p_rail_reference, E' \t\n\r\f\x0B') = '' THEN
+        IF COALESCE(v_required, false) THEN
+            RAISE EXCEPTION 'p_rail_reference must be given for a DISPATCHED attempt on rail %',
+                v_code
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Report the reference the rail returned, or register the rail with '
+                             'p_returns_reference => false.';
+        END IF;
+        RETURN;
+    END IF;
+
+    INSERT INTO public.outbox_rail_references AS x
+        (rail_code, rail_reference, outbox_id, attempt_no)
+    VALUES (v_code, p_rail_reference, p_outbox_id, p_attempt_no)
+    ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    SELECT x.outbox_id, x.attempt_no, x.recorded_at
+      INTO v_holder
+      FROM public.outbox_rail_references AS x
+     WHERE x.rail_code = v_code
+       AND x.rail_reference = p_rail_reference;
+    IF v_holder.outbox_id IS DISTINCT FROM p_outbox_id THEN
+        RAISE EXCEPTION 'RAIL_REFERENCE_REUSED: rail reference % on rail % was already reported '
+                        'by outbox %', pg_catalog.quote_literal(p_rail_reference), v_code,
+            v_holder.outbox_id
+            USING ERRCODE = 'P7013',
+                  DETAIL = pg_catalog.format('first reported by attempt %s at %s',
+                                             v_holder.attempt_no, v_holder.recorded_at),
+                  HINT = 'Two jobs cannot share one rail reference: reconcile with the rail '
+                         'before completing this job.';
+    END IF;
+END
+$$;
+
+
+ALTER FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) IS 'Records the rail reference of a DISPATCHED attempt in public.outbox_rail_references: required (22023) on a rail registered with returns_reference; P7013 RAIL_REFERENCE_REUSED when another job already reported it on the same rail. Internal: owner only.';
+
+
+--
+-- Name: record_stale_outbox_outcome(uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_id uuid;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_state NOT IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'RETRYABLE'::public.outbox_attempt_state) THEN
+        RAISE EXCEPTION 'invalid completion state %: expected DISPATCHED, FAILED or RETRYABLE',
+            p_state
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    IF EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_pending AS p
+         WHERE p.outbox_id = p_outbox_id
+           AND p.claimed_by = p_worker_id
+           AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+    ) THEN
+        RAISE EXCEPTION 'the lease of outbox % for worker % with this token is still current',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Record the outcome with public.complete_outbox_attempt().';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+           AND a.lease_token = p_lease_token
+           AND a.worker_id = p_worker_id
+           AND a.error_code = 'LEASE_EXPIRED'
+    ) THEN
+        RAISE EXCEPTION 'LEASE_LOST: outbox % never lost a lease of worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'Only an outcome under a lease the ledger records as lost is kept.';
+    END IF;
+
+    INSERT INTO public.payment_outbox_stale_outcomes AS s
+        (outbox_id, lease_token, worker_id, state, rail_reference, rail_code, error_code,
+         error_message, latency_ms, recorded_by)
+    VALUES
+        (p_outbox_id, p_lease_token, p_worker_id, p_state, p_rail_reference, p_rail_code,
+         p_error_code, p_error_message, p_latency_ms, SESSION_USER)
+    RETURNING s.stale_outcome_id INTO v_id;
+    RETURN v_id;
+END
+$$;
+
+
+ALTER FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) IS 'Keeps what a rail said under a lease that was replaced (the completion got P7002) in payment_outbox_stale_outcomes for reconciliation; changes neither the queue nor the ledger. 22023 while the lease is still current (complete it instead); P7002 unless the ledger records that lease as lost by that worker. Returns the stale_outcome_id.';
+
+
+--
+-- Name: redrive_outbox_job(uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_job record;
+    v_outcome record;
+    v_key_outbox uuid;
+    v_redriven uuid;
+    v_new uuid;
+    v_sequence_id bigint;
+    v_attempt_no integer;
+BEGIN
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The job's identity, from its queue row or its ledger rows.
+    SELECT p.instruction_id, p.idempotency_key
+      INTO v_job
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = p_outbox_id;
+    IF NOT FOUND THEN
+        SELECT a.instruction_id, a.idempotency_key
+          INTO v_job
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+         ORDER BY a.attempt_no DESC
+         LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id %', p_outbox_id
+                USING ERRCODE = 'P7010';
+        END IF;
+    END IF;
+
+    -- Serialise with enqueue, the P7005 guards and every other redrive of this payment; what is
+    -- read below is read after the lock (READ COMMITTED: a new snapshot per statement; REPEATABLE
+    -- READ and SERIALIZABLE raise 40001 here if the row changed since the snapshot).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id)
+    VALUES (v_job.instruction_id, v_job.idempotency_key, p_outbox_id)
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
+    SELECT k.outbox_id
+      INTO v_key_outbox
+      FROM public.payment_outbox_idempotency_keys AS k
+     WHERE k.instruction_id = v_job.instruction_id
+       AND k.idempotency_key = v_job.idempotency_key
+       FOR UPDATE;
+
+    SELECT a.state, a.attempt_no, a.instruction_id, a.participant_id, a.sequence_id,
+           a.idempotency_key, a.rail_type, a.payload
+      INTO v_outcome
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'CANCELLED'::public.outbox_attempt_state);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is still queued; only a FAILED or CANCELLED '
+                        'job can be redriven', p_outbox_id
+            USING ERRCODE = 'P7012',
+                  HINT = 'Cancel it first (public.cancel_outbox_job), or let the workers finish it.';
+    END IF;
+    IF v_outcome.state = 'DISPATCHED'::public.outbox_attempt_state THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was DISPATCHED (attempt %); redriving it would '
+                        'pay twice', p_outbox_id, v_outcome.attempt_no
+            USING ERRCODE = 'P7012';
+    END IF;
+    SELECT a.related_outbox_id
+      INTO v_redriven
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.state = 'REDRIVEN'::public.outbox_attempt_state;
+    IF FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was already redriven as outbox %', p_outbox_id,
+            v_redriven
+            USING ERRCODE = 'P7012',
+                  HINT = 'Redrive the newest job of the payment, if it failed too.';
+    END IF;
+    IF v_key_outbox IS DISTINCT FROM p_outbox_id THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is not the latest job of its idempotency key; '
+                        'outbox % is', p_outbox_id, v_key_outbox
+            USING ERRCODE = 'P7012';
+    END IF;
+
+    -- The new job, queued now with the participant's next sequence number. The allocator row
+    -- stays locked until commit; the insert is a second statement, so under READ COMMITTED it
+    -- sees every job of the participant committed meanwhile, and the job is its participant's
+    -- head exactly when no other job of the participant is queued (as enqueue decides it, ADR
+    -- 0116: trg_place_outbox_head skips rows the outbox functions write).
+    v_new := public.uuid_v7_or_random();
+    v_sequence_id := public.bump_participant_outbox_seq(v_outcome.participant_id);
+    INSERT INTO public.payment_outbox_pending AS p
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, is_head)
+    SELECT v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
+           v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload,
+           NOT EXISTS (
+               SELECT 1
+                 FROM public.payment_outbox_pending AS q
+                WHERE q.participant_id = v_outcome.participant_id
+           );
+
+    UPDATE public.payment_outbox_idempotency_keys AS k
+       SET outbox_id = v_new
+     WHERE k.instruction_id = v_outcome.instruction_id
+       AND k.idempotency_key = v_outcome.idempotency_key;
+
+    -- The audit row on the old job, after its terminal one.
+    SELECT pg_catalog.max(a.attempt_no) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, attempt_no, state, completed_at, acted_by, reason, ticket, related_outbox_id)
+    VALUES
+        (p_outbox_id, v_outcome.instruction_id, v_outcome.participant_id, v_outcome.sequence_id,
+         v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload, v_attempt_no,
+         'REDRIVEN'::public.outbox_attempt_state, pg_catalog.clock_timestamp(), SESSION_USER,
+         p_reason, p_ticket, v_new);
+
+    RETURN QUERY
+    SELECT p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text
+      FROM public.payment_outbox_pending AS p
+     WHERE p.outbox_id = v_new;
+END
+$$;
+
+
+ALTER FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Queues a FAILED or CANCELLED job again as a new job (new outbox_id and sequence number, same instruction, key, participant, rail and payload) and records a REDRIVEN row on the old job naming session_user, p_reason, p_ticket (both required, 22023) and the new job; replays of the key then answer with the new job. P7012 NOT_REDRIVABLE for a queued, DISPATCHED, already redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
+
+
+--
+-- Name: register_outbox_rail(text, boolean, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text DEFAULT NULL::text) RETURNS TABLE(rail_code text, returns_reference boolean, enabled boolean)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_code text;
+BEGIN
+    IF p_rail_code IS NULL
+       OR pg_catalog.upper(p_rail_code COLLATE "C") !~ '^[A-Z][A-Z0-9_]{0,31}$' THEN
+        RAISE EXCEPTION 'p_rail_code must be 1 to 32 ASCII letters, digits or underscores '
+                        'starting with a letter, got %',
+            COALESCE(pg_catalog.quote_literal(pg_catalog.left(p_rail_code, 64)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_returns_reference IS NULL THEN
+        RAISE EXCEPTION 'p_returns_reference must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_description) > 1024 THEN
+        RAISE EXCEPTION 'p_description must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_description)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_code := pg_catalog.upper(p_rail_code COLLATE "C");
+
+    RETURN QUERY
+    INSERT INTO public.outbox_rails AS r
+        (rail_code, returns_reference, enabled, description, updated_at, updated_by)
+    VALUES
+        (v_code, p_returns_reference, true, p_description, pg_catalog.clock_timestamp(),
+         SESSION_USER)
+    ON CONFLICT ON CONSTRAINT pk_outbox_rails
+    DO UPDATE SET returns_reference = excluded.returns_reference,
+                  enabled = true,
+                  description = COALESCE(excluded.description, r.description),
+                  updated_at = excluded.updated_at,
+                  updated_by = excluded.updated_by
+    RETURNING r.rail_code, r.returns_reference, r.enabled;
+END
+$_$;
+
+
+ALTER FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) IS 'Registers a rail under its canonical upper-case code (or updates it and enables it again) and returns it; p_returns_reference false lets DISPATCHED attempts on it omit a rail reference. 22023 for a code that is not 1-32 ASCII letters, digits or underscores. EXECUTE for symphony_control.';
+
+
+--
 -- Name: repair_expired_leases(integer, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1625,22 +2891,14 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = '' THEN
-        RAISE EXCEPTION 'p_worker_id must be a non-empty string'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        RAISE EXCEPTION 'p_worker_id must be at most 1024 bytes, got %',
-            pg_catalog.octet_length(p_worker_id)
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
 
     v_now := pg_catalog.clock_timestamp();
 
     FOR v_row IN
         SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-               p.lease_expires_at
+               p.lease_expires_at, p.lease_token, p.claimed_at
           FROM public.payment_outbox_pending AS p
          WHERE p.lease_token IS NOT NULL
            AND p.lease_expires_at <= v_now
@@ -1667,10 +2925,12 @@ BEGIN
         -- the repairing worker is named in error_message.
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, completed_at, error_code, error_message, worker_id)
+             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             worker_id, lease_token, recorded_by)
         VALUES
             (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
              v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
              CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
              'LEASE_EXPIRED',
              CASE
@@ -1681,7 +2941,7 @@ BEGIN
                  ELSE pg_catalog.format('lease expired at %s; requeued by %s',
                                         v_row.lease_expires_at, p_worker_id)
              END,
-             v_row.claimed_by);
+             v_row.claimed_by, v_row.lease_token, SESSION_USER);
 
         -- At the ceiling the job is terminal and leaves the queue.
         IF v_state = 'FAILED'::public.outbox_attempt_state THEN
@@ -1693,7 +2953,9 @@ BEGIN
             CONTINUE;
         END IF;
 
-        -- Due again at once, keeping its place in the queue (oldest due first): the lease
+        -- The lease ended without a recorded outcome: the job is in doubt from now on (the next
+        -- worker asks the rail first, ADR 0117). Due again at once, keeping its place in the
+        -- queue (oldest due first): the lease
         -- already made the job wait a full lease period, and later sequence numbers of the
         -- participant should not overtake it.
         UPDATE public.payment_outbox_pending AS p
@@ -1701,7 +2963,9 @@ BEGIN
                next_attempt_at = LEAST(p.next_attempt_at, v_now),
                claimed_by = NULL,
                lease_token = NULL,
-               lease_expires_at = NULL
+               lease_expires_at = NULL,
+               claimed_at = NULL,
+               in_doubt = true
          WHERE p.outbox_id = v_row.outbox_id;
 
         outbox_id := v_row.outbox_id;
@@ -1718,7 +2982,144 @@ ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id te
 -- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt, clears the lease, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt (with the expired lease_token), clears the lease, marks the job in doubt, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+
+
+--
+-- Name: retire_expired_policy_versions(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.retire_expired_policy_versions() RETURNS TABLE(version text, grace_expires_at timestamp with time zone)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+    UPDATE public.policy_versions AS pv
+       SET status = 'RETIRED'::public.policy_version_status
+     WHERE pv.status = 'GRACE'::public.policy_version_status
+       AND pv.grace_expires_at <= statement_timestamp()
+    RETURNING pv.version, pv.grace_expires_at
+$$;
+
+
+ALTER FUNCTION public.retire_expired_policy_versions() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION retire_expired_policy_versions(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.retire_expired_policy_versions() IS 'Moves every GRACE policy version whose grace_expires_at has passed to RETIRED and returns them. EXECUTE for symphony_control (a scheduler); acceptance never waits for it.';
+
+
+--
+-- Name: rotate_policy_version(text, text, interval); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) RETURNS TABLE(version text, status text, checksum text, created boolean, demoted_version text, demoted_grace_expires_at timestamp with time zone)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+#variable_conflict use_column
+DECLARE
+    v_existing_status text;
+    v_existing_checksum text;
+    v_active text;
+    v_newest text;
+    v_expires timestamptz;
+BEGIN
+    IF p_version IS NULL
+       OR p_version !~ '[^[:space:]]'
+       OR p_version ~ '^[[:space:]]|[[:space:]]$'
+       OR p_version ~ '[[:cntrl:]]'
+       OR length(p_version) > 200 THEN
+        RAISE EXCEPTION 'p_version must be a non-empty label of at most 200 characters without '
+                        'surrounding whitespace or control characters, got %',
+            COALESCE(quote_literal(left(p_version, 210)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_checksum IS NULL OR p_checksum !~ '^[0-9a-f]{64}$' THEN
+        RAISE EXCEPTION 'p_checksum must be 64 lowercase hex digits (the SHA-256 of the RFC 8785 '
+                        'canonical document), got %',
+            COALESCE(quote_literal(left(p_checksum, 80)), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_grace IS NULL
+       OR NOT isfinite(p_grace)
+       OR p_grace <= interval '0'
+       OR p_grace > interval '366 days' THEN
+        RAISE EXCEPTION 'p_grace must be a positive interval of at most 366 days, got %',
+            COALESCE(p_grace::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Rotations and seeders serialise here (the lock conflicts with itself and every writer;
+    -- readers such as the boot query are never blocked and see the old or the new ACTIVE row).
+    LOCK TABLE public.policy_versions IN SHARE ROW EXCLUSIVE MODE;
+
+    SELECT pv.status::text, pv.checksum
+      INTO v_existing_status, v_existing_checksum
+      FROM public.policy_versions AS pv
+     WHERE pv.version = p_version;
+    IF FOUND THEN
+        IF v_existing_checksum <> p_checksum THEN
+            RAISE EXCEPTION 'POLICY_CHECKSUM_CONFLICT: policy version % already exists (%) with '
+                            'checksum %, not %', quote_literal(p_version), v_existing_status,
+                            v_existing_checksum, p_checksum
+                USING ERRCODE = 'P7101',
+                      HINT = 'A published version never changes: give the changed document a '
+                             'new policyVersion.';
+        END IF;
+        RETURN QUERY SELECT p_version, v_existing_status, p_checksum, false,
+                            NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+
+    SELECT pv.version
+      INTO v_active
+      FROM public.policy_versions AS pv
+     WHERE pv.status = 'ACTIVE'::public.policy_version_status;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NO_ACTIVE_POLICY: there is no ACTIVE policy version to rotate from'
+            USING ERRCODE = 'P7103',
+                  HINT = 'Seed the first version with symphony-schema seed-policy.';
+    END IF;
+
+    SELECT pv.version
+      INTO v_newest
+      FROM public.policy_versions AS pv
+     ORDER BY public.policy_version_sort_key(pv.version) COLLATE "C" DESC, pv.version DESC
+     LIMIT 1;
+    IF public.policy_version_sort_key(p_version) COLLATE "C"
+       <= public.policy_version_sort_key(v_newest) COLLATE "C" THEN
+        RAISE EXCEPTION 'POLICY_VERSION_NOT_NEWER: policy version % is not newer than %, the '
+                        'newest published version', quote_literal(p_version),
+                        quote_literal(v_newest)
+            USING ERRCODE = 'P7102',
+                  HINT = 'Digit runs compare as numbers, other characters byte-wise (ADR 0105).';
+    END IF;
+
+    -- Demote first (the unique index admits one ACTIVE row), then insert; the one-ACTIVE
+    -- constraint trigger is deferred to the end of the transaction whatever the caller set.
+    SET CONSTRAINTS public.trg_policy_versions_keep_one_active DEFERRED;
+    v_expires := statement_timestamp() + p_grace;
+    UPDATE public.policy_versions AS pv
+       SET status = 'GRACE'::public.policy_version_status,
+           grace_expires_at = v_expires
+     WHERE pv.version = v_active;
+    INSERT INTO public.policy_versions (version, status, checksum, created_at)
+    VALUES (p_version, 'ACTIVE'::public.policy_version_status, p_checksum, clock_timestamp());
+
+    RETURN QUERY SELECT p_version, 'ACTIVE'::text, p_checksum, true, v_active, v_expires;
+END
+$_$;
+
+
+ALTER FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION rotate_policy_version(p_version text, p_checksum text, p_grace interval); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) IS 'Makes p_version (checksum p_checksum) the ACTIVE policy version and demotes the current ACTIVE one to GRACE until statement_timestamp() + p_grace, atomically; a no-op for a version that exists with the same checksum. 22023 bad argument, P7101 checksum conflict, P7102 not newer, P7103 no ACTIVE version. EXECUTE for symphony_control only.';
 
 
 --
@@ -1852,6 +3253,55 @@ COMMENT ON TABLE public.archived_ledger_partitions IS 'One row per ledger partit
 
 
 --
+-- Name: outbox_rail_references; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.outbox_rail_references (
+    rail_code text NOT NULL,
+    rail_reference text NOT NULL,
+    outbox_id uuid NOT NULL,
+    attempt_no integer NOT NULL,
+    recorded_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_outbox_rail_references_attempt_no_positive CHECK ((attempt_no >= 1))
+);
+
+
+ALTER TABLE public.outbox_rail_references OWNER TO symphony_owner;
+
+--
+-- Name: TABLE outbox_rail_references; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.outbox_rail_references IS 'Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 otherwise), with its job. Written only by public.record_outbox_rail_reference().';
+
+
+--
+-- Name: outbox_rails; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.outbox_rails (
+    rail_code text NOT NULL,
+    returns_reference boolean DEFAULT true NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    description text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_by text DEFAULT SESSION_USER NOT NULL,
+    CONSTRAINT ck_outbox_rails_description_length CHECK (((description IS NULL) OR (octet_length(description) <= 1024))),
+    CONSTRAINT ck_outbox_rails_rail_code_canonical CHECK (((rail_code COLLATE "C") ~ '^[A-Z][A-Z0-9_]{0,31}$'::text))
+);
+
+
+ALTER TABLE public.outbox_rails OWNER TO symphony_owner;
+
+--
+-- Name: TABLE outbox_rails; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.outbox_rails IS 'Registered payment rails: canonical upper-case codes (input is matched case-insensitively), whether a DISPATCHED attempt must carry a rail reference, and whether enqueue accepts the rail. Written only by public.register_outbox_rail() and public.disable_outbox_rail().';
+
+
+--
 -- Name: outbox_settings; Type: TABLE; Schema: public; Owner: symphony_owner
 --
 
@@ -1918,6 +3368,12 @@ CREATE TABLE public.payment_outbox_attempts (
     latency_ms integer,
     worker_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    lease_token uuid,
+    recorded_by text DEFAULT SESSION_USER,
+    acted_by text,
+    reason text,
+    ticket text,
+    related_outbox_id uuid,
     CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
     CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
     CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -1931,7 +3387,56 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 -- Name: TABLE payment_outbox_attempts; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every partition too). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id. Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130).';
+COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every partition too), written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that replaced it. All rows of a job name its participant. Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.claimed_at; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.claimed_at IS 'When the lease of the attempt was taken (since 0014; before, when the attempt was recorded).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.lease_token; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.lease_token IS 'The lease the attempt ran under (for a ZOMBIE_REQUEUE or a lost lease FAILED: the lease that expired). NULL for rows recorded before 0014 and for rows inserted by the control plane.';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.recorded_by; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.recorded_by IS 'session_user of the transaction that recorded the row (the login, not the worker''s self-reported worker_id). NULL for rows recorded before 0014.';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.acted_by; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.acted_by IS 'session_user of the operator who cancelled or redrove the job (CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.reason; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.reason IS 'Why the operator intervened (required for CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.ticket; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.ticket IS 'The change or incident ticket of the intervention (required for CANCELLED and REDRIVEN rows).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.related_outbox_id; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.related_outbox_id IS 'On a REDRIVEN row: the new job that replaced this one.';
 
 
 --
@@ -1958,6 +3463,12 @@ CREATE TABLE public.payment_outbox_attempts_default (
     latency_ms integer,
     worker_id text,
     created_at timestamp with time zone DEFAULT now() CONSTRAINT payment_outbox_attempts_created_at_not_null NOT NULL,
+    lease_token uuid,
+    recorded_by text DEFAULT SESSION_USER,
+    acted_by text,
+    reason text,
+    ticket text,
+    related_outbox_id uuid,
     CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
     CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
     CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -2012,6 +3523,10 @@ CREATE TABLE public.payment_outbox_pending (
     claimed_by text,
     lease_token uuid,
     lease_expires_at timestamp with time zone,
+    is_head boolean DEFAULT false NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    in_doubt boolean DEFAULT false NOT NULL,
+    claimed_at timestamp with time zone,
     CONSTRAINT ck_payment_outbox_pending_attempt_count_nonnegative CHECK ((attempt_count >= 0)),
     CONSTRAINT ck_payment_outbox_pending_lease_all_or_nothing CHECK ((((claimed_by IS NULL) AND (lease_token IS NULL) AND (lease_expires_at IS NULL)) OR ((claimed_by IS NOT NULL) AND (lease_token IS NOT NULL) AND (lease_expires_at IS NOT NULL)))),
     CONSTRAINT ck_payment_outbox_pending_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
@@ -2026,6 +3541,63 @@ ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row per enqueued payment instruction until its terminal attempt. attempt_count caches the highest attempt number; payment_outbox_attempts is the truth.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.is_head; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and trg_promote_outbox_head.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.priority; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.priority IS 'Enqueue priority (higher is claimed first across participants; never within one).';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.in_doubt; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.in_doubt IS 'True once an earlier lease of the job ended without a recorded outcome (a ZOMBIE_REQUEUE attempt is in the ledger): the rail may already have the payment.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.claimed_at; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.claimed_at IS 'When the current lease was taken (NULL without a lease, and for leases taken before 0014).';
+
+
+--
+-- Name: payment_outbox_stale_outcomes; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_stale_outcomes (
+    stale_outcome_id uuid DEFAULT public.uuid_v7_or_random() NOT NULL,
+    outbox_id uuid NOT NULL,
+    lease_token uuid NOT NULL,
+    worker_id text NOT NULL,
+    state public.outbox_attempt_state NOT NULL,
+    rail_reference text,
+    rail_code text,
+    error_code text,
+    error_message text,
+    latency_ms integer,
+    reported_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    recorded_by text DEFAULT SESSION_USER NOT NULL
+);
+
+
+ALTER TABLE public.payment_outbox_stale_outcomes OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_stale_outcomes; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_stale_outcomes IS 'What a rail said for an attempt whose lease had been replaced (the completion got P7002): written only by public.record_stale_outbox_outcome(); for reconciliation, never applied to the queue or the ledger.';
 
 
 --
@@ -2051,7 +3623,7 @@ ALTER TABLE public.policy_versions OWNER TO symphony_owner;
 -- Name: TABLE policy_versions; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.policy_versions IS 'Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is enforced by uq_policy_versions_one_active; at least one by the boot check, which fails closed).';
+COMMENT ON TABLE public.policy_versions IS 'Boot policy versions. Exactly one ACTIVE row once seeded (at most one: uq_policy_versions_one_active; never none again: trg_policy_versions_keep_one_active). Rotated with rotate_policy_version(); rows are immutable but for ACTIVE -> GRACE -> RETIRED.';
 
 
 --
@@ -2101,6 +3673,22 @@ ALTER TABLE ONLY public.archived_ledger_partitions
 
 
 --
+-- Name: outbox_rail_references pk_outbox_rail_references; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.outbox_rail_references
+    ADD CONSTRAINT pk_outbox_rail_references PRIMARY KEY (rail_code, rail_reference);
+
+
+--
+-- Name: outbox_rails pk_outbox_rails; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.outbox_rails
+    ADD CONSTRAINT pk_outbox_rails PRIMARY KEY (rail_code);
+
+
+--
 -- Name: outbox_settings pk_outbox_settings; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
 --
 
@@ -2121,7 +3709,7 @@ ALTER TABLE ONLY public.participant_outbox_sequences
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts
-    ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (outbox_id, attempt_id);
+    ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (outbox_id, participant_id, attempt_id);
 
 
 --
@@ -2129,7 +3717,7 @@ ALTER TABLE ONLY public.payment_outbox_attempts
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts_default
-    ADD CONSTRAINT pk_payment_outbox_attempts_default PRIMARY KEY (outbox_id, attempt_id);
+    ADD CONSTRAINT pk_payment_outbox_attempts_default PRIMARY KEY (outbox_id, participant_id, attempt_id);
 
 
 --
@@ -2146,6 +3734,14 @@ ALTER TABLE ONLY public.payment_outbox_idempotency_keys
 
 ALTER TABLE ONLY public.payment_outbox_pending
     ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (outbox_id);
+
+
+--
+-- Name: payment_outbox_stale_outcomes pk_payment_outbox_stale_outcomes; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_stale_outcomes
+    ADD CONSTRAINT pk_payment_outbox_stale_outcomes PRIMARY KEY (stale_outcome_id);
 
 
 --
@@ -2169,7 +3765,7 @@ ALTER TABLE ONLY public.schema_migrations
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts
-    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no UNIQUE (outbox_id, attempt_no);
+    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no UNIQUE (outbox_id, participant_id, attempt_no);
 
 
 --
@@ -2177,7 +3773,7 @@ ALTER TABLE ONLY public.payment_outbox_attempts
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts_default
-    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no_default UNIQUE (outbox_id, attempt_no);
+    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no_default UNIQUE (outbox_id, participant_id, attempt_no);
 
 
 --
@@ -2211,10 +3807,45 @@ CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency_default ON publi
 
 
 --
--- Name: ix_payment_outbox_pending_due_unleased; Type: INDEX; Schema: public; Owner: symphony_owner
+-- Name: ix_payment_outbox_attempts_recent_trouble; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE INDEX ix_payment_outbox_pending_due_unleased ON public.payment_outbox_pending USING btree (next_attempt_at, outbox_id) WHERE (lease_token IS NULL);
+CREATE INDEX ix_payment_outbox_attempts_recent_trouble ON ONLY public.payment_outbox_attempts USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
+
+
+--
+-- Name: ix_payment_outbox_attempts_recent_trouble_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_recent_trouble_default ON public.payment_outbox_attempts_default USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_related_outbox ON ONLY public.payment_outbox_attempts USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_related_outbox_default ON public.payment_outbox_attempts_default USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
+
+
+--
+-- Name: ix_payment_outbox_pending_claimable; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_pending_claimable ON public.payment_outbox_pending USING btree (priority DESC, next_attempt_at, outbox_id) WHERE (is_head AND (lease_token IS NULL));
+
+
+--
+-- Name: ix_payment_outbox_pending_claimable_rail; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_pending_claimable_rail ON public.payment_outbox_pending USING btree (rail_type, priority DESC, next_attempt_at, outbox_id) WHERE (is_head AND (lease_token IS NULL));
 
 
 --
@@ -2225,17 +3856,38 @@ CREATE INDEX ix_payment_outbox_pending_lease_expires ON public.payment_outbox_pe
 
 
 --
--- Name: uq_payment_outbox_attempts_one_terminal; Type: INDEX; Schema: public; Owner: symphony_owner
+-- Name: ix_payment_outbox_stale_outcomes_outbox; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_terminal ON ONLY public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
+CREATE INDEX ix_payment_outbox_stale_outcomes_outbox ON public.payment_outbox_stale_outcomes USING btree (outbox_id);
 
 
 --
--- Name: uq_payment_outbox_attempts_one_terminal_default; Type: INDEX; Schema: public; Owner: symphony_owner
+-- Name: uq_payment_outbox_attempts_one_outcome; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_terminal_default ON public.payment_outbox_attempts_default USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state]));
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome ON ONLY public.payment_outbox_attempts USING btree (outbox_id, participant_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_outcome_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome_default ON public.payment_outbox_attempts_default USING btree (outbox_id, participant_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON ONLY public.payment_outbox_attempts USING btree (outbox_id, participant_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive_default ON public.payment_outbox_attempts_default USING btree (outbox_id, participant_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
 
 
 --
@@ -2253,6 +3905,20 @@ ALTER INDEX public.ix_payment_outbox_attempts_instruction_idempotency ATTACH PAR
 
 
 --
+-- Name: ix_payment_outbox_attempts_recent_trouble_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.ix_payment_outbox_attempts_recent_trouble ATTACH PARTITION public.ix_payment_outbox_attempts_recent_trouble_default;
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.ix_payment_outbox_attempts_related_outbox ATTACH PARTITION public.ix_payment_outbox_attempts_related_outbox_default;
+
+
+--
 -- Name: pk_payment_outbox_attempts_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
 --
 
@@ -2260,10 +3926,17 @@ ALTER INDEX public.pk_payment_outbox_attempts ATTACH PARTITION public.pk_payment
 
 
 --
--- Name: uq_payment_outbox_attempts_one_terminal_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+-- Name: uq_payment_outbox_attempts_one_outcome_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
 --
 
-ALTER INDEX public.uq_payment_outbox_attempts_one_terminal ATTACH PARTITION public.uq_payment_outbox_attempts_one_terminal_default;
+ALTER INDEX public.uq_payment_outbox_attempts_one_outcome ATTACH PARTITION public.uq_payment_outbox_attempts_one_outcome_default;
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.uq_payment_outbox_attempts_one_redrive ATTACH PARTITION public.uq_payment_outbox_attempts_one_redrive_default;
 
 
 --
@@ -2319,6 +3992,15 @@ ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_archiv
 
 
 --
+-- Name: payment_outbox_attempts trg_guard_attempt_participant; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_attempt_participant BEFORE INSERT ON public.payment_outbox_attempts FOR EACH ROW EXECUTE FUNCTION public.guard_attempt_participant();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_attempt_participant;
+
+
+--
 -- Name: payment_outbox_idempotency_keys trg_guard_idempotency_key_archived; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -2343,6 +4025,60 @@ ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_outbo
 CREATE TRIGGER trg_guard_outbox_pending_write BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_outbox_pending_write();
 
 ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_outbox_pending_write;
+
+
+--
+-- Name: policy_versions trg_guard_policy_version_identity; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_identity BEFORE UPDATE ON public.policy_versions FOR EACH ROW EXECUTE FUNCTION public.guard_policy_version_identity();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_identity;
+
+
+--
+-- Name: policy_versions trg_guard_policy_version_lifecycle; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_lifecycle BEFORE INSERT OR DELETE OR UPDATE ON public.policy_versions FOR EACH ROW EXECUTE FUNCTION public.guard_policy_version_lifecycle();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_lifecycle;
+
+
+--
+-- Name: policy_versions trg_guard_policy_version_truncate; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_policy_version_truncate BEFORE TRUNCATE ON public.policy_versions FOR EACH STATEMENT EXECUTE FUNCTION public.guard_policy_version_lifecycle();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_guard_policy_version_truncate;
+
+
+--
+-- Name: payment_outbox_pending trg_place_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_place_outbox_head BEFORE INSERT OR UPDATE OF participant_id, sequence_id, is_head ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.place_outbox_head();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_place_outbox_head;
+
+
+--
+-- Name: policy_versions trg_policy_versions_keep_one_active; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE CONSTRAINT TRIGGER trg_policy_versions_keep_one_active AFTER UPDATE ON public.policy_versions DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((old.status = 'ACTIVE'::public.policy_version_status)) EXECUTE FUNCTION public.keep_one_active_policy_version();
+
+ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_policy_versions_keep_one_active;
+
+
+--
+-- Name: payment_outbox_pending trg_promote_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_promote_outbox_head AFTER DELETE ON public.payment_outbox_pending FOR EACH ROW WHEN (old.is_head) EXECUTE FUNCTION public.promote_outbox_head();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_promote_outbox_head;
 
 
 --
@@ -2374,13 +4110,28 @@ REVOKE ALL ON FUNCTION public.bump_participant_outbox_seq(p_participant_id text)
 
 
 --
--- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-REVOKE ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO symphony_control;
-GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer) TO test_user;
+REVOKE ALL ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION check_outbox_payload_numbers(p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO symphony_executor;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) TO test_user;
 
 
 --
@@ -2411,13 +4162,21 @@ REVOKE ALL ON FUNCTION public.deny_outbox_attempts_mutation() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
+-- Name: FUNCTION disable_outbox_rail(p_rail_code text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-REVOKE ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_ingest;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO symphony_control;
-GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb) TO test_user;
+REVOKE ALL ON FUNCTION public.disable_outbox_rail(p_rail_code text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.disable_outbox_rail(p_rail_code text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) TO test_user;
 
 
 --
@@ -2428,10 +4187,27 @@ REVOKE ALL ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) FRO
 
 
 --
+-- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO test_user;
+
+
+--
 -- Name: FUNCTION guard_archived_outbox_id(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
 REVOKE ALL ON FUNCTION public.guard_archived_outbox_id() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_attempt_participant(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_attempt_participant() FROM PUBLIC;
 
 
 --
@@ -2456,6 +4232,27 @@ REVOKE ALL ON FUNCTION public.guard_outbox_pending_write() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION guard_policy_version_identity(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_policy_version_identity() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_policy_version_lifecycle(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_policy_version_lifecycle() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION keep_one_active_policy_version(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.keep_one_active_policy_version() FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION ledger_uuid_lower_bound(p_at timestamp with time zone); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2470,10 +4267,86 @@ REVOKE ALL ON FUNCTION public.mark_ledger_partition_restored(p_partition text) F
 
 
 --
+-- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_metrics(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_metrics() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_readonly;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_auditor;
+GRANT ALL ON FUNCTION public.outbox_metrics() TO symphony_control;
+
+
+--
+-- Name: FUNCTION outbox_pin_plan_settings(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_pin_plan_settings() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_rail_code(p_rail_type text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_rail_code(p_rail_type text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_require_ids(p_names text[], p_values text[], p_max_bytes integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_restore_plan_settings(p_saved text[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_restore_plan_settings(p_saved text[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_retry_ceiling(); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
 REVOKE ALL ON FUNCTION public.outbox_retry_ceiling() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION place_outbox_head(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.place_outbox_head() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION policy_version_accepted(p_version text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.policy_version_accepted(p_version text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_executor;
+GRANT ALL ON FUNCTION public.policy_version_accepted(p_version text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION policy_version_sort_key(p_version text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.policy_version_sort_key(p_version text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION promote_outbox_head(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.promote_outbox_head() FROM PUBLIC;
 
 
 --
@@ -2484,6 +4357,39 @@ REVOKE ALL ON FUNCTION public.protect_ledger_partition(p_partition regclass) FRO
 
 
 --
+-- Name: FUNCTION record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer) TO test_user;
+
+
+--
+-- Name: FUNCTION redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
+-- Name: FUNCTION register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text) TO symphony_control;
+
+
+--
 -- Name: FUNCTION repair_expired_leases(p_batch_size integer, p_worker_id text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -2491,6 +4397,22 @@ REVOKE ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_work
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_executor;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_control;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO test_user;
+
+
+--
+-- Name: FUNCTION retire_expired_policy_versions(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.retire_expired_policy_versions() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.retire_expired_policy_versions() TO symphony_control;
+
+
+--
+-- Name: FUNCTION rotate_policy_version(p_version text, p_checksum text, p_grace interval); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.rotate_policy_version(p_version text, p_checksum text, p_grace interval) TO symphony_control;
 
 
 --
@@ -2528,17 +4450,35 @@ GRANT ALL ON FUNCTION public.uuid_v7_or_random() TO test_user;
 
 
 --
+-- Name: TABLE outbox_rail_references; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_control;
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_readonly;
+GRANT SELECT ON TABLE public.outbox_rail_references TO symphony_auditor;
+
+
+--
+-- Name: TABLE outbox_rails; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_control;
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_readonly;
+GRANT SELECT ON TABLE public.outbox_rails TO symphony_auditor;
+
+
+--
 -- Name: TABLE participant_outbox_sequences; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT,UPDATE ON TABLE public.participant_outbox_sequences TO symphony_control;
+GRANT SELECT ON TABLE public.participant_outbox_sequences TO symphony_control;
 
 
 --
 -- Name: TABLE payment_outbox_attempts; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT ON TABLE public.payment_outbox_attempts TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_control;
 GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_readonly;
 GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
 
@@ -2547,9 +4487,18 @@ GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
 -- Name: TABLE payment_outbox_pending; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
-GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.payment_outbox_pending TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_control;
 GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_readonly;
 GRANT SELECT ON TABLE public.payment_outbox_pending TO symphony_auditor;
+
+
+--
+-- Name: TABLE payment_outbox_stale_outcomes; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_readonly;
+GRANT SELECT ON TABLE public.payment_outbox_stale_outcomes TO symphony_auditor;
 
 
 --
@@ -2604,5 +4553,14 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0010_reject_blank_long_ids', 'Reject blank and oversized ids: whitespace-only ids and ids too long for indexes are 22023.', 'sha256:0e6bd2e4e6afe2c1a70ba62bf51b9f47bd04e05632c7c224e4e6729da11db48a');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0011_outbox_hardening', 'Outbox hardening: claims record lost leases, stored retry ceiling, no advisory locks.', 'sha256:782a03ca4f2b8ed8bbfab779651b9142b2813934954e3c6142fcd3b09a98ccc1');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0012_serialise_the_p7005_guards', 'Serialise the P7005 guards on the idempotency key', 'sha256:5221e625fb4f857a8aebabfaf4e811b01555168f70f9136ae23eee973fac9de8');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:a279b0cfa96a2441b03ea78fe725b1b4cd54bd5c109055c6da5b4096f18ff584');
-INSERT INTO public.alembic_version (version_num) VALUES ('0013_partition_attempts_ledger');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0013_sql_rule_helpers', 'SQL rules in one place: the id rule and the plan-settings pin are helper functions.', 'sha256:42ea8c7ec525c5f132c777ff119725c749e8c27e1cfc2ab0dd1ea691069192dd');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0014_fifo_dispatch', 'Dispatch: per-participant FIFO, rail-scoped claims, heartbeats, in-doubt jobs, stale outcomes.', 'sha256:f3b400bd428875cd2dffd8fa98c2d6526a55515ee8a00b5337986871141cbe1a');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0015_fifo_claim_indexes', 'Indexes of claimable heads (the claim of per-participant FIFO), in one transaction.', 'sha256:a29262b44177b4337464aa74366697e00ce567e851bcf910db2c34819b10819b');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0016_policy_rotation', 'Policy rotation: rotate, accept and retire policy versions; immutability triggers', 'sha256:de39e8a4858565111f62f0fc84f9ca1c2eb302f609ed7fe1e0e9b96554cba62f');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0017_outbox_operations_states', 'Outbox operations: the CANCELLED and REDRIVEN states and the audit columns of the ledger', 'sha256:96d1212ac39c16503dc82eaf095a81d47d7f243c261c333e19123784cb4c6164');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0018_outbox_operations_indexes', 'Outbox operations: the one-outcome rule with CANCELLED, redrive and metrics indexes', 'sha256:6bf33b76610c1d3553f19ed0c9ed742f3bccf2aa63acb72ce34c6b6217b4cc1c');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:994a81883ab59af762effeed67d79b603aa4d5ead1349e5bc6ed063029bdc4ce');
+INSERT INTO public.alembic_version (version_num) VALUES ('0022_partition_attempts_ledger');

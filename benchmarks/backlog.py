@@ -1,5 +1,6 @@
-"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows with 90% of the due rows leased
-at the head of the queue, with and without dead tuples, against pgmq.read at the same backlog.
+"""W5 backlog growth: claim cost at 10k / 100k / 1M pending rows over 10,000 participants with 90%
+of the participants' heads leased (per-participant FIFO, revision 0014: only heads are claimable),
+with and without dead tuples, against pgmq.read at the same backlog (90% of its head invisible).
 
 Claim time is measured per call from the driver with synchronous_commit off in that session: W5
 is about what the claim reads, and a flush's jitter on a shared disk would otherwise decide the
@@ -10,57 +11,18 @@ their buffers, kept as evidence for the README.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from benchmarks import db
+from benchmarks.plans import explain_nested, plan_nodes
 from benchmarks.stats import latency_summary
 from benchmarks.workloads import Context
 
 Conn = psycopg.Connection[Any]
-
-
-def explain_nested(conn: Conn, statement: str, params: Any = None) -> list[dict[str, Any]]:
-    """Run ``statement`` with auto_explain (JSON, ANALYZE, BUFFERS, nested statements) and
-    return the plans it reported."""
-    notices: list[str] = []
-
-    def keep(diag: psycopg.errors.Diagnostic) -> None:
-        notices.append(diag.message_primary or "")
-
-    conn.add_notice_handler(keep)
-    try:
-        conn.execute("LOAD 'auto_explain'")
-        for name, value in {
-            "auto_explain.log_min_duration": "0",
-            "auto_explain.log_analyze": "on",
-            "auto_explain.log_buffers": "on",
-            "auto_explain.log_timing": "on",
-            "auto_explain.log_nested_statements": "on",
-            "auto_explain.log_format": "json",
-            "auto_explain.log_level": "notice",
-        }.items():
-            conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (name, value))
-        conn.execute(statement, params).fetchall()
-        conn.execute("SELECT pg_catalog.set_config('auto_explain.log_min_duration', '-1', false)")
-    finally:
-        conn.remove_notice_handler(keep)
-    plans = []
-    for notice in notices:
-        _, _, document = notice.partition("plan:")
-        if document.strip().startswith("{"):
-            plans.append(json.loads(document))
-    return plans
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
 
 
 def plan_evidence(plans: list[dict[str, Any]], relation: str, marker: str) -> dict[str, Any]:
@@ -71,7 +33,7 @@ def plan_evidence(plans: list[dict[str, Any]], relation: str, marker: str) -> di
         return {"found": False}
     top = chosen[-1]["Plan"]
     scans = []
-    for node in _nodes(top):
+    for node in plan_nodes(top):
         if node.get("Relation Name") == relation and "Scan" in node.get("Node Type", ""):
             scans.append(
                 {
@@ -112,15 +74,25 @@ def _flush_stats(conn: Conn) -> None:
 def _ours(ctx: Context, size: int) -> dict[str, Any]:
     s = ctx.settings
     admin = ctx.admin
-    leased = size * 9 // 10
+    # Per-participant FIFO (revision 0014, issue 19): only a participant's head can be leased,
+    # so P3's "90% of the head leased" is 90% of the 10,000 participants' heads; the other jobs
+    # wait behind their heads. A claim must find the unleased heads without walking the leased
+    # heads or the queued later jobs.
+    participants = min(10_000, size)
+    leased = participants * 9 // 10
     db.reset_ours(admin)
     started = time.monotonic()
-    db.fill_ours(admin, size, ctx.body, leased_head=leased)
+    db.fill_ours(admin, size, ctx.body, participants=participants, leased_heads=leased)
     # Keep autovacuum away from the scratch queue while W5 builds its states on purpose.
     admin.execute("ALTER TABLE public.payment_outbox_pending SET (autovacuum_enabled = off)")
     db.settle(admin, db.OURS_TABLES)
     fill_s = time.monotonic() - started
-    out: dict[str, Any] = {"size": size, "leased": leased, "fill_s": round(fill_s, 1)}
+    out: dict[str, Any] = {
+        "size": size,
+        "leased": leased,
+        "participants": participants,
+        "fill_s": round(fill_s, 1),
+    }
     with ctx.database.connect() as conn:
         conn.execute("SET synchronous_commit = off")
         claim = "SELECT * FROM public.claim_outbox_batch(%s, 'w5', 300)"
@@ -130,7 +102,7 @@ def _ours(ctx: Context, size: int) -> dict[str, Any]:
 
         for state in ("clean", "dead"):
             if state == "dead":
-                unleased = size - leased
+                unleased = participants - leased
                 jobs = min(s.backlog_dead_jobs, unleased - 2 * s.backlog_claims - 200)
                 if jobs <= 0:
                     continue

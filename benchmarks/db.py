@@ -177,34 +177,59 @@ def reset_ceiling(conn: Conn) -> None:
 
 
 def fill_ours(
-    conn: Conn, count: int, body: str, *, leased_head: int = 0, participants: int = 10_000
+    conn: Conn,
+    count: int,
+    body: str,
+    *,
+    leased_head: int = 0,
+    participants: int = 10_000,
+    leased_heads: int = 0,
 ) -> None:
     """``count`` due jobs as enqueue would leave them (oldest first), the first ``leased_head``
-    of them under a live lease. Sequence numbers per participant are consistent."""
-    conn.execute(
-        """
-        INSERT INTO public.payment_outbox_pending
-            (instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
-             next_attempt_at, created_at, claimed_by, lease_token, lease_expires_at)
-        SELECT 'fill-' || g, 'p-' || (g %% %(participants)s),
-               (g - 1) / %(participants)s + 1, 'k-' || g, 'rtgs', %(body)s::jsonb,
-               now() - interval '1 hour' + g * interval '1 microsecond',
-               now() - interval '1 hour',
-               CASE WHEN g <= %(leased)s THEN 'busy-worker' END,
-               CASE WHEN g <= %(leased)s THEN gen_random_uuid() END,
-               CASE WHEN g <= %(leased)s THEN now() + interval '1 hour' END
-          FROM generate_series(1, %(count)s) AS g
-        """,
-        {"count": count, "body": body, "leased": leased_head, "participants": participants},
-    )
-    conn.execute(
-        """
-        INSERT INTO public.participant_outbox_sequences (participant_id, next_sequence_id)
-        SELECT participant_id, max(sequence_id) + 1 FROM public.payment_outbox_pending
-         GROUP BY participant_id
-        ON CONFLICT (participant_id) DO UPDATE SET next_sequence_id = EXCLUDED.next_sequence_id
-        """
-    )
+    of them under a live lease. Sequence numbers per participant are consistent, and each
+    participant's first job is its head (revision 0014, per-participant FIFO); with
+    ``leased_heads`` the first that many heads are leased instead (the FIFO form of P3: only
+    heads can be leased). Written as the owner, as the outbox functions write the queue."""
+    conn.execute("SET ROLE symphony_owner")
+    try:
+        conn.execute(
+            """
+            INSERT INTO public.payment_outbox_pending
+                (instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+                 payload, next_attempt_at, created_at, claimed_by, lease_token,
+                 lease_expires_at, is_head)
+            SELECT 'fill-' || g, 'p-' || (g %% %(participants)s),
+                   (g - 1) / %(participants)s + 1, 'k-' || g, 'rtgs', %(body)s::jsonb,
+                   now() - interval '1 hour' + g * interval '1 microsecond',
+                   now() - interval '1 hour',
+                   CASE WHEN l.leased THEN 'busy-worker' END,
+                   CASE WHEN l.leased THEN gen_random_uuid() END,
+                   CASE WHEN l.leased THEN now() + interval '1 hour' END,
+                   g <= %(participants)s
+              FROM generate_series(1, %(count)s) AS g
+             CROSS JOIN LATERAL (
+                   SELECT g <= %(leased)s
+                          OR (g <= %(participants)s AND g <= %(leased_heads)s) AS leased
+             ) AS l
+            """,
+            {
+                "count": count,
+                "body": body,
+                "leased": leased_head,
+                "participants": participants,
+                "leased_heads": leased_heads,
+            },
+        )
+        conn.execute(
+            """
+            INSERT INTO public.participant_outbox_sequences (participant_id, next_sequence_id)
+            SELECT participant_id, max(sequence_id) + 1 FROM public.payment_outbox_pending
+             GROUP BY participant_id
+            ON CONFLICT (participant_id) DO UPDATE SET next_sequence_id = EXCLUDED.next_sequence_id
+            """
+        )
+    finally:
+        conn.execute("RESET ROLE")
 
 
 def fill_pgmq(conn: Conn, count: int, body: str, *, invisible_head: int = 0) -> None:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from symphony_schema.errors import SymphonyError
+
 __all__ = ["SymphonyError", "config_file", "project_root", "use_config_file"]
 
 CONFIG_NAME = "alembic.ini"
 
 #: Set by ``symphony-schema -c/--config FILE``: the project is the directory holding FILE.
 _config_file: Path | None = None
-
-
-class SymphonyError(Exception):
-    """An error the user can act on; the message says what to do next."""
 
 
 def use_config_file(path: Path | None) -> None:

@@ -16,11 +16,11 @@ import sys
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from alembic.util import CommandError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
-from symphony_schema import SymphonyError, embedded
+from symphony_schema import embedded
+from symphony_schema.errors import DatabaseUrlError
 from symphony_schema.redact import redact_url
 
 ENV_VARS = ("SYMPHONY_DATABASE_URL", "DATABASE_URL")
@@ -32,14 +32,6 @@ SOURCE_NAMES = {
     "DATABASE_URL": "DATABASE_URL",
     "embedded": "the embedded server",
 }
-
-
-class DatabaseUrlError(SymphonyError, CommandError):
-    """A database URL that cannot be used; the message names its source and what is wrong.
-
-    It is a :class:`SymphonyError` (the CLI prints one line, exit 2) and an Alembic
-    ``CommandError`` (the ``alembic`` command prints one ``FAILED:`` line instead of a traceback).
-    """
 
 
 @dataclass(frozen=True)

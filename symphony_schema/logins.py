@@ -398,8 +398,11 @@ def _grant_one(
     if existing:
         result.already.append(role)
         return
+    # INHERIT comes first: Citus 14 re-deparses the GRANT for its workers and writes a ","
+    # instead of "WITH" before the first option it emits when an option it leaves out (ADMIN
+    # FALSE, SET TRUE: the defaults) came before it, a syntax error on every worker (ADR 0128).
     conn.execute(
-        sql.SQL("GRANT {} TO {} WITH ADMIN FALSE, INHERIT {}, SET TRUE").format(
+        sql.SQL("GRANT {} TO {} WITH INHERIT {}, ADMIN FALSE, SET TRUE").format(
             sql.Identifier(role), sql.Identifier(login), sql.SQL("TRUE" if inherit else "FALSE")
         )
     )

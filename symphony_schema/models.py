@@ -43,6 +43,8 @@ __all__ = [
     "archived_ledger_partitions",
     "metadata",
     "outbox_attempt_state",
+    "outbox_rail_references",
+    "outbox_rails",
     "outbox_settings",
     "participant_outbox_sequences",
     "payment_outbox_attempts",
@@ -68,13 +70,16 @@ metadata: Final = MetaData(naming_convention=NAMING_CONVENTION)
 _UUID_DEFAULT: Final = text("public.uuid_v7_or_random()")
 _NOW: Final = text("now()")
 
-#: Values of ``public.outbox_attempt_state`` in declaration order (0001).
+#: Values of ``public.outbox_attempt_state`` in declaration order (0001; CANCELLED and REDRIVEN:
+#: 0017, issue 20).
 OUTBOX_ATTEMPT_STATES: Final[tuple[str, ...]] = (
     "DISPATCHING",
     "DISPATCHED",
     "RETRYABLE",
     "FAILED",
     "ZOMBIE_REQUEUE",
+    "CANCELLED",
+    "REDRIVEN",
 )
 
 #: Values of ``public.policy_version_status`` in declaration order (0005).
@@ -130,6 +135,38 @@ payment_outbox_pending: Final = Table(
     Column("claimed_by", Text, nullable=True),
     Column("lease_token", UUID(as_uuid=True), nullable=True),
     Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    # Revision 0014 (issue 19, ADRs 0116-0119).
+    Column(
+        "is_head",
+        Boolean,
+        nullable=False,
+        server_default=text("false"),
+        comment="True for the participant's queued job with the lowest sequence_id: the only one "
+        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and "
+        "trg_promote_outbox_head.",
+    ),
+    Column(
+        "priority",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="Enqueue priority (higher is claimed first across participants; never within one).",
+    ),
+    Column(
+        "in_doubt",
+        Boolean,
+        nullable=False,
+        server_default=text("false"),
+        comment="True once an earlier lease of the job ended without a recorded outcome (a "
+        "ZOMBIE_REQUEUE attempt is in the ledger): the rail may already have the payment.",
+    ),
+    Column(
+        "claimed_at",
+        DateTime(timezone=True),
+        nullable=True,
+        comment="When the current lease was taken (NULL without a lease, and for leases taken "
+        "before 0014).",
+    ),
     PrimaryKeyConstraint("outbox_id", name=conv("pk_payment_outbox_pending")),
     UniqueConstraint(
         "participant_id",
@@ -155,12 +192,22 @@ payment_outbox_pending: Final = Table(
         " AND lease_expires_at IS NOT NULL)",
         name=conv("ck_payment_outbox_pending_lease_all_or_nothing"),
     ),
-    # Claim: due rows without a lease, oldest first; leased rows never enter this index.
+    # Claim (revision 0015, ADR 0116): claimable heads, highest priority then oldest due first;
+    # leased heads and the jobs queued behind a head never enter these indexes.
     Index(
-        conv("ix_payment_outbox_pending_due_unleased"),
+        conv("ix_payment_outbox_pending_claimable"),
+        text("priority DESC"),
         "next_attempt_at",
         "outbox_id",
-        postgresql_where=text("lease_token IS NULL"),
+        postgresql_where=text("is_head AND lease_token IS NULL"),
+    ),
+    Index(
+        conv("ix_payment_outbox_pending_claimable_rail"),
+        "rail_type",
+        text("priority DESC"),
+        "next_attempt_at",
+        "outbox_id",
+        postgresql_where=text("is_head AND lease_token IS NULL"),
     ),
     # Claim and repair: the expired prefix of the leased rows.
     Index(
@@ -190,7 +237,14 @@ payment_outbox_attempts: Final = Table(
     Column("payload", JSONB, nullable=False),
     Column("attempt_no", Integer, nullable=False),
     Column("state", outbox_attempt_state, nullable=False),
-    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column(
+        "claimed_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=_NOW,
+        comment="When the lease of the attempt was taken (since 0014; before, when the attempt "
+        "was recorded).",
+    ),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("rail_reference", Text, nullable=True),
     Column("rail_code", Text, nullable=True),
@@ -199,10 +253,63 @@ payment_outbox_attempts: Final = Table(
     Column("latency_ms", Integer, nullable=True),
     Column("worker_id", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
-    # Revision 0013 (ADR 0130): partitioned by RANGE (outbox_id); unique keys hold the key.
-    PrimaryKeyConstraint("outbox_id", "attempt_id", name=conv("pk_payment_outbox_attempts")),
+    # Revision 0014 (ADR 0119): the lease the attempt ran under and the login that recorded it.
+    Column(
+        "lease_token",
+        UUID(as_uuid=True),
+        nullable=True,
+        comment="The lease the attempt ran under (for a ZOMBIE_REQUEUE or a lost lease FAILED: "
+        "the lease that expired). NULL for rows recorded before 0014 and for rows inserted by "
+        "the control plane.",
+    ),
+    Column(
+        "recorded_by",
+        Text,
+        nullable=True,
+        server_default=text("SESSION_USER"),
+        comment="session_user of the transaction that recorded the row (the login, not the "
+        "worker's self-reported worker_id). NULL for rows recorded before 0014.",
+    ),
+    # Revision 0017 (issue 20, ADR 0120): who cancelled or redrove the job, why, under which
+    # ticket, and (REDRIVEN rows) the job that replaced it.
+    Column(
+        "acted_by",
+        Text,
+        nullable=True,
+        comment=(
+            "session_user of the operator who cancelled or redrove the job (CANCELLED and "
+            "REDRIVEN rows)."
+        ),
+    ),
+    Column(
+        "reason",
+        Text,
+        nullable=True,
+        comment="Why the operator intervened (required for CANCELLED and REDRIVEN rows).",
+    ),
+    Column(
+        "ticket",
+        Text,
+        nullable=True,
+        comment=(
+            "The change or incident ticket of the intervention (required for CANCELLED and "
+            "REDRIVEN rows)."
+        ),
+    ),
+    Column(
+        "related_outbox_id",
+        UUID(as_uuid=True),
+        nullable=True,
+        comment="On a REDRIVEN row: the new job that replaced this one.",
+    ),
+    # Revision 0022 (ADR 0130, 0134): partitioned by RANGE (outbox_id); unique keys hold the
+    # partition key and participant_id (the Citus distribution column, ADR 0126).
+    PrimaryKeyConstraint(
+        "outbox_id", "participant_id", "attempt_id", name=conv("pk_payment_outbox_attempts")
+    ),
     UniqueConstraint(
         "outbox_id",
+        "participant_id",
         "attempt_no",
         name=conv("uq_payment_outbox_attempts_outbox_attempt_no"),
     ),
@@ -218,12 +325,34 @@ payment_outbox_attempts: Final = Table(
         "latency_ms IS NULL OR latency_ms >= 0",
         name=conv("ck_payment_outbox_attempts_latency_ms_nonnegative"),
     ),
-    # At most one terminal attempt per job: a second one would be a double dispatch.
+    # At most one outcome per job: a second one would be a double dispatch (0018 added
+    # CANCELLED; it replaced uq_payment_outbox_attempts_one_terminal).
     Index(
-        conv("uq_payment_outbox_attempts_one_terminal"),
+        conv("uq_payment_outbox_attempts_one_outcome"),
         "outbox_id",
+        "participant_id",
         unique=True,
-        postgresql_where=text("state IN ('DISPATCHED', 'FAILED')"),
+        postgresql_where=text("state IN ('DISPATCHED', 'FAILED', 'CANCELLED')"),
+    ),
+    # A job is redriven at most once (0018).
+    Index(
+        conv("uq_payment_outbox_attempts_one_redrive"),
+        "outbox_id",
+        "participant_id",
+        unique=True,
+        postgresql_where=text("state = 'REDRIVEN'"),
+    ),
+    # outbox show: the job a redriven job came from (0018).
+    Index(
+        conv("ix_payment_outbox_attempts_related_outbox"),
+        "related_outbox_id",
+        postgresql_where=text("related_outbox_id IS NOT NULL"),
+    ),
+    # outbox_metrics(): the last hour's retries, failures, cancellations and lost leases (0018).
+    Index(
+        conv("ix_payment_outbox_attempts_recent_trouble"),
+        "created_at",
+        postgresql_where=text("state IN ('RETRYABLE', 'FAILED', 'CANCELLED', 'ZOMBIE_REQUEUE')"),
     ),
     # Enqueue looks the ledger up by idempotency key once the pending row is gone.
     Index(
@@ -233,9 +362,10 @@ payment_outbox_attempts: Final = Table(
     ),
     comment=(
         "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every "
-        "partition too). At most one terminal attempt (DISPATCHED or FAILED) per outbox_id. "
-        "Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema "
-        "symphony_ledger (ADR 0130)."
+        "partition too), written only by the outbox functions. At most one outcome (DISPATCHED, "
+        "FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the "
+        "job that replaced it. All rows of a job name its participant. Partitioned by RANGE "
+        "(outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130)."
     ),
     postgresql_partition_by="RANGE (outbox_id)",
 )
@@ -276,9 +406,10 @@ policy_versions: Final = Table(
         postgresql_where=text("status = 'ACTIVE'::public.policy_version_status"),
     ),
     comment=(
-        "Boot policy versions. Exactly one ACTIVE row is expected at boot (at most one is "
-        "enforced by uq_policy_versions_one_active; at least one by the boot check, which "
-        "fails closed)."
+        "Boot policy versions. Exactly one ACTIVE row once seeded (at most one: "
+        "uq_policy_versions_one_active; never none again: trg_policy_versions_keep_one_active). "
+        "Rotated with rotate_policy_version(); rows are immutable but for ACTIVE -> GRACE -> "
+        "RETIRED."
     ),
 )
 
@@ -326,7 +457,38 @@ payment_outbox_idempotency_keys: Final = Table(
 )
 
 
-# Revision 0013 (ADR 0130): the ledger's default partition, with its indexes named after the
+# Revision 0014 (ADR 0118): what a rail said under a lease that had been replaced.
+payment_outbox_stale_outcomes: Final = Table(
+    "payment_outbox_stale_outcomes",
+    metadata,
+    Column("stale_outcome_id", UUID(as_uuid=True), nullable=False, server_default=_UUID_DEFAULT),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("lease_token", UUID(as_uuid=True), nullable=False),
+    Column("worker_id", Text, nullable=False),
+    Column("state", outbox_attempt_state, nullable=False),
+    Column("rail_reference", Text, nullable=True),
+    Column("rail_code", Text, nullable=True),
+    Column("error_code", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column(
+        "reported_at",
+        DateTime(timezone=True),
+        nullable=False,
+        server_default=text("clock_timestamp()"),
+    ),
+    Column("recorded_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    PrimaryKeyConstraint("stale_outcome_id", name=conv("pk_payment_outbox_stale_outcomes")),
+    Index(conv("ix_payment_outbox_stale_outcomes_outbox"), "outbox_id"),
+    comment=(
+        "What a rail said for an attempt whose lease had been replaced (the completion got "
+        "P7002): written only by public.record_stale_outbox_outcome(); for reconciliation, "
+        "never applied to the queue or the ledger."
+    ),
+)
+
+
+# Revision 0022 (ADR 0130): the ledger's default partition, with its indexes named after the
 # parent's as public.protect_ledger_partition() names them (the daily partitions live in schema
 # symphony_ledger, outside the models and the baseline).
 event.listen(
@@ -350,7 +512,57 @@ event.listen(
 )
 
 
-# Revision 0013 (ADR 0132): ledger partitions written to a verified archive file and dropped.
+# Revision 0019 (issue 20, ADR 0122): registered rails, canonical upper-case codes.
+outbox_rails: Final = Table(
+    "outbox_rails",
+    metadata,
+    Column("rail_code", Text, nullable=False),
+    Column("returns_reference", Boolean, nullable=False, server_default=text("true")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("description", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("updated_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    PrimaryKeyConstraint("rail_code", name=conv("pk_outbox_rails")),
+    CheckConstraint(
+        "rail_code COLLATE \"C\" ~ '^[A-Z][A-Z0-9_]{0,31}$'",
+        name=conv("ck_outbox_rails_rail_code_canonical"),
+    ),
+    CheckConstraint(
+        "description IS NULL OR octet_length(description) <= 1024",
+        name=conv("ck_outbox_rails_description_length"),
+    ),
+    comment=(
+        "Registered payment rails: canonical upper-case codes (input is matched "
+        "case-insensitively), whether a DISPATCHED attempt must carry a rail reference, and "
+        "whether enqueue accepts the rail. Written only by public.register_outbox_rail() and "
+        "public.disable_outbox_rail()."
+    ),
+)
+
+
+# Revision 0019 (ADR 0123): every rail reference reported by a DISPATCHED attempt, unique per rail.
+outbox_rail_references: Final = Table(
+    "outbox_rail_references",
+    metadata,
+    Column("rail_code", Text, nullable=False),
+    Column("rail_reference", Text, nullable=False),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("attempt_no", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint("rail_code", "rail_reference", name=conv("pk_outbox_rail_references")),
+    CheckConstraint(
+        "attempt_no >= 1",
+        name=conv("ck_outbox_rail_references_attempt_no_positive"),
+    ),
+    comment=(
+        "Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 "
+        "otherwise), with its job. Written only by public.record_outbox_rail_reference()."
+    ),
+)
+
+
+# Revision 0022 (ADR 0132): ledger partitions written to a verified archive file and dropped.
 archived_ledger_partitions: Final = Table(
     "archived_ledger_partitions",
     metadata,

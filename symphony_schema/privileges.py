@@ -23,24 +23,19 @@ An object owner's own privileges are left out on both sides: an owner always hol
 its objects, which says nothing about the matrix. Everybody else, including the owner role on
 objects it does not own (schema ``public``, the migration ledger), is compared.
 
-The ACLs are what was granted; what a role can *do* also comes from the roles it is a member of
-(INHERIT, or SET ROLE), predefined roles included. :func:`read_memberships` with
-:func:`diff_memberships` compares the memberships that involve a Symphony role with the contract
-(ADR 0070), and :func:`read_effective_privileges` with :func:`diff_effective_privileges` compares
-what each Symphony role - and each role that holds one - can effectively do with the matrix.
+The module is the declaration only. :mod:`symphony_schema.privilege_catalog` reads the live
+catalog into the same shapes (ACLs, role attributes, memberships, effective privileges through
+memberships and predefined roles) and :mod:`symphony_schema.privilege_diff` compares the two
+(ADR 0070), one line per difference with its fix.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final
-
-import psycopg
+from typing import Final
 
 __all__ = [
     "AUDITOR",
@@ -49,6 +44,7 @@ __all__ = [
     "EXECUTOR",
     "FUNCTIONS",
     "GRANTEES",
+    "GRANT_OPTION",
     "INGEST",
     "KIND_PRIVILEGES",
     "LEDGER_TABLE",
@@ -60,27 +56,15 @@ __all__ = [
     "SCHEMA",
     "TABLES",
     "TEST_USER",
-    "EffectivePrivileges",
     "FunctionArg",
     "FunctionSpec",
     "GrantKey",
     "GrantMatrix",
     "ObjectKind",
-    "RoleMembership",
     "RoleSpec",
-    "allowed_effective",
-    "diff_effective_privileges",
-    "diff_grants",
-    "diff_memberships",
-    "diff_role_attributes",
+    "declared_objects",
     "expected_grants",
     "function",
-    "membership_and_effective_lines",
-    "read_actual_grants",
-    "read_effective_privileges",
-    "read_memberships",
-    "read_migrating_user",
-    "read_role_attributes",
     "table_name",
 ]
 
@@ -176,9 +160,14 @@ POLICY_VERSIONS: Final = table_name("policy_versions")
 #: Revision 0011: the stored retry ceiling (ADR 0061) and the permanent key table (ADR 0062).
 OUTBOX_SETTINGS: Final = table_name("outbox_settings")
 IDEMPOTENCY_KEYS: Final = table_name("payment_outbox_idempotency_keys")
+#: Revision 0014: outcomes reported under a replaced lease (issue 19 item 5, ADR 0118).
+STALE_OUTCOMES: Final = table_name("payment_outbox_stale_outcomes")
+#: Revision 0019 (issue 20): registered rails (ADR 0122) and rail references (ADR 0123).
+OUTBOX_RAILS: Final = table_name("outbox_rails")
+RAIL_REFERENCES: Final = table_name("outbox_rail_references")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
-#: Revision 0013 (ADR 0130): the ledger's default partition and the archive record (owner only).
+#: Revision 0022 (ADR 0130): the ledger's default partition and the archive record (owner only).
 ATTEMPTS_DEFAULT: Final = table_name("payment_outbox_attempts_default")
 ARCHIVED_PARTITIONS: Final = table_name("archived_ledger_partitions")
 
@@ -191,6 +180,9 @@ TABLES: Final[tuple[str, ...]] = (
     LEDGER_TABLE,
     OUTBOX_SETTINGS,
     IDEMPOTENCY_KEYS,
+    STALE_OUTCOMES,
+    OUTBOX_RAILS,
+    RAIL_REFERENCES,
     ATTEMPTS_DEFAULT,
     ARCHIVED_PARTITIONS,
 )
@@ -251,12 +243,17 @@ ENQUEUE_PAYMENT_OUTBOX: Final = function(
     ("p_idempotency_key", "text"),
     ("p_rail_type", "text"),
     ("p_payload", "jsonb"),
+    # Revision 0014 (issue 19 item 6).
+    ("p_not_before", "timestamp with time zone"),
+    ("p_priority", "smallint"),
 )
 CLAIM_OUTBOX_BATCH: Final = function(
     "claim_outbox_batch",
     ("p_batch_size", "integer"),
     ("p_worker_id", "text"),
     ("p_lease_seconds", "integer"),
+    # Revision 0014 (issue 19 item 2).
+    ("p_rail_types", "text[]"),
 )
 COMPLETE_OUTBOX_ATTEMPT: Final = function(
     "complete_outbox_attempt",
@@ -297,9 +294,102 @@ GUARD_ATTEMPTS_INSERT: Final = function("guard_outbox_attempts_insert")
 #: Revision 0011: trigger function refusing queue rows of finished jobs from outside (ADR 0063);
 #: SECURITY DEFINER since 0012, serialised on the payment's key row (ADR 0100).
 GUARD_PENDING_WRITE: Final = function("guard_outbox_pending_write")
+#: Revision 0013: the SQL rule helpers of the outbox functions (ADR 0115), owner only.
+OUTBOX_LIMIT_BYTES: Final = function(
+    "outbox_limit_bytes",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer[]"),
+    security_definer=False,
+)
+OUTBOX_REQUIRE_IDS: Final = function(
+    "outbox_require_ids",
+    ("p_names", "text[]"),
+    ("p_values", "text[]"),
+    ("p_max_bytes", "integer"),
+    security_definer=False,
+)
+OUTBOX_PIN_PLAN_SETTINGS: Final = function("outbox_pin_plan_settings", security_definer=False)
+#: Revision 0014: heartbeat (issue 19 item 3).
+EXTEND_OUTBOX_LEASE: Final = function(
+    "extend_outbox_lease",
+    ("p_outbox_id", "uuid"),
+    ("p_lease_token", "uuid"),
+    ("p_worker_id", "text"),
+    ("p_lease_seconds", "integer"),
+)
+#: Revision 0014: outcomes under a replaced lease, kept for reconciliation (issue 19 item 5).
+RECORD_STALE_OUTBOX_OUTCOME: Final = function(
+    "record_stale_outbox_outcome",
+    ("p_outbox_id", "uuid"),
+    ("p_lease_token", "uuid"),
+    ("p_worker_id", "text"),
+    ("p_state", "public.outbox_attempt_state"),
+    ("p_rail_reference", "text"),
+    ("p_rail_code", "text"),
+    ("p_error_code", "text"),
+    ("p_error_message", "text"),
+    ("p_latency_ms", "integer"),
+)
+#: Revision 0014: trigger functions keeping the per-participant head (issue 19 item 1).
+PROMOTE_OUTBOX_HEAD: Final = function("promote_outbox_head")
+PLACE_OUTBOX_HEAD: Final = function("place_outbox_head")
+OUTBOX_RESTORE_PLAN_SETTINGS: Final = function(
+    "outbox_restore_plan_settings", ("p_saved", "text[]"), security_definer=False
+)
 
-#: Every Symphony function, in creation order.
-#: Revision 0013 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
+#: Revision 0016: policy rotation (issue 14, ADRs 0105-0107). The sort key is internal.
+POLICY_VERSION_SORT_KEY: Final = function(
+    "policy_version_sort_key", ("p_version", "text"), security_definer=False
+)
+ROTATE_POLICY_VERSION: Final = function(
+    "rotate_policy_version",
+    ("p_version", "text"),
+    ("p_checksum", "text"),
+    ("p_grace", "interval"),
+)
+POLICY_VERSION_ACCEPTED: Final = function("policy_version_accepted", ("p_version", "text"))
+RETIRE_EXPIRED_POLICY_VERSIONS: Final = function("retire_expired_policy_versions")
+#: Revision 0016: trigger functions keeping policy versions immutable (INV-052, INV-053) and
+#: never without an ACTIVE version (INV-050, a deferred constraint trigger reading the table).
+GUARD_POLICY_VERSION_IDENTITY: Final = function(
+    "guard_policy_version_identity", security_definer=False
+)
+GUARD_POLICY_VERSION_LIFECYCLE: Final = function(
+    "guard_policy_version_lifecycle", security_definer=False
+)
+KEEP_ONE_ACTIVE_POLICY_VERSION: Final = function("keep_one_active_policy_version")
+#: Revision 0019 (issue 20, ADR 0120): the audited interventions of the control plane.
+CANCEL_OUTBOX_JOB: Final = function(
+    "cancel_outbox_job", ("p_outbox_id", "uuid"), ("p_reason", "text"), ("p_ticket", "text")
+)
+REDRIVE_OUTBOX_JOB: Final = function(
+    "redrive_outbox_job", ("p_outbox_id", "uuid"), ("p_reason", "text"), ("p_ticket", "text")
+)
+#: Revision 0019 (ADR 0121): queue health for dashboards and the CLI.
+OUTBOX_METRICS: Final = function("outbox_metrics")
+#: Revision 0019 (ADR 0122): rail management (control) and the internal rail and number checks.
+OUTBOX_RAIL_CODE: Final = function("outbox_rail_code", ("p_rail_type", "text"))
+REGISTER_OUTBOX_RAIL: Final = function(
+    "register_outbox_rail",
+    ("p_rail_code", "text"),
+    ("p_returns_reference", "boolean"),
+    ("p_description", "text"),
+)
+DISABLE_OUTBOX_RAIL: Final = function("disable_outbox_rail", ("p_rail_code", "text"))
+CHECK_OUTBOX_PAYLOAD_NUMBERS: Final = function(
+    "check_outbox_payload_numbers", ("p_payload", "jsonb")
+)
+#: Revision 0019 (ADR 0123): the uniqueness rule of rail references (internal).
+RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
+    "record_outbox_rail_reference",
+    ("p_outbox_id", "uuid"),
+    ("p_attempt_no", "integer"),
+    ("p_rail_type", "text"),
+    ("p_rail_reference", "text"),
+)
+
+#: Revision 0022 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
 LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     function(
         "ledger_uuid_lower_bound", ("p_at", "timestamp with time zone"), security_definer=False
@@ -317,8 +407,10 @@ LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     function("mark_ledger_partition_restored", ("p_partition", "text")),
     function("guard_idempotency_key_archived"),
     function("guard_archived_outbox_id"),
+    function("guard_attempt_participant"),
 )
 
+#: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
     UUID_STRATEGY,
@@ -333,6 +425,29 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     SET_OUTBOX_RETRY_CEILING,
     GUARD_ATTEMPTS_INSERT,
     GUARD_PENDING_WRITE,
+    OUTBOX_LIMIT_BYTES,
+    OUTBOX_REQUIRE_IDS,
+    OUTBOX_PIN_PLAN_SETTINGS,
+    OUTBOX_RESTORE_PLAN_SETTINGS,
+    EXTEND_OUTBOX_LEASE,
+    RECORD_STALE_OUTBOX_OUTCOME,
+    PROMOTE_OUTBOX_HEAD,
+    PLACE_OUTBOX_HEAD,
+    POLICY_VERSION_SORT_KEY,
+    ROTATE_POLICY_VERSION,
+    POLICY_VERSION_ACCEPTED,
+    RETIRE_EXPIRED_POLICY_VERSIONS,
+    GUARD_POLICY_VERSION_IDENTITY,
+    GUARD_POLICY_VERSION_LIFECYCLE,
+    KEEP_ONE_ACTIVE_POLICY_VERSION,
+    OUTBOX_RAIL_CODE,
+    REGISTER_OUTBOX_RAIL,
+    DISABLE_OUTBOX_RAIL,
+    CHECK_OUTBOX_PAYLOAD_NUMBERS,
+    RECORD_OUTBOX_RAIL_REFERENCE,
+    CANCEL_OUTBOX_JOB,
+    REDRIVE_OUTBOX_JOB,
+    OUTBOX_METRICS,
     *LEDGER_FUNCTIONS,
 )
 
@@ -348,19 +463,21 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.SCHEMA, SCHEMA): {
         role: frozenset({"USAGE"}) for role in (OWNER, *RUNTIME_ROLES, TEST_USER)
     },
+    # Revision 0019 (issue 20): the control plane reads the queue, the ledger and the allocator;
+    # it intervenes only through cancel_outbox_job() and redrive_outbox_job(), which leave a
+    # ledger row. Nobody but the functions writes them.
     (ObjectKind.TABLE, PENDING): {
-        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
+        CONTROL: _SELECT,
         READONLY: _SELECT,
         AUDITOR: _SELECT,
     },
     (ObjectKind.TABLE, ATTEMPTS): {
-        # Option A: the control plane appends and reads, never UPDATE/DELETE/TRUNCATE.
-        CONTROL: frozenset({"SELECT", "INSERT"}),
+        CONTROL: _SELECT,
         READONLY: _SELECT,
         AUDITOR: _SELECT,
     },
     (ObjectKind.TABLE, SEQUENCES): {
-        CONTROL: frozenset({"SELECT", "INSERT", "UPDATE"}),
+        CONTROL: _SELECT,
     },
     (ObjectKind.TABLE, POLICY_VERSIONS): {
         EXECUTOR: _SELECT,
@@ -387,6 +504,8 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
             COMPLETE_OUTBOX_ATTEMPT,
             REPAIR_EXPIRED_LEASES,
             COMPLETE_OUTBOX_ATTEMPTS_BATCH,
+            EXTEND_OUTBOX_LEASE,
+            RECORD_STALE_OUTBOX_OUTCOME,
         )
     },
     **{
@@ -407,8 +526,49 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, SET_OUTBOX_RETRY_CEILING.signature): {CONTROL: _EXECUTE},
     (ObjectKind.FUNCTION, GUARD_ATTEMPTS_INSERT.signature): {},
     (ObjectKind.FUNCTION, GUARD_PENDING_WRITE.signature): {},
-    # Revision 0013: the ledger's default partition, the archive record and the maintenance
-    # functions belong to the owner alone (ADR 0130-0133).
+    # Revision 0013: the SQL rule helpers run only inside the outbox functions (ADR 0115).
+    (ObjectKind.FUNCTION, OUTBOX_LIMIT_BYTES.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_REQUIRE_IDS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_PIN_PLAN_SETTINGS.signature): {},
+    (ObjectKind.FUNCTION, OUTBOX_RESTORE_PLAN_SETTINGS.signature): {},
+    # Revision 0014: the stale outcomes are read like the ledger; only the function writes them.
+    (ObjectKind.TABLE, STALE_OUTCOMES): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.FUNCTION, PROMOTE_OUTBOX_HEAD.signature): {},
+    (ObjectKind.FUNCTION, PLACE_OUTBOX_HEAD.signature): {},
+    # Revision 0016: control rotates and retires; services ask whether a version is accepted.
+    (ObjectKind.FUNCTION, ROTATE_POLICY_VERSION.signature): {CONTROL: _EXECUTE},
+    (ObjectKind.FUNCTION, RETIRE_EXPIRED_POLICY_VERSIONS.signature): {CONTROL: _EXECUTE},
+    (ObjectKind.FUNCTION, POLICY_VERSION_ACCEPTED.signature): {
+        role: _EXECUTE for role in (INGEST, EXECUTOR, CONTROL)
+    },
+    (ObjectKind.FUNCTION, POLICY_VERSION_SORT_KEY.signature): {},
+    (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_IDENTITY.signature): {},
+    (ObjectKind.FUNCTION, GUARD_POLICY_VERSION_LIFECYCLE.signature): {},
+    (ObjectKind.FUNCTION, KEEP_ONE_ACTIVE_POLICY_VERSION.signature): {},
+    # Revision 0019 (issue 20): interventions and rail management for control, metrics for the
+    # readers (and control); rails and references are readable, written only by functions; the
+    # rail, number and reference checks are internal to the outbox functions.
+    (ObjectKind.TABLE, OUTBOX_RAILS): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.TABLE, RAIL_REFERENCES): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {CONTROL: _EXECUTE}
+        for spec in (
+            CANCEL_OUTBOX_JOB,
+            REDRIVE_OUTBOX_JOB,
+            REGISTER_OUTBOX_RAIL,
+            DISABLE_OUTBOX_RAIL,
+        )
+    },
+    (ObjectKind.FUNCTION, OUTBOX_METRICS.signature): {
+        READONLY: _EXECUTE,
+        AUDITOR: _EXECUTE,
+        CONTROL: _EXECUTE,
+    },
+    (ObjectKind.FUNCTION, OUTBOX_RAIL_CODE.signature): {},
+    (ObjectKind.FUNCTION, CHECK_OUTBOX_PAYLOAD_NUMBERS.signature): {},
+    (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
+    # Revision 0022: the ledger's default partition, the archive record and the maintenance
+    # functions belong to the owner alone (ADR 0130-0134).
     (ObjectKind.TABLE, ATTEMPTS_DEFAULT): {},
     (ObjectKind.TABLE, ARCHIVED_PARTITIONS): {},
     **{(ObjectKind.FUNCTION, spec.signature): {} for spec in LEDGER_FUNCTIONS},
@@ -416,6 +576,11 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
 
 #: Every grantee the matrix speaks about, PUBLIC included.
 GRANTEES: Final[tuple[str, ...]] = (PUBLIC, *(role.name for role in ROLES))
+
+
+def declared_objects() -> frozenset[tuple[ObjectKind, str]]:
+    """Every (kind, object) the matrix speaks about."""
+    return frozenset(_MATRIX)
 
 
 def expected_grants() -> GrantMatrix:
@@ -427,326 +592,6 @@ def expected_grants() -> GrantMatrix:
             matrix[(grantee, kind, name)] = grants.get(grantee, frozenset())
     return MappingProxyType(matrix)
 
-
-# --------------------------------------------------------------------------------------------
-# Reading the live catalog
-# --------------------------------------------------------------------------------------------
-
-# Every relation and routine in schema public (extension members excluded), each column of a
-# relation, and the schema itself: (oid, kind, name, owner, acl, attnum). A NULL ACL means "the
-# built-in default", which for functions includes EXECUTE for PUBLIC, hence acldefault(); a
-# column's NULL ACL means "no column-level grant". Function signatures are rendered without
-# depending on search_path: catalog types through format_type, other types as schema.name.
-_OBJECTS_CTE: Final = """
-relations AS (
-    SELECT c.oid,
-           CASE WHEN c.relkind = 'S' THEN 'sequence' ELSE 'table' END AS kind,
-           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS name,
-           c.relowner AS owner,
-           COALESCE(c.relacl,
-                    pg_catalog.acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char",
-                                          c.relowner)) AS acl
-      FROM pg_catalog.pg_class AS c
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE n.nspname = %(schema)s
-       AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
-                        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                          AND d.objid = c.oid AND d.deptype = 'e')
-),
-objects AS (
-    SELECT r.oid, r.kind, r.name, r.owner, r.acl, NULL::pg_catalog.int2 AS attnum
-      FROM relations AS r
-    UNION ALL
-    SELECT r.oid, 'column', r.name || '.' || pg_catalog.quote_ident(a.attname), r.owner,
-           a.attacl, a.attnum
-      FROM relations AS r
-      JOIN pg_catalog.pg_attribute AS a ON a.attrelid = r.oid
-     WHERE r.kind = 'table' AND a.attnum > 0 AND NOT a.attisdropped
-    UNION ALL
-    SELECT p.oid, 'function',
-           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
-           COALESCE((SELECT pg_catalog.string_agg(
-                                CASE WHEN tn.nspname = 'pg_catalog'
-                                     THEN pg_catalog.format_type(t.oid, NULL)
-                                     ELSE pg_catalog.quote_ident(tn.nspname) || '.'
-                                          || pg_catalog.quote_ident(t.typname)
-                                END, ',' ORDER BY a.ord)
-                       FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[])
-                            WITH ORDINALITY AS a (typ, ord)
-                       JOIN pg_catalog.pg_type AS t ON t.oid = a.typ
-                       JOIN pg_catalog.pg_namespace AS tn ON tn.oid = t.typnamespace), '')
-           || ')',
-           p.proowner,
-           COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner)),
-           NULL
-      FROM pg_catalog.pg_proc AS p
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
-     WHERE n.nspname = %(schema)s
-       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend AS d
-                        WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                          AND d.objid = p.oid AND d.deptype = 'e')
-    UNION ALL
-    SELECT n.oid, 'schema', n.nspname::text, n.nspowner,
-           COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner)), NULL
-      FROM pg_catalog.pg_namespace AS n
-     WHERE n.nspname = %(schema)s
-)"""
-
-# The ACL entries of every object above, the owner's own left out.
-_ACL_QUERY: Final = (
-    "WITH "
-    + _OBJECTS_CTE
-    + """
-SELECT o.kind,
-       o.name,
-       CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(x.grantee) END,
-       x.privilege_type,
-       x.is_grantable
-  FROM objects AS o
- CROSS JOIN LATERAL pg_catalog.aclexplode(o.acl) AS x
- WHERE x.grantee <> o.owner
-"""
-)
-
-
-def read_actual_grants(conn: psycopg.Connection[Any]) -> GrantMatrix:
-    """Read the live ACLs of schema ``public``, its relations (and their columns) and functions.
-
-    The result has the shape of :func:`expected_grants`: every declared (grantee, object) pair is
-    present (empty when nothing is granted), plus an entry for any other grant found, e.g. on an
-    undeclared object or to an undeclared role. Owners' own privileges are left out.
-    """
-    declared_objects = {(kind, name) for (kind, name) in _MATRIX}
-    actual: dict[GrantKey, set[str]] = {}
-    for kind, name in declared_objects:
-        for grantee in GRANTEES:
-            actual[(grantee, kind, name)] = set()
-
-    rows = conn.execute(_ACL_QUERY, {"schema": SCHEMA}).fetchall()
-    for kind, name, grantee, privilege, grantable in rows:
-        key: GrantKey = (str(grantee), ObjectKind(kind), str(name))
-        label = f"{privilege} WITH GRANT OPTION" if grantable else str(privilege)
-        actual.setdefault(key, set()).add(label)
-    return MappingProxyType({key: frozenset(privs) for key, privs in actual.items()})
-
-
-def diff_grants(expected: GrantMatrix, actual: GrantMatrix) -> list[str]:
-    """Human-readable differences, one line per privilege, sorted; empty when the matrices agree.
-
-    ``missing: <grantee> <PRIV> on <kind> <object>`` - declared but not granted;
-    ``extra: <grantee> <PRIV> on <kind> <object>`` - granted but not declared.
-    A key absent from either side counts as "no privileges".
-    """
-    lines: list[str] = []
-    for key in sorted(set(expected) | set(actual)):
-        grantee, kind, name = key
-        want = expected.get(key, frozenset())
-        have = actual.get(key, frozenset())
-        for privilege in sorted(want - have):
-            lines.append(f"missing: {grantee} {privilege} on {kind} {name}")
-        for privilege in sorted(have - want):
-            lines.append(f"extra: {grantee} {privilege} on {kind} {name}")
-    return lines
-
-
-# --------------------------------------------------------------------------------------------
-# Role attributes
-# --------------------------------------------------------------------------------------------
-
-_ROLE_QUERY: Final = """
-SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole,
-       r.rolreplication, r.rolbypassrls
-  FROM pg_catalog.pg_roles AS r
- WHERE r.rolname = ANY(%(names)s)
-"""
-
-_ROLE_COLUMNS: Final[tuple[str, ...]] = ("rolcanlogin", *COMMON_ROLE_ATTRIBUTES)
-
-
-def read_role_attributes(
-    conn: psycopg.Connection[Any], names: Iterable[str] | None = None
-) -> dict[str, dict[str, bool]]:
-    """Live attributes (``pg_roles`` columns) of the given roles, default all Symphony roles.
-    Roles that do not exist are absent from the result."""
-    wanted = [role.name for role in ROLES] if names is None else list(names)
-    rows = conn.execute(_ROLE_QUERY, {"names": wanted}).fetchall()
-    return {
-        str(row[0]): dict(zip(_ROLE_COLUMNS, (bool(v) for v in row[1:]), strict=True))
-        for row in rows
-    }
-
-
-def diff_role_attributes(actual: Mapping[str, Mapping[str, bool]]) -> list[str]:
-    """Differences between the declared roles and :func:`read_role_attributes` output."""
-    lines: list[str] = []
-    for role in ROLES:
-        have = actual.get(role.name)
-        if have is None:
-            lines.append(f"missing role: {role.name}")
-            continue
-        for column, want in role.attributes().items():
-            if have.get(column) != want:
-                lines.append(f"role {role.name}: {column} is {have.get(column)}, expected {want}")
-    return lines
-
-
-# --------------------------------------------------------------------------------------------
-# Memberships (ADR 0070)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RoleMembership:
-    """One ``pg_auth_members`` row that involves a Symphony role (as the role or the member)."""
-
-    role: str
-    member: str
-    admin: bool
-    inherit: bool
-    set: bool
-    member_is_superuser: bool
-
-
-_MEMBERSHIP_QUERY: Final = """
-SELECT DISTINCT g.rolname, m.rolname, a.admin_option, a.inherit_option, a.set_option, m.rolsuper
-  FROM pg_catalog.pg_auth_members AS a
-  JOIN pg_catalog.pg_roles AS g ON g.oid = a.roleid
-  JOIN pg_catalog.pg_roles AS m ON m.oid = a.member
- WHERE g.rolname = ANY(%(names)s) OR m.rolname = ANY(%(names)s)
- ORDER BY 1, 2, 3, 4, 5
-"""
-
-#: The role that ran the migrations: the owner of the engine's ledger (None without a ledger).
-_MIGRATING_USER_QUERY: Final = """
-SELECT pg_catalog.pg_get_userbyid(c.relowner)
-  FROM pg_catalog.pg_class AS c
- WHERE c.oid = pg_catalog.to_regclass(%(ledger)s)
-"""
-
-
-def read_memberships(conn: psycopg.Connection[Any]) -> list[RoleMembership]:
-    """Every membership whose role or member is a Symphony role (logins and predefined roles
-    included), one row per distinct (role, member, options)."""
-    names = [role.name for role in ROLES]
-    rows = conn.execute(_MEMBERSHIP_QUERY, {"names": names}).fetchall()
-    return [
-        RoleMembership(
-            role=str(row[0]),
-            member=str(row[1]),
-            admin=bool(row[2]),
-            inherit=bool(row[3]),
-            set=bool(row[4]),
-            member_is_superuser=bool(row[5]),
-        )
-        for row in rows
-    ]
-
-
-def read_migrating_user(conn: psycopg.Connection[Any]) -> str | None:
-    """The role that ran the migrations (it owns ``public.schema_migrations``), or None."""
-    row = conn.execute(_MIGRATING_USER_QUERY, {"ledger": LEDGER_TABLE}).fetchone()
-    return str(row[0]) if row and row[0] is not None else None
-
-
-#: Every (role, predefined role) pair where a non-superuser role that reaches a runtime role
-#: (at any depth, whatever the options) also reaches a predefined ``pg_*`` role; Symphony roles
-#: and the migrating user are judged by diff_memberships.
-_PREDEFINED_QUERY: Final = """
-WITH RECURSIVE reach (subject, role) AS (
-    SELECT a.member, a.roleid FROM pg_catalog.pg_auth_members AS a
-    UNION
-    SELECT r.subject, a.roleid
-      FROM reach AS r JOIN pg_catalog.pg_auth_members AS a ON a.member = r.role
-)
-SELECT DISTINCT s.rolname, p.rolname
-  FROM reach AS x
-  JOIN pg_catalog.pg_roles AS s ON s.oid = x.subject
-  JOIN pg_catalog.pg_roles AS p ON p.oid = x.role
- WHERE p.rolname ~ '^pg_' AND p.oid < 16384
-   AND NOT s.rolsuper
-   AND s.rolname <> ALL(%(symphony)s)
-   AND s.rolname IS DISTINCT FROM %(migrating_user)s
-   AND EXISTS (SELECT 1
-                 FROM reach AS y JOIN pg_catalog.pg_roles AS q ON q.oid = y.role
-                WHERE y.subject = x.subject AND q.rolname = ANY(%(runtime)s))
- ORDER BY 1, 2
-"""
-
-
-def predefined_role_problems(
-    conn: psycopg.Connection[Any], migrating_user: str | None
-) -> list[str]:
-    """A role that holds a runtime role may reach no predefined role (red team, ADR 0100):
-    ``pg_execute_server_program`` and the ``*_server_files`` roles act as the server's OS user,
-    ``pg_signal_backend`` terminates the deploy lock's session and the workers, ``pg_maintain``
-    and the ``*_all_data`` roles lock and write every table. One line each, with the fix."""
-    rows = conn.execute(
-        _PREDEFINED_QUERY,
-        {
-            "symphony": [role.name for role in ROLES],
-            "migrating_user": migrating_user,
-            "runtime": sorted(RUNTIME_ROLES),
-        },
-    ).fetchall()
-    return [
-        f"{member} holds a Symphony runtime role and reaches the predefined role {predefined}: "
-        "a login that acts for Symphony may hold no predefined role (use a separate login for "
-        f"operations); REVOKE {predefined} FROM {_ident(str(member))} (or from the group that "
-        "passes it on)"
-        for member, predefined in rows
-    ]
-
-
-def _ident(name: str) -> str:
-    """``name`` as an SQL identifier in a suggested fix (quoted unless plainly lower-case)."""
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def diff_memberships(
-    memberships: Iterable[RoleMembership], migrating_user: str | None
-) -> list[str]:
-    """Memberships the contract does not allow (ADR 0070), one line each with the fix:
-
-    * a Symphony role (``test_user`` included) is a member of no role at all - not of another
-      Symphony role, not of a predefined role such as ``pg_write_all_data``;
-    * nobody is a member of ``symphony_owner`` or ``test_user``, except the migrating user (a
-      non-superuser migrator needs ``symphony_owner``; PostgreSQL 16+ grants a CREATEROLE creator
-      ADMIN on the roles it creates);
-    * other roles (service logins) may hold the runtime roles, never WITH ADMIN OPTION.
-
-    Superusers are not reported as members of runtime roles: they bypass every check anyway.
-    """
-    symphony = {role.name for role in ROLES}
-    lines: set[str] = set()
-    for m in memberships:
-        role, member = _ident(m.role), _ident(m.member)
-        revoke = f"REVOKE {role} FROM {member}"
-        if m.member in symphony:
-            lines.add(
-                f"{m.member} is a member of {m.role}: a Symphony role may be a member of no role "
-                f"(it would gain {m.role}'s privileges beyond the matrix); {revoke}"
-            )
-        elif m.member == migrating_user:
-            continue
-        elif m.role not in RUNTIME_ROLES:
-            lines.add(
-                f"{m.member} is a member of {m.role}: only the migrating user "
-                f"({migrating_user or 'unknown: no ledger'}) may be; {revoke}"
-            )
-        elif m.admin and not m.member_is_superuser:
-            lines.add(
-                f"{m.member} holds {m.role} WITH ADMIN OPTION: it could grant {m.role} to any "
-                f"role, Symphony roles included; REVOKE ADMIN OPTION FOR {role} FROM {member}"
-            )
-    return sorted(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# Effective privileges (ADR 0070)
-# --------------------------------------------------------------------------------------------
 
 #: Every privilege PostgreSQL knows per kind of object (MAINTAIN: PostgreSQL 17+).
 KIND_PRIVILEGES: Final[Mapping[ObjectKind, tuple[str, ...]]] = MappingProxyType(
@@ -768,201 +613,5 @@ KIND_PRIVILEGES: Final[Mapping[ObjectKind, tuple[str, ...]]] = MappingProxyType(
     }
 )
 
-_GRANT_OPTION: Final = " WITH GRANT OPTION"
-
-# Subjects: every Symphony role, and every other non-superuser role that is a member (at any
-# depth, whatever the options) of a Symphony role, except the migrating user. A subject can act
-# as itself and as every role it reaches through memberships - INHERIT (privileges apply
-# directly), SET (after SET ROLE) or ADMIN only (it can grant the role to itself) alike - so its
-# effective privilege on an object is held when any of those roles holds it by has_*_privilege
-# (which adds the owner's rights and predefined roles such as pg_write_all_data). ``via`` names
-# the other roles that hold it. Column privileges come from has_column_privilege (table-level
-# grants included; the caller drops those the table-level row already shows).
-_EFFECTIVE_QUERY: Final = (
-    "WITH RECURSIVE "
-    + _OBJECTS_CTE
-    + """,
-symphony AS (
-    SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = ANY(%(symphony)s)
-),
-holders (member) AS (
-    SELECT a.member FROM pg_catalog.pg_auth_members AS a
-     WHERE a.roleid IN (SELECT s.oid FROM symphony AS s)
-    UNION
-    SELECT a.member FROM pg_catalog.pg_auth_members AS a JOIN holders AS h ON a.roleid = h.member
-),
-subjects AS (
-    SELECT r.oid, r.rolname FROM pg_catalog.pg_roles AS r
-     WHERE r.oid IN (SELECT s.oid FROM symphony AS s)
-        OR (r.oid IN (SELECT h.member FROM holders AS h)
-            AND NOT r.rolsuper AND r.rolname IS DISTINCT FROM %(migrating_user)s)
-),
-reach (subject, role) AS (
-    SELECT s.oid, s.oid FROM subjects AS s
-    UNION
-    SELECT r.subject, a.roleid FROM reach AS r
-      JOIN pg_catalog.pg_auth_members AS a ON a.member = r.role
-),
-privs (kind, privilege) AS (
-    SELECT k.kind, p.privilege || g.suffix
-      FROM pg_catalog.jsonb_each(%(privileges)s::pg_catalog.jsonb) AS k (kind, list)
-     CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(k.list) AS p (privilege)
-     CROSS JOIN (VALUES (''), (%(grant_option)s)) AS g (suffix)
-),
-held AS (
-    SELECT s.oid AS subject, s.rolname, o.kind, o.name, o.owner, p.privilege, r.role
-      FROM subjects AS s
-      JOIN reach AS r ON r.subject = s.oid
-     CROSS JOIN objects AS o
-      JOIN privs AS p ON p.kind = o.kind
-     WHERE CASE o.kind
-             WHEN 'table' THEN pg_catalog.has_table_privilege(r.role, o.oid, p.privilege)
-             WHEN 'sequence' THEN pg_catalog.has_sequence_privilege(r.role, o.oid, p.privilege)
-             WHEN 'column' THEN pg_catalog.has_column_privilege(r.role, o.oid, o.attnum,
-                                                                p.privilege)
-             WHEN 'function' THEN pg_catalog.has_function_privilege(r.role, o.oid, p.privilege)
-             WHEN 'schema' THEN pg_catalog.has_schema_privilege(r.role, o.oid, p.privilege)
-           END
-)
-SELECT h.rolname, h.kind, h.name, pg_catalog.pg_get_userbyid(h.owner), h.privilege,
-       pg_catalog.array_remove(pg_catalog.array_agg(DISTINCT
-           CASE WHEN h.role <> h.subject THEN pg_catalog.pg_get_userbyid(h.role) END), NULL)
-  FROM held AS h
- GROUP BY h.rolname, h.kind, h.name, h.owner, h.privilege
-"""
-)
-
-_REACH_QUERY: Final = """
-WITH RECURSIVE reach (subject, role) AS (
-    SELECT r.oid, r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = ANY(%(subjects)s)
-    UNION
-    SELECT r.subject, a.roleid FROM reach AS r
-      JOIN pg_catalog.pg_auth_members AS a ON a.member = r.role
-)
-SELECT pg_catalog.pg_get_userbyid(r.subject), pg_catalog.pg_get_userbyid(r.role) FROM reach AS r
-"""
-
-
-@dataclass(frozen=True, slots=True)
-class EffectivePrivileges:
-    """What roles can effectively do in schema ``public``, read by
-    :func:`read_effective_privileges`.
-
-    ``held[(subject, kind, name)]`` maps each privilege the subject can exercise (as itself or
-    through a role it reaches) to the roles other than itself that hold it (empty: its own
-    grant). ``owners`` gives each object's owner; ``reaches[subject]`` every role the subject can
-    act as, itself included.
-    """
-
-    held: Mapping[GrantKey, Mapping[str, tuple[str, ...]]]
-    owners: Mapping[tuple[ObjectKind, str], str]
-    reaches: Mapping[str, frozenset[str]]
-
-
-def _kind_privileges(server_version: int) -> dict[str, list[str]]:
-    kinds = {str(kind): list(names) for kind, names in KIND_PRIVILEGES.items()}
-    if server_version < 170000:
-        kinds[str(ObjectKind.TABLE)].remove("MAINTAIN")
-    return kinds
-
-
-def read_effective_privileges(conn: psycopg.Connection[Any]) -> EffectivePrivileges:
-    """Effective privileges on schema ``public`` and everything in it (columns included), for
-    every Symphony role and every other non-superuser role holding one (the migrating user
-    excepted, see :func:`diff_memberships`), through every membership."""
-    version = conn.info.server_version
-    rows = conn.execute(
-        _EFFECTIVE_QUERY,
-        {
-            "schema": SCHEMA,
-            "symphony": [role.name for role in ROLES],
-            "migrating_user": read_migrating_user(conn),
-            "privileges": json.dumps(_kind_privileges(version)),
-            "grant_option": _GRANT_OPTION,
-        },
-    ).fetchall()
-    held: dict[GrantKey, dict[str, tuple[str, ...]]] = {}
-    owners: dict[tuple[ObjectKind, str], str] = {}
-    for subject, kind, name, owner, privilege, via in rows:
-        key: GrantKey = (str(subject), ObjectKind(kind), str(name))
-        held.setdefault(key, {})[str(privilege)] = tuple(sorted(str(v) for v in via or ()))
-        owners[(ObjectKind(kind), str(name))] = str(owner)
-    subjects = sorted({key[0] for key in held} | {role.name for role in ROLES})
-    reaches: dict[str, set[str]] = {name: {name} for name in subjects}
-    for subject, role in conn.execute(_REACH_QUERY, {"subjects": subjects}).fetchall():
-        reaches.setdefault(str(subject), {str(subject)}).add(str(role))
-    return EffectivePrivileges(
-        held=MappingProxyType({k: MappingProxyType(v) for k, v in held.items()}),
-        owners=MappingProxyType(owners),
-        reaches=MappingProxyType({k: frozenset(v) for k, v in reaches.items()}),
-    )
-
-
-def _all_privileges(kind: ObjectKind) -> frozenset[str]:
-    names = KIND_PRIVILEGES[kind]
-    return frozenset(names) | frozenset(name + _GRANT_OPTION for name in names)
-
-
-def allowed_effective(
-    subject: str, kind: ObjectKind, name: str, owner: str, reaches: frozenset[str]
-) -> frozenset[str]:
-    """What ``subject`` may effectively hold on an object: its declared grants and PUBLIC's,
-    everything on what it owns; for a role that is not a Symphony role (a service login), the
-    union of that over the Symphony roles it holds. A column may hold what the matrix gives
-    its table."""
-    symphony = {role.name for role in ROLES}
-    acting = {subject} if subject in symphony else (set(reaches) & symphony)
-    declared = expected_grants()
-    keys = [(kind, name)]
-    if kind is ObjectKind.COLUMN:
-        keys.append((ObjectKind.TABLE, name.rsplit(".", 1)[0]))
-    allowed: set[str] = set()
-    for role in acting:
-        for key_kind, key_name in keys:
-            allowed |= declared.get((role, key_kind, key_name), frozenset())
-            allowed |= declared.get((PUBLIC, key_kind, key_name), frozenset())
-        if role == owner:
-            allowed |= _all_privileges(kind)
-    return frozenset(allowed)
-
-
-def diff_effective_privileges(effective: EffectivePrivileges) -> list[str]:
-    """One line per (role, object) where a role can effectively do more than the matrix allows,
-    naming the privileges and the roles they come through. A column is reported only for
-    privileges its table-level row does not already show."""
-    lines: list[str] = []
-    for key in sorted(effective.held):
-        subject, kind, name = key
-        owner = effective.owners[(kind, name)]
-        reaches = effective.reaches.get(subject, frozenset({subject}))
-        have = effective.held[key]
-        extra = set(have) - allowed_effective(subject, kind, name, owner, reaches)
-        if kind is ObjectKind.COLUMN:
-            table = effective.held.get((subject, ObjectKind.TABLE, name.rsplit(".", 1)[0]), {})
-            extra -= set(table)
-        if not extra:
-            continue
-        ordered = sorted(extra, key=lambda p: (KIND_PRIVILEGES[kind].index(p.split(" ")[0]), p))
-        sources = sorted({role for p in extra for role in have[p]})
-        via = f"through {', '.join(sources)}" if sources else "by its own grant"
-        fix = (
-            "revoke the membership that leads there"
-            if sources
-            else "revoke the grant (in a new revision)"
-        )
-        lines.append(
-            f"{subject} can effectively {', '.join(ordered)} on {kind} {name} ({via}), beyond "
-            f"the matrix; {fix}"
-        )
-    return lines
-
-
-def membership_and_effective_lines(conn: psycopg.Connection[Any]) -> list[str]:
-    """:func:`diff_memberships` and :func:`diff_effective_privileges` of a live database as
-    ``membership: ...`` / ``effective: ...`` lines; empty when both hold (the drift check adds
-    them to the catalog's side of its diff, where the declaration has none)."""
-    memberships = diff_memberships(read_memberships(conn), read_migrating_user(conn))
-    effective = diff_effective_privileges(read_effective_privileges(conn))
-    return [f"membership: {line}" for line in memberships] + [
-        f"effective: {line}" for line in effective
-    ]
+#: How a privilege held WITH GRANT OPTION is labelled, so that it differs from the plain one.
+GRANT_OPTION: Final = " WITH GRANT OPTION"

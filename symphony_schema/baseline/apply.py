@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import to_conninfo
-from symphony_schema.migration import MigrationRefused, api, deploy_lock
+from symphony_schema.migration import api, deploy_lock
 from symphony_schema.migration.engine import EngineSettings, check_server_version
 from symphony_schema.migration.ledger import read_alembic_heads, read_ledger, validation_problems
 
@@ -119,7 +119,8 @@ def _take_deploy_lock(conn: Connection, wait: str) -> None:
     try:
         deploy_lock.lock_in_transaction(dbapi, wait)
     except deploy_lock.DeployLockError as exc:
-        raise SymphonyError(f"refusing to apply the baseline: {exc}") from None
+        # The same typed error (DeployLockBusy, ...), with what was refused in front.
+        raise type(exc)(f"refusing to apply the baseline: {exc}") from None
 
 
 def read_script(baseline_file: Path) -> str:
@@ -144,10 +145,7 @@ def apply_baseline(
     on purpose and compares the result itself).
     """
     script = read_script(baseline_file)
-    try:
-        check_server_version(to_conninfo(url))
-    except MigrationRefused as exc:
-        raise SymphonyError(str(exc)) from exc
+    check_server_version(to_conninfo(url))  # ServerTooOld is a SymphonyError
     started = time.monotonic()
     engine = sa.create_engine(url, poolclass=NullPool)
     database = str(engine.url.database)

@@ -2,8 +2,8 @@
 
 Everything here reads; nothing writes. Results are plain, ordered data so that two databases can
 be compared by rendering both to text lines and diffing them. Grants in the shape of the declared
-matrix come from :func:`symphony_schema.privileges.read_actual_grants`; this module reads what
-that one does not: roles and their attributes, memberships, owners, default privileges, the
+matrix come from :func:`symphony_schema.privilege_catalog.read_actual_grants`; this module reads
+what that one does not: roles and their attributes, memberships, owners, default privileges, the
 ledger, function properties, every ACL entry (owners included) and the table structure the Core
 models describe.
 """
@@ -17,6 +17,8 @@ from typing import Any, Final
 import psycopg
 
 from symphony_schema import privileges
+from symphony_schema.migration import ledger
+from symphony_schema.privilege_catalog import FUNCTION_SIGNATURE_SQL
 
 Conn = psycopg.Connection[Any]
 
@@ -83,13 +85,6 @@ class Membership:
     admin: bool
     inherit: bool
     set: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    version: str
-    description: str
-    checksum: str
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,58 +261,15 @@ def current_user(conn: Conn) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def read_ledger_rows(conn: Conn) -> list[LedgerRow]:
-    """``public.schema_migrations`` (version, description, checksum) by version; empty if absent."""
-    exists = conn.execute("SELECT to_regclass('public.schema_migrations') IS NOT NULL").fetchone()
-    if not exists or not exists[0]:
-        return []
-    rows = conn.execute(
-        "SELECT version, description, checksum FROM public.schema_migrations ORDER BY version"
-    ).fetchall()
-    return [LedgerRow(*row) for row in rows]
-
-
-def alembic_version_readable(conn: Conn) -> bool:
-    """Whether the connected role may read ``public.alembic_version`` (only the migrating user
-    may; True when the table does not exist)."""
-    row = conn.execute(
-        "SELECT pg_catalog.to_regclass('public.alembic_version') IS NULL"
-        " OR pg_catalog.has_table_privilege('public.alembic_version', 'SELECT')"
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def _readable_alembic_version(conn: Conn) -> list[str]:
     """The head(s) when readable; nothing otherwise (live drift then says so and compares the
     ledger without them)."""
-    return read_alembic_version(conn) if alembic_version_readable(conn) else []
-
-
-def read_alembic_version(conn: Conn) -> list[str]:
-    exists = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
-    if not exists or not exists[0]:
-        return []
-    rows = conn.execute("SELECT version_num FROM public.alembic_version ORDER BY 1").fetchall()
-    return [str(row[0]) for row in rows]
+    return ledger.read_alembic_heads(conn) if ledger.alembic_version_readable(conn) else []
 
 
 # --------------------------------------------------------------------------------------------
 # Objects, owners and ACLs
 # --------------------------------------------------------------------------------------------
-
-# Function identity exactly as symphony_schema.privileges renders it (search_path independent).
-FUNCTION_SIGNATURE_SQL: Final = """
-pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' ||
-COALESCE((SELECT pg_catalog.string_agg(
-                     CASE WHEN tn.nspname = 'pg_catalog'
-                          THEN pg_catalog.format_type(t.oid, NULL)
-                          ELSE pg_catalog.quote_ident(tn.nspname) || '.'
-                               || pg_catalog.quote_ident(t.typname)
-                     END, ',' ORDER BY a.ord)
-            FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY AS a (typ, ord)
-            JOIN pg_catalog.pg_type AS t ON t.oid = a.typ
-            JOIN pg_catalog.pg_namespace AS tn ON tn.oid = t.typnamespace), '')
-|| ')'"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -609,11 +561,12 @@ def _column_lines(conn: Conn, table_oid: int) -> list[str]:
 
 
 def _constraint_lines(conn: Conn, table_oid: int) -> list[str]:
+    # Constraint triggers (contype 't') are listed with the triggers, in full.
     rows = conn.execute(
         """
         SELECT c.conname, pg_catalog.pg_get_constraintdef(c.oid)
           FROM pg_catalog.pg_constraint AS c
-         WHERE c.conrelid = %(oid)s AND c.contype <> 'n'
+         WHERE c.conrelid = %(oid)s AND c.contype NOT IN ('n', 't')
          ORDER BY 1
         """,
         {"oid": table_oid},
@@ -1111,7 +1064,7 @@ def read_snapshot(conn: Conn, sections: Sequence[str] | None = None) -> Snapshot
         "ledger": lambda: (
             [
                 f"schema_migrations {row.version} | {row.description} | {row.checksum}"
-                for row in read_ledger_rows(conn)
+                for row in ledger.read_ledger(conn)
             ]
             + [f"alembic_version {head}" for head in _readable_alembic_version(conn)]
         ),

@@ -28,8 +28,8 @@ from pathlib import Path
 import psycopg
 import sqlalchemy as sa
 
-from symphony_schema import SymphonyError, privileges
-from symphony_schema.baseline import catalog
+from symphony_schema import SymphonyError, privilege_catalog, privilege_diff, privileges
+from symphony_schema.baseline import catalog, citus
 from symphony_schema.baseline.apply import apply_baseline
 from symphony_schema.baseline.generate import (
     BASELINE_SQL,
@@ -38,11 +38,12 @@ from symphony_schema.baseline.generate import (
     read_baseline,
     schema_dump,
 )
-from symphony_schema.baseline.models_db import build_from_models
+from symphony_schema.baseline.models_to_database import build_from_models
 from symphony_schema.baseline.privileges_report import grants_as_lines
 from symphony_schema.baseline.render import roles_sql
 from symphony_schema.baseline.scratch import scratch_database
 from symphony_schema.database import to_conninfo
+from symphony_schema.migration import ledger
 
 #: Tables the models deliberately do not describe: Alembic's own bookkeeping.
 TABLES_NOT_IN_MODELS: tuple[str, ...] = ("public.alembic_version",)
@@ -343,9 +344,9 @@ def check_privileges(
     migrated_url: str, expected: privileges.GrantMatrix, roles: Sequence[privileges.RoleSpec]
 ) -> DriftResult:
     with catalog.connect(to_conninfo(migrated_url)) as conn:
-        actual = privileges.read_actual_grants(conn)
-        actual_roles = privileges.read_role_attributes(conn, [role.name for role in roles])
-        beyond_matrix = privileges.membership_and_effective_lines(conn)
+        actual = privilege_catalog.read_actual_grants(conn)
+        actual_roles = privilege_catalog.read_role_attributes(conn, [role.name for role in roles])
+        beyond_matrix = privilege_diff.membership_and_effective_lines(conn)
     declared_roles = {role.name: dict(role.attributes()) for role in roles}
     diff = unified_diff(
         grants_as_lines(expected) + role_attribute_lines(declared_roles),
@@ -563,6 +564,12 @@ def live_drift(
             if position:
                 return LiveDriftReport(head, wanted, position=position)
             actual = catalog.read_snapshot(conn, wanted)
+            # On a Citus node the citus extension's own objects are the platform's (ADR 0127).
+            actual, dropped = citus.drop_owned_lines(actual, citus.owned(conn))
+            if dropped:
+                notes.append(
+                    f"{dropped} catalog line(s) of objects owned by the citus extension ignored"
+                )
         except psycopg.Error as exc:
             raise SymphonyError(
                 f"cannot read the catalog as {_user(conninfo)}: SQLSTATE {exc.sqlstate}: "
@@ -608,12 +615,12 @@ def _live_position(
 ) -> tuple[str, bool]:
     """('', readable) when the live database is at ``head``; else why not. ``readable`` says
     whether ``public.alembic_version`` could be read."""
-    readable = catalog.alembic_version_readable(conn)
+    readable = ledger.alembic_version_readable(conn)
     expected_versions = [
         line.split(" ", 2)[1] for line in expected_ledger if line.startswith("schema_migrations ")
     ]
-    live_versions = [row.version for row in catalog.read_ledger_rows(conn)]
-    live_heads = catalog.read_alembic_version(conn) if readable else live_versions[-1:]
+    live_versions = [row.version for row in ledger.read_ledger(conn)]
+    live_heads = ledger.read_alembic_heads(conn) if readable else live_versions[-1:]
     if not live_versions and not live_heads:
         return (
             f"not migrated: the database has no migration ledger; the baseline's head is {head}",

@@ -20,7 +20,7 @@ from symphony_schema.baseline.privileges_report import read_report, render_privi
 from symphony_schema.baseline.render import render_baseline_sql, render_catalog_txt
 from symphony_schema.baseline.scratch import ScratchDatabase, scratch_database
 from symphony_schema.database import to_conninfo
-from symphony_schema.migration import api
+from symphony_schema.migration import api, ledger
 
 BASELINE_SQL = "baseline.sql"
 PRIVILEGES_MD = "privileges.md"
@@ -77,7 +77,7 @@ def read_baseline(url: str) -> GeneratedBaseline:
     """Read a migrated database into the text of ``baseline.sql``, ``privileges.md`` and
     ``catalog.txt`` (the last one by :func:`catalog.read_snapshot`, which live drift uses too)."""
     with catalog.connect(to_conninfo(url)) as conn:
-        heads = catalog.read_alembic_version(conn)
+        heads = ledger.read_alembic_heads(conn)
         head = ", ".join(heads) or "base"
         roles = catalog.read_roles(conn)
         baseline_sql = render_baseline_sql(
@@ -85,7 +85,7 @@ def read_baseline(url: str) -> GeneratedBaseline:
             roles=roles,
             memberships=catalog.read_memberships(conn, roles),
             schema_dump=schema_dump(url, conn),
-            ledger=catalog.read_ledger_rows(conn),
+            ledger=ledger.read_ledger(conn),
             heads=heads,
             settings=catalog.read_settings(conn, roles),
             database_acl=catalog.read_database_acl(conn),

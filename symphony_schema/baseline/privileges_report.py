@@ -2,10 +2,10 @@
 
 One table per kind of object (schema, tables, functions), one row per object and one column per
 grantee (PUBLIC first, then the Symphony roles by name), so a grant change is a one-row diff in a
-pull request. Grants come from :func:`symphony_schema.privileges.read_actual_grants` (the same
-reader the gate and the tests use); owners, default privileges, role attributes and memberships
+pull request. Grants come from :func:`symphony_schema.privilege_catalog.read_actual_grants` (the
+same reader the gate and the tests use); owners, default privileges, role attributes and memberships
 from :mod:`symphony_schema.baseline.catalog`. The last matrix, effective privileges, comes from
-:func:`symphony_schema.privileges.read_effective_privileges` (what each Symphony role can do
+:func:`symphony_schema.privilege_catalog.read_effective_privileges` (what each Symphony role can do
 through every membership, as ``gate:effective-privileges`` reads it, ADR 0070).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privileges
 from symphony_schema.baseline.catalog import (
     Conn,
     DbObject,
@@ -52,7 +52,7 @@ class PrivilegeReport:
     objects: Sequence[DbObject]
     grants: privileges.GrantMatrix
     default_acls: Sequence[DefaultAcl]
-    effective: privileges.EffectivePrivileges
+    effective: privilege_catalog.EffectivePrivileges
 
 
 def read_report(conn: Conn, head: str) -> PrivilegeReport:
@@ -63,9 +63,9 @@ def read_report(conn: Conn, head: str) -> PrivilegeReport:
         roles=roles,
         memberships=read_group_memberships(conn, roles),
         objects=read_objects(conn),
-        grants=privileges.read_actual_grants(conn),
+        grants=privilege_catalog.read_actual_grants(conn),
         default_acls=read_default_acls(conn),
-        effective=privileges.read_effective_privileges(conn),
+        effective=privilege_catalog.read_effective_privileges(conn),
     )
 
 

@@ -27,11 +27,11 @@ from symphony_schema.baseline.catalog import (
     DATABASE_OWNER,
     DEFAULT_DATABASE_ACL,
     DatabaseGrant,
-    LedgerRow,
     Membership,
     RoleSetting,
     RoleState,
 )
+from symphony_schema.migration.ledger import LedgerRow
 
 RULE = "-- " + "=" * 97
 

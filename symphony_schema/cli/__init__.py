@@ -54,6 +54,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "symphony-schema boot-check",
         "symphony-schema boot-check --policy-file policy/dev-policy.json",
     ),
+    "cluster": ("symphony-schema cluster status",),
+    "cluster start": (
+        "symphony-schema cluster start --workers 2",
+        'alembic -x url="$(symphony-schema cluster url)" upgrade head',
+    ),
+    "cluster status": ("symphony-schema cluster status || symphony-schema cluster start",),
+    "cluster stop": ("symphony-schema cluster stop",),
+    "cluster url": (
+        "symphony-schema cluster url",
+        'psql "$(symphony-schema cluster url --node worker1)"',
+    ),
     "db": ("symphony-schema db status",),
     "db psql": (
         "symphony-schema db psql",
@@ -91,6 +102,29 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "invariants process": ("symphony-schema invariants process --base origin/main",),
     "ledger": ("symphony-schema ledger", "symphony-schema ledger --url postgresql://..."),
     "new-revision": ('symphony-schema new-revision "Add batched completion"',),
+    "policy": ("symphony-schema policy status",),
+    "policy retire-expired": ("symphony-schema policy retire-expired",),
+    "policy rotate": (
+        "symphony-schema policy rotate --file policy/2025-07-01.json --grace 24h",
+        "POLICY_VERSION=2025-07-01.1 POLICY_FILE=/etc/symphony/policy.json "
+        "symphony-schema policy rotate --from-env --grace 2d",
+    ),
+    "policy status": ("symphony-schema policy status",),
+    "outbox": ("symphony-schema outbox status",),
+    "outbox cancel": (
+        "symphony-schema outbox cancel 0192f0c4-... --reason 'customer withdrew' --ticket OPS-123",
+    ),
+    "outbox metrics": (
+        "symphony-schema outbox metrics --format prometheus > /var/lib/node_exporter/outbox.prom",
+    ),
+    "outbox redrive": (
+        "symphony-schema outbox redrive 0192f0c4-... --reason 'rail fixed' --ticket OPS-124",
+    ),
+    "outbox show": ("symphony-schema outbox show 0192f0c4-7a4e-7c1d-9d7e-2f3b1c0a9e11",),
+    "outbox status": (
+        "symphony-schema outbox status",
+        "symphony-schema outbox status --url postgresql://dashboards@db.example/symphony",
+    ),
     "reset": ("symphony-schema reset", "symphony-schema reset --yes --quiet"),
     "scan-secrets": ("symphony-schema scan-secrets",),
     "seed-policy": (

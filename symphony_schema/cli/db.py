@@ -166,15 +166,13 @@ def _psql(args: argparse.Namespace) -> int:
 def _ledger(args: argparse.Namespace) -> int:
     import psycopg
 
+    from symphony_schema.migration import ledger
+
     selected = select_database(args.url)
     with psycopg.connect(selected.conninfo) as conn:
-        exists = conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone()
-        if not exists or exists[0] is None:
+        if not ledger.ledger_exists(conn):
             raise SymphonyError("no migration ledger here: run 'alembic upgrade head' first")
-        rows = conn.execute(
-            "SELECT version, description, checksum, applied_at, applied_by, execution_ms "
-            "FROM public.schema_migrations ORDER BY version"
-        ).fetchall()
+        rows = ledger.read_ledger_records(conn)
     from rich.console import Console
     from rich.table import Table
 
@@ -182,14 +180,14 @@ def _ledger(args: argparse.Namespace) -> int:
     for column in ("version", "description", "checksum", "applied_at", "applied_by", "ms"):
         # The checksum is what auditors compare: never truncate it.
         table.add_column(column, no_wrap=column in {"version", "checksum", "applied_at"})
-    for version, description, checksum, applied_at, applied_by, ms in rows:
+    for row in rows:
         table.add_row(
-            version,
-            description,
-            checksum,
-            f"{applied_at:%Y-%m-%d %H:%M:%S%z}",
-            applied_by,
-            "" if ms is None else str(ms),
+            row.version,
+            row.description,
+            row.checksum,
+            f"{row.applied_at:%Y-%m-%d %H:%M:%S%z}",
+            row.applied_by,
+            "" if row.execution_ms is None else str(row.execution_ms),
         )
     Console(width=200).print(table)
     return 0

@@ -1,4 +1,4 @@
-"""``symphony-schema seed-policy`` and ``symphony-schema boot-check``."""
+"""``symphony-schema seed-policy``, ``boot-check`` and ``policy rotate|status|retire-expired``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,79 @@ _FROM_ENV_CONTRACT = (
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_seed(subparsers)
     _register_boot_check(subparsers)
+    _register_policy(subparsers)
+
+
+def _register_policy(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = subparsers.add_parser(
+        "policy",
+        help="rotate the boot policy with a grace window, show its versions, retire expired ones",
+        description=(
+            "Operate public.policy_versions after seeding (runbook: 'Rotating the policy'). "
+            "Roll-out order: rotate, deploy the services with the new policy, wait for the grace "
+            "window to end, retire-expired. Run as the migrating user or a login that is a "
+            "member of symphony_control. Refusals exit 2 with one line naming the SQLSTATE, "
+            "and write nothing."
+        ),
+    )
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rotate = actions.add_parser(
+        "rotate",
+        help="make a new policy version ACTIVE; the current one stays accepted as GRACE",
+        description=(
+            "Insert the document's policyVersion as the ACTIVE version and demote the current "
+            "ACTIVE version to GRACE until now + --grace, in one transaction "
+            "(public.rotate_policy_version). Running it again with the same version and document "
+            "is a no-op. Refused, exit 2, nothing written: a --grace that is not a positive "
+            "duration of at most 366 days, the same version with another checksum (P7101), a "
+            "version not newer than every published one (P7102; digit runs compare as numbers: "
+            "2025.10 is newer than 2025.9), no ACTIVE version to rotate from (P7103: use "
+            "seed-policy), a login without EXECUTE (42501), and every document problem "
+            "seed-policy refuses. " + _FROM_ENV_CONTRACT
+        ),
+    )
+    source = rotate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, metavar="PATH", help="the new policy document (JSON)")
+    source.add_argument(
+        "--from-env",
+        action="store_true",
+        help=f"read {policy.ENV_VERSION} plus {policy.ENV_DOCUMENT}, {policy.ENV_FILE} or "
+        f"{policy.ENV_CHECKSUM} from the environment, as seed-policy does",
+    )
+    rotate.add_argument(
+        "--grace",
+        required=True,
+        metavar="DURATION",
+        help="how long the previous version stays accepted: 24h, 90m, 1d12h, 2w (at most 366d)",
+    )
+    add_url_argument(rotate)
+    rotate.set_defaults(handler=_rotate)
+
+    status = actions.add_parser(
+        "status",
+        help="list the policy versions: status, checksum prefix, accepted now, grace left",
+        description=(
+            "One line per policy version, oldest first: version, status (ACTIVE, GRACE, "
+            "RETIRED), the first 12 hex digits of its checksum, whether services accept it now "
+            "(public.policy_version_accepted: ACTIVE, or GRACE before its expiry), the grace "
+            "left and the expiry. A GRACE version past its expiry is shown as 'expired' until "
+            "retire-expired runs (it is already refused)."
+        ),
+    )
+    add_url_argument(status)
+    status.set_defaults(handler=_status)
+
+    retire = actions.add_parser(
+        "retire-expired",
+        help="move GRACE versions past their expiry to RETIRED",
+        description=(
+            "Run public.retire_expired_policy_versions(): every GRACE version whose grace window "
+            "has ended becomes RETIRED (kept for audit, never changed again). Safe to run at any "
+            "time and as often as wanted (a scheduler); acceptance never waits for it."
+        ),
+    )
+    add_url_argument(retire)
+    retire.set_defaults(handler=_retire)
 
 
 def _register_seed(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,10 +149,11 @@ def _register_boot_check(subparsers: argparse._SubParsersAction[argparse.Argumen
             "newest revision, when the migration ledger disagrees with the revision files, or "
             "when the live catalog (functions, triggers, ACLs, roles, memberships, settings...) "
             "differs from baseline/catalog.txt (live drift, see 'symphony-schema drift'). "
-            "With --policy-file or --policy-from-env, also fail when the ACTIVE policy is not "
-            "that version with that checksum. Exit 0 with one OK line naming the head and the "
-            "ACTIVE policy otherwise. Run it as the migrating user: it owns alembic_version "
-            "and the migration ledger, which runtime logins cannot read."
+            "With --policy-file or --policy-from-env, also fail unless that version with that "
+            "checksum is the ACTIVE policy or a GRACE one still accepted (a service rolled out "
+            "before a rotation). Exit 0 with one OK line naming the head, the ACTIVE policy and "
+            "the GRACE versions with their expiry otherwise. Run it as the migrating user: it "
+            "owns alembic_version and the migration ledger, which runtime logins cannot read."
         ),
     )
     expected = check.add_mutually_exclusive_group()
@@ -145,3 +219,62 @@ def _boot_check(args: argparse.Namespace) -> int:
     for reason in status.reasons:
         print(f"  - {reason}", file=sys.stderr)
     return 1
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    from symphony_schema.policy import rotation
+
+    grace = rotation.parse_grace(args.grace)
+    if args.from_env:
+        pinned = policy.pinned_policy_from_env()
+    else:
+        pinned = policy.pinned_policy_of(
+            policy.load_policy_file(args.file), f"policy file {args.file}"
+        )
+    selected = select_database(args.url)
+    print(rotation.rotate_policy(selected.conninfo, pinned, grace).message)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from symphony_schema.policy import rotation
+
+    selected = select_database(args.url)
+    rows = rotation.policy_status(selected.conninfo)
+    if not rows:
+        print("no policy versions: seed one with 'symphony-schema seed-policy --file PATH'")
+        return 0
+    table = [("VERSION", "STATUS", "CHECKSUM", "ACCEPTED", "GRACE LEFT", "GRACE UNTIL")]
+    for row in rows:
+        left = "-"
+        if row.status == "GRACE" and row.grace_left is not None:
+            left = rotation.format_duration(row.grace_left) if row.accepted else "expired"
+        until = rotation.timestamp(row.grace_expires_at) if row.status != "ACTIVE" else "-"
+        table.append(
+            (
+                row.version,
+                row.status,
+                row.checksum[:12],
+                "yes" if row.accepted else "no",
+                left,
+                until,
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _retire(args: argparse.Namespace) -> int:
+    from symphony_schema.policy import rotation
+
+    selected = select_database(args.url)
+    retired = rotation.retire_expired(selected.conninfo)
+    if not retired:
+        print("no GRACE policy version has expired: nothing to retire")
+    for version, expires in retired:
+        print(f"retired policy version {version!r} (its grace ended {rotation.timestamp(expires)})")
+    return 0

@@ -24,6 +24,7 @@ import psycopg
 
 from symphony_schema import SymphonyError
 from symphony_schema.invariants.results import CheckResult
+from symphony_schema.migration import ledger
 from symphony_schema.redact import redact_data
 
 SUMS_NAME = "SHA256SUMS"
@@ -64,25 +65,18 @@ def database_facts(conninfo: str) -> dict[str, Any]:
             "alembic_version": [],
             "ledger": [],
         }
-        if conn.execute("SELECT to_regclass('public.alembic_version')").fetchone() != (None,):
-            facts["alembic_version"] = [
-                row[0] for row in conn.execute("SELECT version_num FROM public.alembic_version")
-            ]
-        if conn.execute("SELECT to_regclass('public.schema_migrations')").fetchone() != (None,):
-            facts["ledger"] = [
-                {
-                    "version": row[0],
-                    "description": row[1],
-                    "checksum": row[2],
-                    "applied_at": row[3].isoformat(),
-                    "applied_by": row[4],
-                    "execution_ms": row[5],
-                }
-                for row in conn.execute(
-                    "SELECT version, description, checksum, applied_at, applied_by, execution_ms "
-                    "FROM public.schema_migrations ORDER BY version"
-                )
-            ]
+        facts["alembic_version"] = ledger.read_alembic_heads(conn)
+        facts["ledger"] = [
+            {
+                "version": row.version,
+                "description": row.description,
+                "checksum": row.checksum,
+                "applied_at": row.applied_at.isoformat(),
+                "applied_by": row.applied_by,
+                "execution_ms": row.execution_ms,
+            }
+            for row in ledger.read_ledger_records(conn)
+        ]
     return facts
 
 

@@ -27,8 +27,8 @@ from typing import Any
 import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
-from symphony_schema import models, privileges, project_root
-from symphony_schema.invariants import ledger_partitions
+from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
+from symphony_schema.invariants import gate_outbox_ops, ledger_partitions, policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -228,8 +228,8 @@ def check_schema_public_create(conn: Conn) -> list[str]:
 
 def check_privilege_matrix(conn: Conn) -> list[str]:
     """The live grants equal the matrix declared in :mod:`symphony_schema.privileges`, both ways."""
-    differences = privileges.diff_grants(
-        privileges.expected_grants(), privileges.read_actual_grants(conn)
+    differences = privilege_diff.diff_grants(
+        privileges.expected_grants(), privilege_catalog.read_actual_grants(conn)
     )
     hint = " (declared in symphony_schema/privileges.py; fix the grant in a new revision)"
     return [line + hint for line in differences]
@@ -240,17 +240,19 @@ def check_role_memberships(conn: Conn) -> list[str]:
     nothing, only the migrating user holds symphony_owner, nobody holds a runtime role WITH
     ADMIN OPTION but the migrating user; a role that holds a runtime role reaches no predefined
     role (ADR 0100)."""
-    migrating_user = privileges.read_migrating_user(conn)
-    return privileges.diff_memberships(
-        privileges.read_memberships(conn), migrating_user
-    ) + privileges.predefined_role_problems(conn, migrating_user)
+    migrating_user = privilege_catalog.read_migrating_user(conn)
+    return privilege_diff.diff_memberships(
+        privilege_catalog.read_memberships(conn), migrating_user
+    ) + privilege_diff.predefined_role_problems(conn, migrating_user)
 
 
 def check_effective_privileges(conn: Conn) -> list[str]:
     """No Symphony role - and no role holding one - can effectively do more than the matrix
     gives it, through any membership (INHERIT, SET or ADMIN; predefined roles included), on any
     object, column or schema in ``public``."""
-    return privileges.diff_effective_privileges(privileges.read_effective_privileges(conn))
+    return privilege_diff.diff_effective_privileges(
+        privilege_catalog.read_effective_privileges(conn)
+    )
 
 
 def _search_path_entries(setting: str) -> list[str]:
@@ -359,7 +361,7 @@ def check_append_only_triggers(conn: Conn) -> list[str]:
     return problems
 
 
-def check_option_a(conn: Conn) -> list[str]:
+def check_control_cannot_mutate_attempts(conn: Conn) -> list[str]:
     """Option A: symphony_control can never UPDATE, DELETE, TRUNCATE (or add triggers to) the
     attempts ledger - not directly, not through a column grant, not through membership."""
     control = privileges.CONTROL
@@ -402,7 +404,7 @@ def check_option_a(conn: Conn) -> list[str]:
 def check_role_attributes(conn: Conn) -> list[str]:
     """Every declared role exists with the declared attributes (LOGIN as declared; NOSUPERUSER
     NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS)."""
-    differences = privileges.diff_role_attributes(privileges.read_role_attributes(conn))
+    differences = privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn))
     return [
         line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
         for line in differences
@@ -410,19 +412,11 @@ def check_role_attributes(conn: Conn) -> list[str]:
 
 
 def check_no_invalid_index(conn: Conn) -> list[str]:
-    """No INVALID index (left behind by a failed ``CREATE INDEX CONCURRENTLY``)."""
-    rows = _rows(
-        conn,
-        """
-        SELECT i.indexrelid::pg_catalog.regclass::text, i.indrelid::pg_catalog.regclass::text
-          FROM pg_catalog.pg_index AS i
-         WHERE NOT i.indisvalid
-         ORDER BY 1
-    """,
-    )
-    from symphony_schema.migration.engine import invalid_index_problem
+    """No INVALID index (left behind by a failed ``CREATE INDEX CONCURRENTLY``): the engine's
+    query and message (ADR 0110)."""
+    from symphony_schema.migration.invalid_indexes import invalid_index_problems
 
-    return [invalid_index_problem(index, table) for index, table in rows]
+    return invalid_index_problems(conn)
 
 
 def check_no_not_valid_constraint(conn: Conn) -> list[str]:
@@ -461,33 +455,11 @@ def check_no_dispatching_rows(conn: Conn) -> list[str]:
 
 def check_ledger_matches_files(conn: Conn, root: Path | None = None) -> list[str]:
     """Every ledger row matches its revision file's checksum, the ledger agrees with
-    ``alembic_version``, and the database is at the head revision."""
-    from alembic.script import ScriptDirectory
-
+    ``alembic_version``, and the database is at the head revision (the boot check's answer)."""
     from symphony_schema.migration import api
-    from symphony_schema.migration.ledger import LedgerRow, validation_problems
+    from symphony_schema.migration.ledger import ledger_state
 
-    if _rows(conn, "SELECT pg_catalog.to_regclass('public.schema_migrations')")[0][0] is None:
-        return ["the migration ledger public.schema_migrations is missing; migrate the database"]
-    rows = [
-        LedgerRow(*row)
-        for row in _rows(
-            conn,
-            "SELECT version, description, checksum FROM public.schema_migrations ORDER BY version",
-        )
-    ]
-    heads: list[str] = []
-    if _rows(conn, "SELECT pg_catalog.to_regclass('public.alembic_version')")[0][0] is not None:
-        heads = [row[0] for row in _rows(conn, "SELECT version_num FROM public.alembic_version")]
-    scripts = ScriptDirectory.from_config(api.alembic_config())
-    problems = validation_problems(rows, heads, scripts, root or project_root())
-    head = scripts.get_current_head()
-    if not problems and heads != [head]:
-        problems.append(
-            f"the database is at {', '.join(heads) or 'no revision'}, the newest revision is "
-            f"{head}; run alembic upgrade head"
-        )
-    return problems
+    return ledger_state(conn, api.script_directory(), root or project_root()).problems
 
 
 def check_object_ownership(conn: Conn) -> list[str]:
@@ -677,7 +649,7 @@ CHECKS: dict[str, GateFn] = {
     "definer-search-path": check_definer_search_path,
     "definer-owner": check_definer_owner,
     "append-only-triggers": check_append_only_triggers,
-    "option-a": check_option_a,
+    "option-a": check_control_cannot_mutate_attempts,
     "role-attributes": check_role_attributes,
     "no-invalid-index": check_no_invalid_index,
     "no-not-valid-constraint": check_no_not_valid_constraint,
@@ -687,6 +659,12 @@ CHECKS: dict[str, GateFn] = {
     "default-privileges": check_default_privileges,
     "uuid-strategy": check_uuid_strategy,
     "no-advisory-locks": check_no_advisory_locks,
+    # Policy rotation (revision 0016, INV-050 to INV-053): symphony_schema/invariants/policy_gate.py
+    **policy_gate.CHECKS,
+    # Issue 20 (operating the outbox): symphony_schema/invariants/gate_outbox_ops.py.
+    "queue-and-ledger-writers": gate_outbox_ops.check_queue_and_ledger_writers,
+    "one-outcome-per-job": gate_outbox_ops.check_one_outcome_per_job,
+    "interventions-audited": gate_outbox_ops.check_interventions_audited,
     # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
     **ledger_partitions.CHECKS,
 }

@@ -21,7 +21,7 @@ from typing import Any
 import pglast
 from pglast import ast, enums
 
-from symphony_schema.invariants import sql_tools
+from symphony_schema.invariants import external_sql_lints
 from symphony_schema.invariants.revisions import RevisionSql, code_fragments, code_text
 from symphony_schema.migration.checksum import normalise
 
@@ -803,8 +803,8 @@ LINTS: dict[str, LintFn] = {
     "no-secrets": lint_no_secrets,
     "no-concurrently-in-transaction": lint_no_concurrently_in_transaction,
     "no-legacy-references": lint_no_legacy_references,
-    "sqlfluff": sql_tools.lint_sqlfluff,
-    "squawk": sql_tools.lint_squawk,
+    "sqlfluff": external_sql_lints.lint_sqlfluff,
+    "squawk": external_sql_lints.lint_squawk,
 }
 
 #: Lints on the files of the versions directory (and ``alembic/`` around it) rather than on the

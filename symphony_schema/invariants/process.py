@@ -36,6 +36,8 @@ STRUCTURAL = (
     "alembic/versions/",
     "symphony_schema/models.py",
     "symphony_schema/privileges.py",
+    "symphony_schema/privilege_catalog.py",
+    "symphony_schema/privilege_diff.py",
     "symphony_schema/invariants/gate.py",
 )
 DEFAULT_BASE_REMOTE = "origin/main"

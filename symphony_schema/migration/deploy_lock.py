@@ -35,8 +35,13 @@ from typing import Any, LiteralString
 
 import psycopg
 
-from symphony_schema import SymphonyError
-from symphony_schema.migration.ledger import LEDGER_DDL
+from symphony_schema.errors import (
+    DeployLockBusy,
+    DeployLockDenied,
+    DeployLockError,
+    InvalidWait,
+)
+from symphony_schema.migration.ledger import LEDGER_DDL, ledger_exists
 
 __all__ = [
     "DEPLOY_LOCK_SQL",
@@ -94,22 +99,6 @@ SELECT EXISTS (
        AND relation = pg_catalog.to_regclass('public.schema_migrations')
        AND mode = 'ShareUpdateExclusiveLock')
 """
-
-
-class DeployLockError(SymphonyError):
-    """The deploy lock could not be taken; nothing was changed."""
-
-
-class DeployLockBusy(DeployLockError):
-    """Another session held the lock for longer than the configured wait (55P03)."""
-
-
-class DeployLockDenied(DeployLockError):
-    """The connecting user may not take the lock (42501)."""
-
-
-class InvalidWait(DeployLockError):
-    """``deploy_lock_wait`` is not a valid duration."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -197,8 +186,7 @@ def ensure_ledger(conn: psycopg.Connection[Any]) -> None:
     session can see the table.
     """
     for attempt in range(_CREATE_ATTEMPTS):
-        row = conn.execute("SELECT pg_catalog.to_regclass('public.schema_migrations')").fetchone()
-        if row is not None and row[0] is not None:
+        if ledger_exists(conn):
             return
         try:
             with conn.transaction():

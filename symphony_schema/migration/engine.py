@@ -45,7 +45,8 @@ from sqlalchemy.pool import NullPool
 
 from symphony_schema import project_root
 from symphony_schema.database import select_database
-from symphony_schema.migration import MigrationRefused, autogen
+from symphony_schema.errors import InvalidIndexLeft, MigrationRefused, ServerTooOld
+from symphony_schema.migration import autogen
 from symphony_schema.migration import sql as sql_runner
 from symphony_schema.migration.checksum import RevisionSourceError, read_revision
 from symphony_schema.migration.deploy_lock import (
@@ -54,6 +55,7 @@ from symphony_schema.migration.deploy_lock import (
     DeployLockError,
     hold_deploy_lock,
 )
+from symphony_schema.migration.invalid_indexes import invalid_index_problems
 from symphony_schema.migration.ledger import (
     LEDGER_DDL,
     description_of,
@@ -61,6 +63,7 @@ from symphony_schema.migration.ledger import (
     pending_problems,
     read_alembic_heads,
     read_ledger,
+    refusal,
     validation_problems,
 )
 from symphony_schema.migration.loader import source_of, use_source_only
@@ -104,7 +107,7 @@ class EngineSettings:
         )
 
 
-class Progress:
+class RevisionRecorder:
     """Writes the ledger row of each revision inside its transaction and prints one line for it."""
 
     def __init__(self, quiet: bool) -> None:
@@ -175,16 +178,6 @@ def _refuse_sql_other_than_hashed(script: Script, expected: str | None, sent: st
     )
 
 
-def invalid_index_problem(index: str, table: str) -> str:
-    """The one message for an INVALID index (the engine and ``gate:no-invalid-index``)."""
-    return (
-        f"index {index} on {table} is INVALID (a CREATE INDEX CONCURRENTLY failed or was "
-        f"interrupted): fix what made it fail, then run REINDEX INDEX CONCURRENTLY {index}; "
-        f"or DROP INDEX CONCURRENTLY {index}; (a revision not yet applied builds it again on "
-        "the next upgrade; an applied one needs the REINDEX or a new revision)"
-    )
-
-
 def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
     """A failed or interrupted ``CREATE INDEX CONCURRENTLY`` leaves an INVALID index: stop on it.
 
@@ -192,20 +185,13 @@ def _refuse_invalid_indexes(conn: Connection, revision: str | None) -> None:
     non-transactional revision leaves the index behind with no revision to blame). The engine
     never drops or rebuilds an index itself (ADR 0056): the message gives the exact commands.
     """
-    rows = conn.exec_driver_sql(
-        "SELECT i.indexrelid::pg_catalog.regclass::text, i.indrelid::pg_catalog.regclass::text "
-        "FROM pg_catalog.pg_index i "
-        "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND NOT i.indisvalid ORDER BY 1"
-    ).all()
-    if rows:
+    problems = invalid_index_problems(conn)
+    if problems:
         culprit = (
             f"revision {revision} left an INVALID index" if revision else "refusing to migrate"
         )
-        raise MigrationRefused(
-            f"{culprit}; nothing was applied after it:\n  - "
-            + "\n  - ".join(invalid_index_problem(index, table) for index, table in rows)
+        raise InvalidIndexLeft(
+            f"{culprit}; nothing was applied after it:\n  - " + "\n  - ".join(problems)
         )
 
 
@@ -214,7 +200,7 @@ def _refuse_without_lock(conn: Connection, lock: DeployLock, revision: str) -> N
     try:
         lock.check_held(lambda query, pid: conn.exec_driver_sql(query, (pid,)).scalar())
     except DeployLockError as exc:
-        raise MigrationRefused(f"revision {revision}: {exc}") from None
+        raise type(exc)(f"revision {revision}: {exc}") from None  # same class, which revision
 
 
 def _command_name(context: EnvironmentContext) -> str:
@@ -246,14 +232,14 @@ def run(context: Any) -> None:
     use_source_only(context.script)
     xargs = _x_arguments(context)
     settings = EngineSettings.from_sources(xargs, os.environ)
-    progress = Progress(settings.quiet)
+    recorder = RevisionRecorder(settings.quiet)
     try:
         if autogen.write_revision_only(context):  # plain `alembic revision`: no database
             return
         if context.is_offline_mode():
-            _run_offline(context, settings, progress)
+            _run_offline(context, settings, recorder)
         else:
-            _run_online(context, settings, progress, mutating=command == "upgrade")
+            _run_online(context, settings, recorder, mutating=command == "upgrade")
     except (RevisionSourceError, sql_runner.RevisionSqlError) as exc:
         raise MigrationRefused(f"refusing to migrate: {exc}") from None
 
@@ -276,7 +262,9 @@ def _offline_duration(name: str, value: str) -> tuple[str, bool]:
     return "'" + text.replace("'", "''") + "'", float(match[1]) == 0
 
 
-def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress: Progress) -> None:
+def _run_offline(
+    context: EnvironmentContext, settings: EngineSettings, recorder: RevisionRecorder
+) -> None:
     """Print the deploy script: gate, timeouts, ledger, then one locked transaction per revision.
 
     The script carries the engine's safety (ADR 0096): the session's ``lock_timeout`` and
@@ -299,7 +287,7 @@ def _run_offline(context: EnvironmentContext, settings: EngineSettings, progress
         url="postgresql+psycopg://",
         literal_binds=True,
         transaction_per_migration=True,
-        on_version_apply=progress.on_version_apply,
+        on_version_apply=recorder.on_version_apply,
     )
     migration_context = context.get_context()
     impl = migration_context.impl
@@ -347,7 +335,7 @@ def _refuse_old_server(raw: psycopg.Connection[Any]) -> str:
     raw_text = shown[0] if shown else str(number)
     text = raw_text.decode() if isinstance(raw_text, bytes) else str(raw_text)
     if number < MIN_SERVER_VERSION_NUM:
-        raise MigrationRefused(
+        raise ServerTooOld(
             f"Symphony requires PostgreSQL {MIN_SERVER_VERSION}+ (server is {text.split()[0]}). "
             "Point the URL at a PostgreSQL 18 server, or unset it to use the embedded one."
         )
@@ -392,7 +380,7 @@ def take_deploy_lock(
                 "second login (a password the driver was given, a passfile or a trusted "
                 "socket). Nothing was applied."
             ) from None
-        raise MigrationRefused(str(exc)) from None
+        raise
 
 
 def _refuse_lock_elsewhere(conn: Connection, lock: DeployLock) -> None:
@@ -413,11 +401,15 @@ SHARED = "config.attributes['connection']"
 
 
 def _run_online(
-    context: EnvironmentContext, settings: EngineSettings, progress: Progress, *, mutating: bool
+    context: EnvironmentContext,
+    settings: EngineSettings,
+    recorder: RevisionRecorder,
+    *,
+    mutating: bool,
 ) -> None:
     shared = context.config.attributes.get("connection")
     if shared is not None:
-        _run_shared(shared, context, settings, progress, mutating=mutating)
+        _run_shared(shared, context, settings, recorder, mutating=mutating)
         return
     xargs = _x_arguments(context)
     selected = select_database(xargs.get("url"), announce=not settings.quiet)
@@ -425,7 +417,7 @@ def _run_online(
     check_server_version(selected.conninfo)
     try:
         with engine.connect() as conn:
-            _migrate(context, conn, selected.conninfo, settings, progress, mutating=mutating)
+            _migrate(context, conn, selected.conninfo, settings, recorder, mutating=mutating)
     finally:
         engine.dispose()
 
@@ -434,7 +426,7 @@ def _run_shared(
     shared: object,
     context: EnvironmentContext,
     settings: EngineSettings,
-    progress: Progress,
+    recorder: RevisionRecorder,
     *,
     mutating: bool,
 ) -> None:
@@ -449,7 +441,7 @@ def _run_shared(
     """
     if isinstance(shared, sa.Engine):
         with shared.connect() as conn:
-            _run_shared(conn, context, settings, progress, mutating=mutating)
+            _run_shared(conn, context, settings, recorder, mutating=mutating)
         return
     if not isinstance(shared, Connection):
         raise MigrationRefused(
@@ -496,7 +488,7 @@ def _run_shared(
     except (sa_exc.DBAPIError, psycopg.Error) as exc:
         raise MigrationRefused(f"cannot use the connection in {SHARED}: {exc}") from exc
     try:
-        _migrate(context, shared, conninfo, settings, progress, mutating=mutating, shared=True)
+        _migrate(context, shared, conninfo, settings, recorder, mutating=mutating, shared=True)
     finally:
         _restore_session_settings(shared, saved)
 
@@ -534,7 +526,7 @@ def _migrate(
     conn: Connection,
     conninfo: str,
     settings: EngineSettings,
-    progress: Progress,
+    recorder: RevisionRecorder,
     *,
     mutating: bool,
     shared: bool = False,
@@ -546,10 +538,10 @@ def _migrate(
         with ExitStack() as held:
             if mutating:
                 configure_session(conn, settings)
-                progress.lock = take_deploy_lock(held, conninfo, settings, shared=shared)
+                recorder.lock = take_deploy_lock(held, conninfo, settings, shared=shared)
                 held.callback(_rollback_left_over, conn)  # runs before the lock is released
                 if shared:
-                    _refuse_lock_elsewhere(conn, progress.lock)
+                    _refuse_lock_elsewhere(conn, recorder.lock)
                 rows = read_ledger(conn)
                 problems = validation_problems(
                     rows, read_alembic_heads(conn), scripts, project_root()
@@ -563,9 +555,7 @@ def _migrate(
                     _refuse_invalid_indexes(conn, None)
                     conn.commit()
                 if problems:
-                    raise MigrationRefused(
-                        "refusing to migrate; nothing was applied:\n  - " + "\n  - ".join(problems)
-                    )
+                    raise refusal(problems)
             # Alembic treats a connection already inside a transaction as "external" and would
             # then run every revision in that one transaction: start clean so that each
             # revision commits on its own, with its ledger row.
@@ -573,19 +563,19 @@ def _migrate(
             context.configure(
                 connection=conn,
                 transaction_per_migration=True,
-                on_version_apply=progress.on_version_apply,
+                on_version_apply=recorder.on_version_apply,
                 # alembic check / revision --autogenerate (not mutating: no lock, no ledger).
                 **autogen.configure_options(),
             )
-            progress.restart_clock()
+            recorder.restart_clock()
             with context.begin_transaction():
                 context.run_migrations()
             if mutating:
-                _summarise(conn, progress)
+                _summarise(conn, recorder)
     except (sa_exc.DBAPIError, psycopg.Error) as exc:
         # Raw revision SQL raises psycopg errors directly; SQLAlchemy wraps the rest.
         error = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-        last = progress.applied[-1] if progress.applied else "the revision it was at before"
+        last = recorder.applied[-1] if recorder.applied else "the revision it was at before"
         partial = sql_runner.running_non_transactional
         if partial:
             raise MigrationRefused(
@@ -609,12 +599,12 @@ def _rollback_left_over(conn: Connection) -> None:
             conn.invalidate()
 
 
-def _summarise(conn: Connection, progress: Progress) -> None:
+def _summarise(conn: Connection, recorder: RevisionRecorder) -> None:
     heads = read_alembic_heads(conn)
     conn.commit()
     at = ", ".join(heads) or "base"
-    total_ms = round((time.monotonic() - progress.started) * 1000)
-    if progress.applied:
-        progress.say(f"migrated to {at}: {len(progress.applied)} revision(s) in {total_ms} ms")
+    total_ms = round((time.monotonic() - recorder.started) * 1000)
+    if recorder.applied:
+        recorder.say(f"migrated to {at}: {len(recorder.applied)} revision(s) in {total_ms} ms")
     else:
-        progress.say(f"already at {at}: nothing to do")
+        recorder.say(f"already at {at}: nothing to do")

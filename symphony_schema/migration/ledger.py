@@ -10,17 +10,23 @@ import ast
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.script import Script, ScriptDirectory
-from sqlalchemy.engine import Connection
 
+from symphony_schema.errors import LedgerInvalid, RevisionEdited, RevisionMissing
 from symphony_schema.migration.checksum import RevisionSourceError, revision_checksum
+from symphony_schema.migration.connections import AnyConnection, fetch_all
 from symphony_schema.migration.loader import source_of
 from symphony_schema.migration.sql import companion_sql_path
 
 LEDGER_TABLE = "schema_migrations"
+#: The two tables this module alone reads and writes (Alembic keeps writing ``alembic_version``
+#: itself while it migrates; everything else reads it here).
+LEDGER_REGCLASS = f"public.{LEDGER_TABLE}"
+VERSION_REGCLASS = "public.alembic_version"
 
 # Created idempotently on first use, under the deploy lock (so concurrent first runs cannot race
 # on the catalog). REVOKE: the ledger is for the owner and the auditor only.
@@ -59,6 +65,28 @@ class LedgerRow:
     checksum: str
 
 
+@dataclass(frozen=True)
+class LedgerRecord(LedgerRow):
+    """A ledger row with who applied it, when, and how long it took."""
+
+    applied_at: datetime
+    applied_by: str
+    execution_ms: int | None
+
+
+class LedgerProblem(str):
+    """One line of :func:`validation_problems`, with its ``kind``: ``edited`` (checksum differs),
+    ``missing`` (no revision file), ``unreadable`` (a file that cannot be read or imported),
+    ``disagree`` (ledger vs ``alembic_version``) or ``pending`` (a pending revision's ``.sql``)."""
+
+    kind: str
+
+    def __new__(cls, text: str, kind: str) -> LedgerProblem:
+        problem = super().__new__(cls, text)
+        problem.kind = kind
+        return problem
+
+
 def description_of(script: Script) -> str:
     """The first line of the revision's docstring (its one-line intent)."""
     doc = (script.module.__doc__ or script.doc or "").strip()
@@ -73,29 +101,62 @@ def ledger_insert(
     )
 
 
-def ledger_exists(conn: Connection) -> bool:
+def ledger_exists(conn: AnyConnection) -> bool:
     return bool(
-        conn.exec_driver_sql("SELECT to_regclass('public.schema_migrations') IS NOT NULL").scalar()
+        fetch_all(conn, f"SELECT pg_catalog.to_regclass('{LEDGER_REGCLASS}') IS NOT NULL")[0][0]
     )
 
 
-def read_ledger(conn: Connection) -> list[LedgerRow]:
+def read_ledger(conn: AnyConnection) -> list[LedgerRow]:
+    """``public.schema_migrations`` (version, description, checksum) by version; empty if absent."""
     if not ledger_exists(conn):
         return []
-    result = conn.exec_driver_sql(
-        "SELECT version, description, checksum FROM public.schema_migrations ORDER BY version"
+    rows = fetch_all(
+        conn, f"SELECT version, description, checksum FROM {LEDGER_REGCLASS} ORDER BY version"
     )
-    return [LedgerRow(*row) for row in result]
+    return [
+        LedgerRow(str(version), str(description), str(checksum))
+        for version, description, checksum in rows
+    ]
 
 
-def read_alembic_heads(conn: Connection, version_table: str = "alembic_version") -> list[str]:
-    exists = conn.execute(
-        sa.text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"public.{version_table}"}
-    ).scalar()
-    if not exists:
+def read_ledger_records(conn: AnyConnection) -> list[LedgerRecord]:
+    """Every ledger column by version (``symphony-schema db ledger``, the evidence bundle)."""
+    if not ledger_exists(conn):
+        return []
+    rows = fetch_all(
+        conn,
+        "SELECT version, description, checksum, applied_at, applied_by, execution_ms "
+        f"FROM {LEDGER_REGCLASS} ORDER BY version",
+    )
+    return [LedgerRecord(*row) for row in rows]
+
+
+def alembic_version_exists(conn: AnyConnection) -> bool:
+    return bool(
+        fetch_all(conn, f"SELECT pg_catalog.to_regclass('{VERSION_REGCLASS}') IS NOT NULL")[0][0]
+    )
+
+
+def alembic_version_readable(conn: AnyConnection) -> bool:
+    """Whether the connected role may read ``public.alembic_version`` (only the migrating user
+    may; True when the table does not exist)."""
+    return bool(
+        fetch_all(
+            conn,
+            f"SELECT pg_catalog.to_regclass('{VERSION_REGCLASS}') IS NULL"
+            f" OR pg_catalog.has_table_privilege('{VERSION_REGCLASS}', 'SELECT')",
+        )[0][0]
+    )
+
+
+def read_alembic_heads(conn: AnyConnection) -> list[str]:
+    """The revision(s) ``public.alembic_version`` records; empty if the table is absent."""
+    if not alembic_version_exists(conn):
         return []
     return [
-        row[0] for row in conn.exec_driver_sql(f"SELECT version_num FROM public.{version_table}")
+        str(row[0])
+        for row in fetch_all(conn, f"SELECT version_num FROM {VERSION_REGCLASS} ORDER BY 1")
     ]
 
 
@@ -146,12 +207,12 @@ def _file_of(scripts: ScriptDirectory, version: str) -> Path | None:
 
 def validation_problems(
     rows: Iterable[LedgerRow], heads: Sequence[str], scripts: ScriptDirectory, root: Path
-) -> list[str]:
+) -> list[LedgerProblem]:
     """Everything wrong between the ledger, ``alembic_version`` and the revision files.
 
     An empty list means every applied revision still has its file with the recorded checksum.
     """
-    problems: list[str] = []
+    problems: list[LedgerProblem] = []
     versions_dir = Path(scripts.versions)
     ledger_versions: set[str] = set()
     for row in rows:
@@ -159,34 +220,47 @@ def validation_problems(
         path = _file_of(scripts, row.version)
         if path is None:
             problems.append(
-                f"applied revision {row.version} has no revision file in "
-                f"{_relative(versions_dir, root)}/ (ledger checksum {row.checksum}). "
-                "Applied revisions are immutable: restore the deleted file from version control."
+                LedgerProblem(
+                    f"applied revision {row.version} has no revision file in "
+                    f"{_relative(versions_dir, root)}/ (ledger checksum {row.checksum}). "
+                    "Applied revisions are immutable: restore the deleted file from version "
+                    "control.",
+                    "missing",
+                )
             )
             continue
         try:
             actual = revision_checksum(path)
         except RevisionSourceError as exc:
             problems.append(
-                f"applied revision {row.version}: {_relative(exc.path, root)} {exc.reason}. "
-                + FIX_HINT
+                LedgerProblem(
+                    f"applied revision {row.version}: {_relative(exc.path, root)} {exc.reason}. "
+                    + FIX_HINT,
+                    "unreadable",
+                )
             )
             continue
         if actual != row.checksum:
             problems.append(
-                f"applied revision {row.version} was edited: {_relative(path, root)} "
-                f"(and its .sql) now has checksum {actual}, the ledger recorded {row.checksum}. "
-                + FIX_HINT
+                LedgerProblem(
+                    f"applied revision {row.version} was edited: {_relative(path, root)} "
+                    f"(and its .sql) now has checksum {actual}, the ledger recorded "
+                    f"{row.checksum}. " + FIX_HINT,
+                    "edited",
+                )
             )
     load_problem = revision_map_problem(scripts, root)
     if load_problem is not None:
-        problems.append(load_problem)
+        problems.append(LedgerProblem(load_problem, "unreadable"))
         return problems
     unknown_heads = [head for head in heads if script_for(scripts, head) is None]
     if unknown_heads:
         problems.append(
-            f"alembic_version names {', '.join(unknown_heads)}, which has no revision file. "
-            "Restore the deleted revision from version control."
+            LedgerProblem(
+                f"alembic_version names {', '.join(unknown_heads)}, which has no revision file. "
+                "Restore the deleted revision from version control.",
+                "missing",
+            )
         )
         return problems
     expected = expected_applied(scripts, heads)
@@ -194,19 +268,22 @@ def validation_problems(
         missing = sorted(expected - ledger_versions)
         extra = sorted(ledger_versions - expected)
         problems.append(
-            "the ledger and alembic_version disagree"
-            + (
-                f"; applied per alembic_version but not in the ledger: {', '.join(missing)}"
-                if missing
-                else ""
+            LedgerProblem(
+                "the ledger and alembic_version disagree"
+                + (
+                    f"; applied per alembic_version but not in the ledger: {', '.join(missing)}"
+                    if missing
+                    else ""
+                )
+                + (
+                    f"; in the ledger but not applied per alembic_version: {', '.join(extra)}"
+                    if extra
+                    else ""
+                )
+                + ". Something bypassed the engine (alembic stamp, manual SQL); restore from "
+                "the baseline or fix the ledger by hand with an auditor present.",
+                "disagree",
             )
-            + (
-                f"; in the ledger but not applied per alembic_version: {', '.join(extra)}"
-                if extra
-                else ""
-            )
-            + ". Something bypassed the engine (alembic stamp, manual SQL); restore from the "
-            "baseline or fix the ledger by hand with an auditor present."
         )
     return problems
 
@@ -224,20 +301,25 @@ def _runs_sql_file(script: Script) -> bool:
     return False
 
 
-def pending_problems(scripts: ScriptDirectory, applied: Iterable[str], root: Path) -> list[str]:
+def pending_problems(
+    scripts: ScriptDirectory, applied: Iterable[str], root: Path
+) -> list[LedgerProblem]:
     """What would make a pending revision fail half-way that can be seen before any DDL: a
     ``.py`` that runs its ``.sql`` when the ``.sql`` file is missing."""
     done = set(applied)
-    problems: list[str] = []
+    problems: list[LedgerProblem] = []
     for script in scripts.walk_revisions():
         if script.revision in done:
             continue
         sql = companion_sql_path(script.path)
         if not sql.is_file() and _runs_sql_file(script):
             problems.append(
-                f"pending revision {script.revision}: its SQL file {_relative(sql, root)} is "
-                f"missing ({_relative(Path(script.path), root)} runs it). Add the .sql file "
-                "(symphony-schema new-revision writes both) or remove the revision."
+                LedgerProblem(
+                    f"pending revision {script.revision}: its SQL file {_relative(sql, root)} "
+                    f"is missing ({_relative(Path(script.path), root)} runs it). Add the .sql "
+                    "file (symphony-schema new-revision writes both) or remove the revision.",
+                    "pending",
+                )
             )
     return problems
 
@@ -251,3 +333,64 @@ def script_for(scripts: ScriptDirectory, revision: str) -> Script | None:
     if isinstance(script, Script) and script.revision == revision:
         return script
     return None
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    """The one answer to "is this database at head with a valid ledger?" (the boot check and
+    ``gate:ledger-matches-files`` both ask :func:`ledger_state`)."""
+
+    #: The newest revision file, None when the revision files cannot be read.
+    head: str | None
+    #: What ``alembic_version`` records.
+    heads: list[str]
+    rows: list[LedgerRow]
+    #: Why the database is not at head with a valid ledger; empty when it is.
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def refusal(problems: Sequence[LedgerProblem]) -> LedgerInvalid:
+    """The engine's refusal for ``problems``: :class:`RevisionEdited` or :class:`RevisionMissing`
+    when every problem is of that kind, :class:`LedgerInvalid` otherwise."""
+    kinds = {problem.kind for problem in problems}
+    kind = {frozenset({"edited"}): RevisionEdited, frozenset({"missing"}): RevisionMissing}.get(
+        frozenset(kinds), LedgerInvalid
+    )
+    return kind(
+        "refusing to migrate; nothing was applied:\n  - " + "\n  - ".join(problems), problems
+    )
+
+
+def ledger_state(conn: AnyConnection, scripts: ScriptDirectory, root: Path) -> LedgerState:
+    """Read the ledger and ``alembic_version`` on ``conn`` and judge them against the files."""
+    heads = read_alembic_heads(conn)
+    present = ledger_exists(conn)
+    rows = read_ledger(conn) if present else []
+    problems: list[str] = []
+    if not present:
+        problems.append(f"the migration ledger {LEDGER_REGCLASS} is missing; migrate the database")
+    else:
+        problems += [
+            f"the migration ledger disagrees with the revision files: {problem}"
+            for problem in validation_problems(rows, heads, scripts, root)
+        ]
+    head: str | None = None
+    load_problem = revision_map_problem(scripts, root)
+    if load_problem is not None and not present:
+        problems.append(load_problem)  # validation_problems reports it when the ledger exists
+    if load_problem is None:
+        try:
+            head = scripts.get_current_head()
+        except Exception as exc:  # alembic: several heads, or none
+            problems.append(f"cannot read the revision files: {exc}")
+    if head is not None and heads != [head]:
+        at = ", ".join(heads) if heads else "no revision (not migrated)"
+        problems.append(
+            f"the database is not at the newest revision: it is at {at}, head is {head}. "
+            "Run 'alembic upgrade head' (same URL)."
+        )
+    return LedgerState(head=head, heads=heads, rows=rows, problems=problems)

@@ -20,6 +20,8 @@ import psycopg.rows
 import pytest
 from psycopg import sql
 
+from tests.helpers import OutboxCounts
+
 
 class _Server(Protocol):
     def conninfo(self, dbname: str, user: str | None = None) -> str: ...
@@ -141,7 +143,9 @@ class Outbox:
         rail_type: str = "rtgs",
         payload: str = '{"amount": 100, "currency": "ZAR"}',
     ) -> tuple[Any, ...]:
-        """enqueue_payment_outbox; returns (outbox_id, sequence_id, created_at, state)."""
+        """enqueue_payment_outbox; returns (outbox_id, sequence_id, created_at, state). Jobs of
+        one participant are claimed one at a time, in order (per-participant FIFO, revision
+        0014): tests that lease several jobs at once give them different participants."""
         row = self.conn.execute(
             "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb)",
             (
@@ -198,15 +202,16 @@ class Outbox:
         ).fetchall()
         return [(row[0], int(row[1])) for row in rows]
 
-    def counts(self) -> tuple[int, int, int]:
-        """Row counts of (pending, attempts, participant sequences), for "nothing written"."""
+    def counts(self) -> OutboxCounts:
+        """Row counts of the queue, the attempts ledger and the participant sequences, for
+        "nothing written"."""
         row = self.conn.execute(
             "SELECT (SELECT count(*) FROM public.payment_outbox_pending),"
             " (SELECT count(*) FROM public.payment_outbox_attempts),"
             " (SELECT count(*) FROM public.participant_outbox_sequences)"
         ).fetchone()
         assert row is not None
-        return int(row[0]), int(row[1]), int(row[2])
+        return OutboxCounts(pending=int(row[0]), attempts=int(row[1]), sequences=int(row[2]))
 
     def expire_leases(self, outbox_ids: Sequence[Any] | None = None) -> None:
         """Make leases expire without waiting: move lease_expires_at into the past (pending is
@@ -266,6 +271,8 @@ class ClaimedRow(NamedTuple):
     attempt_count: int
     lease_token: Any
     lease_expires_at: Any
+    #: Revision 0014: an earlier lease of the job ended without a recorded outcome.
+    in_doubt: bool = False
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,10 @@ import pytest
 from symphony_schema import policy
 from symphony_schema.cli import main
 from symphony_schema.migration import api
+from tests.helpers import run_cli
+
+LIFECYCLE = "trg_guard_policy_version_lifecycle"
+IDENTITY = "trg_guard_policy_version_identity"
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +59,16 @@ def test_no_active_policy_fails(migrated_db: Any, capsys: pytest.CaptureFixture[
 
 
 def test_only_retired_policies_fail(migrated_db: Any, db: psycopg.Connection[Any]) -> None:
-    db.execute(
-        "INSERT INTO public.policy_versions (version, status, checksum) "
-        "VALUES ('old', 'RETIRED', %s)",
-        ("0" * 64,),
-    )
+    # Unreachable since 0016 without switching the guard off (tampering): the check still fails
+    # closed. The trigger is back on before the boot check runs (no live drift).
+    with db.transaction():
+        db.execute(f"ALTER TABLE public.policy_versions DISABLE TRIGGER {LIFECYCLE}")
+        db.execute(
+            "INSERT INTO public.policy_versions (version, status, checksum) "
+            "VALUES ('old', 'RETIRED', %s)",
+            ("0" * 64,),
+        )
+        db.execute(f"ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER {LIFECYCLE}")
     reasons = policy.boot_check(migrated_db.conninfo)
     assert len(reasons) == 1 and reasons[0].startswith("no ACTIVE policy")
 
@@ -121,7 +128,13 @@ def test_malformed_active_checksum_fails(seeded: Any, db: psycopg.Connection[Any
     db.execute(
         "ALTER TABLE public.policy_versions DROP CONSTRAINT ck_policy_versions_checksum_sha256_hex"
     )
-    db.execute("UPDATE public.policy_versions SET checksum = 'sha256:abc' WHERE version = 'boot-1'")
+    with db.transaction():  # tampering: the checksum guard (0016) is switched off meanwhile
+        db.execute(f"ALTER TABLE public.policy_versions DISABLE TRIGGER {IDENTITY}")
+        db.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred event blocks the ALTER below
+        db.execute(
+            "UPDATE public.policy_versions SET checksum = 'sha256:abc' WHERE version = 'boot-1'"
+        )
+        db.execute(f"ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER {IDENTITY}")
     reasons = policy.boot_check(seeded.conninfo)
     assert reasons == [
         "ACTIVE policy 'boot-1' has checksum 'sha256:abc', which is not a lowercase hex SHA-256: "
@@ -176,18 +189,9 @@ def test_runtime_logins_are_told_to_run_as_the_migrator(
 
 
 def test_console_script_exit_codes(migrated_db: Any) -> None:
-    script = Path(sys.executable).with_name("symphony-schema")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_")}
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(script), "boot-check", "--url", migrated_db.url],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=120,
-        )
+        return run_cli("boot-check", "--url", migrated_db.url, unset=["POLICY_"])
 
     failed = run()
     assert failed.returncode == 1 and "no ACTIVE policy" in failed.stderr

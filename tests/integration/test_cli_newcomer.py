@@ -6,9 +6,7 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,22 +14,18 @@ import pytest
 
 from symphony_schema import embedded
 from symphony_schema.cli import main
+from tests.helpers import BIN, cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(sys.executable).with_name("symphony-schema")
+SCRIPT = BIN / "symphony-schema"
 
 
-def _env() -> dict[str, str]:
-    return {
-        k: v for k, v in os.environ.items() if k not in ("SYMPHONY_DATABASE_URL", "DATABASE_URL")
-    }
+_NO_URL = ["SYMPHONY_DATABASE_URL", "DATABASE_URL"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(SCRIPT), *args], capture_output=True, text=True, env=_env(), timeout=120
-    )
+    return run_cli(*args, unset=_NO_URL)
 
 
 # -- item 5: db psql -U really connects as that role ---
@@ -103,7 +97,11 @@ def _run_on_a_terminal(args: list[str], answer: bytes | None) -> tuple[int, str]
     """Run the CLI with stdin/stdout on a pseudo-terminal; type ``answer`` after the prompt."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [str(SCRIPT), *args], stdin=terminal, stdout=terminal, stderr=terminal, env=_env()
+        [str(SCRIPT), *args],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=cli_env(unset=_NO_URL),
     )
     os.close(terminal)
     output = b""

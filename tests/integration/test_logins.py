@@ -3,12 +3,8 @@ every login here is uniquely named and dropped afterwards)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,6 +13,7 @@ from psycopg import sql
 
 from symphony_schema import logins
 from symphony_schema.cli import main
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -105,23 +102,14 @@ def test_console_script_sets_the_password(
     migrated_db: Any, db: psycopg.Connection[Any], make_role: Callable[..., str]
 ) -> None:
     role = make_role()
-    script = Path(sys.executable).with_name("symphony-schema")
-    env = dict(os.environ, T_LOGIN_PASSWORD=LEAK_PROBE)
-    done = subprocess.run(
-        [
-            str(script),
-            "set-login-password",
-            role,
-            "--from-env",
-            "T_LOGIN_PASSWORD",
-            "--url",
-            migrated_db.url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
+    done = run_cli(
+        "set-login-password",
+        role,
+        "--from-env",
+        "T_LOGIN_PASSWORD",
+        "--url",
+        migrated_db.url,
+        env={"T_LOGIN_PASSWORD": LEAK_PROBE},
     )
     assert done.returncode == 0, done.stderr
     assert LEAK_PROBE not in done.stdout + done.stderr

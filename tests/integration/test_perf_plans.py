@@ -10,12 +10,12 @@ live in benchmarks/; these tests pin the plans the benchmarks showed to matter.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
+
+from benchmarks.plans import explain_nested, plan_nodes
 
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
@@ -26,43 +26,19 @@ LEASED = 2000
 
 
 def _plans(conn: psycopg.Connection[Any], statement: str, params: Any = None) -> list[Any]:
-    """Run ``statement`` with auto_explain reporting every nested statement's plan (JSON) as a
-    NOTICE; returns the plans. EXPLAIN cannot see inside a function, auto_explain can."""
-    notices: list[str] = []
-    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
-    conn.execute("LOAD 'auto_explain'")
-    settings = {
-        "auto_explain.log_min_duration": "0",
-        "auto_explain.log_analyze": "on",
-        "auto_explain.log_buffers": "on",
-        "auto_explain.log_timing": "off",
-        "auto_explain.log_nested_statements": "on",
-        "auto_explain.log_format": "json",
-        "auto_explain.log_level": "notice",
-    }
-    for setting, value in settings.items():
-        conn.execute("SELECT pg_catalog.set_config(%s, %s, false)", (setting, value))
-    conn.execute(statement, params)
-    conn.execute("SET auto_explain.log_min_duration = -1")
-    plans = []
-    for notice in notices:
-        _, _, document = notice.partition("plan:")
-        if document.strip().startswith("{"):
-            plans.append(json.loads(document))
-    return plans
+    """Every nested statement's plan (auto_explain, JSON, no per-node timing)."""
+    return explain_nested(conn, statement, params, timing=False)
 
 
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
+#: Revision 0014: the head promotion's look-up of a participant's next job (ADR 0116).
+PROMOTION_INDEX = "uq_payment_outbox_pending_participant_sequence"
 
 
 def _pending_scans(plans: list[Any]) -> list[dict[str, Any]]:
     return [
         node
         for document in plans
-        for node in _nodes(document["Plan"])
+        for node in plan_nodes(document["Plan"])
         if node.get("Relation Name") == "payment_outbox_pending"
         and node["Node Type"] in {"Index Scan", "Index Only Scan", "Seq Scan", "Bitmap Heap Scan"}
     ]
@@ -112,7 +88,9 @@ def test_completion_reads_the_queue_by_primary_key_despite_stale_statistics(
     scans = _pending_scans(plans)
     assert scans, "auto_explain reported no read of payment_outbox_pending"
     for scan in scans:
-        assert scan.get("Index Name") == "pk_payment_outbox_pending", scan
+        # Revision 0014: a terminal completion promotes the participant's next job (the
+        # trigger reads the participant's queued jobs by (participant_id, sequence_id)).
+        assert scan.get("Index Name") in {"pk_payment_outbox_pending", PROMOTION_INDEX}, scan
         assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10, scan
 
 
@@ -132,13 +110,19 @@ def test_batch_completion_reads_the_queue_by_primary_key(stale_lease_statistics:
 
     scans = _pending_scans(plans)
     assert scans, "auto_explain reported no read of payment_outbox_pending"
-    assert {scan.get("Index Name") for scan in scans} == {"pk_payment_outbox_pending"}
-    assert outbox.counts()[1] == 50
+    assert {scan.get("Index Name") for scan in scans} == {
+        "pk_payment_outbox_pending",
+        PROMOTION_INDEX,
+    }
+    for scan in scans:
+        if scan.get("Index Name") == PROMOTION_INDEX:
+            assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10, scan
+    assert outbox.counts().attempts == 50
 
 
 def test_claim_runs_on_a_generic_plan_and_restores_plan_cache_mode(outbox: Outbox) -> None:
     for i in range(20):
-        outbox.enqueue(f"instr-{i}")
+        outbox.enqueue(f"instr-{i}", f"p-{i}")
     conn = outbox.conn
     with conn.transaction():
         conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
@@ -149,10 +133,11 @@ def test_claim_runs_on_a_generic_plan_and_restores_plan_cache_mode(outbox: Outbo
         assert setting == ("force_custom_plan",), "the caller's plan_cache_mode must be restored"
     claim_plans = [p for p in plans if _pending_scans([p]) and "WITH unleased" in p["Query Text"]]
     assert len(claim_plans) == 1
+    # Revision 0014: claimable heads come from their own partial index (ADR 0116).
     conditions = [
-        scan["Index Cond"]
+        scan.get("Index Cond", "") + scan.get("Filter", "")
         for scan in _pending_scans(claim_plans)
-        if scan.get("Index Name") == "ix_payment_outbox_pending_due_unleased"
+        if scan.get("Index Name") == "ix_payment_outbox_pending_claimable"
     ]
     # A generic plan compares with the parameter ($n); a custom plan would show the timestamp.
     assert conditions
@@ -191,7 +176,7 @@ def test_plans_made_while_the_queue_was_empty_still_use_the_indexes(
     conn.execute("VACUUM ANALYZE public.payment_outbox_attempts")
     statement = CALLS_PLANNED_WHEN_EMPTY[call]
     for i in range(8):  # past the plan cache's five custom plans: the cached plan is now fixed
-        outbox.enqueue(f"early-{i}")
+        outbox.enqueue(f"early-{i}", f"p-early-{i}")
         conn.execute(statement, (f"warm-{i}",) if "%s" in statement else None).fetchall()
     _grow_queue(conn, 5000)
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from symphony_schema import policy
 from symphony_schema.cli import main
 from symphony_schema.policy import PinnedPolicy, PolicyError
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -132,15 +134,21 @@ def test_an_existing_retired_version_is_not_reactivated(
 ) -> None:
     checksum = policy.canonical_checksum(DOC)
     db.execute(
-        "INSERT INTO public.policy_versions (version, status, checksum) VALUES (%s, 'RETIRED', %s)",
+        "INSERT INTO public.policy_versions (version, status, checksum) VALUES (%s, 'ACTIVE', %s)",
         (DOC["policyVersion"], checksum),
     )
+    # Rotated away and retired (0016), the only way a version becomes RETIRED.
+    db.execute("SELECT public.rotate_policy_version('zz-next', %s, '1 millisecond')", ("f" * 64,))
+    time.sleep(0.01)
+    db.execute("SELECT public.retire_expired_policy_versions()")
+    before = rows(db)
     code, _, err = seed_cli(
         migrated_db.url, "--file", str(write(tmp_path, "a.json", DOC)), capsys=capsys
     )
     assert code == 2
     assert "same checksum but is RETIRED" in err
-    assert rows(db) == [(DOC["policyVersion"], "RETIRED", checksum)]
+    assert (DOC["policyVersion"], "RETIRED", checksum) in before
+    assert rows(db) == before
 
 
 @pytest.mark.parametrize(
@@ -339,41 +347,12 @@ def _wait_for_lock_waiters(conn: psycopg.Connection[Any], expected: int) -> None
 def test_console_script_seeds_in_a_subprocess(
     migrated_db: Any, db: psycopg.Connection[Any]
 ) -> None:
-    script = Path(sys.executable).with_name("symphony-schema")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICY_")}
-    done = subprocess.run(
-        [
-            str(script),
-            "seed-policy",
-            "--file",
-            str(policy.DEFAULT_POLICY_FILE),
-            "--url",
-            migrated_db.url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    seed = ("seed-policy", "--file", str(policy.DEFAULT_POLICY_FILE), "--url", migrated_db.url)
+    done = run_cli(*seed, unset=["POLICY_"])
     assert done.returncode == 0, done.stderr
     document = policy.load_policy_file(policy.DEFAULT_POLICY_FILE)
     assert rows(db) == [(document["policyVersion"], "ACTIVE", policy.canonical_checksum(document))]
-    again = subprocess.run(
-        [
-            str(script),
-            "seed-policy",
-            "--file",
-            str(policy.DEFAULT_POLICY_FILE),
-            "--url",
-            migrated_db.url,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
+    again = run_cli(*seed, unset=["POLICY_"])
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 

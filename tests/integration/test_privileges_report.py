@@ -16,6 +16,7 @@ from tests.conftest import Database
 pytestmark = pytest.mark.integration
 
 ATTEMPTS_ROW = "| table `public.payment_outbox_attempts` |"
+POLICY_ROW = "| table `public.policy_versions` |"
 
 
 def _effective_row(markdown: str, prefix: str) -> str:
@@ -25,8 +26,9 @@ def _effective_row(markdown: str, prefix: str) -> str:
 
 
 def test_a_membership_shows_in_the_effective_matrix(migrated_db: Database) -> None:
-    """Regression: privileges.md showed grants only, so a membership that lets
-    symphony_readonly write the ledger left it unchanged."""
+    """Regression: privileges.md showed grants only, so a membership that let symphony_readonly
+    write the ledger left it unchanged. (Since 0019, issue 20, control writes no ledger row; the
+    membership hands readonly control's policy writes instead.)"""
     with psycopg.connect(migrated_db.conninfo) as conn:
         before = render_privileges_md(read_report(conn, "head"))
         conn.execute("GRANT symphony_control TO symphony_readonly WITH INHERIT FALSE, SET TRUE")
@@ -34,11 +36,15 @@ def test_a_membership_shows_in_the_effective_matrix(migrated_db: Database) -> No
         conn.rollback()
     # owner, ingest, executor, control, readonly, auditor, test_user
     assert _effective_row(before, ATTEMPTS_ROW) == (
-        f"{ATTEMPTS_ROW} owner | \u2013 | \u2013 | SELECT, INSERT | SELECT | SELECT | \u2013 |"
+        f"{ATTEMPTS_ROW} owner | \u2013 | \u2013 | SELECT | SELECT | SELECT | \u2013 |"
     )
-    assert _effective_row(after, ATTEMPTS_ROW) == (
-        f"{ATTEMPTS_ROW} owner | \u2013 | \u2013 | SELECT, INSERT | SELECT, INSERT | SELECT "
+    assert _effective_row(before, POLICY_ROW) == (
+        f"{POLICY_ROW} owner | \u2013 | SELECT | SELECT, INSERT, UPDATE | SELECT | SELECT "
         "| \u2013 |"
+    )
+    assert _effective_row(after, POLICY_ROW) == (
+        f"{POLICY_ROW} owner | \u2013 | SELECT | SELECT, INSERT, UPDATE | SELECT, INSERT, UPDATE "
+        "| SELECT | \u2013 |"
     )
 
 

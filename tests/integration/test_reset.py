@@ -3,12 +3,8 @@ freshly migrated database whose ``public`` started exactly as a new database's d
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +15,7 @@ from symphony_schema import policy, reset
 from symphony_schema.cli import main
 from symphony_schema.migration import api
 from symphony_schema.reset import ResetRefused, locality
+from tests.helpers import run_cli
 
 HEAD = api.head_revision()
 
@@ -173,17 +170,9 @@ def test_reset_waits_for_a_running_deployer_and_then_refuses(migrated_db: Any) -
 
 @pytest.mark.integration
 def test_console_script_resets_a_local_database(migrated_db: Any) -> None:
-    script = Path(sys.executable).with_name("symphony-schema")
     with psycopg.connect(migrated_db.conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE public.scratch_junk (x int)")
-    done = subprocess.run(
-        [str(script), "reset", "--url", migrated_db.url],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        check=False,
-        timeout=120,
-    )
+    done = run_cli("reset", "--url", migrated_db.url)
     assert done.returncode == 0, done.stderr
     assert "schema public recreated and migrated to head" in done.stdout
     with psycopg.connect(migrated_db.conninfo) as conn:

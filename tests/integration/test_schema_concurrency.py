@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 import pytest
 
+from tests.helpers import OutboxCounts
+
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
 
@@ -54,7 +56,7 @@ def test_concurrent_duplicate_enqueues_return_one_row(
 
     assert len(set(results)) == 1, f"duplicates got different answers: {set(results)}"
     assert results[0][1:4:2] == (1, "PENDING")
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
     assert outbox.enqueue("instr-next", "participant-1")[1] == 2, "no sequence number was lost"
 
 
@@ -86,7 +88,7 @@ def test_concurrent_claimers_never_share_a_row(
     connect: Callable[[], psycopg.Connection[Any]],
 ) -> None:
     outbox.conn.execute(
-        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || (g % 7),"
+        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || g,"
         " 'key-' || g, 'rtgs', jsonb_build_object('n', g)) FROM generate_series(1, 200) AS g"
     )
 
@@ -114,7 +116,7 @@ def test_concurrent_claim_complete_and_repair_record_one_terminal_attempt_per_jo
     connect: Callable[[], psycopg.Connection[Any]],
 ) -> None:
     outbox.conn.execute(
-        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-1', 'key-' || g,"
+        "SELECT public.enqueue_payment_outbox('instr-' || g, 'participant-' || g, 'key-' || g,"
         " 'rtgs', '{}'::jsonb) FROM generate_series(1, 60) AS g"
     )
 
@@ -137,7 +139,7 @@ def test_concurrent_claim_complete_and_repair_record_one_terminal_attempt_per_jo
     second_round = sum(run_together(connect, 4, work))
 
     assert first_round + second_round == 60
-    assert outbox.counts()[0] == 0
+    assert outbox.counts().pending == 0
     assert outbox.conn.execute(
         "SELECT count(*) FROM public.payment_outbox_attempts WHERE state = 'ZOMBIE_REQUEUE'"
     ).fetchone() == (0,)
@@ -178,7 +180,7 @@ def test_a_duplicate_waits_for_the_first_enqueue_and_returns_its_row(
         assert duplicate.result(timeout=30) == original
     finally:
         pool.shutdown(wait=True)
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
 
 
 def test_a_repeatable_read_duplicate_gets_a_serialization_failure_not_a_second_row(
@@ -196,7 +198,7 @@ def test_a_repeatable_read_duplicate_gets_a_serialization_failure_not_a_second_r
         outbox_for(late).enqueue("instr-1")
     late.rollback()
 
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
     retried = outbox_for(late).enqueue("instr-1")
     late.commit()
     assert retried == outbox.enqueue("instr-1"), "the client's retry returns the existing row"

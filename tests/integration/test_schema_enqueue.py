@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
+from tests.helpers import OutboxCounts
+
 if TYPE_CHECKING:
     from tests.integration.conftest import Outbox
 
@@ -32,13 +34,17 @@ def test_enqueue_inserts_a_pending_row_and_returns_it(outbox: Outbox) -> None:
         "participant_id": "participant-a",
         "sequence_id": 1,
         "idempotency_key": "key-instr-1",
-        "rail_type": "rtgs",
+        "rail_type": "RTGS",  # the canonical code of the rail given as "rtgs" (0020)
         "payload": {"amount": 100, "currency": "ZAR"},
         "attempt_count": 0,
         "created_at": created_at,
         "claimed_by": None,
         "lease_token": None,
         "lease_expires_at": None,
+        "is_head": True,
+        "priority": 0,
+        "in_doubt": False,
+        "claimed_at": None,
     }
     assert row["next_attempt_at"] <= created_at, "a new job is due immediately"
 
@@ -62,7 +68,7 @@ def test_enqueue_is_idempotent_while_pending(outbox: Outbox) -> None:
     again = outbox.enqueue("instr-1", payload='{ "currency": "ZAR",  "amount": 100 }')
 
     assert again == first
-    assert outbox.counts() == (1, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=1, attempts=0, sequences=1)
     assert outbox.enqueue("instr-2")[1] == 2, "the duplicate must not consume a sequence number"
 
 
@@ -193,7 +199,7 @@ def test_bump_participant_outbox_seq_rejects_an_empty_participant(
 ) -> None:
     with outbox.raises("22023", match="p_participant_id"):
         outbox.conn.execute("SELECT public.bump_participant_outbox_seq(%s)", (value,))
-    assert outbox.counts() == (0, 0, 0)
+    assert outbox.counts() == OutboxCounts(pending=0, attempts=0, sequences=0)
 
 
 def test_a_rolled_back_enqueue_leaves_no_gap(outbox: Outbox) -> None:
@@ -203,4 +209,4 @@ def test_a_rolled_back_enqueue_leaves_no_gap(outbox: Outbox) -> None:
         raise psycopg.Rollback
 
     assert outbox.enqueue("instr-3")[1] == 2
-    assert outbox.counts() == (2, 0, 1)
+    assert outbox.counts() == OutboxCounts(pending=2, attempts=0, sequences=1)

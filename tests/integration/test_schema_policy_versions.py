@@ -1,9 +1,10 @@
-"""public.policy_versions (revision 0005): checks, the at-most-one-ACTIVE index, the generated
-is_active column and the boot query, and who may read or write it."""
+"""public.policy_versions (revisions 0005 and 0016): checks, the at-most-one-ACTIVE index, the
+generated is_active column and the boot query, and who may read or write it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -24,23 +25,40 @@ INSERT = (
 LATER = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
+ROTATE = "SELECT * FROM public.rotate_policy_version(%s, %s, %s::interval)"
+
+
+def _history(conn: psycopg.Connection[Any]) -> None:
+    """2024.1 RETIRED, 2024.2 GRACE, 2024.3 ACTIVE, made the only way there is: seed, rotate,
+    retire (revision 0016 refuses to insert anything but an ACTIVE row)."""
+    conn.execute(INSERT, ("2024.1", "ACTIVE", None, CHECKSUM))
+    conn.execute(ROTATE, ("2024.2", CHECKSUM, "1 millisecond"))
+    time.sleep(0.01)
+    conn.execute(ROTATE, ("2024.3", CHECKSUM, "1 hour"))
+    conn.execute("SELECT public.retire_expired_policy_versions()")
+
+
 def test_boot_query_returns_the_active_version(db: psycopg.Connection[Any]) -> None:
-    db.execute(INSERT, ("2024.1", "RETIRED", None, CHECKSUM))
-    db.execute(INSERT, ("2024.2", "GRACE", LATER, CHECKSUM))
-    db.execute(INSERT, ("2024.3", "ACTIVE", None, CHECKSUM))
+    _history(db)
 
     assert db.execute("SELECT version FROM public.policy_versions WHERE is_active").fetchall() == [
         ("2024.3",)
     ]
     assert db.execute(
-        "SELECT version, is_active FROM public.policy_versions ORDER BY version"
-    ).fetchall() == [("2024.1", False), ("2024.2", False), ("2024.3", True)]
+        "SELECT version, status::text, is_active FROM public.policy_versions ORDER BY version"
+    ).fetchall() == [
+        ("2024.1", "RETIRED", False),
+        ("2024.2", "GRACE", False),
+        ("2024.3", "ACTIVE", True),
+    ]
 
 
 def test_is_active_follows_status(db: psycopg.Connection[Any]) -> None:
     db.execute(INSERT, ("v1", "ACTIVE", None, CHECKSUM))
-    db.execute("UPDATE public.policy_versions SET status = 'RETIRED'")
-    assert db.execute("SELECT is_active FROM public.policy_versions").fetchone() == (False,)
+    db.execute(ROTATE, ("v2", CHECKSUM, "1 hour"))
+    assert db.execute(
+        "SELECT version, is_active FROM public.policy_versions ORDER BY version"
+    ).fetchall() == [("v1", False), ("v2", True)]
 
 
 def test_is_active_cannot_be_written(outbox: Outbox) -> None:
@@ -56,17 +74,18 @@ def test_at_most_one_active_version(outbox: Outbox) -> None:
     outbox.conn.execute(INSERT, ("v1", "ACTIVE", None, CHECKSUM))
     with outbox.raises("23505", match="uq_policy_versions_one_active"):
         outbox.conn.execute(INSERT, ("v2", "ACTIVE", None, CHECKSUM))
-    # Any number of GRACE and RETIRED versions.
-    for version in ("v3", "v4"):
-        outbox.conn.execute(INSERT, (version, "GRACE", LATER, CHECKSUM))
-        outbox.conn.execute(INSERT, (version + "r", "RETIRED", None, CHECKSUM))
+    # Any number of GRACE versions.
+    for version in ("v3", "v4", "v5"):
+        outbox.conn.execute(ROTATE, (version, CHECKSUM, "1 hour"))
+    assert outbox.conn.execute(
+        "SELECT status::text, count(*) FROM public.policy_versions GROUP BY 1 ORDER BY 1"
+    ).fetchall() == [("ACTIVE", 1), ("GRACE", 3)]
 
 
 @pytest.mark.parametrize(
     ("status", "grace", "checksum", "constraint"),
     [
         ("ACTIVE", LATER, CHECKSUM, "ck_policy_versions_active_without_grace"),
-        ("GRACE", None, CHECKSUM, "ck_policy_versions_grace_with_expiry"),
         ("ACTIVE", None, CHECKSUM.upper(), "ck_policy_versions_checksum_sha256_hex"),
         ("ACTIVE", None, CHECKSUM[:-1], "ck_policy_versions_checksum_sha256_hex"),
         ("ACTIVE", None, CHECKSUM + "0", "ck_policy_versions_checksum_sha256_hex"),
@@ -83,8 +102,19 @@ def test_policy_checks(
     assert outbox.conn.execute("SELECT count(*) FROM public.policy_versions").fetchone() == (0,)
 
 
-def test_retired_may_keep_its_grace_expiry(db: psycopg.Connection[Any]) -> None:
-    db.execute(INSERT, ("v1", "RETIRED", LATER, CHECKSUM))
+def test_a_grace_version_needs_its_expiry(outbox: Outbox) -> None:
+    outbox.conn.execute(INSERT, ("v1", "ACTIVE", None, CHECKSUM))
+    with outbox.raises("23514", match="ck_policy_versions_grace_with_expiry"):
+        outbox.conn.execute("UPDATE public.policy_versions SET status = 'GRACE'")
+
+
+def test_retired_keeps_its_grace_expiry(db: psycopg.Connection[Any]) -> None:
+    _history(db)
+    row = db.execute(
+        "SELECT status::text, grace_expires_at IS NOT NULL FROM public.policy_versions"
+        " WHERE version = '2024.1'"
+    ).fetchone()
+    assert row == ("RETIRED", True)
 
 
 def test_executor_reads_the_policy_and_control_maintains_it(
@@ -92,8 +122,11 @@ def test_executor_reads_the_policy_and_control_maintains_it(
 ) -> None:
     control = login(CONTROL).conn
     control.execute(INSERT, ("v1", "ACTIVE", None, CHECKSUM))
-    control.execute("UPDATE public.policy_versions SET status = 'GRACE', grace_expires_at = now()")
-    control.execute(INSERT, ("v2", "ACTIVE", None, CHECKSUM))
+    with control.transaction():  # a rotation by hand: both in one transaction (0016)
+        control.execute(
+            "UPDATE public.policy_versions SET status = 'GRACE', grace_expires_at = now()"
+        )
+        control.execute(INSERT, ("v2", "ACTIVE", None, CHECKSUM))
     with outbox_for(control).raises("42501"):
         control.execute("DELETE FROM public.policy_versions")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 import pytest
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privilege_diff, privileges
 from symphony_schema.privileges import (
     AUDITOR,
     CONTROL,
@@ -41,9 +41,9 @@ DENIED = "42501"  # insufficient_privilege
 
 def test_live_privileges_equal_the_declared_matrix(db: psycopg.Connection[Any]) -> None:
     expected = privileges.expected_grants()
-    actual = privileges.read_actual_grants(db)
+    actual = privilege_catalog.read_actual_grants(db)
 
-    problems = privileges.diff_grants(expected, actual)
+    problems = privilege_diff.diff_grants(expected, actual)
     assert problems == [], (
         "the live grants differ from symphony_schema/privileges.py; change both the revision "
         "(as a new revision) and the declared matrix:\n" + "\n".join(problems)
@@ -65,15 +65,15 @@ def test_matrix_covers_public_for_every_object(db: psycopg.Connection[Any]) -> N
 def test_grant_reader_detects_extra_and_missing_grants(db: psycopg.Connection[Any]) -> None:
     db.execute("GRANT SELECT ON public.payment_outbox_pending TO PUBLIC")
     db.execute(
-        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb)"
-        " FROM symphony_ingest"
+        "REVOKE EXECUTE ON FUNCTION public.enqueue_payment_outbox(text, text, text, text, jsonb,"
+        " timestamptz, smallint) FROM symphony_ingest"
     )
     db.execute("GRANT EXECUTE ON FUNCTION public.outbox_retry_ceiling() TO symphony_control")
     db.execute("GRANT SELECT ON public.policy_versions TO symphony_ingest WITH GRANT OPTION")
     db.execute("CREATE FUNCTION public.t_stray() RETURNS int LANGUAGE sql AS 'SELECT 1'")
 
-    problems = privileges.diff_grants(
-        privileges.expected_grants(), privileges.read_actual_grants(db)
+    problems = privilege_diff.diff_grants(
+        privileges.expected_grants(), privilege_catalog.read_actual_grants(db)
     )
 
     assert problems == [
@@ -81,7 +81,8 @@ def test_grant_reader_detects_extra_and_missing_grants(db: psycopg.Connection[An
         "extra: PUBLIC SELECT on table public.payment_outbox_pending",
         "extra: symphony_control EXECUTE on function public.outbox_retry_ceiling()",
         "missing: symphony_ingest EXECUTE on function "
-        "public.enqueue_payment_outbox(text,text,text,text,jsonb)",
+        "public.enqueue_payment_outbox(text,text,text,text,jsonb,"
+        "timestamp with time zone,smallint)",
         "extra: symphony_ingest SELECT WITH GRANT OPTION on table public.policy_versions",
     ]
 
@@ -132,14 +133,14 @@ def test_every_symphony_object_is_owned_by_symphony_owner(db: psycopg.Connection
         " WHERE t.typnamespace = 'public'::regnamespace AND t.typtype = 'e'"
     ).fetchall()
     assert {owner for _, _, owner in rows} == {OWNER}, rows
-    # 0013: the ledger is partitioned (relkind 'p'); its default partition and the archive record
-    # are ordinary tables.
-    assert len([r for r in rows if r[1] == "r"]) == 7
+    # Every declared relation but the engine's ledger (owned by the migrating user) and the
+    # partitioned attempts ledger (relkind 'p', its partitions in symphony_ledger).
+    assert len([r for r in rows if r[1] == "r"]) == len(privileges.TABLES) - 2
 
 
 def test_role_attributes_match_the_declaration(db: psycopg.Connection[Any]) -> None:
-    live = privileges.read_role_attributes(db)
-    assert privileges.diff_role_attributes(live) == []
+    live = privilege_catalog.read_role_attributes(db)
+    assert privilege_diff.diff_role_attributes(live) == []
     assert live[TEST_USER]["rolcanlogin"] is True
     assert not any(live[role.name]["rolcanlogin"] for role in ROLES if role.name != TEST_USER)
 
@@ -172,7 +173,7 @@ def test_owner_default_privileges_keep_future_objects_closed(
     db.execute("CREATE TABLE public.t_future_table (id int)")
     db.execute("RESET ROLE")
 
-    grants = privileges.read_actual_grants(db)
+    grants = privilege_catalog.read_actual_grants(db)
     assert grants.get((PUBLIC, ObjectKind.FUNCTION, "public.t_future()"), frozenset()) == set()
     assert grants.get((PUBLIC, ObjectKind.TABLE, "public.t_future_table"), frozenset()) == set()
 
@@ -218,7 +219,7 @@ TABLE_PROBES = {
     "select_ledger": "SELECT count(*) FROM public.schema_migrations",
     "insert_policy": (
         "INSERT INTO public.policy_versions (version, status, checksum)"
-        " VALUES ('t-probe', 'RETIRED', repeat('a', 64))"
+        " VALUES ('t-probe', 'ACTIVE', repeat('a', 64))"
     ),
     "update_policy": "UPDATE public.policy_versions SET checksum = checksum",
     "delete_policy": "DELETE FROM public.policy_versions",
@@ -226,6 +227,24 @@ TABLE_PROBES = {
     "delete_pending": "DELETE FROM public.payment_outbox_pending WHERE false",
     "truncate_pending": "TRUNCATE public.payment_outbox_pending",
     "delete_sequences": "DELETE FROM public.participant_outbox_sequences WHERE false",
+    # Issue 20: nobody but the functions writes the queue, the ledger or the allocator.
+    "insert_pending": (
+        "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id, sequence_id,"
+        " idempotency_key, rail_type, payload) VALUES ('t-i', 't-p', 1, 't-k', 'RTGS', '{}')"
+    ),
+    "insert_attempts": (
+        "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
+        " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
+        " VALUES (gen_random_uuid(), 't-i', 't-p', 1, 't-k', 'RTGS', '{}', 1, 'FAILED')"
+    ),
+    "update_sequences": "UPDATE public.participant_outbox_sequences SET next_sequence_id = 1",
+    "cancel": "SELECT * FROM public.cancel_outbox_job(gen_random_uuid(), 'probe', 'T-1')",
+    "redrive": "SELECT * FROM public.redrive_outbox_job(gen_random_uuid(), 'probe', 'T-1')",
+    "register_rail": "SELECT * FROM public.register_outbox_rail('PROBE', true)",
+    "metrics": "SELECT * FROM public.outbox_metrics()",
+    "select_rails": "SELECT count(*) FROM public.outbox_rails, public.outbox_rail_references",
+    "rail_code": "SELECT public.outbox_rail_code('rtgs')",
+    "payload_numbers": "SELECT public.check_outbox_payload_numbers('{}')",
     "bump": "SELECT public.bump_participant_outbox_seq('p')",
     "retry_ceiling": "SELECT public.outbox_retry_ceiling()",
     "uuid": "SELECT public.uuid_v7_or_random(), public.uuid_strategy()",
@@ -238,16 +257,30 @@ TABLE_PROBES = {
         "SELECT * FROM public.complete_outbox_attempt(gen_random_uuid(), gen_random_uuid(),"
         " 't-w', 'DISPATCHED')"
     ),
+    "rotate_policy": (
+        "SELECT * FROM public.rotate_policy_version('t-probe', repeat('a', 64), '1 hour')"
+    ),
+    "retire_policies": "SELECT * FROM public.retire_expired_policy_versions()",
+    "policy_accepted": "SELECT public.policy_version_accepted('t-probe')",
 }
 
 #: probe -> SQLSTATE when allowed; "complete" with a random lease fails P7002 *after* the
-#: privilege check passed, which is what "allowed" means for it.
-ALLOWED_RESULT = {"complete": "P7002"}
+#: privilege check passed, which is what "allowed" means for it; so does "rotate_policy" with
+#: P7103 (no ACTIVE version to rotate from), and cancel and redrive of an unknown job (P7010).
+ALLOWED_RESULT = {
+    "complete": "P7002",
+    "rotate_policy": "P7103",
+    "cancel": "P7010",
+    "redrive": "P7010",
+}
 
 ALLOWED: dict[str, set[str]] = {
-    INGEST: {"uuid", "enqueue"},
-    EXECUTOR: {"uuid", "claim", "repair", "complete", "select_policy"},
+    INGEST: {"uuid", "enqueue", "policy_accepted"},
+    EXECUTOR: {"uuid", "claim", "repair", "complete", "select_policy", "policy_accepted"},
     CONTROL: {
+        "rotate_policy",
+        "retire_policies",
+        "policy_accepted",
         "uuid",
         "enqueue",
         "claim",
@@ -259,11 +292,29 @@ ALLOWED: dict[str, set[str]] = {
         "select_policy",
         "insert_policy",
         "update_policy",
-        "update_pending",
-        "delete_pending",
+        "cancel",
+        "redrive",
+        "register_rail",
+        "metrics",
+        "select_rails",
     },
-    READONLY: {"uuid", "select_pending", "select_attempts", "select_policy"},
-    AUDITOR: {"uuid", "select_pending", "select_attempts", "select_policy", "select_ledger"},
+    READONLY: {
+        "uuid",
+        "select_pending",
+        "select_attempts",
+        "select_policy",
+        "metrics",
+        "select_rails",
+    },
+    AUDITOR: {
+        "uuid",
+        "select_pending",
+        "select_attempts",
+        "select_policy",
+        "select_ledger",
+        "metrics",
+        "select_rails",
+    },
 }
 
 
@@ -378,7 +429,9 @@ def test_roles_are_reenforced_when_0003_runs_again(migrated_db: Any, pg_server: 
         conn.execute("ALTER ROLE symphony_readonly CREATEDB CREATEROLE BYPASSRLS LOGIN")
         conn.execute("ALTER ROLE test_user NOLOGIN REPLICATION")
         conn.execute("ALTER ROLE symphony_owner SUPERUSER")
-        assert privileges.diff_role_attributes(privileges.read_role_attributes(conn)) == [
+        assert privilege_diff.diff_role_attributes(
+            privilege_catalog.read_role_attributes(conn)
+        ) == [
             "role symphony_owner: rolsuper is True, expected False",
             "role symphony_readonly: rolcanlogin is True, expected False",
             "role symphony_readonly: rolcreatedb is True, expected False",
@@ -391,5 +444,7 @@ def test_roles_are_reenforced_when_0003_runs_again(migrated_db: Any, pg_server: 
         conn.execute(revision)
         conn.execute(revision)  # idempotent
 
-        assert privileges.diff_role_attributes(privileges.read_role_attributes(conn)) == []
+        assert (
+            privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn)) == []
+        )
         conn.rollback()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from symphony_schema.privileges import CONTROL, EXECUTOR, INGEST
+from tests.helpers import OutboxCounts
 
 if TYPE_CHECKING:
     from tests.integration.conftest import LoginFactory, Outbox
@@ -86,11 +87,15 @@ def test_ledger_triggers_exist_and_always_fire(db: psycopg.Connection[Any]) -> N
         ("trg_deny_outbox_attempts_mutation", "A", "deny_outbox_attempts_mutation"),
         ("trg_deny_outbox_attempts_truncate", "A", "deny_outbox_attempts_mutation"),
         ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
+        ("trg_guard_attempt_participant", "A", "guard_attempt_participant"),
         ("trg_guard_outbox_attempts_insert", "A", "guard_outbox_attempts_insert"),
     ]
     assert "BEFORE DELETE OR UPDATE" in rows[0][3] and "FOR EACH ROW" in rows[0][3]
     assert "BEFORE TRUNCATE" in rows[1][3] and "FOR EACH STATEMENT" in rows[1][3]
     assert "BEFORE INSERT" in rows[3][3] and "FOR EACH ROW" in rows[3][3]
+    # The participant guard (ADR 0134) fires for every writer, the owner included.
+    assert "WHEN" not in rows[3][3]
+    assert "BEFORE INSERT" in rows[4][3] and "FOR EACH ROW" in rows[4][3]
 
 
 def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> None:
@@ -101,11 +106,14 @@ def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> No
         " WHERE t.tgrelid = 'public.payment_outbox_pending'::regclass AND NOT t.tgisinternal"
         " ORDER BY t.tgname"
     ).fetchall()
+    # Revision 0014 added the head triggers of per-participant FIFO (ADR 0116); all fire ALWAYS.
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
         ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
         ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write"),
+        ("trg_place_outbox_head", "A", "place_outbox_head"),
+        ("trg_promote_outbox_head", "A", "promote_outbox_head"),
     ]
-    assert all("BEFORE INSERT OR UPDATE OF outbox_id" in row[3] for row in rows)
+    assert all("BEFORE INSERT OR UPDATE OF outbox_id" in row[3] for row in rows[:2])
 
 
 @pytest.mark.parametrize("mutation", list(LEDGER_MUTATIONS))
@@ -143,17 +151,19 @@ def test_runtime_roles_cannot_switch_the_ledger_protection_off(
         conn.execute(statement)
 
 
-def test_control_can_append_to_the_ledger(
+def test_control_cannot_append_to_the_ledger(
     outbox: Outbox, outbox_for: type[Outbox], login: LoginFactory
 ) -> None:
-    """Option A allows INSERT and SELECT on attempts for the control plane, nothing else."""
+    """Option A let the control plane INSERT ledger rows; since 0019 (issue 20) nobody but the
+    outbox functions writes the ledger: control records an outcome with cancel_outbox_job."""
     conn = login(CONTROL).conn
-    conn.execute(
-        "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
-        " sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
-        " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
-    )
-    assert outbox.counts()[1] == 1
+    with outbox_for(conn).raises(DENIED):
+        conn.execute(
+            "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id,"
+            " participant_id, sequence_id, idempotency_key, rail_type, payload, attempt_no, state)"
+            " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
+        )
+    assert outbox.counts().attempts == 0
 
 
 @pytest.mark.parametrize("role", [CONTROL, EXECUTOR, INGEST])
@@ -231,7 +241,7 @@ def test_temporary_tables_do_not_redirect_the_functions(
         " (SELECT count(*) FROM pg_temp.participant_outbox_sequences)"
     ).fetchone()
     assert shadow == (1, 0, 0), "a function wrote to the caller's temporary tables"
-    assert outbox.counts() == (0, 1, 1)
+    assert outbox.counts() == OutboxCounts(pending=0, attempts=1, sequences=1)
     assert [a["instruction_id"] for a in outbox.attempts(outbox_id)] == ["instr-real"]
 
 

@@ -185,7 +185,7 @@ ATTEMPT_INSERT = (
         (("[]", 1, "FAILED", None), "23514", "ck_payment_outbox_attempts_payload_is_object"),
         (("{}", 1, "FAILED", -1), "23514", "ck_payment_outbox_attempts_latency_ms_nonnegative"),
         (("{}", 1, "RETRYABLE", None), "23505", "uq_payment_outbox_attempts_outbox_attempt_no"),
-        (("{}", 2, "DISPATCHED", None), "23505", "uq_payment_outbox_attempts_one_terminal"),
+        (("{}", 2, "DISPATCHED", None), "23505", "uq_payment_outbox_attempts_one_outcome"),
     ],
 )
 def test_attempt_constraints(
@@ -216,12 +216,13 @@ EXPIRED_LEASES = 6
 
 
 def _backlog(conn: psycopg.Connection[Any]) -> None:
-    """5,000 due rows whose oldest 2,700 are leased (a few of those leases expired)."""
+    """5,000 due rows whose oldest 2,700 are leased (a few of those leases expired); each is its
+    participant's head (per-participant FIFO, revision 0014: only heads are ever leased)."""
     conn.execute(
         "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id, sequence_id,"
         " idempotency_key, rail_type, payload, next_attempt_at, claimed_by, lease_token,"
         " lease_expires_at)"
-        " SELECT 'i' || g, 'p' || (g %% 50), g, 'k' || g, 'rtgs', '{}',"
+        " SELECT 'i' || g, 'p' || g, 1, 'k' || g, 'rtgs', '{}',"
         "        now() - interval '1 hour' + g * interval '1 ms',"
         "        CASE WHEN leased THEN 'busy-worker' END,"
         "        CASE WHEN leased THEN gen_random_uuid() END,"
@@ -286,14 +287,14 @@ def test_claim_reads_a_batch_not_the_leased_backlog(db: psycopg.Connection[Any])
     assert not [n for n in scans if n["Node Type"] == "Seq Scan"], "claim must not scan the table"
     by_index = {n.get("Index Name"): n for n in scans if n["Node Type"] == "Index Scan"}
     assert {
-        "ix_payment_outbox_pending_due_unleased",
+        "ix_payment_outbox_pending_claimable",
         "ix_payment_outbox_pending_lease_expires",
     } <= set(by_index)
     # Proportional to the batch: each branch reads at most a batch worth of rows and filters
     # none out, although the 2,700 oldest due rows are leased (an index over all rows would
     # walk past every one of them).
     for name in (
-        "ix_payment_outbox_pending_due_unleased",
+        "ix_payment_outbox_pending_claimable",
         "ix_payment_outbox_pending_lease_expires",
     ):
         assert by_index[name]["Actual Rows"] <= 10, by_index[name]

@@ -5,6 +5,7 @@ invariants docs for the process gates."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -60,3 +61,11 @@ def repo_copy(tmp_path: Path) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", "fixtures"),
         )
     return copy
+
+
+@pytest.fixture
+def no_seed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("POLICY_VERSION", "POLICY_DOCUMENT", "POLICY_FILE", "POLICY_CHECKSUM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv(runner.SKIP_SEED_VAR, raising=False)
+    yield

@@ -5,7 +5,6 @@ command."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -21,14 +20,6 @@ from tests.invariants.conftest import FIXTURES, failure
 pytestmark = pytest.mark.integration
 
 DURING = date(2030, 1, 15)  # inside the validity of the fixture exceptions
-
-
-@pytest.fixture
-def no_seed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("POLICY_VERSION", "POLICY_DOCUMENT", "POLICY_FILE", "POLICY_CHECKSUM"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv(runner.SKIP_SEED_VAR, raising=False)
-    yield
 
 
 def database_exists(server: PgServer, name: str) -> bool:

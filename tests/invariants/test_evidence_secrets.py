@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from symphony_schema import project_root
 from symphony_schema.cli import main
-from symphony_schema.invariants import evidence, runner
+from symphony_schema.invariants import evidence
 from tests.conftest import Database
 
 pytestmark = pytest.mark.integration
@@ -23,14 +22,6 @@ pytestmark = pytest.mark.integration
 USERINFO_PW = "Userinfo-Pw-31337"
 SSL_PW = "Ssl-Pw-4242"
 QUERY_PW = "Query-Pw-2718"
-
-
-@pytest.fixture
-def no_seed_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("POLICY_VERSION", "POLICY_DOCUMENT", "POLICY_FILE", "POLICY_CHECKSUM"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv(runner.SKIP_SEED_VAR, raising=False)
-    yield
 
 
 def _secret_url(url: str) -> str:

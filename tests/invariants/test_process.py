@@ -120,11 +120,11 @@ def test_docs_agree_fails_on_an_unknown_id(repo_copy: Path) -> None:
 
 def test_docs_agree_fails_on_a_misplaced_id(repo_copy: Path) -> None:
     implemented = docs_of(repo_copy) / generated_docs.IMPLEMENTED
-    text = implemented.read_text().replace("## INV-014:", "## INV-050 (was INV-O14):")
+    text = implemented.read_text().replace("## INV-014:", "## INV-026 (was INV-O14):")
     implemented.write_text(text)
     assert process.gate_docs_agree(ctx(repo_copy)) == [
         "INVARIANTS_IMPLEMENTED.md does not list INV-014",
-        "INVARIANTS_IMPLEMENTED.md lists INV-050, which belongs in the other list",
+        "INVARIANTS_IMPLEMENTED.md lists INV-026, which belongs in the other list",
     ]
 
 
@@ -253,7 +253,7 @@ def test_promotion_fails_on_an_unclaimed_check(repo_copy: Path) -> None:
 
 
 def test_promotion_allows_unresolved_references_on_the_roadmap(repo_copy: Path) -> None:
-    # The first roadmap entry (INV-050) names a check nobody has written yet.
+    # The first roadmap entry (INV-026) names a check nobody has written yet.
     _edit_manifest(
         repo_copy,
         "    verification: []\n",

@@ -107,3 +107,19 @@ def make_tree(root: Path, url: str) -> RevisionTree:
 def tree(tmp_path: Path, empty_db: object) -> RevisionTree:
     """A throw-away revision tree pointed at a fresh empty database."""
     return make_tree(tmp_path / "project", empty_db.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def server_url(pg_server) -> str:  # type: ignore[no-untyped-def]
+    """Scratch databases go next to the embedded server's maintenance database."""
+    return str(pg_server.sqlalchemy_url("postgres"))
+
+
+@pytest.fixture(scope="module")
+def fresh_baseline(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """baseline/ generated once from the real revisions, in a temp directory (per module)."""
+    from symphony_schema.baseline.generate import generate
+
+    out = tmp_path_factory.mktemp("baseline")
+    generate(server_url, out)
+    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -18,9 +17,8 @@ import pytest
 
 from symphony_schema import project_root
 from symphony_schema.invariants.lints import lint_alembic_files, revision_py_problems
+from tests.helpers import run_cli
 from tests.migration.conftest import RevisionTree
-
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -196,14 +194,7 @@ def test_alembic_revision_and_new_revision_write_the_same_files(
 
     by_alembic = project.alembic("revision", "-m", "Add thing")
     env = project.env({"SYMPHONY_PROJECT_ROOT": str(other)})
-    by_cli = subprocess.run(
-        [str(BIN / "symphony-schema"), "new-revision", "Add thing"],
-        cwd=other,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    by_cli = run_cli("new-revision", "Add thing", cwd=other, env=env)
 
     assert by_alembic.returncode == 0, _output(by_alembic)
     assert by_cli.returncode == 0, _output(by_cli)
@@ -263,14 +254,7 @@ def test_new_revision_refuses_a_bad_message_in_one_line_with_exit_2(
 ) -> None:
     before = _files(project)
 
-    result = subprocess.run(
-        [str(BIN / "symphony-schema"), "new-revision", message],
-        cwd=project.root,
-        env=project.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli("new-revision", message, cwd=project.root, env=project.env())
 
     assert result.returncode == 2, _output(result)
     assert result.stderr.startswith("symphony-schema: error: ") and "Traceback" not in result.stderr

@@ -23,19 +23,6 @@ from tests.migration.test_baseline_drift import result, tree_with_real_revisions
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
 
 
-@pytest.fixture(scope="module")
-def server_url(pg_server) -> str:  # type: ignore[no-untyped-def]
-    return str(pg_server.sqlalchemy_url("postgres"))
-
-
-@pytest.fixture(scope="module")
-def fresh_baseline(server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """baseline/ generated once from the real revisions, in a temp directory."""
-    out = tmp_path_factory.mktemp("baseline")
-    generate(server_url, out)
-    return out
-
-
 ON_THIS_DATABASE = """\
 DO $revision$
 BEGIN

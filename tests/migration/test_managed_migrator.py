@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privilege_diff, privileges
 from symphony_schema.migration import api
 
 pytestmark = [pytest.mark.integration, pytest.mark.migration]
@@ -61,16 +61,20 @@ def test_a_non_superuser_migrator_applies_the_chain_with_the_declared_privileges
     assert version == (api.head_revision(),)
     assert applied_by == [(login,)]
     with psycopg.connect(pg_server.conninfo(dbname)) as conn:
-        problems = privileges.diff_grants(
-            privileges.expected_grants(), privileges.read_actual_grants(conn)
+        problems = privilege_diff.diff_grants(
+            privileges.expected_grants(), privilege_catalog.read_actual_grants(conn)
         )
         create_on_public = conn.execute(
             "SELECT has_schema_privilege('symphony_owner', 'public', 'CREATE')"
         ).fetchone()
         # The migrator's membership in symphony_owner is the one ADR 0070 allows.
-        migrator = privileges.read_migrating_user(conn)
-        memberships = privileges.diff_memberships(privileges.read_memberships(conn), migrator)
-        effective = privileges.diff_effective_privileges(privileges.read_effective_privileges(conn))
+        migrator = privilege_catalog.read_migrating_user(conn)
+        memberships = privilege_diff.diff_memberships(
+            privilege_catalog.read_memberships(conn), migrator
+        )
+        effective = privilege_diff.diff_effective_privileges(
+            privilege_catalog.read_effective_privileges(conn)
+        )
     assert migrator == login
     assert memberships == [] and effective == []
     assert problems == []

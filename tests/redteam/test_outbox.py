@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -49,13 +50,13 @@ def test_a_crash_loop_under_batch_claims_concurrent_repair_and_retries_ends_at_t
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         for _ in range(80):
-            if admin.counts()[0] == 0:
+            if admin.counts().pending == 0:
                 break
             for future in [pool.submit(f) for f in (claim_a, claim_b_and_retry, repair)]:
                 future.result()
             admin.expire_leases()
             admin.make_due()
-    assert admin.counts()[0] == 0, "every job left the queue"
+    assert admin.counts().pending == 0, "every job left the queue"
     for outbox_id in ids:
         attempts = [(a["attempt_no"], a["state"]) for a in admin.attempts(outbox_id)]
         assert [n for n, _ in attempts] == list(range(1, CEILING + 1)), attempts
@@ -119,19 +120,24 @@ def _job_values(admin: Outbox, outbox_id: Any) -> tuple[Any, ...]:
     )
 
 
-def test_concurrent_control_requeue_and_outcome_cannot_both_pass_the_p7005_guards(
-    db: psycopg.Connection[Any], login: LoginFactory, outbox_for: type[Outbox]
+def test_concurrent_manual_requeue_and_outcome_cannot_both_pass_the_p7005_guards(
+    db: psycopg.Connection[Any], connect: Any, outbox_for: type[Outbox]
 ) -> None:
-    """Two control sessions race on one job: one queues it again, the other records its
+    """Two manual sessions race on one job: one queues it again, the other records its
     terminal outcome. Each guard (ADR 0063) only saw committed rows, so both passed; the worker's
-    completion then failed for ever with 23505 (uq_payment_outbox_attempts_one_terminal), the
-    undocumented end issue 11 item 4 forbids. Now the second writer waits for the first and
-    gets P7005."""
+    completion then failed for ever with 23505 (the one-terminal index), the undocumented end
+    issue 11 item 4 forbids. Now the second writer waits for the first and gets P7005.
+
+    Since 0019 (issue 20) the control plane has no DML on the queue or the ledger; the guards
+    still bind everyone but the owner, so the race is run by two superuser sessions (a DBA's hot
+    fix), which are subject to the guards' triggers like any other non-owner."""
     admin = outbox_for(db)
     outbox_id = admin.enqueue("instr-race")[0]
     values = _job_values(admin, outbox_id)
     db.execute("DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s", (outbox_id,))
-    requeue, outcome = (login("symphony_control", autocommit=False) for _ in range(2))
+    requeue, outcome = (SimpleNamespace(conn=connect()) for _ in range(2))
+    for session in (requeue, outcome):
+        session.conn.autocommit = False
     requeue.conn.execute(
         "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id, participant_id,"
         " sequence_id, idempotency_key, rail_type, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)",

@@ -96,3 +96,11 @@ def boundaries(pg_server: _Server) -> Boundaries:
                     support.catalog_fingerprint(conn, include_engine_tables=applied > 0)
                 )
     return Boundaries(revisions, fingerprints)
+
+
+@pytest.fixture
+def planted(db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+    """Grants planted inside a transaction that is rolled back (memberships are cluster-wide)."""
+    with psycopg.connect(db.info.dsn) as conn:
+        yield conn
+        conn.rollback()

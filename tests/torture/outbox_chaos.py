@@ -32,7 +32,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-RAILS = ("rtgs", "eft", "card")
+RAILS = ("rtgs", "ACH", "card")  # registered rails (0020), in either case
 STATES = (("DISPATCHED", 0.74), ("RETRYABLE", 0.16), ("FAILED", 0.06))
 ZOMBIE_SHARE = 0.04
 MAX_BATCH = 10  # claim batch sizes are 1..MAX_BATCH
@@ -171,9 +171,9 @@ class Worker:
             self.complete(row, self.outcome(), stale=False)
 
     def due_zombies(self) -> list[tuple[Any, ...]]:
-        """Zombies whose lease the database clock says has expired: such a lease can never
-        become valid again (expiry only moves back, a new claim changes the token), so their
-        completions are known to be stale and must get P7002."""
+        """Zombies whose lease the database clock says has expired. Since revision 0014 such a
+        completion is recorded while nobody replaced the lease (late but current) and gets
+        P7002 once a repair or a claim did; the accounting tells which from the ledger."""
         if not self.zombies:
             return []
         now_row = self.conn.execute("SELECT pg_catalog.clock_timestamp()").fetchone()

@@ -183,7 +183,10 @@ def copy_real_revisions(versions_dir: Path, *, pause: float | None = None) -> li
         py = versions_dir / real.py.name
         shutil.copy(real.py, py)
         body = real.sql.read_text(encoding="utf-8")
-        if pause is not None:
+        # A non-transactional revision (ADR 0056) may hold only re-runnable index statements:
+        # the engine refuses a pg_sleep there, so it is copied as it is.
+        transactional = "transactional=False" not in real.py.read_text(encoding="utf-8")
+        if pause is not None and transactional:
             body = f"SELECT pg_sleep({pause});\n{body}\nSELECT pg_sleep({pause});\n"
         sql_path = versions_dir / real.sql.name
         sql_path.write_text(body, encoding="utf-8")

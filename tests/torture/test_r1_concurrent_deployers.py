@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privilege_diff, privileges
 from symphony_schema.migration import deploy_lock
 from symphony_schema.migration.checksum import revision_checksum
 from tests.torture import support
@@ -104,8 +104,8 @@ def _assert_applied_exactly_once(
         assert state.alembic_version == [revisions[-1].revision]
         have = support.catalog_fingerprint(conn, include_engine_tables=True)
         assert support.fingerprint_diff(boundaries.fingerprints[-1], have) == []
-        problems = privileges.diff_grants(
-            privileges.expected_grants(), privileges.read_actual_grants(conn)
+        problems = privilege_diff.diff_grants(
+            privileges.expected_grants(), privilege_catalog.read_actual_grants(conn)
         )
         assert problems == []
 
@@ -153,5 +153,5 @@ def test_eight_deployers_on_eight_databases_of_one_cluster(
             with psycopg.connect(scratch.conninfo, autocommit=True) as conn:
                 have = support.catalog_fingerprint(conn, include_engine_tables=True)
                 assert support.fingerprint_diff(boundaries.fingerprints[-1], have) == []
-                live = privileges.read_role_attributes(conn)
-                assert privileges.diff_role_attributes(live) == []
+                live = privilege_catalog.read_role_attributes(conn)
+                assert privilege_diff.diff_role_attributes(live) == []

@@ -18,10 +18,13 @@ what the database cannot know (what each call returned, which completions were k
 * per-participant sequence numbers are unique and gapless (1..count) and the allocator's next
   number is count + 1;
 * no RETRYABLE attempt at or above the retry ceiling; no DISPATCHING row;
-* every known-stale completion got P7002, no completion with a token the expirer had expired
-  succeeded, no call returned anything but success or P7002, no lease token was handed out
-  twice, no job was reported DISPATCHED twice, and every successful completion or repair a
-  worker logged is in the ledger as logged.
+* every known-stale completion was recorded while nobody had replaced its lease and got P7002
+  once a repair or a claim had (revision 0014: the ledger names every replaced token), no
+  completion with a replaced token succeeded, no call returned anything but success or P7002,
+  no lease token was handed out twice, no job was reported DISPATCHED twice, and every
+  successful completion or repair a worker logged is in the ledger as logged;
+* per-participant FIFO, from the ledger: no later job of a participant was leased before an
+  earlier one was terminal, and terminal attempts follow the participant's sequence.
 """
 
 from __future__ import annotations
@@ -361,6 +364,25 @@ DATABASE_CHECKS = {
         SELECT outbox_id, attempt_no FROM public.payment_outbox_attempts
          WHERE state = 'ZOMBIE_REQUEUE'
            AND (worker_id IS NULL OR error_code IS DISTINCT FROM 'LEASE_EXPIRED')""",
+    # Per-participant FIFO (revision 0014, ADR 0116), from the ledger: a later job of a
+    # participant was never leased before an earlier one was terminal, and the terminal
+    # attempts of a participant follow its sequence.
+    "participant job leased before an earlier job was terminal": f"""
+        SELECT t.participant_id, t.sequence_id, b.sequence_id
+          FROM public.payment_outbox_attempts AS t
+          JOIN public.payment_outbox_attempts AS b
+            ON b.participant_id = t.participant_id
+           AND b.sequence_id > t.sequence_id
+           AND b.claimed_at < t.completed_at
+         WHERE t.state IN {TERMINAL}""",
+    "participant jobs terminal out of sequence": f"""
+        SELECT t.participant_id, t.sequence_id, b.sequence_id
+          FROM public.payment_outbox_attempts AS t
+          JOIN public.payment_outbox_attempts AS b
+            ON b.participant_id = t.participant_id
+           AND b.sequence_id > t.sequence_id
+           AND b.completed_at < t.completed_at
+         WHERE t.state IN {TERMINAL} AND b.state IN {TERMINAL}""",
     "lost lease not FAILED exactly at the retry ceiling": """
         SELECT outbox_id, attempt_no FROM public.payment_outbox_attempts
          WHERE error_code = 'LEASE_EXPIRED'
@@ -391,7 +413,8 @@ def _universe_violations(conn: psycopg.Connection[Any], config: ChaosConfig) -> 
         instruction, participant, key, rail, payload = chaos.job(n, config.participants)
         if instruction not in have:
             problems.append(f"lost: {instruction}")
-        elif have.pop(instruction) != (participant, key, rail, payload):
+        # Enqueue stores the rail's canonical code (0020): chaos.RAILS are ASCII spellings.
+        elif have.pop(instruction) != (participant, key, rail.upper(), payload):
             problems.append(f"altered: {instruction}")
     problems += [f"unknown job: {instruction}" for instruction in have]
     return problems[:20]
@@ -412,6 +435,10 @@ class LogFacts:
     ceiling_failures: int = 0
     held_at_kill: int = 0
     batch_results: Counter[str] = field(default_factory=Counter)
+    #: Revision 0014: known-stale completions by result (a lease past its expiry that nobody
+    #: replaced is still completable; a replaced one gets P7002).
+    stale_ok_tokens: set[str] = field(default_factory=set)
+    stale_rejected_tokens: set[str] = field(default_factory=set)
     enqueue_answers: dict[str, set[str]] = field(default_factory=dict)
 
 
@@ -439,6 +466,10 @@ def _read_logs(h: Harness) -> LogFacts:
                     facts.batch_results[event["res"]] += 1
                 if event["stale"]:
                     facts.stale_results[event["res"]] += 1
+                    if event["res"] == "ok":
+                        facts.stale_ok_tokens.add(event["t"])
+                    elif event["res"] == "P7002":
+                        facts.stale_rejected_tokens.add(event["t"])
                 if event["res"] not in ("ok", "P7002"):
                     facts.errors.append(event)
                 if event["res"] == "ok":
@@ -476,14 +507,28 @@ def _log_violations(
             " WHERE error_code = 'LEASE_EXPIRED' AND state IN ('ZOMBIE_REQUEUE', 'FAILED')"
         )
     }
+    # Revision 0014 (issue 19 item 5, ADR 0118): a lease is lost when it is replaced, and the
+    # ledger records every replaced token on its LEASE_EXPIRED attempt. A completion under an
+    # expired token nobody replaced is recorded; under a replaced one it is P7002.
+    replaced = {
+        str(t)
+        for (t,) in conn.execute(
+            "SELECT lease_token FROM public.payment_outbox_attempts"
+            " WHERE error_code = 'LEASE_EXPIRED' AND lease_token IS NOT NULL"
+        )
+    }
     problems: dict[str, Any] = {}
     if facts.errors:
         problems["calls that returned neither success nor P7002"] = facts.errors[:10]
-    if set(facts.stale_results) - {"P7002"}:
-        problems["known-stale completions not rejected with P7002"] = dict(facts.stale_results)
-    if facts.ok_tokens & h.expired_tokens:
-        problems["completions accepted with a lease the expirer had expired"] = sorted(
-            facts.ok_tokens & h.expired_tokens
+    if set(facts.stale_results) - {"P7002", "ok"}:
+        problems["known-stale completions neither recorded nor P7002"] = dict(facts.stale_results)
+    if facts.stale_rejected_tokens - replaced:
+        problems["stale completions rejected although nobody replaced their lease"] = sorted(
+            facts.stale_rejected_tokens - replaced
+        )[:10]
+    if facts.ok_tokens & replaced:
+        problems["completions accepted with a lease that had been replaced"] = sorted(
+            facts.ok_tokens & replaced
         )[:10]
     if facts.duplicate_tokens:
         problems["lease tokens handed out twice"] = facts.duplicate_tokens
@@ -519,6 +564,7 @@ def _log_violations(
         "completions_ok": len(facts.ok_completions),
         "lease_lost_P7002": facts.results["P7002"],
         "stale_completions_sent": sum(facts.stale_results.values()),
+        "stale_completions_recorded_late_but_current": facts.stale_results["ok"],
         "batch_completions_ok": facts.batch_results["ok"],
         "batch_elements_rejected_P7002": facts.batch_results["P7002"],
         "lost_leases_recorded": repairs_in_ledger,
@@ -630,11 +676,21 @@ def _planted_attempt(
     )
 
 
+# A third job of the participant that was leased and dispatched before the first two.
+_FIFO_BREACH = (
+    "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
+    " sequence_id, idempotency_key, rail_type, payload, attempt_no, state, claimed_at,"
+    " completed_at, worker_id)"
+    " SELECT gen_random_uuid(), 'instr-8', participant_id, 3, 'k-8', rail_type, payload, 1,"
+    " 'DISPATCHED', '2000-01-01', '2000-01-01', 'w'"
+    " FROM public.payment_outbox_attempts WHERE instruction_id = 'instr-1' LIMIT 1"
+)
+
 PLANTED_VIOLATIONS = {
     "queue not empty": "SELECT public.enqueue_payment_outbox('instr-9', 'p-1', 'k-9', 'rtgs',"
     " '{}')",
     "job without exactly one terminal attempt": "DROP INDEX public.uq_payment_outbox_attempts_one_"
-    "terminal; " + _planted_attempt(2, "FAILED", "now()"),
+    "outcome; " + _planted_attempt(2, "FAILED", "now()"),
     "terminal attempt is not the last": _planted_attempt(2),
     "attempt numbers not 1..n": _planted_attempt(5),
     "attempts of one job disagree on the job's columns": _planted_attempt().replace(
@@ -653,6 +709,8 @@ PLANTED_VIOLATIONS = {
     "lost lease not FAILED exactly at the retry ceiling": _planted_attempt(
         3, "ZOMBIE_REQUEUE", error="'LEASE_EXPIRED'"
     ),
+    "participant job leased before an earlier job was terminal": _FIFO_BREACH,
+    "participant jobs terminal out of sequence": _FIFO_BREACH,
 }
 
 

@@ -287,7 +287,15 @@ ENQUEUE = "SELECT * FROM public.enqueue_payment_outbox(%s, %s, %s, %s, %s::jsonb
 INSTRUCTIONS = ["i-1", "i-2", "i-3", "i-4"]
 KEYS = ["k-1", "k-2"]
 PARTICIPANTS = ["p-1", "p-2"]
-RAIL_TYPES = ["rtgs", "eft"]
+RAIL_TYPES = ["rtgs", "RTGS", "ach", "eft"]
+#: The rails a fresh database registers and enables (0019); enqueue of a new job refuses any
+#: other (0020). Input is upper-cased in ASCII only ("C" collation).
+ENABLED_RAILS = {"RTGS", "ACH", "SWIFT", "CARD"}
+
+
+def ascii_upper(value: str) -> str:
+    """upper(value COLLATE "C"): a-z only, as the rails table matches input (ADR 0122)."""
+    return "".join(chr(ord(ch) - 32) if "a" <= ch <= "z" else ch for ch in value)
 
 
 #: Well-formed calls (pooled ids, object payloads: success, a duplicate, or P7004) most of the
@@ -382,10 +390,31 @@ def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
     if expected is None or None in expected.allowed:
         existing = _existing_job(fuzz, instruction, key, param)
     conflict = existing is not None and (
-        existing[5] != participant or existing[6] != rail or not existing[7]
+        existing[5] != participant
+        or ascii_upper(existing[6]) != ascii_upper(rail)
+        or not existing[7]
     )
+    new_job_problems: list[str] = []
+    if existing is None and (expected is None or None in expected.allowed):
+        # A new job: a registered, enabled rail and payload numbers a JSON consumer reads
+        # exactly (the number rule's own oracle is tested against a real JSON consumer in
+        # tests/integration/test_outbox_operations.py; here the owner's check decides).
+        inexact = call(fuzz.admin, "SELECT public.check_outbox_payload_numbers(%s)", (param,))
+        new_job_problems = [
+            name
+            for name, bad in (
+                ("p_rail_type", rail is None or ascii_upper(rail) not in ENABLED_RAILS),
+                ("p_payload", inexact.sqlstate is not None),
+            )
+            if bad
+        ]
     if expected is None:
-        expected = Expectation({"P7004"} if conflict else {None}, [])
+        if new_job_problems:
+            expected = Expectation({"22023"}, new_job_problems)
+        else:
+            expected = Expectation({"P7004"} if conflict else {None}, [])
+    elif None in expected.allowed and new_job_problems:
+        expected = Expectation({"22023"}, expected.names + new_job_problems)
     elif None in expected.allowed and conflict:  # an ambiguous id that is accepted conflicts
         expected.allowed = {"22023", "P7004"}
     next_row = fuzz.one(
@@ -412,7 +441,7 @@ def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
         " attempt_count, claimed_by FROM public.payment_outbox_pending WHERE outbox_id = %s",
         (param, outbox_id),
     )
-    assert stored == (instruction, participant, key, rail, True, 0, None), context
+    assert stored == (instruction, participant, key, ascii_upper(rail), True, 0, None), context
     assert after[support.SYMPHONY_TABLES[2]] == before[support.SYMPHONY_TABLES[2]], (
         "enqueue must not touch the attempts ledger"
     )
@@ -442,9 +471,10 @@ CLAIM = (
     " pg_catalog.clock_timestamp() FROM public.claim_outbox_batch(%s, %s, %s)"
 )
 LEDGER_IDS = "SELECT attempt_id FROM public.payment_outbox_attempts"
+# Revision 0014: only a participant's head is claimable (per-participant FIFO, ADR 0116).
 CLAIMABLE = (
     "SELECT count(*) FROM public.payment_outbox_pending WHERE next_attempt_at <= now()"
-    " AND (lease_token IS NULL OR lease_expires_at <= now())"
+    " AND (lease_token IS NULL OR lease_expires_at <= now()) AND is_head"
 )
 
 
@@ -624,7 +654,8 @@ def _resolve(args: CompletionArgs, targets: Targets) -> tuple[Any, Any, Any, boo
     token = {"match": real_token or uuid.uuid4(), "other": uuid.uuid4(), "null": None}[args.token]
     real_worker = {"live": LIVE_WORKER, "expired": EXPIRED_WORKER}.get(args.target, "w-none")
     worker = real_worker if args.worker == "match" else args.worker
-    live = args.target == "live" and args.token == "match" and worker == LIVE_WORKER
+    # Revision 0014 (ADR 0118): an expired lease nobody replaced still completes for its holder.
+    live = args.target in ("live", "expired") and args.token == "match" and worker == real_worker
     return outbox_id, token, worker, live
 
 
@@ -680,7 +711,7 @@ def _check_completion_success(
     terminal = effective in ("DISPATCHED", "FAILED")
     assert stored == (
         effective,
-        LIVE_WORKER,
+        EXPIRED_WORKER if args.target == "expired" else LIVE_WORKER,
         args.rail_reference,
         args.rail_code,
         args.error_code,
@@ -958,7 +989,8 @@ def _batch_expectation(
         seen.add(outbox_id)
     live = {
         (targets.rows[name], targets.tokens[name])
-        for name in ("live0", "live1", "live2")
+        # Revision 0014 (ADR 0118): the expired lease nobody replaced still completes.
+        for name in ("live0", "live1", "live2", "expired")
         if worker == LIVE_WORKER
     }
     stale = [o for o, t in zip(ids_, tokens, strict=True) if (o, t) not in live]
@@ -1067,7 +1099,9 @@ def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
         )
     }
     live_before = fuzz.admin.execute(
-        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        "SELECT outbox_id, claimed_by, lease_token, lease_expires_at, attempt_count,"
+        " next_attempt_at, in_doubt FROM public.payment_outbox_pending"
+        " WHERE lease_expires_at > now()"
         " ORDER BY outbox_id"
     ).fetchall()
     before = fuzz.snapshot()
@@ -1095,7 +1129,9 @@ def _check_repair(fuzz: FuzzDb, batch: Any, worker: Any) -> None:
         else:
             assert stored == ("ZOMBIE_REQUEUE", lost_worker, "LEASE_EXPIRED", attempt_no, None)
     live_after = fuzz.admin.execute(
-        "SELECT * FROM public.payment_outbox_pending WHERE lease_expires_at > now()"
+        "SELECT outbox_id, claimed_by, lease_token, lease_expires_at, attempt_count,"
+        " next_attempt_at, in_doubt FROM public.payment_outbox_pending"
+        " WHERE lease_expires_at > now()"
         " ORDER BY outbox_id"
     ).fetchall()
     assert live_after == live_before, "repair touched a live lease"

@@ -16,7 +16,6 @@ everything on objects the role owns; nothing on anything undeclared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -280,7 +279,7 @@ PLANTED = {
     ),
     "membership": (
         "GRANT symphony_control TO symphony_readonly",
-        "symphony_readonly has DELETE on table public.payment_outbox_pending",
+        "symphony_readonly has EXECUTE on function public.cancel_outbox_job(uuid,text,text)",
     ),
     "maintain": (
         "GRANT MAINTAIN ON public.payment_outbox_attempts TO symphony_auditor",
@@ -291,20 +290,12 @@ PLANTED = {
         "test_user has UPDATE on table public.payment_outbox_attempts",
     ),
     "revoked-execute": (
-        "REVOKE EXECUTE ON FUNCTION public.claim_outbox_batch(integer, text, integer)"
+        "REVOKE EXECUTE ON FUNCTION public.claim_outbox_batch(integer, text, integer, text[])"
         " FROM symphony_executor",
         "symphony_executor lacks EXECUTE on function"
-        " public.claim_outbox_batch(integer,text,integer)",
+        " public.claim_outbox_batch(integer,text,integer,text[])",
     ),
 }
-
-
-@pytest.fixture
-def planted(db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    """Grants planted inside a transaction that is rolled back (memberships are cluster-wide)."""
-    with psycopg.connect(db.info.dsn) as conn:
-        yield conn
-        conn.rollback()
 
 
 @pytest.mark.parametrize("case", list(PLANTED))

@@ -13,7 +13,6 @@ The same check runs against planted bad functions to prove that it finds each pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -160,17 +159,11 @@ PLANTED = {
         "public.bump_participant_outbox_seq(text): undeclared EXECUTE for ['symphony_ingest']",
     ),
     "set-search-path-dropped": (
-        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer) RESET search_path",
-        "public.claim_outbox_batch(integer,text,integer): search_path is not pinned",
+        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer, text[])"
+        " RESET search_path",
+        "public.claim_outbox_batch(integer,text,integer,text[]): search_path is not pinned",
     ),
 }
-
-
-@pytest.fixture
-def planted(db: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(db.info.dsn) as conn:
-        yield conn
-        conn.rollback()
 
 
 @pytest.mark.parametrize("case", list(PLANTED))

@@ -31,7 +31,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from symphony_schema import privileges
+from symphony_schema import privilege_catalog, privileges
 from symphony_schema.privileges import (
     AUDITOR,
     CONTROL,
@@ -135,7 +135,7 @@ DENIED_ATTACKS: dict[str, str] = {
         " AS $$SELECT 'uuidv7'$$"
     ),
     "unpin-search-path": (
-        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer) RESET search_path"
+        "ALTER FUNCTION public.claim_outbox_batch(integer, text, integer, text[]) RESET search_path"
     ),
     "comment-on-ledger": f"COMMENT ON TABLE {ATTEMPTS} IS 'rewritten'",
     "copy-to-program": "COPY (SELECT 1) TO PROGRAM 'true'",
@@ -178,7 +178,9 @@ def _state(admin: psycopg.Connection[Any], login: str) -> tuple[Any, ...]:
         "SELECT relname, relfilenode FROM pg_catalog.pg_class"
         " WHERE relnamespace = 'public'::regnamespace ORDER BY 1"
     ).fetchall()
-    roles = privileges.read_role_attributes(admin, [*privileges.read_role_attributes(admin), login])
+    roles = privilege_catalog.read_role_attributes(
+        admin, [*privilege_catalog.read_role_attributes(admin), login]
+    )
     memberships = admin.execute(
         "SELECT roleid::regrole::text, member::regrole::text FROM pg_catalog.pg_auth_members"
         " WHERE member::regrole::text = ANY(%s) OR roleid::regrole::text = ANY(%s) ORDER BY 1, 2",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from symphony_schema import SymphonyError, privileges
-from symphony_schema.baseline.catalog import LedgerRow, Membership, RoleState
+from symphony_schema.baseline.catalog import Membership, RoleState
 from symphony_schema.baseline.drift import (
     DriftKind,
     DriftReport,
@@ -26,6 +26,7 @@ from symphony_schema.baseline.privileges_report import (
 )
 from symphony_schema.baseline.render import ledger_sql, roles_sql, sql_literal
 from symphony_schema.cli import build_parser
+from symphony_schema.migration.ledger import LedgerRow
 
 RAW_TEMPLATE = """\
 --

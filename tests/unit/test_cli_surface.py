@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from importlib import metadata
@@ -15,6 +14,7 @@ from symphony_schema import SymphonyError, project_root
 from symphony_schema.cli import EXAMPLES, build_parser, iter_commands, main
 from symphony_schema.cli.db import split_user
 from symphony_schema.database import libpq_url, to_conninfo
+from tests.helpers import run_cli
 
 ROOT = project_root()
 BIN = Path(sys.executable).parent
@@ -149,12 +149,8 @@ def test_dangling_user_option_is_refused() -> None:
 def test_empty_user_is_refused_not_ignored(argv: list[str]) -> None:
     # An empty role name must not silently connect as the URL's (super)user. A subprocess: on a
     # regression db psql would exec psql in place of the test process.
-    result = subprocess.run(
-        [str(BIN / "symphony-schema"), "db", "psql", "--url", "postgresql://u@192.0.2.1/x", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k not in ("SYMPHONY_DATABASE_URL",)},
+    result = run_cli(
+        "db", "psql", "--url", "postgresql://u@192.0.2.1/x", *argv, unset=["SYMPHONY_DATABASE_URL"]
     )
     assert result.returncode == 2
     assert "role name given with -U/--user is empty" in result.stderr
@@ -250,16 +246,12 @@ ALEMBIC_CASES = [
 def test_alembic_with_a_bad_url_fails_in_one_line(
     argv: list[str], env: dict[str, str], expected: str
 ) -> None:
-    environment = {
-        k: v for k, v in os.environ.items() if k not in ("SYMPHONY_DATABASE_URL", "DATABASE_URL")
-    }
-    result = subprocess.run(
-        [str(BIN / "alembic"), *argv],
+    result = run_cli(
+        *argv,
+        program="alembic",
         cwd=ROOT,
-        env={**environment, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+        env=env,
+        unset=["SYMPHONY_DATABASE_URL", "DATABASE_URL"],
     )
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     # Like every symphony-schema command: one line naming the source, exit status 2.
@@ -305,15 +297,7 @@ def _copy_project(target: Path) -> Path:
 
 
 def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SYMPHONY_PROJECT_ROOT"}
-    return subprocess.run(
-        [str(BIN / "symphony-schema"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, cwd=cwd, unset=["SYMPHONY_PROJECT_ROOT"])
 
 
 def _strays(slug: str) -> list[Path]:

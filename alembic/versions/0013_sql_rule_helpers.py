@@ -1,8 +1,8 @@
-"""Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping"""
+"""SQL rules in one place: the id rule and the plan-settings pin are helper functions."""
 
 from symphony_schema.migration.sql import run_revision_sql
 
-revision = "0013_partition_attempts_ledger"
+revision = "0013_sql_rule_helpers"
 down_revision = "0012_serialise_the_p7005_guards"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,111 @@
+"""A reference executor worker (docs/operations/executor-guide.md), run by
+tests/integration/test_executor_guide.py.
+
+One pass: claim a batch (optionally of some rails), and for each job: if it is in doubt, ask the
+rail for the payment's status first; otherwise send it with ``outbox_id`` as the rail's
+idempotency key, keeping the lease alive with heartbeats while the rail works; record the
+outcome; if the lease was lost meanwhile (P7002), keep the rail's answer for reconciliation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+
+@dataclass(frozen=True)
+class RailAnswer:
+    """What the rail said: DISPATCHED, FAILED or RETRYABLE, and its reference."""
+
+    state: str
+    reference: str | None = None
+
+
+class Rail(Protocol):
+    def send(self, idempotency_key: str, payload: Any) -> RailAnswer: ...
+
+    def status(self, idempotency_key: str) -> RailAnswer | None: ...
+
+
+CLAIM = "SELECT * FROM public.claim_outbox_batch(%s, %s, %s, %s)"
+EXTEND = "SELECT public.extend_outbox_lease(%s, %s, %s, %s)"
+COMPLETE = (
+    "SELECT attempt_no, state::text FROM public.complete_outbox_attempt("
+    "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
+)
+KEEP_STALE = (
+    "SELECT public.record_stale_outbox_outcome("
+    "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
+)
+
+
+class Heartbeat:
+    """Extends one lease every ``lease_seconds / 3`` on its own connection until stopped."""
+
+    def __init__(self, conninfo: str, job: dict[str, Any], worker_id: str, lease_seconds: int):
+        self._args = (job["outbox_id"], job["lease_token"], worker_id, lease_seconds)
+        self._conninfo = conninfo
+        self._every = lease_seconds / 3
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            while not self._stop.wait(self._every):
+                try:
+                    conn.execute(EXTEND, self._args)
+                except psycopg.Error as exc:
+                    if exc.sqlstate == "P7002":  # lost: stop; the completion will say so too
+                        self.lost = True
+                        return
+                    raise
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_once(
+    conninfo: str,
+    worker_id: str,
+    rail: Rail,
+    *,
+    rails: Sequence[str] | None = None,
+    batch: int = 10,
+    lease_seconds: int = 30,
+) -> list[tuple[str, str]]:
+    """Claim and work one batch; returns (outbox_id, what happened) per job."""
+    done: list[tuple[str, str]] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+            jobs = cur.execute(
+                CLAIM, (batch, worker_id, lease_seconds, list(rails) if rails else None)
+            ).fetchall()
+        for job in jobs:
+            key = str(job["outbox_id"])  # the rail's idempotency key: stable across attempts
+            answer = rail.status(key) if job["in_doubt"] else None
+            how = "status" if answer is not None else "sent"
+            if answer is None:
+                with Heartbeat(conninfo, job, worker_id, lease_seconds):
+                    answer = rail.send(key, job["payload"])
+            args = (job["outbox_id"], job["lease_token"], worker_id, answer.state, answer.reference)
+            try:
+                conn.execute(COMPLETE, args)
+            except psycopg.Error as exc:
+                if exc.sqlstate != "P7002":
+                    raise
+                # The lease was replaced: another worker owns the job now. Keep what the rail
+                # said for reconciliation; never send again under the old lease.
+                conn.execute(KEEP_STALE, args)
+                how = "kept-stale"
+            done.append((key, how))
+    return done
