@@ -5,7 +5,9 @@ INV-064). Everything runs against the real migrated database; logins are non-sup
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
 import re
 import subprocess
@@ -18,6 +20,7 @@ import psycopg
 import pytest
 
 from symphony_schema import attempts
+from symphony_schema.cli import main
 from tests.conftest import Database
 from tests.invariants.conftest import failed_ids, failure, gate_on
 
@@ -379,14 +382,23 @@ def test_ensure_is_idempotent_and_refuses_bad_arguments(
 
 
 def _cli(
-    migrated_db: Database, *args: str, kill_at: str | None = None
+    migrated_db: Database, *args: str, kill_at: str | None = None, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
+    """`symphony-schema --url URL attempts ARGS`: in this process (the test suite's runtime), or
+    in its own process when it must die there (kill_at) or show what a real process prints."""
+    argv = ["--url", migrated_db.url, "attempts", *args]
+    if kill_at is None and not process:
+        assert attempts.KILL_AT_VARIABLE not in os.environ
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+        return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
     env = dict(os.environ)
     env.pop(attempts.KILL_AT_VARIABLE, None)
     if kill_at:
         env[attempts.KILL_AT_VARIABLE] = kill_at
     return subprocess.run(
-        [sys.executable, "-m", "symphony_schema", "--url", migrated_db.url, "attempts", *args],
+        [sys.executable, "-m", "symphony_schema", *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -522,13 +534,13 @@ def test_a_restored_file_with_one_byte_changed_restores_nothing(
 def test_archive_and_restore_refuse_bad_input_with_exit_2(
     migrated_db: Database, tmp_path: Path
 ) -> None:
-    for args, message in (
-        (("archive", "--older-than", "90", "--to", str(tmp_path)), "--older-than"),
-        (("archive", "--older-than", "90d", "--to", str(tmp_path / "missing")), "--to"),
-        (("restore", str(tmp_path / "missing.copy.gz")), "no such archive file"),
-        (("partitions", "ensure", "--days-ahead", "0"), "--days-ahead"),
+    for process, args, message in (
+        (True, ("archive", "--older-than", "90", "--to", str(tmp_path)), "--older-than"),
+        (False, ("archive", "--older-than", "90d", "--to", str(tmp_path / "missing")), "--to"),
+        (False, ("restore", str(tmp_path / "missing.copy.gz")), "no such archive file"),
+        (False, ("partitions", "ensure", "--days-ahead", "0"), "--days-ahead"),
     ):
-        done = _cli(migrated_db, *args)
+        done = _cli(migrated_db, *args, process=process)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
 
