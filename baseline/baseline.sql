@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0022_partition_attempts_ledger.
+-- Symphony schema baseline at revision 0025_partition_attempts_ledger.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -362,10 +362,10 @@ BEGIN
         v_attempt_no := v_attempt_no + 1;
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, error_code, error_message, worker_id)
+             attempt_no, state, error_code, error_message, worker_id)
         VALUES
             (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no,
              'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
              pg_catalog.format('lease expired at %s; found by cancel_outbox_job (%s)',
                                v_row.lease_expires_at, SESSION_USER),
@@ -375,10 +375,10 @@ BEGIN
     v_attempt_no := v_attempt_no + 1;
     INSERT INTO public.payment_outbox_attempts AS a
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, attempt_no, state, completed_at, acted_by, reason, ticket)
+         attempt_no, state, completed_at, acted_by, reason, ticket)
     VALUES
         (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-         v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no,
+         v_row.idempotency_key, v_row.rail_type, v_attempt_no,
          'CANCELLED'::public.outbox_attempt_state, v_now, SESSION_USER, p_reason, p_ticket);
 
     DELETE FROM public.payment_outbox_pending AS p
@@ -618,10 +618,10 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             attempt_no, state, claimed_at, completed_at, error_code, error_message,
              worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
-               d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               d.idempotency_key, d.rail_type, d.attempt_no, d.state,
                COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
                'LEASE_EXPIRED',
@@ -746,19 +746,31 @@ BEGIN
                              'public.record_stale_outbox_outcome().';
         END IF;
 
+        SELECT COALESCE(pg_catalog.max(x.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS x
+         WHERE x.outbox_id = p_outbox_id;
+
+        -- A dispatch carries the rail's reference, unique per rail (ADRs 0123, 0141): 22023 when
+        -- the rail returns references and none was given, P7013 when another job of the rail
+        -- reported it. Either error undoes the DELETE above: the job stays leased.
+        IF p_state = 'DISPATCHED'::public.outbox_attempt_state THEN
+            PERFORM public.record_outbox_rail_reference(
+                p_outbox_id, v_attempt_no, v_row.rail_type, p_rail_reference
+            );
+        END IF;
+
         RETURN QUERY
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
              error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
-        SELECT v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-               v_row.idempotency_key, v_row.rail_type, v_row.payload,
-               COALESCE(pg_catalog.max(x.attempt_no), 0) + 1, p_state,
-               COALESCE(v_row.claimed_at, v_now), v_now,
-               p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
-               p_worker_id, p_lease_token, SESSION_USER
-          FROM public.payment_outbox_attempts AS x
-         WHERE x.outbox_id = p_outbox_id
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, p_state,
+             COALESCE(v_row.claimed_at, v_now), v_now,
+             p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
+             p_worker_id, p_lease_token, SESSION_USER)
         RETURNING a.attempt_no, a.state;
 
         PERFORM public.outbox_restore_plan_settings(v_plan_settings);
@@ -807,11 +819,11 @@ BEGIN
     -- 5. Append the attempt.
     INSERT INTO public.payment_outbox_attempts AS a
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+         attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
          error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
     VALUES
         (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-         v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+         v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
          COALESCE(v_row.claimed_at, v_now), CASE WHEN v_terminal THEN v_now END,
          p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms, p_worker_id,
          p_lease_token, SESSION_USER);
@@ -846,7 +858,7 @@ ALTER FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uu
 -- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
+COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. A DISPATCHED outcome records p_rail_reference through record_outbox_rail_reference(): 22023 when the rail returns references and none is given, P7013 RAIL_REFERENCE_REUSED when another job of the rail reported it (nothing is written then). Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
 
 
 --
@@ -866,6 +878,7 @@ DECLARE
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
     v_plan_settings text[];
+    v_reference record;
 BEGIN
     -- 1. Validate; nothing has been written yet.
     PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
@@ -1080,6 +1093,43 @@ BEGIN
       ORDER BY s.participant_id
         FOR UPDATE OF s;
 
+    -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
+    --     rail that returns references the element must carry one (22023 naming the element,
+    --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
+    --     when another job of the rail, in or before this batch, reported it). Either error
+    --     undoes the whole batch.
+    FOR v_reference IN
+        SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
+               COALESCE(r.returns_reference, false) AS required,
+               (SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+                  FROM public.payment_outbox_attempts AS a
+                 WHERE a.outbox_id = i.outbox_id) AS attempt_no
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                          pg_catalog.unnest(p_rail_references))
+               WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
+          JOIN public.payment_outbox_pending AS p
+            ON p.outbox_id = i.outbox_id
+          LEFT JOIN public.outbox_rails AS r
+            ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
+         WHERE p.outbox_id = ANY (p_outbox_ids)
+           AND i.state = 'DISPATCHED'::public.outbox_attempt_state
+         ORDER BY i.ord
+    LOOP
+        IF v_reference.required THEN
+            PERFORM public.outbox_require_ids(
+                ARRAY[pg_catalog.format('p_rail_references element %s (outbox %s, DISPATCHED on '
+                                        'rail %s)', v_reference.ord, v_reference.outbox_id,
+                                        pg_catalog.upper(v_reference.rail_type COLLATE "C"))],
+                ARRAY[v_reference.rail_reference],
+                NULL
+            );
+        END IF;
+        PERFORM public.record_outbox_rail_reference(
+            v_reference.outbox_id, v_reference.attempt_no, v_reference.rail_type,
+            v_reference.rail_reference
+        );
+    END LOOP;
+
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
     --    per element in input order. The rows are locked by this transaction since step 2.
@@ -1103,7 +1153,7 @@ BEGIN
          GROUP BY a.outbox_id
     ), decided AS (
         SELECT i.ord, p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
-               p.idempotency_key, p.rail_type, p.payload,
+               p.idempotency_key, p.rail_type,
                COALESCE(r.attempt_no, 0) + 1 AS attempt_no,
                CASE
                    WHEN i.state = 'RETRYABLE'::public.outbox_attempt_state
@@ -1122,10 +1172,10 @@ BEGIN
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
              error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
         SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
-               d.idempotency_key, d.rail_type, d.payload, d.attempt_no, d.state,
+               d.idempotency_key, d.rail_type, d.attempt_no, d.state,
                COALESCE(d.claimed_at, v_now),
                CASE WHEN d.state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
                d.rail_reference, d.rail_code, d.error_code, d.error_message, d.latency_ms,
@@ -1171,7 +1221,7 @@ ALTER FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_
 -- Name: FUNCTION complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
+COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments (and for a DISPATCHED element without a reference on a rail that returns references, naming the element), P7013 RAIL_REFERENCE_REUSED when another job of the rail reported a reference; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
 
 
 --
@@ -1196,6 +1246,31 @@ ALTER FUNCTION public.deny_outbox_attempts_mutation() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.deny_outbox_attempts_mutation() IS 'Trigger function: rejects UPDATE, DELETE and TRUNCATE on public.payment_outbox_attempts with SQLSTATE P0001 (the ledger is append-only).';
+
+
+--
+-- Name: deny_outbox_payloads_mutation(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.deny_outbox_payloads_mutation() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+BEGIN
+    RAISE EXCEPTION 'public.payment_outbox_payloads is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'P0001',
+              HINT = 'A job''s payload never changes; redrive queues a new job with its own row.';
+END
+$$;
+
+
+ALTER FUNCTION public.deny_outbox_payloads_mutation() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION deny_outbox_payloads_mutation(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.deny_outbox_payloads_mutation() IS 'Trigger function: rejects UPDATE, DELETE and TRUNCATE on public.payment_outbox_payloads with SQLSTATE P0001 (the payloads are append-only, like the ledger).';
 
 
 --
@@ -1251,6 +1326,7 @@ DECLARE
     v_sequence_id bigint;
     v_plan_settings text[];
     v_rail_code text;
+    v_payload jsonb;
 BEGIN
     -- 1. Validate; nothing has been written yet.
     PERFORM public.outbox_require_ids(
@@ -1309,7 +1385,7 @@ BEGIN
              AND p.idempotency_key = p_idempotency_key
           UNION ALL
           (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
-                  a.participant_id, a.rail_type, a.payload
+                  a.participant_id, a.rail_type, NULL::jsonb AS payload
              FROM public.payment_outbox_attempts AS a
             WHERE a.instruction_id = p_instruction_id
               AND a.idempotency_key = p_idempotency_key
@@ -1319,13 +1395,31 @@ BEGIN
      ORDER BY f.source
      LIMIT 1;
     IF FOUND THEN
+        -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142; by
+        -- its primary key). A job whose payload row is missing (enqueued by the old body while
+        -- 0024 was committing) falls back to its queue row or a ledger row that kept a copy.
+        SELECT x.payload
+          INTO v_payload
+          FROM public.payment_outbox_payloads AS x
+         WHERE x.participant_id = v_found.participant_id
+           AND x.outbox_id = v_found.outbox_id;
+        IF NOT FOUND THEN
+            v_payload := COALESCE(
+                v_found.payload,
+                (SELECT a.payload
+                   FROM public.payment_outbox_attempts AS a
+                  WHERE a.outbox_id = v_found.outbox_id
+                    AND a.payload IS NOT NULL
+                  LIMIT 1)
+            );
+        END IF;
         -- A replay is compared against what was stored; the rail by its upper-cased spelling
         -- (ADR 0122), so `rtgs` after `RTGS`, or after a job stored as `rtgs` before 0020, is
         -- the same job, and a replay after the rail was disabled still returns its job.
         IF v_found.participant_id IS DISTINCT FROM p_participant_id
            OR pg_catalog.upper(v_found.rail_type COLLATE "C")
               IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
-           OR v_found.payload IS DISTINCT FROM p_payload THEN
+           OR v_payload IS DISTINCT FROM p_payload THEN
             RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
                             'already used with a different participant, rail type or payload',
                 pg_catalog.quote_literal(p_idempotency_key),
@@ -1387,6 +1481,9 @@ BEGIN
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
+    -- 7. The payload, once per job (ADR 0124): the ledger rows of the job do not copy it.
+    INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
+    VALUES (p_participant_id, v_outbox_id, p_payload);
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
@@ -1398,7 +1495,7 @@ ALTER FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participan
 -- Name: FUNCTION enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type (compared upper-cased) or payload; 22023 on invalid arguments (payload over 65536 bytes, a rail that is not registered and enabled, a payload number a JSON consumer cannot represent exactly, naming its JSON path). A new job stores the canonical rail code.';
+COMMENT ON FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Idempotent enqueue keyed on (instruction_id, idempotency_key), serialised on the primary key of payment_outbox_idempotency_keys. Returns the queued row (state PENDING), or the latest attempt once the job has been worked on. p_not_before: not claimable before that time; p_priority: higher is claimed first across participants, never ahead of an earlier job of the same participant (per-participant FIFO). P7004 when the key is reused with a different participant, rail type (compared upper-cased) or payload (compared with the job''s row in payment_outbox_payloads); 22023 on invalid arguments (payload over 65536 bytes, a rail that is not registered and enabled, a payload number a JSON consumer cannot represent exactly, naming its JSON path). A new job stores the canonical rail code and its payload once, in payment_outbox_payloads.';
 
 
 --
@@ -1983,15 +2080,7 @@ CREATE FUNCTION public.outbox_metrics() RETURNS TABLE(rail_type text, participan
                pg_catalog.count(*) FILTER (
                    WHERE p.lease_token IS NOT NULL AND p.lease_expires_at <= c.now
                ) AS expired_leases,
-               pg_catalog.count(*) FILTER (
-                   WHERE p.attempt_count > 0
-                     AND EXISTS (
-                         SELECT 1
-                           FROM public.payment_outbox_attempts AS a
-                          WHERE a.outbox_id = p.outbox_id
-                            AND a.state = 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
-                     )
-               ) AS in_doubt,
+               pg_catalog.count(*) FILTER (WHERE p.in_doubt) AS in_doubt,
                pg_catalog.min(p.next_attempt_at) FILTER (
                    WHERE p.next_attempt_at <= c.now
                      AND (p.lease_token IS NULL OR p.lease_expires_at <= c.now)
@@ -2088,7 +2177,7 @@ ALTER FUNCTION public.outbox_metrics() OWNER TO symphony_owner;
 -- Name: FUNCTION outbox_metrics(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.outbox_metrics() IS 'Outbox health per (rail_type, participant_id) and one total row (is_total): queue depth, due now, leased, expired leases, in-doubt jobs (queued jobs with a ZOMBIE_REQUEUE attempt), the oldest due job''s age in seconds, and RETRYABLE, ZOMBIE_REQUEUE, FAILED and CANCELLED attempts of the last 5 and 60 minutes. EXECUTE for symphony_readonly, symphony_auditor and symphony_control.';
+COMMENT ON FUNCTION public.outbox_metrics() IS 'Outbox health per (rail_type, participant_id) and one total row (is_total): queue depth, due now, leased, expired leases, in-doubt jobs (the queue''s in_doubt flag: a lost lease was recorded), the oldest due job''s age in seconds, and RETRYABLE, ZOMBIE_REQUEUE, FAILED and CANCELLED attempts of the last 5 and 60 minutes. EXECUTE for symphony_readonly, symphony_auditor and symphony_control.';
 
 
 --
@@ -2671,6 +2760,7 @@ DECLARE
     v_new uuid;
     v_sequence_id bigint;
     v_attempt_no integer;
+    v_payload jsonb;
 BEGIN
     IF p_outbox_id IS NULL THEN
         RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
@@ -2727,7 +2817,7 @@ BEGIN
        FOR UPDATE;
 
     SELECT a.state, a.attempt_no, a.instruction_id, a.participant_id, a.sequence_id,
-           a.idempotency_key, a.rail_type, a.payload
+           a.idempotency_key, a.rail_type
       INTO v_outcome
       FROM public.payment_outbox_attempts AS a
      WHERE a.outbox_id = p_outbox_id
@@ -2762,6 +2852,26 @@ BEGIN
             USING ERRCODE = 'P7012';
     END IF;
 
+    -- The old job's payload: its payload row (ADR 0124), or, for a job whose payload row is
+    -- missing, a ledger row that kept a copy.
+    SELECT x.payload
+      INTO v_payload
+      FROM public.payment_outbox_payloads AS x
+     WHERE x.participant_id = v_outcome.participant_id
+       AND x.outbox_id = p_outbox_id;
+    IF NOT FOUND THEN
+        SELECT a.payload
+          INTO v_payload
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = p_outbox_id
+           AND a.payload IS NOT NULL
+         LIMIT 1;
+    END IF;
+    IF v_payload IS NULL THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: the payload of outbox % is not stored', p_outbox_id
+            USING ERRCODE = 'P7012';
+    END IF;
+
     -- The new job, queued now with the participant's next sequence number. The allocator row
     -- stays locked until commit; the insert is a second statement, so under READ COMMITTED it
     -- sees every job of the participant committed meanwhile, and the job is its participant's
@@ -2773,12 +2883,16 @@ BEGIN
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          payload, is_head)
     SELECT v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
-           v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload,
+           v_outcome.idempotency_key, v_outcome.rail_type, v_payload,
            NOT EXISTS (
                SELECT 1
                  FROM public.payment_outbox_pending AS q
                 WHERE q.participant_id = v_outcome.participant_id
            );
+
+    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
+    VALUES (v_outcome.participant_id, v_new, v_payload);
 
     UPDATE public.payment_outbox_idempotency_keys AS k
        SET outbox_id = v_new
@@ -2792,10 +2906,10 @@ BEGIN
      WHERE a.outbox_id = p_outbox_id;
     INSERT INTO public.payment_outbox_attempts AS a
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, attempt_no, state, completed_at, acted_by, reason, ticket, related_outbox_id)
+         attempt_no, state, completed_at, acted_by, reason, ticket, related_outbox_id)
     VALUES
         (p_outbox_id, v_outcome.instruction_id, v_outcome.participant_id, v_outcome.sequence_id,
-         v_outcome.idempotency_key, v_outcome.rail_type, v_outcome.payload, v_attempt_no,
+         v_outcome.idempotency_key, v_outcome.rail_type, v_attempt_no,
          'REDRIVEN'::public.outbox_attempt_state, pg_catalog.clock_timestamp(), SESSION_USER,
          p_reason, p_ticket, v_new);
 
@@ -2813,7 +2927,7 @@ ALTER FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_tick
 -- Name: FUNCTION redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Queues a FAILED or CANCELLED job again as a new job (new outbox_id and sequence number, same instruction, key, participant, rail and payload) and records a REDRIVEN row on the old job naming session_user, p_reason, p_ticket (both required, 22023) and the new job; replays of the key then answer with the new job. P7012 NOT_REDRIVABLE for a queued, DISPATCHED, already redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
+COMMENT ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) IS 'Queues a FAILED or CANCELLED job again as a new job (new outbox_id and sequence number, same instruction, key, participant, rail and payload, with its own payment_outbox_payloads row) and records a REDRIVEN row on the old job naming session_user, p_reason, p_ticket (both required, 22023) and the new job; replays of the key then answer with the new job. P7012 NOT_REDRIVABLE for a queued, DISPATCHED, already redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id. EXECUTE for symphony_control.';
 
 
 --
@@ -2925,11 +3039,11 @@ BEGIN
         -- the repairing worker is named in error_message.
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             payload, attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             attempt_no, state, claimed_at, completed_at, error_code, error_message,
              worker_id, lease_token, recorded_by)
         VALUES
             (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
-             v_row.idempotency_key, v_row.rail_type, v_row.payload, v_attempt_no, v_state,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
              COALESCE(v_row.claimed_at, v_now),
              CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
              'LEASE_EXPIRED',
@@ -3356,7 +3470,7 @@ CREATE TABLE public.payment_outbox_attempts (
     sequence_id bigint NOT NULL,
     idempotency_key text NOT NULL,
     rail_type text NOT NULL,
-    payload jsonb NOT NULL,
+    payload jsonb,
     attempt_no integer NOT NULL,
     state public.outbox_attempt_state NOT NULL,
     claimed_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -3388,6 +3502,13 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every partition too), written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that replaced it. All rows of a job name its participant. Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130).';
+
+
+--
+-- Name: COLUMN payment_outbox_attempts.payload; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_attempts.payload IS 'The job''s payload, copied into rows written before revision 0024; NULL since then (the payload is stored once in public.payment_outbox_payloads).';
 
 
 --
@@ -3451,7 +3572,7 @@ CREATE TABLE public.payment_outbox_attempts_default (
     sequence_id bigint CONSTRAINT payment_outbox_attempts_sequence_id_not_null NOT NULL,
     idempotency_key text CONSTRAINT payment_outbox_attempts_idempotency_key_not_null NOT NULL,
     rail_type text CONSTRAINT payment_outbox_attempts_rail_type_not_null NOT NULL,
-    payload jsonb CONSTRAINT payment_outbox_attempts_payload_not_null NOT NULL,
+    payload jsonb,
     attempt_no integer CONSTRAINT payment_outbox_attempts_attempt_no_not_null NOT NULL,
     state public.outbox_attempt_state CONSTRAINT payment_outbox_attempts_state_not_null NOT NULL,
     claimed_at timestamp with time zone DEFAULT now() CONSTRAINT payment_outbox_attempts_claimed_at_not_null NOT NULL,
@@ -3503,6 +3624,28 @@ ALTER TABLE public.payment_outbox_idempotency_keys OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_idempotency_keys IS 'Every idempotency key ever enqueued, with the job it queued last. Written only by public.enqueue_payment_outbox(); its primary key serialises enqueues of one key.';
+
+
+--
+-- Name: payment_outbox_payloads; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_payloads (
+    participant_id text NOT NULL,
+    outbox_id uuid NOT NULL,
+    payload jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT ck_payment_outbox_payloads_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
+);
+
+
+ALTER TABLE public.payment_outbox_payloads OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_payloads; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_payloads IS 'The payload of every outbox job, stored once (ledger rows since 0024 carry none). Append-only (UPDATE, DELETE and TRUNCATE raise P0001); written only by enqueue_payment_outbox() and redrive_outbox_job(). Keyed (participant_id, outbox_id): distributed by participant_id and partitioned by outbox_id with the ledger.';
 
 
 --
@@ -3726,6 +3869,14 @@ ALTER TABLE ONLY public.payment_outbox_attempts_default
 
 ALTER TABLE ONLY public.payment_outbox_idempotency_keys
     ADD CONSTRAINT pk_payment_outbox_idempotency_keys PRIMARY KEY (instruction_id, idempotency_key);
+
+
+--
+-- Name: payment_outbox_payloads pk_payment_outbox_payloads; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_payloads
+    ADD CONSTRAINT pk_payment_outbox_payloads PRIMARY KEY (participant_id, outbox_id);
 
 
 --
@@ -3974,6 +4125,24 @@ ALTER TABLE public.payment_outbox_attempts_default ENABLE ALWAYS TRIGGER trg_den
 
 
 --
+-- Name: payment_outbox_payloads trg_deny_outbox_payloads_mutation; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_deny_outbox_payloads_mutation BEFORE DELETE OR UPDATE ON public.payment_outbox_payloads FOR EACH ROW EXECUTE FUNCTION public.deny_outbox_payloads_mutation();
+
+ALTER TABLE public.payment_outbox_payloads ENABLE ALWAYS TRIGGER trg_deny_outbox_payloads_mutation;
+
+
+--
+-- Name: payment_outbox_payloads trg_deny_outbox_payloads_truncate; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_deny_outbox_payloads_truncate BEFORE TRUNCATE ON public.payment_outbox_payloads FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_payloads_mutation();
+
+ALTER TABLE public.payment_outbox_payloads ENABLE ALWAYS TRIGGER trg_deny_outbox_payloads_truncate;
+
+
+--
 -- Name: payment_outbox_attempts trg_guard_archived_outbox_id; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -4159,6 +4328,13 @@ GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_
 --
 
 REVOKE ALL ON FUNCTION public.deny_outbox_attempts_mutation() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION deny_outbox_payloads_mutation(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.deny_outbox_payloads_mutation() FROM PUBLIC;
 
 
 --
@@ -4484,6 +4660,15 @@ GRANT SELECT ON TABLE public.payment_outbox_attempts TO symphony_auditor;
 
 
 --
+-- Name: TABLE payment_outbox_payloads; Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+GRANT SELECT ON TABLE public.payment_outbox_payloads TO symphony_control;
+GRANT SELECT ON TABLE public.payment_outbox_payloads TO symphony_readonly;
+GRANT SELECT ON TABLE public.payment_outbox_payloads TO symphony_auditor;
+
+
+--
 -- Name: TABLE payment_outbox_pending; Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -4562,5 +4747,8 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0019_outbox_operations', 'Outbox operations: audited cancel and redrive, metrics, rails and rail references', 'sha256:cacef4c49baa8475b5e049f281ab58df3671b1dc99c2d84d3945547342573235');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0020_enqueue_uses_rails', 'Enqueue and claim use the rails table: canonical rail codes, exact payload numbers', 'sha256:c50423934b93d294d8fce70d991ed6946144702714962382c89ee8f554d430b8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0021_redrive_joins_the_line', 'A redriven job takes its place in its participant''s FIFO line (is_head set as enqueue does)', 'sha256:9338db54e96bc01c23aad7182656a0d61277cd21126b35a63d7432da1f0864b3');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:994a81883ab59af762effeed67d79b603aa4d5ead1349e5bc6ed063029bdc4ce');
-INSERT INTO public.alembic_version (version_num) VALUES ('0022_partition_attempts_ledger');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_metrics_read_in_doubt', 'outbox_metrics() counts in-doubt jobs from the queue''s in_doubt flag, not a ledger probe', 'sha256:788e13a1f6d0e000f09cad68ce2d04303586b0d2137f51df584431d684f8c545');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_completion_rail_references', 'A DISPATCHED completion records its rail reference, unique per rail (P7013 when reused)', 'sha256:4d5e1897bbf000b2b3714cac6087b9c35d42797b8567c8f15eabf50af4c5c744');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0024_payload_stored_once', 'The payload is stored once per job in payment_outbox_payloads; ledger rows stop copying it', 'sha256:27e7a91f5805e37bb6874743df2a40e81fba44a1810b97842d1dcb73376394fc');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0025_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:fa7f8494741fe180069b2befb9e3cc455a48b819f250a61792018134b80c19f5');
+INSERT INTO public.alembic_version (version_num) VALUES ('0025_partition_attempts_ledger');

@@ -145,8 +145,9 @@ def _make_dead(conn: Conn, jobs: int) -> int:
             break
         conn.execute(
             "SELECT * FROM public.complete_outbox_attempts_batch('w5-dead', %s::uuid[],"
-            " %s::uuid[], array_fill('DISPATCHED'::text, ARRAY[%s]))",
-            ([r[0] for r in rows], [r[1] for r in rows], len(rows)),
+            " %s::uuid[], array_fill('DISPATCHED'::text, ARRAY[%s]),"
+            " p_rail_references => %s::uuid[]::text[])",
+            ([r[0] for r in rows], [r[1] for r in rows], len(rows), [r[0] for r in rows]),
         ).fetchall()
         done += len(rows)
     return done

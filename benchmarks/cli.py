@@ -29,6 +29,7 @@ from benchmarks import (
     workloads,
 )
 from benchmarks.config import FULL, QUICK
+from benchmarks.engine2 import engine2 as engine_vs_plain_alembic
 from symphony_schema import SymphonyError, project_root
 from symphony_schema.database import select_database
 from symphony_schema.migration import api
@@ -44,6 +45,7 @@ SECTIONS = (
     "backlog",
     "timeline",
     "engine",
+    "engine2",
     "ledger",
 )
 
@@ -245,6 +247,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 "backlog": lambda: backlog.backlog(ctx),
                 "timeline": lambda: workloads.timeline(ctx),
                 "engine": lambda: engine.engine(ctx, server.url),
+                "engine2": lambda: engine_vs_plain_alembic(
+                    server.url, max(3, settings.engine_repeats)
+                ),
                 "ledger": lambda: ledger.ledger(ctx),
             }
             keys = {"statements": "statement_costs"}

@@ -125,8 +125,9 @@ def _late_completions(
         try:
             if system == "ours":
                 conn.execute(
-                    "SELECT * FROM public.complete_outbox_attempt(%s, %s, %s, 'DISPATCHED')",
-                    (job_id, token, worker),
+                    "SELECT * FROM public.complete_outbox_attempt(%s, %s, %s, 'DISPATCHED',"
+                    " p_rail_reference => %s::text)",
+                    (job_id, token, worker, str(job_id)),
                 ).fetchall()
                 accepted += 1
             else:
@@ -155,8 +156,9 @@ def _survivor_completions(
             continue
         if system == "ours":
             conn.execute(
-                "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'survivor', 'DISPATCHED')",
-                (job_id, survivor_rows[job_id]),
+                "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'survivor', 'DISPATCHED',"
+                " p_rail_reference => %s::text)",
+                (job_id, survivor_rows[job_id], str(job_id)),
             ).fetchall()
             ok += 1
         else:

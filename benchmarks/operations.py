@@ -158,11 +158,12 @@ class OursCycle(Operation):
     claim_sql = "SELECT * FROM public.claim_outbox_batch(%s, %s, %s)"
     complete_sql = (
         "SELECT * FROM public.complete_outbox_attempt(%s, %s, %s, %s::public.outbox_attempt_state,"
-        " p_retry_delay_seconds => %s)"
+        " p_retry_delay_seconds => %s, p_rail_reference => %s::uuid::text)"
     )
     batch_sql = (
         "SELECT * FROM public.complete_outbox_attempts_batch(%s, %s::uuid[], %s::uuid[],"
-        " %s::text[], p_retry_delay_seconds => %s::integer[])"
+        " %s::text[], p_retry_delay_seconds => %s::integer[],"
+        " p_rail_references => %s::uuid[]::text[])"
     )
 
     def _state(self) -> str:
@@ -186,6 +187,7 @@ class OursCycle(Operation):
                 [row[8] for row in rows],
                 states,
                 [spec.retry_delay_s] * len(rows),
+                [row[0] for row in rows],  # the rail's reference (revision 0023): unique per job
             )
             self.call("complete_batch", self.batch_sql, params)
             return len(rows)
@@ -193,7 +195,7 @@ class OursCycle(Operation):
             self.call(
                 "complete",
                 self.complete_sql,
-                (row[0], row[8], self.worker_id, state, spec.retry_delay_s),
+                (row[0], row[8], self.worker_id, state, spec.retry_delay_s, row[0]),
             )
         return len(rows)
 

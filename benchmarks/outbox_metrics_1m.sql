@@ -23,6 +23,10 @@ SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id, p.idempot
        CASE WHEN p.sequence_id % 40 = 0 THEN 'ZOMBIE_REQUEUE' ELSE 'RETRYABLE' END::public.outbox_attempt_state,
        now() - (p.sequence_id % 3600) * interval '1 second'
   FROM public.payment_outbox_pending AS p WHERE p.attempt_count = 1;
+-- The jobs with a lost lease are in doubt: the claim and the repair set the queue's flag with the
+-- ZOMBIE_REQUEUE row (issue 19); outbox_metrics() reads the flag since 0022.
+UPDATE public.payment_outbox_pending AS p SET in_doubt = true
+ WHERE p.attempt_count = 1 AND p.sequence_id % 40 = 0;
 INSERT INTO public.payment_outbox_attempts
     (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type, payload,
      attempt_no, state, created_at)

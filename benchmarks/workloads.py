@@ -435,7 +435,7 @@ def _statement_scripts(body: str) -> dict[str, str]:
             "SELECT outbox_id, lease_token FROM public.claim_outbox_batch(1, 'pgbench', 30)"
             " \\gset\n"
             "SELECT * FROM public.complete_outbox_attempt(:outbox_id, :lease_token, 'pgbench',"
-            " 'DISPATCHED');\n"
+            " 'DISPATCHED', p_rail_reference => :outbox_id);\n"
         ),
         "pgmq_cycle": (
             f"SELECT msg_id FROM pgmq.read('{db.PGMQ_QUEUE}', 30, 1) \\gset\n"

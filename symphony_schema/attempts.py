@@ -1,6 +1,6 @@
 """The partitioned attempts ledger: partition maintenance, archive and restore (issue 15).
 
-The SQL side lives in revision 0022 (``public.ensure_ledger_partitions``,
+The SQL side lives in revision 0025 (``public.ensure_ledger_partitions``,
 ``public.archive_ledger_partition``, ``public.mark_ledger_partition_restored``); this module
 writes and reads the archive files around it (ADR 0132):
 

@@ -30,11 +30,21 @@ __all__ = [
     "RevisionMissing",
     "ServerTooOld",
     "SymphonyError",
+    "migrate_first",
 ]
 
 
 class SymphonyError(Exception):
     """An error the user can act on; the message says what to do next."""
+
+
+def migrate_first(missing: str) -> str:
+    """The one line for a database that lacks the schema a command reads: ``missing`` names the
+    object PostgreSQL did not find (the policy and outbox commands say it the same way)."""
+    return (
+        f"{missing} does not exist: migrate the database first "
+        "('alembic upgrade head' with the same URL)"
+    )
 
 
 class DatabaseUrlError(SymphonyError, CommandError):

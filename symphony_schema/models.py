@@ -49,6 +49,7 @@ __all__ = [
     "participant_outbox_sequences",
     "payment_outbox_attempts",
     "payment_outbox_idempotency_keys",
+    "payment_outbox_payloads",
     "payment_outbox_pending",
     "policy_version_status",
     "policy_versions",
@@ -234,7 +235,14 @@ payment_outbox_attempts: Final = Table(
     Column("sequence_id", BigInteger, nullable=False),
     Column("idempotency_key", Text, nullable=False),
     Column("rail_type", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    # NULL since revision 0024: the payload is stored once, in payment_outbox_payloads.
+    Column(
+        "payload",
+        JSONB,
+        nullable=True,
+        comment="The job's payload, copied into rows written before revision 0024; NULL since "
+        "then (the payload is stored once in public.payment_outbox_payloads).",
+    ),
     Column("attempt_no", Integer, nullable=False),
     Column("state", outbox_attempt_state, nullable=False),
     Column(
@@ -302,7 +310,7 @@ payment_outbox_attempts: Final = Table(
         nullable=True,
         comment="On a REDRIVEN row: the new job that replaced this one.",
     ),
-    # Revision 0022 (ADR 0130, 0134): partitioned by RANGE (outbox_id); unique keys hold the
+    # Revision 0025 (ADR 0130, 0134): partitioned by RANGE (outbox_id); unique keys hold the
     # partition key and participant_id (the Citus distribution column, ADR 0126).
     PrimaryKeyConstraint(
         "outbox_id", "participant_id", "attempt_id", name=conv("pk_payment_outbox_attempts")
@@ -488,7 +496,7 @@ payment_outbox_stale_outcomes: Final = Table(
 )
 
 
-# Revision 0022 (ADR 0130): the ledger's default partition, with its indexes named after the
+# Revision 0025 (ADR 0130): the ledger's default partition, with its indexes named after the
 # parent's as public.protect_ledger_partition() names them (the daily partitions live in schema
 # symphony_ledger, outside the models and the baseline).
 event.listen(
@@ -562,7 +570,29 @@ outbox_rail_references: Final = Table(
 )
 
 
-# Revision 0022 (ADR 0132): ledger partitions written to a verified archive file and dropped.
+# Revision 0024 (ADR 0124): every job's payload, stored once; append-only like the ledger.
+payment_outbox_payloads: Final = Table(
+    "payment_outbox_payloads",
+    metadata,
+    Column("participant_id", Text, nullable=False),
+    Column("outbox_id", UUID(as_uuid=True), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    PrimaryKeyConstraint("participant_id", "outbox_id", name=conv("pk_payment_outbox_payloads")),
+    CheckConstraint(
+        "jsonb_typeof(payload) = 'object'",
+        name=conv("ck_payment_outbox_payloads_payload_is_object"),
+    ),
+    comment=(
+        "The payload of every outbox job, stored once (ledger rows since 0024 carry none). "
+        "Append-only (UPDATE, DELETE and TRUNCATE raise P0001); written only by "
+        "enqueue_payment_outbox() and redrive_outbox_job(). Keyed (participant_id, outbox_id): "
+        "distributed by participant_id and partitioned by outbox_id with the ledger."
+    ),
+)
+
+
+# Revision 0025 (ADR 0132): ledger partitions written to a verified archive file and dropped.
 archived_ledger_partitions: Final = Table(
     "archived_ledger_partitions",
     metadata,

@@ -23,6 +23,7 @@ import psycopg
 import psycopg.rows
 
 from symphony_schema import SymphonyError
+from symphony_schema.errors import migrate_first
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -218,6 +219,9 @@ class JobHistory:
     queued: dict[str, Any] | None
     attempts: list[dict[str, Any]]
     redriven_from: uuid.UUID | None
+    #: The job's payload as jsonb text: its payment_outbox_payloads row (revision 0024), else
+    #: a ledger row written before 0024 that kept a copy; None when neither has it.
+    payload: str | None = None
 
     @property
     def found(self) -> bool:
@@ -246,11 +250,26 @@ def job_history(conn: psycopg.Connection[Any], outbox_id: uuid.UUID) -> JobHisto
             " WHERE related_outbox_id = %s AND state = 'REDRIVEN'",
             (outbox_id,),
         ).fetchone()
+        identity = queued or (attempts[0] if attempts else None)
+        stored = None
+        if identity is not None:
+            # By the payload table's primary key; a job finished before revision 0024 has no row
+            # there, only ledger rows with a copy.
+            stored = cur.execute(
+                "SELECT payload::text AS payload FROM public.payment_outbox_payloads"
+                " WHERE participant_id = %s AND outbox_id = %s"
+                " UNION ALL"
+                " (SELECT payload::text FROM public.payment_outbox_attempts"
+                "   WHERE outbox_id = %s AND payload IS NOT NULL ORDER BY attempt_no LIMIT 1)"
+                " LIMIT 1",
+                (identity["participant_id"], outbox_id, outbox_id),
+            ).fetchone()
     return JobHistory(
         outbox_id=outbox_id,
         queued=queued,
         attempts=list(attempts),
         redriven_from=origin["outbox_id"] if origin else None,
+        payload=stored["payload"] if stored else None,
     )
 
 
@@ -269,6 +288,8 @@ def render_history(history: JobHistory) -> str:
     ]
     if history.redriven_from is not None:
         lines.append(f"  redriven from outbox {history.redriven_from}")
+    if history.payload is not None:
+        lines.append(f"  payload: {history.payload}")
     queued = history.queued
     if queued is not None:
         lease = (
@@ -312,12 +333,29 @@ def render_history(history: JobHistory) -> str:
     return "\n".join(lines)
 
 
-def _intervention(
-    conn: psycopg.Connection[Any], function: str, outbox_id: uuid.UUID, reason: str, ticket: str
-) -> tuple[Any, ...]:
+def check_reason_and_ticket(reason: str, ticket: str) -> None:
+    """The rule the intervention functions enforce (22023), checked before connecting."""
     for name, value in (("--reason", reason), ("--ticket", ticket)):
         if not value.strip():
             raise SymphonyError(f"{name} must be a non-empty string (SQLSTATE 22023)")
+
+
+def schema_missing(exc: psycopg.Error) -> SymphonyError | None:
+    """The "migrate first" line for a database without the outbox schema (42P01: a table is
+    missing, 42883: a function is), or None for any other error."""
+    if exc.sqlstate == "42P01":
+        missing = "the outbox tables (public.payment_outbox_pending)"
+    elif exc.sqlstate == "42883":
+        missing = "the outbox functions (public.outbox_metrics)"
+    else:
+        return None
+    return SymphonyError(migrate_first(missing))
+
+
+def _intervention(
+    conn: psycopg.Connection[Any], function: str, outbox_id: uuid.UUID, reason: str, ticket: str
+) -> tuple[Any, ...]:
+    check_reason_and_ticket(reason, ticket)
     try:
         row = conn.execute(
             f"SELECT * FROM public.{function}(%s, %s, %s)", (outbox_id, reason, ticket)

@@ -165,9 +165,11 @@ STALE_OUTCOMES: Final = table_name("payment_outbox_stale_outcomes")
 #: Revision 0019 (issue 20): registered rails (ADR 0122) and rail references (ADR 0123).
 OUTBOX_RAILS: Final = table_name("outbox_rails")
 RAIL_REFERENCES: Final = table_name("outbox_rail_references")
+#: Revision 0024 (issue 20 item 5, ADR 0124): every job's payload, stored once.
+PAYLOADS: Final = table_name("payment_outbox_payloads")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
-#: Revision 0022 (ADR 0130): the ledger's default partition and the archive record (owner only).
+#: Revision 0025 (ADR 0130): the ledger's default partition and the archive record (owner only).
 ATTEMPTS_DEFAULT: Final = table_name("payment_outbox_attempts_default")
 ARCHIVED_PARTITIONS: Final = table_name("archived_ledger_partitions")
 
@@ -183,6 +185,7 @@ TABLES: Final[tuple[str, ...]] = (
     STALE_OUTCOMES,
     OUTBOX_RAILS,
     RAIL_REFERENCES,
+    PAYLOADS,
     ATTEMPTS_DEFAULT,
     ARCHIVED_PARTITIONS,
 )
@@ -388,8 +391,10 @@ RECORD_OUTBOX_RAIL_REFERENCE: Final = function(
     ("p_rail_type", "text"),
     ("p_rail_reference", "text"),
 )
+#: Revision 0024: the payload table's append-only trigger function.
+DENY_PAYLOADS_MUTATION: Final = function("deny_outbox_payloads_mutation", security_definer=False)
 
-#: Revision 0022 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
+#: Revision 0025 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
 LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     function(
         "ledger_uuid_lower_bound", ("p_at", "timestamp with time zone"), security_definer=False
@@ -448,6 +453,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CANCEL_OUTBOX_JOB,
     REDRIVE_OUTBOX_JOB,
     OUTBOX_METRICS,
+    DENY_PAYLOADS_MUTATION,
     *LEDGER_FUNCTIONS,
 )
 
@@ -567,7 +573,10 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.FUNCTION, OUTBOX_RAIL_CODE.signature): {},
     (ObjectKind.FUNCTION, CHECK_OUTBOX_PAYLOAD_NUMBERS.signature): {},
     (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCE.signature): {},
-    # Revision 0022: the ledger's default partition, the archive record and the maintenance
+    # Revision 0024: the payloads are readable like the ledger, written only by the functions.
+    (ObjectKind.TABLE, PAYLOADS): {CONTROL: _SELECT, READONLY: _SELECT, AUDITOR: _SELECT},
+    (ObjectKind.FUNCTION, DENY_PAYLOADS_MUTATION.signature): {},
+    # Revision 0025: the ledger's default partition, the archive record and the maintenance
     # functions belong to the owner alone (ADR 0130-0134).
     (ObjectKind.TABLE, ATTEMPTS_DEFAULT): {},
     (ObjectKind.TABLE, ARCHIVED_PARTITIONS): {},

@@ -4,7 +4,9 @@ tests/integration/test_executor_guide.py.
 One pass: claim a batch (optionally of some rails), and for each job: if it is in doubt, ask the
 rail for the payment's status first; otherwise send it with ``outbox_id`` as the rail's
 idempotency key, keeping the lease alive with heartbeats while the rail works; record the
-outcome; if the lease was lost meanwhile (P7002), keep the rail's answer for reconciliation.
+outcome with the rail's reference (required on a rail that returns references, unique per rail:
+P7013 when another job reported it, which this worker reports and leaves for reconciliation); if
+the lease was lost meanwhile (P7002), keep the rail's answer for reconciliation.
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def run_once(
             try:
                 conn.execute(COMPLETE, args)
             except psycopg.Error as exc:
+                if exc.sqlstate == "P7013":
+                    # The rail's reference belongs to another job: never record this dispatch;
+                    # leave the job leased (it becomes in doubt) and reconcile with the rail.
+                    done.append((key, "reference-reused"))
+                    continue
                 if exc.sqlstate != "P7002":
                     raise
                 # The lease was replaced: another worker owns the job now. Keep what the rail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from symphony_schema.cli import add_url_argument
@@ -62,10 +63,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "show",
         help="print one job's queue state, lineage and full attempt history",
         description=(
-            "Print one job: its identity, whether it is queued (and its lease) or how it ended, "
-            "the job it was redriven from, and every ledger row oldest first with worker, rail "
-            "reference, error, and for interventions who, why and the ticket. Exit 1 when no job "
-            "has this id, 2 when OUTBOX_ID is not a UUID."
+            "Print one job: its identity, its payload (from payment_outbox_payloads, or the "
+            "ledger's copy for a job finished before revision 0024), whether it is queued (and "
+            "its lease) or how it ended, the job it was redriven from, and every ledger row "
+            "oldest first with worker, rail reference, error, and for interventions who, why and "
+            "the ticket. Exit 1 when no job has this id, 2 when OUTBOX_ID is not a UUID or the "
+            "database is not migrated."
         ),
     )
     show.add_argument("outbox_id", metavar="OUTBOX_ID", help="the job's outbox_id (a UUID)")
@@ -92,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             description=(
                 f"Call {function}(OUTBOX_ID, --reason, --ticket) as the connecting login (a member "
                 f"of symphony_control): {what}. The ledger row names the login, the reason and "
-                "the ticket. A blank reason or ticket is refused (exit 2, SQLSTATE 22023); a "
-                "refusal of the database (P7005, P7010-P7012) exits 1 with its SQLSTATE."
+                "the ticket. A blank reason or ticket is refused before connecting (exit 2, "
+                "SQLSTATE 22023); a refusal of the database (P7005, P7010-P7012) exits 1 with "
+                "its SQLSTATE."
             ),
         )
         action.add_argument("outbox_id", metavar="OUTBOX_ID", help="the job's outbox_id (a UUID)")
@@ -113,11 +117,26 @@ def _connect(url: str | None) -> Any:
     return psycopg.connect(select_database(url).conninfo, autocommit=True)
 
 
+def _read(url: str | None, reader: Callable[[Any], Any]) -> Any:
+    """Run ``reader(conn)``; an unmigrated database is the "migrate first" line (exit 2)."""
+    import psycopg
+
+    from symphony_schema import outbox_ops
+
+    with _connect(url) as conn:
+        try:
+            return reader(conn)
+        except psycopg.Error as exc:
+            missing = outbox_ops.schema_missing(exc)
+            if missing is None:
+                raise
+            raise missing from None
+
+
 def _status(args: argparse.Namespace) -> int:
     from symphony_schema import outbox_ops
 
-    with _connect(args.url) as conn:
-        rows = outbox_ops.read_metrics(conn)
+    rows = _read(args.url, outbox_ops.read_metrics)
     print(outbox_ops.render_status(rows))
     return 0
 
@@ -125,8 +144,7 @@ def _status(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     from symphony_schema import outbox_ops
 
-    with _connect(args.url) as conn:
-        rows = outbox_ops.read_metrics(conn)
+    rows = _read(args.url, outbox_ops.read_metrics)
     print(outbox_ops.render_prometheus(rows), end="")
     return 0
 
@@ -137,8 +155,7 @@ def _show(args: argparse.Namespace) -> int:
     from symphony_schema import outbox_ops
 
     outbox_id = outbox_ops.parse_outbox_id(args.outbox_id)
-    with _connect(args.url) as conn:
-        history = outbox_ops.job_history(conn, outbox_id)
+    history = _read(args.url, lambda conn: outbox_ops.job_history(conn, outbox_id))
     if not history.found:
         print(f"symphony-schema: no job with outbox id {outbox_id}", file=sys.stderr)
         return 1
@@ -150,6 +167,7 @@ def _cancel(args: argparse.Namespace) -> int:
     from symphony_schema import outbox_ops
 
     outbox_id = outbox_ops.parse_outbox_id(args.outbox_id)
+    outbox_ops.check_reason_and_ticket(args.reason, args.ticket)
     with _connect(args.url) as conn:
         _id, attempt_no, state = outbox_ops.cancel_job(conn, outbox_id, args.reason, args.ticket)
     print(f"outbox {outbox_id}: {state} (attempt {attempt_no}), ticket {args.ticket}")
@@ -160,6 +178,7 @@ def _redrive(args: argparse.Namespace) -> int:
     from symphony_schema import outbox_ops
 
     outbox_id = outbox_ops.parse_outbox_id(args.outbox_id)
+    outbox_ops.check_reason_and_ticket(args.reason, args.ticket)
     with _connect(args.url) as conn:
         new_id, sequence_id, _created, state = outbox_ops.redrive_job(
             conn, outbox_id, args.reason, args.ticket

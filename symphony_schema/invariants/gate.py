@@ -665,6 +665,8 @@ CHECKS: dict[str, GateFn] = {
     "queue-and-ledger-writers": gate_outbox_ops.check_queue_and_ledger_writers,
     "one-outcome-per-job": gate_outbox_ops.check_one_outcome_per_job,
     "interventions-audited": gate_outbox_ops.check_interventions_audited,
+    "rail-rules-wired": gate_outbox_ops.check_rail_rules_wired,
+    "payloads-append-only": gate_outbox_ops.check_payloads_append_only,
     # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
     **ledger_partitions.CHECKS,
 }

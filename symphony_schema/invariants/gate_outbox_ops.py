@@ -8,6 +8,11 @@
   CANCELLED row per job and at most one REDRIVEN row per job, by valid unique indexes.
 * ``gate:interventions-audited`` (INV-056): every CANCELLED and REDRIVEN row names who, why and
   the ticket (and a REDRIVEN row the job that replaced it).
+* ``gate:payloads-append-only`` (INV-065): the payload table (revision 0024) has BEFORE UPDATE,
+  DELETE (row) and TRUNCATE (statement) triggers calling its deny function, enabled ALWAYS.
+* ``gate:rail-rules-wired`` (INV-057): enqueue calls the rail and payload-number checks, both
+  completions record DISPATCHED references through record_outbox_rail_reference, and a valid
+  primary key keeps a reference unique per rail.
 
 Roles and tables come from :mod:`symphony_schema.privileges`; the gate's session is read-only.
 """
@@ -30,6 +35,7 @@ WRITES: Final[dict[str, tuple[str, ...]]] = {
     privileges.IDEMPOTENCY_KEYS: ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
     privileges.OUTBOX_RAILS: ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
     privileges.RAIL_REFERENCES: ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
+    privileges.PAYLOADS: ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
 }
 
 #: The ledger's outcome states (one per job) and the redrive state (one per job).
@@ -202,4 +208,113 @@ def check_interventions_audited(conn: Conn) -> list[str]:
     ]
     if len(rows) > 5:
         problems.append("... and more")
+    return problems
+
+
+#: Function (regprocedure) -> the internal functions its body must call (INV-057).
+RAIL_RULE_CALLS: Final[dict[str, tuple[str, ...]]] = {
+    "public.enqueue_payment_outbox(text, text, text, text, jsonb, timestamptz, smallint)": (
+        "public.outbox_rail_code(",
+        "public.check_outbox_payload_numbers(",
+    ),
+    "public.complete_outbox_attempt(uuid, uuid, text, public.outbox_attempt_state, text, text,"
+    " text, text, integer, integer)": ("public.record_outbox_rail_reference(",),
+    "public.complete_outbox_attempts_batch(text, uuid[], uuid[], text[], text[], text[], text[],"
+    " text[], integer[], integer[])": ("public.record_outbox_rail_reference(",),
+    "public.record_outbox_rail_reference(uuid, integer, text, text)": ("'P7013'",),
+}
+
+_REFERENCE_KEY: Final = """
+SELECT c.conname, i.indisvalid,
+       (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.ord)
+          FROM pg_catalog.unnest(c.conkey) WITH ORDINALITY AS k (attnum, ord)
+          JOIN pg_catalog.pg_attribute AS a
+            ON a.attrelid = c.conrelid AND a.attnum = k.attnum)
+  FROM pg_catalog.pg_constraint AS c
+  JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.conindid
+ WHERE c.conrelid = pg_catalog.to_regclass(%(t)s)
+   AND c.contype = 'p'
+"""
+
+
+def check_rail_rules_wired(conn: Conn) -> list[str]:
+    """INV-057: the function bodies call the rail rules (read from pg_proc, as migrated) and the
+    references table's primary key is (rail_code, rail_reference) and valid."""
+    problems: list[str] = []
+    for signature, calls in RAIL_RULE_CALLS.items():
+        found = _rows(
+            conn,
+            "SELECT p.prosrc FROM pg_catalog.pg_proc AS p"
+            " WHERE p.oid = pg_catalog.to_regprocedure(%(s)s)",
+            {"s": signature},
+        )
+        if not found:
+            problems.append(f"{signature} is missing")
+            continue
+        body = str(found[0][0])
+        for call in calls:
+            if call not in body:
+                name = signature.split("(", 1)[0]
+                problems.append(
+                    f"{name} no longer calls {call.rstrip('(')}: enqueue must refuse unknown "
+                    "rails and inexact numbers, and a DISPATCHED completion must record its rail "
+                    "reference (unique per rail, P7013); restore the call in a new revision "
+                    "(ADRs 0122, 0123, 0141)"
+                )
+    keys = _rows(conn, _REFERENCE_KEY, {"t": privileges.RAIL_REFERENCES})
+    if not keys or list(keys[0][2] or ()) != ["rail_code", "rail_reference"]:
+        problems.append(
+            f"{privileges.RAIL_REFERENCES} has no primary key (rail_code, rail_reference): "
+            "nothing keeps a rail reference unique per rail; restore it in a new revision"
+        )
+    elif not keys[0][1]:
+        problems.append(
+            f"primary key {keys[0][0]} of {privileges.RAIL_REFERENCES} is INVALID: REINDEX it"
+        )
+    return problems
+
+
+# pg_trigger.tgtype bits (src/include/catalog/pg_trigger.h), as gate.check_append_only_triggers.
+_ROW, _BEFORE, _DELETE, _UPDATE, _TRUNCATE = 1, 2, 8, 16, 32
+_DENIED_EVENTS: Final = (
+    ("UPDATE", _UPDATE, True),
+    ("DELETE", _DELETE, True),
+    ("TRUNCATE", _TRUNCATE, False),
+)
+PAYLOADS_DENY_FUNCTION: Final = "public.deny_outbox_payloads_mutation()"
+
+
+def check_payloads_append_only(conn: Conn) -> list[str]:
+    """INV-065: UPDATE, DELETE and TRUNCATE on the payload table are rejected by BEFORE triggers
+    calling its deny function, enabled ALWAYS (session_replication_role = replica skips any other
+    setting)."""
+    table = privileges.PAYLOADS
+    if not _rows(conn, "SELECT pg_catalog.to_regclass(%(t)s)", {"t": table})[0][0]:
+        return [f"{table} is missing"]
+    rows = _rows(
+        conn,
+        "SELECT t.tgname, t.tgtype, t.tgenabled,"
+        "       t.tgfoid = pg_catalog.to_regprocedure(%(f)s)"
+        "  FROM pg_catalog.pg_trigger AS t"
+        " WHERE t.tgrelid = %(t)s::pg_catalog.regclass AND NOT t.tgisinternal",
+        {"t": table, "f": PAYLOADS_DENY_FUNCTION},
+    )
+    problems: list[str] = []
+    for event, bit, row_level in _DENIED_EVENTS:
+        denying = [
+            (name, enabled)
+            for name, tgtype, enabled, calls_deny in rows
+            if calls_deny and tgtype & _BEFORE and tgtype & bit and bool(tgtype & _ROW) == row_level
+        ]
+        if not denying:
+            problems.append(
+                f"no BEFORE {event} trigger on {table} calls {PAYLOADS_DENY_FUNCTION}: a job's "
+                f"payload can be changed or lost; restore the trigger in a new revision"
+            )
+        elif not any(str(enabled) == "A" for _, enabled in denying):
+            name = denying[0][0]
+            problems.append(
+                f"trigger {name} (rejects {event}) on {table} is not enabled ALWAYS; ALTER TABLE "
+                f"{table} ENABLE ALWAYS TRIGGER {name}"
+            )
     return problems

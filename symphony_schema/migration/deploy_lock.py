@@ -17,7 +17,10 @@ Deployers (``alembic upgrade``), ``reset`` and ``baseline apply`` serialise on
   checks from its own session that the lock session still holds the lock
   (:meth:`DeployLock.check_held`), so a lost lock session rolls the revision back.
 * **Waiting is bounded** by ``deploy_lock_wait`` (``lock_timeout``); ``0`` means do not wait
-  (``NOWAIT``), not PostgreSQL's "wait forever".
+  (``NOWAIT``), not PostgreSQL's "wait forever". A deployer waits by retrying ``LOCK ... NOWAIT``
+  with back-off and jitter, each try a transaction of its own, so that it holds no snapshot
+  while it waits: a queued ``LOCK TABLE`` keeps one, and the holder's ``CREATE INDEX
+  CONCURRENTLY`` would wait for it (ADR 0155).
 * **A fresh database has no ledger yet**: it is created first, in its own short transaction,
   tolerating a concurrent creator (``42P07``/``23505`` → look again), never under an advisory lock.
 
@@ -27,8 +30,9 @@ Deployers (``alembic upgrade``), ``reset`` and ``baseline apply`` serialise on
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, LiteralString
@@ -105,7 +109,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _holders(conn: psycopg.Connection[Any]) -> str:
+def _holders(conn: psycopg.Connection[Any], prefix: str = " Held by ") -> str:
     """Who holds a conflicting lock on the ledger, for the error message (best effort)."""
     try:
         with conn.transaction():
@@ -118,7 +122,32 @@ def _holders(conn: psycopg.Connection[Any]) -> str:
         f"pid {pid} (user {user}{f', {app}' if app else ''}, transaction open {age})"
         for pid, user, app, age in rows
     )
-    return f" Held by {shown}."
+    return f"{prefix}{shown}."
+
+
+def _set_wait(conn: psycopg.Connection[Any], wait: str, origin: str) -> tuple[int, bool]:
+    """Set ``lock_timeout`` to ``wait`` for the transaction; ``(milliseconds, ledger exists)``.
+
+    An invalid value is refused (:class:`InvalidWait`) before anything is locked.
+    """
+    try:
+        conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (wait,))
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise InvalidWait(
+            f"invalid {origin}={wait!r}: {_first_line(exc)} (SQLSTATE {exc.sqlstate}); "
+            "give a duration such as 30s, 2min or 0 (do not wait)"
+        ) from None
+    try:
+        # to_regclass needs USAGE on schema public: a login without it may not lock either.
+        row = conn.execute(
+            "SELECT setting::bigint, "
+            "pg_catalog.to_regclass('public.schema_migrations') IS NOT NULL "
+            "FROM pg_catalog.pg_settings WHERE name = 'lock_timeout'"
+        ).fetchone()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DeployLockDenied(_denied_message(exc)) from None
+    assert row is not None
+    return int(row[0]), bool(row[1])
 
 
 def lock_in_transaction(
@@ -128,32 +157,75 @@ def lock_in_transaction(
 
     ``conn`` must be inside a transaction (not autocommit); the lock lasts until it ends.
     Returns False when the ledger does not exist (nothing to lock: a database that was never
-    migrated). ``lock_timeout`` is left at ``wait`` for the rest of the transaction.
+    migrated). ``lock_timeout`` is left at ``wait`` for the rest of the transaction. The wait is
+    PostgreSQL's own (``reset`` and ``baseline apply`` lock inside a larger transaction);
+    deployers wait with :func:`hold_deploy_lock`, which holds no snapshot while it waits.
     """
     if conn.autocommit:
         raise ValueError("lock_in_transaction needs a connection inside a transaction")
+    wait_ms, exists = _set_wait(conn, wait, origin)
+    if not exists:
+        return False
     try:
-        conn.execute("SELECT pg_catalog.set_config('lock_timeout', %s, true)", (wait,))
-    except psycopg.errors.InvalidParameterValue as exc:
-        raise InvalidWait(
-            f"invalid {origin}={wait!r}: {_first_line(exc)} (SQLSTATE {exc.sqlstate}); "
-            "give a duration such as 30s, 2min or 0 (do not wait)"
-        ) from None
-    try:
-        row = conn.execute(
-            "SELECT pg_catalog.current_setting('lock_timeout') = '0', "
-            "pg_catalog.to_regclass('public.schema_migrations') IS NOT NULL"
-        ).fetchone()
-        assert row is not None
-        nowait, exists = bool(row[0]), bool(row[1])
-        if not exists:
-            return False
-        conn.execute(DEPLOY_LOCK_SQL + (" NOWAIT" if nowait else ""))
+        conn.execute(DEPLOY_LOCK_SQL + (" NOWAIT" if wait_ms == 0 else ""))
     except psycopg.errors.LockNotAvailable as exc:
-        raise DeployLockBusy(_busy_message(wait, nowait, exc.sqlstate, origin)) from None
+        raise DeployLockBusy(_busy_message(wait, wait_ms == 0, exc.sqlstate, origin)) from None
     except psycopg.errors.InsufficientPrivilege as exc:
         raise DeployLockDenied(_denied_message(exc)) from None
     return True
+
+
+#: Back-off between two ``NOWAIT`` tries of a waiting deployer (ADR 0155): the first pause, the
+#: longest one (seconds); each pause is drawn at random between half and all of the current one.
+RETRY_FIRST = 0.02
+RETRY_LONGEST = 0.5
+
+
+def _lock_retrying(
+    conn: psycopg.Connection[Any],
+    wait: str,
+    origin: str,
+    on_wait: Callable[[str], None] | None,
+) -> bool:
+    """Take the deploy lock in a transaction of its own, trying ``NOWAIT`` until ``wait`` ends.
+
+    A session queued in ``LOCK TABLE`` keeps the catalog snapshot of its name lookup
+    (``backend_xmin``) for the whole wait, and ``CREATE INDEX CONCURRENTLY`` waits for every
+    transaction with an older snapshot: a non-transactional revision run by the holder would
+    wait on the queued deployers, which wait on the holder (ADR 0155). So every try is a
+    transaction of its own that ends at once when the lock is taken: between tries this
+    session is idle, outside any transaction, with no snapshot. Returns as
+    :func:`lock_in_transaction` does; on success the transaction holding the lock stays open.
+    """
+    deadline: float | None = None
+    pause = RETRY_FIRST
+    told = False
+    while True:
+        wait_ms, exists = _set_wait(conn, wait, origin)
+        if not exists:
+            return False
+        try:
+            conn.execute(DEPLOY_LOCK_SQL + " NOWAIT")
+            return True
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise DeployLockDenied(_denied_message(exc)) from None
+        except psycopg.errors.LockNotAvailable as exc:
+            conn.rollback()
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + wait_ms / 1000
+            if now >= deadline:
+                raise DeployLockBusy(
+                    _busy_message(wait, wait_ms == 0, exc.sqlstate, origin)
+                ) from None
+            if on_wait is not None and not told:
+                told = True
+                on_wait(
+                    f"waiting up to {wait} for the deploy lock held by another deployer"
+                    f"{_holders(conn, prefix=': ')}"
+                )
+            time.sleep(min(deadline - now, pause * random.uniform(0.5, 1.0)))
+            pause = min(pause * 2, RETRY_LONGEST)
 
 
 def _busy_message(wait: str, nowait: bool, sqlstate: str | None, origin: str) -> str:
@@ -236,11 +308,17 @@ def _configure_lock_session(conn: psycopg.Connection[Any]) -> None:
 
 @contextmanager
 def hold_deploy_lock(
-    conninfo: str, wait: str, *, origin: str = "deploy_lock_wait"
+    conninfo: str,
+    wait: str,
+    *,
+    origin: str = "deploy_lock_wait",
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[DeployLock]:
     """Open a second session, create the ledger if needed and hold the deploy lock in it.
 
-    Waits at most ``wait`` (``0``: not at all). Releases the lock (closes the session) on exit.
+    Waits at most ``wait`` (``0``: not at all), holding no snapshot while it waits (ADR 0155);
+    ``on_wait`` is told once, with the holder, when the lock is busy. Releases the lock (closes
+    the session) on exit.
     """
     try:
         session = psycopg.connect(conninfo, connect_timeout=30, autocommit=True)
@@ -251,7 +329,7 @@ def hold_deploy_lock(
             _configure_lock_session(session)
             ensure_ledger(session)
             session.autocommit = False
-            if not lock_in_transaction(session, wait, origin=origin):  # dropped meanwhile
+            if not _lock_retrying(session, wait, origin, on_wait):  # dropped meanwhile
                 raise DeployLockError(
                     "public.schema_migrations disappeared while taking the deploy lock "
                     "(a concurrent reset?); nothing was applied. Retry."

@@ -371,7 +371,11 @@ def take_deploy_lock(
     open the second session says so.
     """
     try:
-        return held.enter_context(hold_deploy_lock(conninfo, settings.deploy_lock_wait))
+        return held.enter_context(
+            hold_deploy_lock(
+                conninfo, settings.deploy_lock_wait, on_wait=None if settings.quiet else _tell
+            )
+        )
     except DeployLockError as exc:
         if shared and str(exc).startswith("cannot connect"):
             raise MigrationRefused(
@@ -381,6 +385,10 @@ def take_deploy_lock(
                 "socket). Nothing was applied."
             ) from None
         raise
+
+
+def _tell(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _refuse_lock_elsewhere(conn: Connection, lock: DeployLock) -> None:
@@ -564,8 +572,9 @@ def _migrate(
                 connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=recorder.on_version_apply,
-                # alembic check / revision --autogenerate (not mutating: no lock, no ledger).
-                **autogen.configure_options(),
+                # alembic check / revision --autogenerate (not mutating: no lock, no ledger);
+                # an upgrade has no use for the models (not imported: start-up counts, P5).
+                **({} if mutating else autogen.configure_options()),
             )
             recorder.restart_clock()
             with context.begin_transaction():

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
-
-import pglast
-from pglast import ast as pg_ast
-from pglast import enums as pg_enums
+from typing import TYPE_CHECKING, Any
 
 from alembic import op
+
+if TYPE_CHECKING:
+    from pglast import ast as pg_ast
+
+# pglast (the PostgreSQL parser, ~0.15 s to import) is imported where a non-transactional
+# revision needs it, not when ``alembic upgrade`` starts (issue 17 P5: start-up counts).
 
 _HASHED_SQL: dict[Path, str] = {}
 
@@ -137,6 +139,8 @@ def statement_pieces(sql: str) -> list[str]:
     """``sql`` cut at the start of each statement (the PostgreSQL parser finds them, so
     semicolons in strings, comments and dollar quotes do not count). Each piece holds one
     statement with the comments around it; the pieces joined are exactly ``sql``."""
+    import pglast
+
     try:
         slices = list(pglast.split(sql, only_slices=True))
     except pglast.parser.ParseError:
@@ -154,24 +158,33 @@ def _plain(*parts: str | None) -> str:
     return ".".join(part for part in parts if part)
 
 
-#: Statement kinds a non-transactional revision may hold: each can be sent again after an
-#: interruption (CREATE/DROP INDEX CONCURRENTLY are checked against the catalog first).
-_RERUNNABLE = (
-    pg_ast.IndexStmt,
-    pg_ast.DropStmt,
-    pg_ast.ReindexStmt,
-    pg_ast.CommentStmt,
-    pg_ast.VacuumStmt,
-)
+def _rerunnable() -> tuple[type[pg_ast.Node], ...]:
+    """Statement kinds a non-transactional revision may hold: each can be sent again after an
+    interruption (CREATE/DROP INDEX CONCURRENTLY are checked against the catalog first)."""
+    from pglast import ast as pg_ast
+
+    return (
+        pg_ast.IndexStmt,
+        pg_ast.DropStmt,
+        pg_ast.ReindexStmt,
+        pg_ast.CommentStmt,
+        pg_ast.VacuumStmt,
+    )
 
 
 def _statement(piece: str) -> pg_ast.Node:
+    import pglast
+
     (raw,) = pglast.parse_sql(piece)
     assert raw.stmt is not None
     return raw.stmt
 
 
 def _refuse_unsafe(revision: str, pieces: list[str]) -> list[pg_ast.Node]:
+    import pglast
+    from pglast import ast as pg_ast
+    from pglast import enums as pg_enums
+
     nodes: list[pg_ast.Node] = []
     for piece in pieces:
         statement = " ".join(piece.split())
@@ -181,7 +194,7 @@ def _refuse_unsafe(revision: str, pieces: list[str]) -> list[pg_ast.Node]:
             raise RevisionSqlError(
                 f"revision {revision}: cannot parse {statement!r}: {exc}"
             ) from None
-        safe = isinstance(node, _RERUNNABLE)
+        safe = isinstance(node, _rerunnable())
         if isinstance(node, pg_ast.IndexStmt) and not node.idxname:
             raise RevisionSqlError(
                 f"revision {revision} is non-transactional and {statement!r} builds an index "
@@ -203,6 +216,8 @@ def _refuse_unsafe(revision: str, pieces: list[str]) -> list[pg_ast.Node]:
 
 def _already_in_effect(cursor: Any, node: pg_ast.Node) -> bool:
     """After an interruption: is what this statement does already there (so it is not sent)?"""
+    from pglast import ast as pg_ast
+
     if isinstance(node, pg_ast.IndexStmt) and node.concurrent and node.relation is not None:
         table = _quoted(node.relation.schemaname, node.relation.relname)
         row = cursor.execute(

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from symphony_schema.errors import migrate_first
 from symphony_schema.policy.document import (
     PinnedPolicy,
     PolicyError,
@@ -140,10 +141,7 @@ def _confirm_existing(pinned: PinnedPolicy, *, status: str, checksum: str) -> Se
 
 
 _SEED_HINTS: dict[type[psycopg.Error], Callable[[PinnedPolicy], str]] = {
-    pg_errors.UndefinedTable: lambda p: (
-        "public.policy_versions does not exist: migrate the database first "
-        "('alembic upgrade head' with the same URL)"
-    ),
+    pg_errors.UndefinedTable: lambda p: migrate_first("public.policy_versions"),
     pg_errors.UndefinedObject: lambda p: (
         "the policy schema is incomplete (type public.policy_version_status is missing): "
         "migrate the database to head first"

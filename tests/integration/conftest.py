@@ -176,7 +176,11 @@ class Outbox:
         **extra: Any,
     ) -> tuple[int, str]:
         """complete_outbox_attempt with named arguments (``retry_delay_seconds=5`` ->
-        ``p_retry_delay_seconds => 5``); returns (attempt_no, state)."""
+        ``p_retry_delay_seconds => 5``); returns (attempt_no, state). A DISPATCHED outcome
+        reports the rail reference ``ref-<outbox_id>`` unless ``rail_reference`` is given: the
+        registered rails return references (revision 0023), unique per rail."""
+        if state == "DISPATCHED" and "rail_reference" not in extra:
+            extra["rail_reference"] = f"ref-{outbox_id}"
         args: dict[str, Any] = {
             "p_outbox_id": outbox_id,
             "p_lease_token": lease_token,

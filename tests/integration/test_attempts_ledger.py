@@ -272,7 +272,7 @@ def _dispatched_job_via(db: psycopg.Connection[Any]) -> Any:
     assert row is not None
     (claimed,) = db.execute("SELECT * FROM public.claim_outbox_batch(1, 'w', 30)").fetchall()
     db.execute(
-        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w', 'DISPATCHED')",
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w', 'DISPATCHED', 'ref-x')",
         (claimed[0], claimed[8]),
     )
     return row[0]

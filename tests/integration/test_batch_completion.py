@@ -38,7 +38,9 @@ def complete_batch(
     states: Sequence[str | None] | None,
     **optional: Sequence[Any] | None,
 ) -> list[tuple[Any, int, str]]:
-    """Call the batch function with named arguments; optional arrays default to NULL."""
+    """Call the batch function with named arguments; optional arrays default to NULL, except
+    the rail references: a DISPATCHED element reports ``ref-<outbox_id>`` unless
+    ``rail_references`` is given (the registered rails return references, revision 0023)."""
     params: dict[str, Any] = {
         "worker": worker,
         "ids": None if ids is None else list(ids),
@@ -54,6 +56,12 @@ def complete_batch(
     for key, value in optional.items():
         assert key in params, key
         params[key] = None if value is None else list(value)
+    dispatches = states is not None and "DISPATCHED" in states
+    if "rail_references" not in optional and ids is not None and states is not None and dispatches:
+        params["rail_references"] = [
+            f"ref-{outbox_id}" if state == "DISPATCHED" else None
+            for outbox_id, state in zip(ids, states, strict=False)
+        ]
     rows = conn.execute(BATCH_SQL, params).fetchall()
     return [(row[0], int(row[1]), str(row[2])) for row in rows]
 
@@ -146,14 +154,16 @@ def test_batch_records_every_outcome_and_returns_them_in_input_order(outbox: Out
         "ref-a",
         order[0].instruction_id,
     )
-    assert dispatched["payload"] == {"amount": 100, "currency": "ZAR"}
+    # Revision 0024: the ledger row carries no copy; the payload is stored once per job.
+    assert dispatched["payload"] is None
 
 
 def _ledger_view(outbox: Outbox, ids: Sequence[Any]) -> list[tuple[Any, ...]]:
     """What a completion recorded, without ids and timestamps, one tuple per attempt."""
     rows = outbox.conn.execute(
         "SELECT a.instruction_id, a.attempt_no, a.state::text, a.completed_at IS NOT NULL,"
-        " a.rail_reference, a.rail_code, a.error_code, a.error_message, a.latency_ms, a.worker_id,"
+        " regexp_replace(a.rail_reference, '^(single|batch):', ''), a.rail_code, a.error_code,"
+        " a.error_message, a.latency_ms, a.worker_id,"
         " p.attempt_count, p.lease_token IS NULL,"
         " round(extract(epoch FROM p.next_attempt_at - a.created_at))"
         " FROM public.payment_outbox_attempts AS a"
@@ -170,8 +180,15 @@ def test_batch_records_exactly_what_single_completions_record(outbox: Outbox) ->
         ("FAILED", {"error_code": "E1", "error_message": "no"}),
         ("RETRYABLE", {"retry_delay_seconds": 30, "error_code": "T"}),
         ("RETRYABLE", {"retry_delay_seconds": -4}),
-        ("DISPATCHED", {}),
+        ("DISPATCHED", {"rail_reference": "r5"}),
     ]
+
+    def side(name: str, extra: dict[str, Any]) -> dict[str, Any]:
+        # A rail reference is unique per rail (revision 0023): each side reports its own.
+        if "rail_reference" not in extra:
+            return extra
+        return {**extra, "rail_reference": f"{name}:{extra['rail_reference']}"}
+
     for i in range(len(outcomes)):
         outbox.enqueue(f"single:{i}", f"p-single:{i}")
         outbox.enqueue(f"batch:{i}", f"p-batch:{i}")
@@ -180,9 +197,9 @@ def test_batch_records_exactly_what_single_completions_record(outbox: Outbox) ->
 
     for i, (state, extra) in enumerate(outcomes):
         job = single[f"single:{i}"]
-        outbox.complete(job.outbox_id, job.lease_token, "worker-1", state, **extra)
+        outbox.complete(job.outbox_id, job.lease_token, "worker-1", state, **side("single", extra))
     arrays = {
-        "rail_references": [extra.get("rail_reference") for _, extra in outcomes],
+        "rail_references": [side("batch", extra).get("rail_reference") for _, extra in outcomes],
         "rail_codes": [extra.get("rail_code") for _, extra in outcomes],
         "error_codes": [extra.get("error_code") for _, extra in outcomes],
         "error_messages": [extra.get("error_message") for _, extra in outcomes],

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -45,12 +46,12 @@ class FakeRail:
         time.sleep(self.delay)
         with self.lock:
             self.sends[idempotency_key] = self.sends.get(idempotency_key, 0) + 1
-        return self.worker.RailAnswer("DISPATCHED", f"ref-{idempotency_key[:8]}")
+        return self.worker.RailAnswer("DISPATCHED", f"ref-{idempotency_key}")
 
     def status(self, idempotency_key: str) -> Any:
         with self.lock:
             if idempotency_key in self.sends:
-                return self.worker.RailAnswer("DISPATCHED", f"ref-{idempotency_key[:8]}")
+                return self.worker.RailAnswer("DISPATCHED", f"ref-{idempotency_key}")
         return None
 
 
@@ -122,3 +123,33 @@ def test_heartbeats_carry_a_slow_rail_past_the_lease(
     assert done == [(str(job), "sent")]
     (attempt,) = outbox.attempts(job)
     assert (attempt["state"], attempt["recorded_by"]) == ("DISPATCHED", executor.name)
+
+
+class OneReferenceRail(FakeRail):
+    """A broken rail that confirms every payment with the same reference."""
+
+    def send(self, idempotency_key: str, payload: Any) -> Any:
+        super().send(idempotency_key, payload)
+        return self.worker.RailAnswer("DISPATCHED", "SAME-REF")
+
+
+def test_a_reference_reused_by_the_rail_is_left_for_reconciliation(
+    outbox: Outbox, login: LoginFactory, pg_server: Any, migrated_db: Any
+) -> None:
+    """Revision 0023: the second job reporting one reference gets P7013; the reference worker
+    records nothing for it and goes on with the batch."""
+    worker = _reference_worker()
+    executor = login("symphony_executor")
+    conninfo = pg_server.conninfo(migrated_db.name, user=executor.name)
+    first = outbox.enqueue("pay-1", "p-1")[0]
+    second = outbox.enqueue("pay-2", "p-2")[0]
+    third = outbox.enqueue("pay-3", "p-3", rail_type="ach")[0]
+
+    done = dict(worker.run_once(conninfo, "w-ref", OneReferenceRail(worker)))
+    assert sorted(done.values()) == ["reference-reused", "sent", "sent"]
+    reused = next(UUID(key) for key, how in done.items() if how == "reference-reused")
+    assert reused in (first, second)
+    assert outbox.attempts(reused) == []
+    pending = outbox.pending(reused)
+    assert pending is not None and pending["claimed_by"] == "w-ref"
+    assert [a["rail_reference"] for a in outbox.attempts(third)] == ["SAME-REF"]

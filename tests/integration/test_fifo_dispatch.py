@@ -174,8 +174,9 @@ def test_enqueue_racing_with_the_heads_completion_leaves_exactly_one_head(
         def complete(job: dict[str, Any] = head, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             completer.execute(
-                "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED')",
-                (job["outbox_id"], job["lease_token"]),
+                "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED',"
+                " p_rail_reference => %s::uuid::text)",
+                (job["outbox_id"], job["lease_token"], job["outbox_id"]),
             )
 
         def enqueue(name: str = participant, barrier: threading.Barrier = barrier) -> None:
@@ -242,8 +243,8 @@ def test_eight_workers_over_fifty_participants_never_overlap_or_reorder_a_partic
                     del in_flight[job["participant_id"]]
                 conn.execute(
                     "SELECT * FROM public.complete_outbox_attempt(%s, %s, %s, %s::"
-                    "public.outbox_attempt_state)",
-                    (job["outbox_id"], job["lease_token"], worker, state),
+                    "public.outbox_attempt_state, p_rail_reference => %s::uuid::text)",
+                    (job["outbox_id"], job["lease_token"], worker, state, job["outbox_id"]),
                 )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -344,7 +345,7 @@ def test_heartbeats_keep_a_slow_job_leased_past_its_first_expiry(
     assert now is not None and now[0] > first_expiry, "the job outlived its first lease"
     result = worker.execute(
         "SELECT attempt_no, state::text FROM public.complete_outbox_attempt(%s, %s, 'w-slow',"
-        " 'DISPATCHED')",
+        " 'DISPATCHED', p_rail_reference => 'rail-ref-slow')",
         (job["outbox_id"], job["lease_token"]),
     ).fetchone()
     assert result == (1, "DISPATCHED")

@@ -199,14 +199,15 @@ def test_verify_runs_the_full_live_drift_and_fails_on_a_hot_patch(
     step = next(r for r in clean.results if r.ref == "step:drift")
     assert step.status == "pass", step
     hot_patch_complete(db)
-    db.execute("ALTER TABLE public.payment_outbox_attempts ALTER COLUMN payload DROP NOT NULL")
+    # The ledger's payload is nullable since 0024: the hot patch puts NOT NULL back.
+    db.execute("ALTER TABLE public.payment_outbox_attempts ALTER COLUMN payload SET NOT NULL")
     run = runner.new_run("verify")
     runner.verify_sequence(run, seeded.url)
     step = next(r for r in run.results if r.ref == "step:drift")
     assert step.failed
     details = "\n".join(step.details)
     assert "public.complete_outbox_attempt(" in details
-    assert "-public.payment_outbox_attempts column payload jsonb NOT NULL" in details
+    assert "+public.payment_outbox_attempts column payload jsonb NOT NULL" in details
 
 
 def test_a_rule_and_an_object_of_another_kind_are_named(

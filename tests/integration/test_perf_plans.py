@@ -81,8 +81,9 @@ def test_completion_reads_the_queue_by_primary_key_despite_stale_statistics(
 
     plans = _plans(
         outbox.conn,
-        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'worker-1', %s)",
-        (outbox_id, token, state),
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'worker-1', %s,"
+        " p_rail_reference => %s::uuid::text)",
+        (outbox_id, token, state, outbox_id),
     )
 
     scans = _pending_scans(plans)
@@ -104,8 +105,9 @@ def test_batch_completion_reads_the_queue_by_primary_key(stale_lease_statistics:
     plans = _plans(
         outbox.conn,
         "SELECT * FROM public.complete_outbox_attempts_batch('worker-1', %s::uuid[],"
-        " %s::uuid[], array_fill('DISPATCHED'::text, ARRAY[50]))",
-        ([r[0] for r in rows], [r[1] for r in rows]),
+        " %s::uuid[], array_fill('DISPATCHED'::text, ARRAY[50]),"
+        " p_rail_references => %s::uuid[]::text[])",
+        ([r[0] for r in rows], [r[1] for r in rows], [r[0] for r in rows]),
     )
 
     scans = _pending_scans(plans)

@@ -97,8 +97,8 @@ def test_every_outbox_function_gives_the_caller_its_plan_settings_back(outbox: O
         outbox.make_due()
         (claimed,) = outbox.claim(1, "w-1")
         conn.execute(
-            "SELECT * FROM public.complete_outbox_attempts_batch('w-1', %s, %s, %s)",
-            ([claimed.outbox_id], [claimed.lease_token], ["DISPATCHED"]),
+            "SELECT * FROM public.complete_outbox_attempts_batch('w-1', %s, %s, %s, %s)",
+            ([claimed.outbox_id], [claimed.lease_token], ["DISPATCHED"], ["ref-1"]),
         )
         outbox.repair(10, "w-1")
         row = conn.execute(

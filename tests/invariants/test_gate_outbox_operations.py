@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -162,3 +163,120 @@ def test_interventions_audited_fails_on_an_unaudited_row(
     assert result.details[0].startswith(
         f"ledger row {state} of outbox 01a20000-0000-7000-8000-000000000001 (attempt 1) lacks"
     )
+
+
+# -- INV-057 --------------------------------------------------------------------------------------
+
+VERSIONS = Path(__file__).resolve().parents[2] / "alembic" / "versions"
+
+
+def _statement(revision_file: str, header: str) -> str:
+    """One CREATE OR REPLACE FUNCTION statement of a shipped revision (up to its closing $$;)."""
+    text = (VERSIONS / revision_file).read_text(encoding="utf-8")
+    start = text.index(header)
+    return text[start : text.index("$$;", start) + 3]
+
+
+def test_rail_rules_wired_passes_on_an_untouched_database(migrated_db: Database) -> None:
+    results = gate_on(migrated_db.conninfo)
+    assert any(r.invariant_id == "INV-057" for r in results), "no check reports INV-057"
+    assert _passes(results, "INV-057"), [r.details for r in results if r.failed]
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        (
+            "CREATE OR REPLACE FUNCTION public.complete_outbox_attempt(",
+            "public.complete_outbox_attempt",
+        ),
+        (
+            "CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch(",
+            "public.complete_outbox_attempts_batch",
+        ),
+    ],
+)
+def test_rail_rules_wired_fails_when_completion_is_restated_without_references(
+    db: psycopg.Connection[object], migrated_db: Database, header: str, name: str
+) -> None:
+    """A later revision that restates a completion from the 0014 body (before references)."""
+    db.execute(_statement("0014_fifo_dispatch.sql", header))  # type: ignore[arg-type]
+    result = failure(gate_on(migrated_db.conninfo), "INV-057")
+    assert list(result.details) == [
+        f"{name} no longer calls public.record_outbox_rail_reference: enqueue must refuse "
+        "unknown rails and inexact numbers, and a DISPATCHED completion must record its rail "
+        "reference (unique per rail, P7013); restore the call in a new revision (ADRs 0122, "
+        "0123, 0141)"
+    ]
+
+
+def test_rail_rules_wired_fails_when_enqueue_skips_the_rail_check(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    statement = _statement(
+        "0020_enqueue_uses_rails.sql", "CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox("
+    ).replace("public.outbox_rail_code(p_rail_type)", "p_rail_type")
+    db.execute(statement)  # type: ignore[arg-type]
+    result = failure(gate_on(migrated_db.conninfo), "INV-057")
+    assert (
+        "public.enqueue_payment_outbox no longer calls public.outbox_rail_code"
+        in (result.details[0])
+    )
+
+
+def test_rail_rules_wired_fails_without_the_unique_reference_key(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    db.execute(
+        "ALTER TABLE public.outbox_rail_references DROP CONSTRAINT pk_outbox_rail_references"
+    )
+    result = failure(gate_on(migrated_db.conninfo), "INV-057")
+    assert list(result.details) == [
+        "public.outbox_rail_references has no primary key (rail_code, rail_reference): nothing "
+        "keeps a rail reference unique per rail; restore it in a new revision"
+    ]
+
+
+# -- INV-065 --------------------------------------------------------------------------------------
+
+PAYLOADS = "public.payment_outbox_payloads"
+
+
+def test_payloads_append_only_passes_on_an_untouched_database(migrated_db: Database) -> None:
+    results = gate_on(migrated_db.conninfo)
+    assert any(r.invariant_id == "INV-065" for r in results), "no check reports INV-065"
+    assert _passes(results, "INV-065"), [r.details for r in results if r.failed]
+
+
+@pytest.mark.parametrize(
+    ("sabotage", "expected"),
+    [
+        (
+            f"DROP TRIGGER trg_deny_outbox_payloads_truncate ON {PAYLOADS}",
+            f"no BEFORE TRUNCATE trigger on {PAYLOADS} calls",
+        ),
+        (
+            f"DROP TRIGGER trg_deny_outbox_payloads_mutation ON {PAYLOADS}",
+            f"no BEFORE UPDATE trigger on {PAYLOADS} calls",
+        ),
+        (
+            f"ALTER TABLE {PAYLOADS} ENABLE TRIGGER trg_deny_outbox_payloads_mutation",
+            "trigger trg_deny_outbox_payloads_mutation (rejects UPDATE) on "
+            f"{PAYLOADS} is not enabled ALWAYS",
+        ),
+    ],
+)
+def test_payloads_append_only_fails_when_a_guard_is_gone_or_not_always(
+    db: psycopg.Connection[object], migrated_db: Database, sabotage: str, expected: str
+) -> None:
+    db.execute(sabotage)  # type: ignore[arg-type]
+    result = failure(gate_on(migrated_db.conninfo), "INV-065")
+    assert result.details[0].startswith(expected), result.details
+
+
+def test_queue_and_ledger_writers_covers_the_payload_table(
+    db: psycopg.Connection[object], migrated_db: Database
+) -> None:
+    db.execute(f"GRANT INSERT ON {PAYLOADS} TO symphony_ingest")  # type: ignore[arg-type]
+    result = failure(gate_on(migrated_db.conninfo), "INV-054")
+    assert f"symphony_ingest can INSERT {PAYLOADS} directly" in result.details[0]

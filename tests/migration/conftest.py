@@ -83,11 +83,11 @@ class RevisionTree:
             timeout=300,
         )
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
+    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [ALEMBIC, *args],
             cwd=self.root,
-            env=self.env(),
+            env=self.env(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

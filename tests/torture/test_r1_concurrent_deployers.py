@@ -1,18 +1,19 @@
 """R1 at full strength: 8 simultaneous ``alembic upgrade head`` of the REAL revisions.
 
 The deployers are real ``alembic`` subprocesses run in the project directory. In the gated
-variant the test holds the engine's deploy lock (the ledger table lock, ADR 0065) until all eight
-are queued on it, so they really race for it when it is released (without the gate, process
-start-up alone often serialises them; they still race to create the ledger). Afterwards: every
-run exited 0, exactly one applied the chain, every revision is in the ledger exactly once with the
-checksum of its files, ``alembic_version`` is the head, the schema equals the one a single clean
-migration produces, and the declared privilege matrix holds.
+variant the test holds the engine's deploy lock (the ledger table lock, ADR 0065) until all
+eight wait for it (retrying, ADR 0155), so they really race for it when it is released (without
+the gate, process start-up alone often serialises them; they still race to create the ledger).
+Afterwards: every run exited 0, exactly one applied the chain, every revision is in the ledger
+exactly once with the checksum of its files, ``alembic_version`` is the head, the schema equals
+the one a single clean migration produces, and the declared privilege matrix holds.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ def _deployer(url: str) -> subprocess.Popen[str]:
 
 
 def _queued_on_deploy_lock(conn: psycopg.Connection[Any], dbname: str) -> int:
+    """Deployers whose lock session is open on ``dbname`` (they retry ``LOCK ... NOWAIT``
+    between idle pauses, ADR 0155, so they are not queued in ``pg_locks``). ``conn`` is the
+    gate's transaction, where ``pg_stat_activity`` would be read once and cached: clear it."""
+    conn.execute("SELECT pg_catalog.pg_stat_clear_snapshot()")
     row = conn.execute(
-        "SELECT count(*) FROM pg_catalog.pg_locks AS l"
-        " JOIN pg_catalog.pg_database AS d ON d.oid = l.database"
-        " WHERE l.locktype = 'relation' AND NOT l.granted AND d.datname = %s"
-        " AND l.relation = to_regclass('public.schema_migrations')"
-        " AND l.mode = 'ShareUpdateExclusiveLock'",
-        (dbname,),
+        "SELECT count(*) FROM pg_catalog.pg_stat_activity"
+        " WHERE datname = %s AND application_name = %s",
+        (dbname, deploy_lock.LOCK_APPLICATION_NAME),
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -70,6 +72,7 @@ def _run_deployers(scratch: support.Scratch, *, gated: bool) -> list[tuple[int, 
                     timeout=120,
                     what=f"all {DEPLOYERS} deployers wait for the deploy lock",
                 )
+                time.sleep(0.5)  # each has found the lock busy at least once
                 gate.commit()  # releases the deploy lock
             outcomes = []
             for process in processes:
@@ -79,7 +82,7 @@ def _run_deployers(scratch: support.Scratch, *, gated: bool) -> list[tuple[int, 
             for process in processes:
                 if process.poll() is None:
                     process.kill()
-                    process.wait()
+                    process.communicate()  # also closes its pipes (no leaked file objects)
     return outcomes
 
 

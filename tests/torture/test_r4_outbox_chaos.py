@@ -403,9 +403,12 @@ def _database_violations(conn: psycopg.Connection[Any], ceiling: int) -> dict[st
 def _universe_violations(conn: psycopg.Connection[Any], config: ChaosConfig) -> list[str]:
     """Every instruction of the universe became exactly one job with its enqueued content."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (instruction_id) instruction_id, participant_id, idempotency_key,"
-        " rail_type, payload FROM public.payment_outbox_attempts"
-        " ORDER BY instruction_id, attempt_no"
+        # The payload is stored once per job since 0024 (ledger rows carry none): by its key.
+        "SELECT DISTINCT ON (a.instruction_id) a.instruction_id, a.participant_id,"
+        " a.idempotency_key, a.rail_type, x.payload FROM public.payment_outbox_attempts AS a"
+        " LEFT JOIN public.payment_outbox_payloads AS x"
+        " ON x.participant_id = a.participant_id AND x.outbox_id = a.outbox_id"
+        " ORDER BY a.instruction_id, a.attempt_no"
     ).fetchall()
     have = {row[0]: tuple(row[1:]) for row in rows}
     problems = []
@@ -724,8 +727,9 @@ def test_the_accounting_finds_a_planted_violation(db: psycopg.Connection[Any], c
         assert row is not None
         (claimed,) = db.execute("SELECT * FROM public.claim_outbox_batch(1, 'w', 60)").fetchall()
         db.execute(
-            "SELECT public.complete_outbox_attempt(%s, %s, 'w', 'DISPATCHED')",
-            (claimed[0], claimed[8]),
+            "SELECT public.complete_outbox_attempt(%s, %s, 'w', 'DISPATCHED',"
+            " p_rail_reference => %s::uuid::text)",
+            (claimed[0], claimed[8], claimed[0]),
         )
     assert _database_violations(db, 3) == {}
     with psycopg.connect(db.info.dsn) as conn:

@@ -55,7 +55,7 @@ ERROR_MESSAGE_BYTES = 4096
 PAYLOAD_BYTES = 65536
 
 ENUM_STATES = ("DISPATCHING", "DISPATCHED", "RETRYABLE", "FAILED", "ZOMBIE_REQUEUE")
-DOCUMENTED = {None, "22023", "P7002", "P7003", "P7004"}
+DOCUMENTED = {None, "22023", "P7002", "P7003", "P7004", "P7013"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,8 +333,9 @@ def _enqueue_history(fuzz: FuzzDb) -> None:
         if state is not None:
             token = lease(admin, outbox_id[0], "w-setup", live=True)
             admin.execute(
-                "SELECT public.complete_outbox_attempt(%s, %s, 'w-setup', %s)",
-                (outbox_id[0], token, state),
+                "SELECT public.complete_outbox_attempt(%s, %s, 'w-setup', %s,"
+                " p_rail_reference => %s::uuid::text)",
+                (outbox_id[0], token, state, outbox_id[0]),
             )
         if state == "RETRYABLE":
             admin.execute(
@@ -352,11 +353,15 @@ def _existing_job(fuzz: FuzzDb, instruction: str, key: str, payload: str | None)
     )
     if pending is not None:
         return pending
+    # The payload is stored once per job since 0024 (ledger rows carry none): by its key.
     return fuzz.one(
-        "SELECT 'attempt', outbox_id, sequence_id, created_at, state::text, participant_id,"
-        " rail_type, payload = %s::jsonb FROM public.payment_outbox_attempts"
-        " WHERE instruction_id = %s AND idempotency_key = %s"
-        " ORDER BY created_at DESC, attempt_no DESC, attempt_id DESC LIMIT 1",
+        "SELECT 'attempt', a.outbox_id, a.sequence_id, a.created_at, a.state::text,"
+        " a.participant_id, a.rail_type, x.payload = %s::jsonb"
+        " FROM public.payment_outbox_attempts AS a"
+        " JOIN public.payment_outbox_payloads AS x"
+        " ON x.participant_id = a.participant_id AND x.outbox_id = a.outbox_id"
+        " WHERE a.instruction_id = %s AND a.idempotency_key = %s"
+        " ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC LIMIT 1",
         (payload, instruction, key),
     )
 
@@ -734,6 +739,32 @@ def _check_completion_success(
         assert abs(float(pending[3]) - delay) <= 30, (pending, delay)
 
 
+BLANK = " \t\n\r\f\x0b"
+
+
+def _reference_refusal(
+    admin: psycopg.Connection[Any], items: list[tuple[Any, Any, Any]]
+) -> str | None:
+    """Revision 0023 (ADR 0141): the fuzz jobs are on RTGS, which returns references, so a
+    DISPATCHED outcome needs a non-blank reference (22023) that no other job of the rail
+    reported (P7013), element by element in input order; None when every one is fine."""
+    known = {
+        reference: holder
+        for reference, holder in admin.execute(
+            "SELECT rail_reference, outbox_id FROM public.outbox_rail_references"
+            " WHERE rail_code = 'RTGS'"
+        ).fetchall()
+    }
+    for outbox_id, state, reference in items:
+        if state != "DISPATCHED":
+            continue
+        if reference is None or reference.strip(BLANK) == "":
+            return "22023"
+        if known.setdefault(reference, outbox_id) != outbox_id:
+            return "P7013"
+    return None
+
+
 COMPLETION_ARGS = st.builds(
     CompletionArgs,
     target=st.sampled_from(["live"] * 8 + ["expired", "unleased", "unknown", "null"]),
@@ -753,6 +784,10 @@ def _check_complete(fuzz: FuzzDb, args: CompletionArgs, ceiling: int) -> None:
     targets = _targets(fuzz.admin)
     outbox_id, token, worker, live = _resolve(args, targets)
     expected = _completion_expectation(args, outbox_id, token, worker, live)
+    if expected.allowed == {None}:
+        refusal = _reference_refusal(fuzz.admin, [(outbox_id, args.state, args.rail_reference)])
+        if refusal is not None:
+            expected = Expectation({refusal}, ["p_rail_reference"] if refusal == "22023" else [])
     before = fuzz.snapshot()
     outcome = call(
         fuzz.caller,
@@ -1007,6 +1042,13 @@ def _check_batch(fuzz: FuzzDb, args: BatchArgs, ceiling: int) -> None:
     targets = _batch_targets(fuzz.admin)
     worker, ids_, params = _batch_params(args, targets)
     expected, first_stale = _batch_expectation(args, params, targets)
+    if expected.allowed == {None} and ids_ is not None:
+        references = params[4] if params[4] is not None else [None] * len(ids_)
+        refusal = _reference_refusal(
+            fuzz.admin, list(zip(ids_, params[3], references, strict=True))
+        )
+        if refusal is not None:
+            expected = Expectation({refusal}, ["p_rail_references"] if refusal == "22023" else [])
     highest = {
         row[0]: row[1]
         for row in fuzz.admin.execute(

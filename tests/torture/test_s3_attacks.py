@@ -315,7 +315,7 @@ def _lifecycle(conn: psycopg.Connection[Any], admin: psycopg.Connection[Any]) ->
     claim = "SELECT outbox_id, lease_token FROM public.claim_outbox_batch(10, 'w-1', 60)"
     complete = (
         "SELECT attempt_no, state::text FROM public.complete_outbox_attempt(%s, %s, 'w-1',"
-        " %s::public.outbox_attempt_state)"
+        " %s::public.outbox_attempt_state, p_rail_reference => 'ref-s3')"
     )
     ((outbox_id, token),) = conn.execute(claim).fetchall()
     assert conn.execute(complete, (outbox_id, token, "RETRYABLE")).fetchone() == (1, "RETRYABLE")

@@ -2,8 +2,8 @@
 
 from symphony_schema.migration.sql import run_revision_sql
 
-revision = "0022_partition_attempts_ledger"
-down_revision = "0021_redrive_joins_the_line"
+revision = "0025_partition_attempts_ledger"
+down_revision = "0024_payload_stored_once"
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
--- 0022 partition the attempts ledger (issue 15, ADR 0130-0134).
+-- 0025 partition the attempts ledger (issue 15, ADR 0130-0134).
 --
 -- public.payment_outbox_attempts becomes a table partitioned by RANGE (outbox_id): outbox_id is
 -- a UUIDv7 whose first 48 bits are the enqueue time in milliseconds, so every attempt of a job
@@ -21,8 +21,8 @@ REVOKE ALL ON SCHEMA symphony_ledger FROM PUBLIC;
 -- 2. Move the old table aside, freeing its index-backed names. The renames (squawk) are the
 --    point: inside this transaction the partitioned table takes over every name, and the old one
 --    is dropped below; clients and functions only ever see public.payment_outbox_attempts.
---    First, the ledger must be exactly what revisions 0001-0021 made of it (the list below is
---    read from the catalog at 0021): an index or trigger added by hand would otherwise be lost
+--    First, the ledger must be exactly what revisions 0001-0024 made of it (the list below is
+--    read from the catalog at 0024): an index or trigger added by hand would otherwise be lost
 --    silently with the old table.
 DO $$
 DECLARE
@@ -45,7 +45,7 @@ BEGIN
        OR v_triggers IS DISTINCT FROM
            'trg_deny_outbox_attempts_mutation,trg_deny_outbox_attempts_truncate,'
            'trg_guard_outbox_attempts_insert' THEN
-        RAISE EXCEPTION 'public.payment_outbox_attempts is not the ledger revision 0021 left '
+        RAISE EXCEPTION 'public.payment_outbox_attempts is not the ledger revision 0024 left '
                         '(indexes: %; triggers: %); nothing was converted', v_indexes, v_triggers
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Remove the hand-made objects, or add them to a revision first.';
@@ -80,8 +80,8 @@ ALTER INDEX public.ix_payment_outbox_attempts_instruction_idempotency
 
 
 -- 3. The partitioned parent: every column, default, NOT NULL, CHECK and comment of the old table
---    (the columns of 0014 and 0017 included). (sqlfluff's postgres dialect cannot parse LIKE
---    together with PARTITION BY: noqa PRS.)
+--    (the columns of 0014 and 0017, the payload nullable since 0024). (sqlfluff's postgres
+--    dialect cannot parse LIKE together with PARTITION BY: noqa PRS.)
 CREATE TABLE public.payment_outbox_attempts (  -- noqa: PRS
     LIKE public.payment_outbox_attempts_old
     INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS INCLUDING STORAGE
