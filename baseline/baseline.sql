@@ -1687,7 +1687,8 @@ BEGIN
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'outbox % belongs to participant %: an attempt naming participant % '
-                        'would escape the ledger''s one-outcome and attempt-number rules',
+                        'is refused (uq_payment_outbox_attempts_one_outcome, _one_redrive and '
+                        '_outbox_attempt_no hold per job only with one participant)',
             NEW.outbox_id, pg_catalog.quote_literal(v_participant),
             pg_catalog.quote_literal(NEW.participant_id)
             USING ERRCODE = 'unique_violation',
@@ -4750,5 +4751,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_metrics_read_in_doubt', 'outbox_metrics() counts in-doubt jobs from the queue''s in_doubt flag, not a ledger probe', 'sha256:788e13a1f6d0e000f09cad68ce2d04303586b0d2137f51df584431d684f8c545');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_completion_rail_references', 'A DISPATCHED completion records its rail reference, unique per rail (P7013 when reused)', 'sha256:4d5e1897bbf000b2b3714cac6087b9c35d42797b8567c8f15eabf50af4c5c744');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0024_payload_stored_once', 'The payload is stored once per job in payment_outbox_payloads; ledger rows stop copying it', 'sha256:27e7a91f5805e37bb6874743df2a40e81fba44a1810b97842d1dcb73376394fc');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0025_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:fa7f8494741fe180069b2befb9e3cc455a48b819f250a61792018134b80c19f5');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0025_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:7761cfcd4ee625ac98ed59f29dd0f89744cf6bf663d083808584327491e8e586');
 INSERT INTO public.alembic_version (version_num) VALUES ('0025_partition_attempts_ledger');

@@ -605,7 +605,8 @@ BEGIN
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'outbox % belongs to participant %: an attempt naming participant % '
-                        'would escape the ledger''s one-outcome and attempt-number rules',
+                        'is refused (uq_payment_outbox_attempts_one_outcome, _one_redrive and '
+                        '_outbox_attempt_no hold per job only with one participant)',
             NEW.outbox_id, pg_catalog.quote_literal(v_participant),
             pg_catalog.quote_literal(NEW.participant_id)
             USING ERRCODE = 'unique_violation',
