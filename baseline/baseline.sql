@@ -168,6 +168,88 @@ COMMENT ON TYPE public.policy_version_status IS 'Lifecycle of a policy version: 
 
 
 --
+-- Name: archive_ledger_partition(text, bigint, text, text, text[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $_$
+DECLARE
+    v_rel regclass;
+    v_bound text;
+    v_from uuid;
+    v_to uuid;
+    v_count bigint;
+BEGIN
+    v_rel := pg_catalog.to_regclass('symphony_ledger.' || pg_catalog.quote_ident(p_partition));
+    IF v_rel IS NULL OR NOT EXISTS (
+        SELECT 1 FROM pg_catalog.pg_inherits AS i
+         WHERE i.inhrelid = v_rel
+           AND i.inhparent = 'public.payment_outbox_attempts'::pg_catalog.regclass) THEN
+        RAISE EXCEPTION 'symphony_ledger.% is not a ledger partition', p_partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_sha256 IS NULL OR p_sha256 !~ '^[0-9a-f]{64}$' OR p_row_count IS NULL
+       OR p_row_count < 0 OR p_file_name IS NULL OR p_file_name = '' OR p_columns IS NULL THEN
+        RAISE EXCEPTION 'archive of %: row count, sha256, file name and columns are required',
+            p_partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_bound := pg_catalog.pg_get_expr(c.relpartbound, c.oid)
+      FROM pg_catalog.pg_class AS c WHERE c.oid = v_rel;
+    IF v_bound !~ '^FOR VALUES FROM \(.*\) TO \(''[0-9a-f-]{36}''\)$' THEN
+        RAISE EXCEPTION 'symphony_ledger.% has bounds % and cannot be archived', p_partition, v_bound
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_to := pg_catalog.substring(v_bound, 'TO \(''([0-9a-f-]{36})''\)')::uuid;
+    v_from := COALESCE(
+        pg_catalog.substring(v_bound, 'FROM \(''([0-9a-f-]{36})''\)')::uuid,
+        '00000000-0000-0000-0000-000000000000'::uuid);
+    -- No writer may add a row between the count and the drop; the queue must hold no job of the
+    -- range (every job of it is terminal).
+    EXECUTE pg_catalog.format('LOCK TABLE %s IN SHARE MODE', v_rel);
+    IF EXISTS (SELECT 1 FROM public.payment_outbox_pending AS p
+                WHERE p.outbox_id >= v_from AND p.outbox_id < v_to) THEN
+        RAISE EXCEPTION 'symphony_ledger.% still has queued jobs; it cannot be archived', p_partition
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_rel) INTO v_count;
+    IF v_count <> p_row_count THEN
+        RAISE EXCEPTION 'symphony_ledger.% holds % rows but the archive file holds %: nothing '
+                        'was dropped', p_partition, v_count, p_row_count
+            USING ERRCODE = 'data_exception',
+                  HINT = 'Rows were added after the file was written; archive it again.';
+    END IF;
+    INSERT INTO public.archived_ledger_partitions AS a
+        (partition_name, range_from, range_to, state, row_count, sha256, file_name, columns)
+    VALUES (p_partition, v_from, v_to, 'ARCHIVED', p_row_count, p_sha256, p_file_name, p_columns)
+    ON CONFLICT ON CONSTRAINT pk_archived_ledger_partitions DO UPDATE
+        SET range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to,
+            state = 'ARCHIVED', row_count = EXCLUDED.row_count, sha256 = EXCLUDED.sha256,
+            file_name = EXCLUDED.file_name, columns = EXCLUDED.columns,
+            archived_at = pg_catalog.now(), archived_by = session_user, restored_at = NULL
+        WHERE a.state = 'RESTORED';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'symphony_ledger.% is already recorded as archived', p_partition
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    EXECUTE pg_catalog.format('DROP TABLE %s', v_rel);
+    RETURN v_count;
+END
+$_$;
+
+
+ALTER FUNCTION public.archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]) IS 'The retention step after the archive file was written and re-read: locks the partition, checks that no job of its range is queued (55000) and that it holds exactly p_row_count rows (22000), records it in public.archived_ledger_partitions and drops it, in one transaction.';
+
+
+--
 -- Name: bump_participant_outbox_seq(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1510,6 +1592,81 @@ COMMENT ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[]
 
 
 --
+-- Name: ensure_ledger_partitions(integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.ensure_ledger_partitions(p_days_ahead integer DEFAULT 14) RETURNS TABLE(partition_name text, action text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_day date;
+    v_last date;
+    v_name text;
+    v_from uuid;
+    v_to uuid;
+    v_part record;
+BEGIN
+    IF p_days_ahead IS NULL OR p_days_ahead < 1 OR p_days_ahead > 366 THEN
+        RAISE EXCEPTION 'p_days_ahead must be between 1 and 366, got %',
+            COALESCE(p_days_ahead::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- One maintenance run at a time (a second waits, then finds the partitions made).
+    LOCK TABLE public.archived_ledger_partitions IN SHARE ROW EXCLUSIVE MODE;
+    v_day := (pg_catalog.now() AT TIME ZONE 'UTC')::date;
+    v_last := v_day + p_days_ahead;
+    WHILE v_day <= v_last LOOP
+        v_name := 'attempts_p' || pg_catalog.to_char(v_day, 'YYYYMMDD');
+        v_from := public.ledger_uuid_lower_bound(v_day::timestamp AT TIME ZONE 'UTC');
+        v_to := public.ledger_uuid_lower_bound((v_day + 1)::timestamp AT TIME ZONE 'UTC');
+        IF pg_catalog.to_regclass('symphony_ledger.' || v_name) IS NULL
+           AND NOT EXISTS (SELECT 1 FROM public.archived_ledger_partitions AS a
+                            WHERE a.partition_name = v_name AND a.state = 'ARCHIVED') THEN
+            IF EXISTS (SELECT 1 FROM public.payment_outbox_attempts_default AS d
+                        WHERE d.outbox_id >= v_from AND d.outbox_id < v_to) THEN
+                RAISE EXCEPTION 'the default ledger partition holds rows of %: partition % cannot '
+                                'be created', v_day, v_name
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          HINT = 'See "Rows in the default ledger partition" in the runbook.';
+            END IF;
+            EXECUTE pg_catalog.format(
+                'CREATE TABLE symphony_ledger.%I PARTITION OF public.payment_outbox_attempts '
+                'FOR VALUES FROM (%L) TO (%L)', v_name, v_from, v_to);
+            PERFORM public.protect_ledger_partition(('symphony_ledger.' || v_name)::regclass);
+            partition_name := 'symphony_ledger.' || v_name;
+            action := 'created';
+            RETURN NEXT;
+        END IF;
+        v_day := v_day + 1;
+    END LOOP;
+    -- Every partition, including one created by hand, ends up protected.
+    FOR v_part IN
+        SELECT i.inhrelid::pg_catalog.regclass AS rel
+          FROM pg_catalog.pg_inherits AS i
+         WHERE i.inhparent = 'public.payment_outbox_attempts'::pg_catalog.regclass
+         ORDER BY 1
+    LOOP
+        IF public.protect_ledger_partition(v_part.rel) THEN
+            partition_name := v_part.rel::text;
+            action := 'protected';
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION ensure_ledger_partitions(p_days_ahead integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) IS 'Creates the daily ledger partitions (symphony_ledger.attempts_pYYYYMMDD, UTC days) from today to p_days_ahead days ahead (default 14, 1-366) and protects every partition; returns what it created or fixed. 22023 on a bad argument, 55000 when the default partition holds rows of a day to create.';
+
+
+--
 -- Name: extend_outbox_lease(uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1566,6 +1723,119 @@ ALTER FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, 
 --
 
 COMMENT ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) IS 'Heartbeat: sets the lease of p_outbox_id to expire p_lease_seconds (1..86400) from now and returns the new expiry. Fenced like completion: P7002 (LEASE_LOST) unless worker and token are the job''s current lease (an expired lease nobody replaced may still be extended).';
+
+
+--
+-- Name: guard_archived_outbox_id(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_archived_outbox_id() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_partition text;
+BEGIN
+    SELECT a.partition_name INTO v_partition
+      FROM public.archived_ledger_partitions AS a
+     WHERE a.state = 'ARCHIVED'
+       AND NEW.outbox_id >= a.range_from AND NEW.outbox_id < a.range_to;
+    IF FOUND THEN
+        RAISE EXCEPTION 'JOB_ARCHIVED: outbox % lies in the archived ledger partition %; its '
+                        'jobs are terminal and cannot be queued or recorded again',
+            NEW.outbox_id, v_partition
+            USING ERRCODE = 'P7020',
+                  HINT = 'Restore the partition to read the job''s history; enqueue a new '
+                         'instruction for a new payment.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_archived_outbox_id() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_archived_outbox_id(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_archived_outbox_id() IS 'Trigger function: refuses (P7020 JOB_ARCHIVED) a queue or ledger row written by anyone but the outbox functions (a superuser or the migrating role by hand) for an outbox_id whose ledger partition is archived.';
+
+
+--
+-- Name: guard_attempt_participant(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_attempt_participant() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_participant text;
+BEGIN
+    SELECT a.participant_id INTO v_participant
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = NEW.outbox_id
+       AND a.participant_id <> NEW.participant_id
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'outbox % belongs to participant %: an attempt naming participant % '
+                        'is refused (uq_payment_outbox_attempts_one_outcome, _one_redrive and '
+                        '_outbox_attempt_no hold per job only with one participant)',
+            NEW.outbox_id, pg_catalog.quote_literal(v_participant),
+            pg_catalog.quote_literal(NEW.participant_id)
+            USING ERRCODE = 'unique_violation',
+                  CONSTRAINT = 'uq_payment_outbox_attempts_one_outcome';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_attempt_participant() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_attempt_participant(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job.';
+
+
+--
+-- Name: guard_idempotency_key_archived(); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.guard_idempotency_key_archived() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_partition text;
+BEGIN
+    SELECT a.partition_name INTO v_partition
+      FROM public.archived_ledger_partitions AS a
+     WHERE a.state = 'ARCHIVED'
+       AND OLD.outbox_id >= a.range_from AND OLD.outbox_id < a.range_to;
+    IF FOUND THEN
+        RAISE EXCEPTION 'JOB_ARCHIVED: idempotency key % of instruction % belongs to outbox %, '
+                        'whose ledger partition % is archived; it is never queued again',
+            pg_catalog.quote_literal(OLD.idempotency_key),
+            pg_catalog.quote_literal(OLD.instruction_id), OLD.outbox_id, v_partition
+            USING ERRCODE = 'P7020',
+                  HINT = 'The payment was processed; restore the partition to read its history.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+
+ALTER FUNCTION public.guard_idempotency_key_archived() OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION guard_idempotency_key_archived(); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.guard_idempotency_key_archived() IS 'Trigger function: refuses (P7020 JOB_ARCHIVED) moving an idempotency key away from an outbox_id whose ledger partition is archived, so a duplicate of an archived payment is never queued again.';
 
 
 --
@@ -1778,6 +2048,78 @@ ALTER FUNCTION public.keep_one_active_policy_version() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.keep_one_active_policy_version() IS 'Constraint trigger function (deferred): refuses (P7103) to commit a transaction that leaves public.policy_versions without an ACTIVE version after demoting one.';
+
+
+--
+-- Name: ledger_uuid_lower_bound(timestamp with time zone); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.ledger_uuid_lower_bound(p_at timestamp with time zone) RETURNS uuid
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    SELECT (pg_catalog.substr(h, 1, 8) || '-' || pg_catalog.substr(h, 9, 4)
+            || '-0000-0000-000000000000')::pg_catalog.uuid
+      FROM (SELECT pg_catalog.lpad(pg_catalog.to_hex(
+                       pg_catalog.floor(pg_catalog.date_part('epoch', p_at) * 1000)::bigint),
+                   12, '0') AS h) AS x
+$$;
+
+
+ALTER FUNCTION public.ledger_uuid_lower_bound(p_at timestamp with time zone) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION ledger_uuid_lower_bound(p_at timestamp with time zone); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.ledger_uuid_lower_bound(p_at timestamp with time zone) IS 'The smallest UUIDv7 generated at or after p_at (its first 48 bits are the Unix time in milliseconds): the range bound of a ledger partition.';
+
+
+--
+-- Name: mark_ledger_partition_restored(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.mark_ledger_partition_restored(p_partition text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_rec public.archived_ledger_partitions;
+    v_rel regclass;
+    v_count bigint;
+BEGIN
+    SELECT * INTO v_rec FROM public.archived_ledger_partitions AS a
+     WHERE a.partition_name = p_partition FOR UPDATE;
+    IF NOT FOUND OR v_rec.state <> 'ARCHIVED' THEN
+        RAISE EXCEPTION 'symphony_ledger.% is not recorded as archived', p_partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_rel := pg_catalog.to_regclass('symphony_ledger.' || pg_catalog.quote_ident(p_partition));
+    IF v_rel IS NULL THEN
+        RAISE EXCEPTION 'symphony_ledger.% has not been recreated', p_partition
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v_rel) INTO v_count;
+    IF v_count <> v_rec.row_count THEN
+        RAISE EXCEPTION 'restored symphony_ledger.% holds % rows, the archive recorded %',
+            p_partition, v_count, v_rec.row_count
+            USING ERRCODE = 'data_exception';
+    END IF;
+    PERFORM public.protect_ledger_partition(v_rel);
+    UPDATE public.archived_ledger_partitions AS a
+       SET state = 'RESTORED', restored_at = pg_catalog.now()
+     WHERE a.partition_name = p_partition;
+END
+$$;
+
+
+ALTER FUNCTION public.mark_ledger_partition_restored(p_partition text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION mark_ledger_partition_restored(p_partition text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.mark_ledger_partition_restored(p_partition text) IS 'The last restore step: checks the recreated partition holds the recorded row count, protects it and marks its archive RESTORED.';
 
 
 --
@@ -2270,6 +2612,96 @@ ALTER FUNCTION public.promote_outbox_head() OWNER TO symphony_owner;
 --
 
 COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DELETE of a head on payment_outbox_pending): makes the participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the participant''s row in participant_outbox_sequences.';
+
+
+--
+-- Name: protect_ledger_partition(regclass); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.protect_ledger_partition(p_partition regclass) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_changed boolean := false;
+    v_suffix text;
+    v_index record;
+    v_trigger record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits AS i
+                    WHERE i.inhrelid = p_partition
+                      AND i.inhparent = 'public.payment_outbox_attempts'::pg_catalog.regclass) THEN
+        RAISE EXCEPTION '% is not a partition of public.payment_outbox_attempts', p_partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT c.relowner FROM pg_catalog.pg_class AS c WHERE c.oid = p_partition)
+       <> 'symphony_owner'::pg_catalog.regrole THEN
+        RAISE EXCEPTION 'ledger partition % is owned by %, not symphony_owner; it cannot be '
+                        'protected', p_partition,
+            (SELECT c.relowner::pg_catalog.regrole FROM pg_catalog.pg_class AS c
+              WHERE c.oid = p_partition)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = pg_catalog.format('ALTER TABLE %s OWNER TO symphony_owner, then run '
+                                           'symphony-schema attempts partitions ensure',
+                                           p_partition);
+    END IF;
+    -- Each index (and so each unique or primary key constraint) of a partition is named after
+    -- the parent's, so a 23505 still names the rule: uq_payment_outbox_attempts_one_outcome_p20261130.
+    SELECT pg_catalog.regexp_replace(c.relname, '^(payment_outbox_)?attempts_', '')
+      INTO v_suffix
+      FROM pg_catalog.pg_class AS c WHERE c.oid = p_partition;
+    FOR v_index IN
+        SELECT ci.oid AS child, ci.relname AS child_name,
+               pg_catalog.left(pi.relname || '_' || v_suffix, 63) AS wanted
+          FROM pg_catalog.pg_index AS x
+          JOIN pg_catalog.pg_class AS ci ON ci.oid = x.indexrelid
+          JOIN pg_catalog.pg_inherits AS h ON h.inhrelid = x.indexrelid
+          JOIN pg_catalog.pg_class AS pi ON pi.oid = h.inhparent
+         WHERE x.indrelid = p_partition
+    LOOP
+        IF v_index.child_name <> v_index.wanted THEN
+            EXECUTE pg_catalog.format('ALTER INDEX %s RENAME TO %I',
+                                      v_index.child::pg_catalog.regclass, v_index.wanted);
+            v_changed := true;
+        END IF;
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger AS t
+                    WHERE t.tgrelid = p_partition
+                      AND t.tgname = 'trg_deny_outbox_attempts_truncate') THEN
+        EXECUTE pg_catalog.format(
+            'CREATE TRIGGER trg_deny_outbox_attempts_truncate BEFORE TRUNCATE ON %s '
+            'FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_attempts_mutation()',
+            p_partition);
+        v_changed := true;
+    END IF;
+    FOR v_trigger IN
+        SELECT t.tgname
+          FROM pg_catalog.pg_trigger AS t
+         WHERE t.tgrelid = p_partition
+           AND t.tgname IN ('trg_deny_outbox_attempts_truncate',
+                            'trg_deny_outbox_attempts_mutation',
+                            'trg_guard_outbox_attempts_insert',
+                            'trg_guard_archived_outbox_id',
+                            'trg_guard_attempt_participant')
+           AND t.tgenabled <> 'A'
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I',
+                                  p_partition, v_trigger.tgname);
+        v_changed := true;
+    END LOOP;
+    RETURN v_changed;
+END
+$$;
+
+
+ALTER FUNCTION public.protect_ledger_partition(p_partition regclass) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION protect_ledger_partition(p_partition regclass); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.protect_ledger_partition(p_partition regclass) IS 'Gives a ledger partition its own BEFORE TRUNCATE deny trigger, sets its append-only and insert-guard triggers to ENABLE ALWAYS and names its indexes after the parent''s (plus the partition suffix). Returns true when something had to be fixed.';
 
 
 --
@@ -3028,6 +3460,39 @@ CREATE TABLE public.alembic_version (
 
 
 --
+-- Name: archived_ledger_partitions; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.archived_ledger_partitions (
+    partition_name text NOT NULL,
+    range_from uuid NOT NULL,
+    range_to uuid NOT NULL,
+    state text NOT NULL,
+    row_count bigint NOT NULL,
+    sha256 text NOT NULL,
+    file_name text NOT NULL,
+    columns text[] NOT NULL,
+    archived_at timestamp with time zone DEFAULT now() NOT NULL,
+    archived_by text DEFAULT SESSION_USER NOT NULL,
+    restored_at timestamp with time zone,
+    CONSTRAINT ck_archived_ledger_partitions_range CHECK ((range_from < range_to)),
+    CONSTRAINT ck_archived_ledger_partitions_restored_at CHECK (((state = 'RESTORED'::text) = (restored_at IS NOT NULL))),
+    CONSTRAINT ck_archived_ledger_partitions_row_count CHECK ((row_count >= 0)),
+    CONSTRAINT ck_archived_ledger_partitions_sha256 CHECK ((sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT ck_archived_ledger_partitions_state CHECK ((state = ANY (ARRAY['ARCHIVED'::text, 'RESTORED'::text])))
+);
+
+
+ALTER TABLE public.archived_ledger_partitions OWNER TO symphony_owner;
+
+--
+-- Name: TABLE archived_ledger_partitions; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.archived_ledger_partitions IS 'One row per ledger partition written to a verified archive file and dropped (state ARCHIVED), or brought back from it (RESTORED): its outbox_id range, row count and the sha256 of the file.';
+
+
+--
 -- Name: outbox_rail_references; Type: TABLE; Schema: public; Owner: symphony_owner
 --
 
@@ -3152,7 +3617,8 @@ CREATE TABLE public.payment_outbox_attempts (
     CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
     CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
     CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
-);
+)
+PARTITION BY RANGE (outbox_id);
 
 
 ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
@@ -3161,7 +3627,7 @@ ALTER TABLE public.payment_outbox_attempts OWNER TO symphony_owner;
 -- Name: TABLE payment_outbox_attempts; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001), written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that replaced it.';
+COMMENT ON TABLE public.payment_outbox_attempts IS 'Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every partition too), written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that replaced it. All rows of a job name its participant. Partitioned by RANGE (outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130).';
 
 
 --
@@ -3218,6 +3684,51 @@ COMMENT ON COLUMN public.payment_outbox_attempts.ticket IS 'The change or incide
 --
 
 COMMENT ON COLUMN public.payment_outbox_attempts.related_outbox_id IS 'On a REDRIVEN row: the new job that replaced this one.';
+
+
+--
+-- Name: payment_outbox_attempts_default; Type: TABLE; Schema: public; Owner: symphony_owner
+--
+
+CREATE TABLE public.payment_outbox_attempts_default (
+    attempt_id uuid DEFAULT public.uuid_v7_or_random() CONSTRAINT payment_outbox_attempts_attempt_id_not_null NOT NULL,
+    outbox_id uuid CONSTRAINT payment_outbox_attempts_outbox_id_not_null NOT NULL,
+    instruction_id text CONSTRAINT payment_outbox_attempts_instruction_id_not_null NOT NULL,
+    participant_id text CONSTRAINT payment_outbox_attempts_participant_id_not_null NOT NULL,
+    sequence_id bigint CONSTRAINT payment_outbox_attempts_sequence_id_not_null NOT NULL,
+    idempotency_key text CONSTRAINT payment_outbox_attempts_idempotency_key_not_null NOT NULL,
+    rail_type text CONSTRAINT payment_outbox_attempts_rail_type_not_null NOT NULL,
+    payload jsonb,
+    attempt_no integer CONSTRAINT payment_outbox_attempts_attempt_no_not_null NOT NULL,
+    state public.outbox_attempt_state CONSTRAINT payment_outbox_attempts_state_not_null NOT NULL,
+    claimed_at timestamp with time zone DEFAULT now() CONSTRAINT payment_outbox_attempts_claimed_at_not_null NOT NULL,
+    completed_at timestamp with time zone,
+    rail_reference text,
+    rail_code text,
+    error_code text,
+    error_message text,
+    latency_ms integer,
+    worker_id text,
+    created_at timestamp with time zone DEFAULT now() CONSTRAINT payment_outbox_attempts_created_at_not_null NOT NULL,
+    lease_token uuid,
+    recorded_by text DEFAULT SESSION_USER,
+    acted_by text,
+    reason text,
+    ticket text,
+    related_outbox_id uuid,
+    CONSTRAINT ck_payment_outbox_attempts_attempt_no_positive CHECK ((attempt_no >= 1)),
+    CONSTRAINT ck_payment_outbox_attempts_latency_ms_nonnegative CHECK (((latency_ms IS NULL) OR (latency_ms >= 0))),
+    CONSTRAINT ck_payment_outbox_attempts_payload_is_object CHECK ((jsonb_typeof(payload) = 'object'::text))
+);
+
+
+ALTER TABLE public.payment_outbox_attempts_default OWNER TO symphony_owner;
+
+--
+-- Name: TABLE payment_outbox_attempts_default; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON TABLE public.payment_outbox_attempts_default IS 'Default partition of the attempts ledger: rows whose outbox_id falls in no daily partition. Must stay empty (the invariants gate reports rows here).';
 
 
 --
@@ -3408,11 +3919,26 @@ COMMENT ON TABLE public.schema_migrations IS 'Migration ledger written by the Sy
 
 
 --
+-- Name: payment_outbox_attempts_default; Type: TABLE ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_attempts ATTACH PARTITION public.payment_outbox_attempts_default DEFAULT;
+
+
+--
 -- Name: alembic_version alembic_version_pkc; Type: CONSTRAINT; Schema: public; Owner: (migrating user)
 --
 
 ALTER TABLE ONLY public.alembic_version
     ADD CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num);
+
+
+--
+-- Name: archived_ledger_partitions pk_archived_ledger_partitions; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.archived_ledger_partitions
+    ADD CONSTRAINT pk_archived_ledger_partitions PRIMARY KEY (partition_name);
 
 
 --
@@ -3452,7 +3978,15 @@ ALTER TABLE ONLY public.participant_outbox_sequences
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts
-    ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (attempt_id);
+    ADD CONSTRAINT pk_payment_outbox_attempts PRIMARY KEY (outbox_id, participant_id, attempt_id);
+
+
+--
+-- Name: payment_outbox_attempts_default pk_payment_outbox_attempts_default; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_attempts_default
+    ADD CONSTRAINT pk_payment_outbox_attempts_default PRIMARY KEY (outbox_id, participant_id, attempt_id);
 
 
 --
@@ -3508,7 +4042,15 @@ ALTER TABLE ONLY public.schema_migrations
 --
 
 ALTER TABLE ONLY public.payment_outbox_attempts
-    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no UNIQUE (outbox_id, attempt_no);
+    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no UNIQUE (outbox_id, participant_id, attempt_no);
+
+
+--
+-- Name: payment_outbox_attempts_default uq_payment_outbox_attempts_outbox_attempt_no_default; Type: CONSTRAINT; Schema: public; Owner: symphony_owner
+--
+
+ALTER TABLE ONLY public.payment_outbox_attempts_default
+    ADD CONSTRAINT uq_payment_outbox_attempts_outbox_attempt_no_default UNIQUE (outbox_id, participant_id, attempt_no);
 
 
 --
@@ -3531,21 +4073,42 @@ ALTER TABLE ONLY public.payment_outbox_pending
 -- Name: ix_payment_outbox_attempts_instruction_idempotency; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON public.payment_outbox_attempts USING btree (instruction_id, idempotency_key);
+CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON ONLY public.payment_outbox_attempts USING btree (instruction_id, idempotency_key);
+
+
+--
+-- Name: ix_payment_outbox_attempts_instruction_idempotency_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency_default ON public.payment_outbox_attempts_default USING btree (instruction_id, idempotency_key);
 
 
 --
 -- Name: ix_payment_outbox_attempts_recent_trouble; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE INDEX ix_payment_outbox_attempts_recent_trouble ON public.payment_outbox_attempts USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
+CREATE INDEX ix_payment_outbox_attempts_recent_trouble ON ONLY public.payment_outbox_attempts USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
+
+
+--
+-- Name: ix_payment_outbox_attempts_recent_trouble_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_recent_trouble_default ON public.payment_outbox_attempts_default USING btree (created_at) WHERE (state = ANY (ARRAY['RETRYABLE'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state, 'ZOMBIE_REQUEUE'::public.outbox_attempt_state]));
 
 
 --
 -- Name: ix_payment_outbox_attempts_related_outbox; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE INDEX ix_payment_outbox_attempts_related_outbox ON public.payment_outbox_attempts USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
+CREATE INDEX ix_payment_outbox_attempts_related_outbox ON ONLY public.payment_outbox_attempts USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE INDEX ix_payment_outbox_attempts_related_outbox_default ON public.payment_outbox_attempts_default USING btree (related_outbox_id) WHERE (related_outbox_id IS NOT NULL);
 
 
 --
@@ -3580,14 +4143,28 @@ CREATE INDEX ix_payment_outbox_stale_outcomes_outbox ON public.payment_outbox_st
 -- Name: uq_payment_outbox_attempts_one_outcome; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome ON ONLY public.payment_outbox_attempts USING btree (outbox_id, participant_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_outcome_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_outcome_default ON public.payment_outbox_attempts_default USING btree (outbox_id, participant_id) WHERE (state = ANY (ARRAY['DISPATCHED'::public.outbox_attempt_state, 'FAILED'::public.outbox_attempt_state, 'CANCELLED'::public.outbox_attempt_state]));
 
 
 --
 -- Name: uq_payment_outbox_attempts_one_redrive; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
-CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON public.payment_outbox_attempts USING btree (outbox_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON ONLY public.payment_outbox_attempts USING btree (outbox_id, participant_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive_default; Type: INDEX; Schema: public; Owner: symphony_owner
+--
+
+CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive_default ON public.payment_outbox_attempts_default USING btree (outbox_id, participant_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
 
 
 --
@@ -3595,6 +4172,55 @@ CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON public.payment_out
 --
 
 CREATE UNIQUE INDEX uq_policy_versions_one_active ON public.policy_versions USING btree ((true)) WHERE (status = 'ACTIVE'::public.policy_version_status);
+
+
+--
+-- Name: ix_payment_outbox_attempts_instruction_idempotency_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.ix_payment_outbox_attempts_instruction_idempotency ATTACH PARTITION public.ix_payment_outbox_attempts_instruction_idempotency_default;
+
+
+--
+-- Name: ix_payment_outbox_attempts_recent_trouble_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.ix_payment_outbox_attempts_recent_trouble ATTACH PARTITION public.ix_payment_outbox_attempts_recent_trouble_default;
+
+
+--
+-- Name: ix_payment_outbox_attempts_related_outbox_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.ix_payment_outbox_attempts_related_outbox ATTACH PARTITION public.ix_payment_outbox_attempts_related_outbox_default;
+
+
+--
+-- Name: pk_payment_outbox_attempts_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.pk_payment_outbox_attempts ATTACH PARTITION public.pk_payment_outbox_attempts_default;
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_outcome_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.uq_payment_outbox_attempts_one_outcome ATTACH PARTITION public.uq_payment_outbox_attempts_one_outcome_default;
+
+
+--
+-- Name: uq_payment_outbox_attempts_one_redrive_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.uq_payment_outbox_attempts_one_redrive ATTACH PARTITION public.uq_payment_outbox_attempts_one_redrive_default;
+
+
+--
+-- Name: uq_payment_outbox_attempts_outbox_attempt_no_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
+--
+
+ALTER INDEX public.uq_payment_outbox_attempts_outbox_attempt_no ATTACH PARTITION public.uq_payment_outbox_attempts_outbox_attempt_no_default;
 
 
 --
@@ -3616,6 +4242,15 @@ ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_deny_outbox
 
 
 --
+-- Name: payment_outbox_attempts_default trg_deny_outbox_attempts_truncate; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_deny_outbox_attempts_truncate BEFORE TRUNCATE ON public.payment_outbox_attempts_default FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_attempts_mutation();
+
+ALTER TABLE public.payment_outbox_attempts_default ENABLE ALWAYS TRIGGER trg_deny_outbox_attempts_truncate;
+
+
+--
 -- Name: payment_outbox_payloads trg_deny_outbox_payloads_mutation; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
@@ -3631,6 +4266,42 @@ ALTER TABLE public.payment_outbox_payloads ENABLE ALWAYS TRIGGER trg_deny_outbox
 CREATE TRIGGER trg_deny_outbox_payloads_truncate BEFORE TRUNCATE ON public.payment_outbox_payloads FOR EACH STATEMENT EXECUTE FUNCTION public.deny_outbox_payloads_mutation();
 
 ALTER TABLE public.payment_outbox_payloads ENABLE ALWAYS TRIGGER trg_deny_outbox_payloads_truncate;
+
+
+--
+-- Name: payment_outbox_attempts trg_guard_archived_outbox_id; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_archived_outbox_id BEFORE INSERT ON public.payment_outbox_attempts FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+
+--
+-- Name: payment_outbox_pending trg_guard_archived_outbox_id; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_archived_outbox_id BEFORE INSERT OR UPDATE OF outbox_id ON public.payment_outbox_pending FOR EACH ROW WHEN ((CURRENT_USER <> 'symphony_owner'::name)) EXECUTE FUNCTION public.guard_archived_outbox_id();
+
+ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_guard_archived_outbox_id;
+
+
+--
+-- Name: payment_outbox_attempts trg_guard_attempt_participant; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_attempt_participant BEFORE INSERT ON public.payment_outbox_attempts FOR EACH ROW EXECUTE FUNCTION public.guard_attempt_participant();
+
+ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER trg_guard_attempt_participant;
+
+
+--
+-- Name: payment_outbox_idempotency_keys trg_guard_idempotency_key_archived; Type: TRIGGER; Schema: public; Owner: symphony_owner
+--
+
+CREATE TRIGGER trg_guard_idempotency_key_archived BEFORE UPDATE OF outbox_id ON public.payment_outbox_idempotency_keys FOR EACH ROW WHEN ((old.outbox_id IS DISTINCT FROM new.outbox_id)) EXECUTE FUNCTION public.guard_idempotency_key_archived();
+
+ALTER TABLE public.payment_outbox_idempotency_keys ENABLE ALWAYS TRIGGER trg_guard_idempotency_key_archived;
 
 
 --
@@ -3729,6 +4400,13 @@ GRANT USAGE ON SCHEMA public TO test_user;
 
 
 --
+-- Name: FUNCTION archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.archive_ledger_partition(p_partition text, p_row_count bigint, p_sha256 text, p_file_name text, p_columns text[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION bump_participant_outbox_seq(p_participant_id text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -3823,6 +4501,13 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text
 
 
 --
+-- Name: FUNCTION ensure_ledger_partitions(p_days_ahead integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.ensure_ledger_partitions(p_days_ahead integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -3830,6 +4515,27 @@ REVOKE ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_toke
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_control;
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO test_user;
+
+
+--
+-- Name: FUNCTION guard_archived_outbox_id(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_archived_outbox_id() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_attempt_participant(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_attempt_participant() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION guard_idempotency_key_archived(); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.guard_idempotency_key_archived() FROM PUBLIC;
 
 
 --
@@ -3865,6 +4571,20 @@ REVOKE ALL ON FUNCTION public.guard_policy_version_lifecycle() FROM PUBLIC;
 --
 
 REVOKE ALL ON FUNCTION public.keep_one_active_policy_version() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION ledger_uuid_lower_bound(p_at timestamp with time zone); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.ledger_uuid_lower_bound(p_at timestamp with time zone) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION mark_ledger_partition_restored(p_partition text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.mark_ledger_partition_restored(p_partition text) FROM PUBLIC;
 
 
 --
@@ -3955,6 +4675,13 @@ REVOKE ALL ON FUNCTION public.policy_version_sort_key(p_version text) FROM PUBLI
 --
 
 REVOKE ALL ON FUNCTION public.promote_outbox_head() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION protect_ledger_partition(p_partition regclass); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.protect_ledger_partition(p_partition regclass) FROM PUBLIC;
 
 
 --
@@ -4175,6 +4902,7 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0022_metrics_read_in_doubt', 'outbox_metrics() counts in-doubt jobs from the queue''s in_doubt flag, not a ledger probe', 'sha256:788e13a1f6d0e000f09cad68ce2d04303586b0d2137f51df584431d684f8c545');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0023_completion_rail_references', 'A DISPATCHED completion records its rail reference, unique per rail (P7013 when reused)', 'sha256:4d5e1897bbf000b2b3714cac6087b9c35d42797b8567c8f15eabf50af4c5c744');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0024_payload_stored_once', 'The payload is stored once per job in payment_outbox_payloads; ledger rows stop copying it', 'sha256:27e7a91f5805e37bb6874743df2a40e81fba44a1810b97842d1dcb73376394fc');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:bd3b4a2d668633143130634bc80c6b2459101ed29b68291e3ec3fee1db980ee6');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0025_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:7761cfcd4ee625ac98ed59f29dd0f89744cf6bf663d083808584327491e8e586');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.alembic_version (version_num) VALUES ('0027_enqueue_batch');

@@ -23,6 +23,7 @@ from benchmarks import (
     enqueue_batch,
     evaluate,
     expiry,
+    ledger,
     machine,
     plots,
     profile,
@@ -53,6 +54,7 @@ SECTIONS = (
     "wake",
     "engine",
     "engine2",
+    "ledger",
 )
 
 
@@ -263,6 +265,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                 "engine2": lambda: engine_vs_plain_alembic(
                     server.url, max(3, settings.engine_repeats)
                 ),
+                "ledger": lambda: ledger.ledger(ctx),
             }
             keys = {"statements": "statement_costs"}
             if meta["server"]["pg_stat_statements"]:

@@ -144,7 +144,16 @@ def reset_ours(conn: Conn) -> None:
     trigger, ENABLE ALWAYS); in this scratch database the superuser switches it off for the reset
     only."""
     conn.execute("ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER")
+    # Each partition of the ledger has a TRUNCATE trigger of its own (ADR 0131); the call to
+    # ensure_ledger_partitions() below enables it ALWAYS again.
+    partitions = conn.execute(
+        "SELECT inhrelid::regclass::text FROM pg_inherits"
+        " WHERE inhparent = 'public.payment_outbox_attempts'::regclass"
+    ).fetchall()
+    for (partition,) in partitions:
+        conn.execute(f"ALTER TABLE {partition} DISABLE TRIGGER trg_deny_outbox_attempts_truncate")
     conn.execute("TRUNCATE " + ", ".join(OURS_TABLES))
+    conn.execute("SELECT count(*) FROM public.ensure_ledger_partitions(14)")
     conn.execute(
         "ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER "
         "trg_deny_outbox_attempts_mutation"

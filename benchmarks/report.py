@@ -667,6 +667,42 @@ def _ceiling_table(results: Results) -> list[str]:
     )
 
 
+def _ledger_table(results: Results) -> list[str]:
+    led = results["ledger"]
+    rows = []
+    for layout, entries in led["layouts"].items():
+        for entry in entries:
+            cells = [layout, f"{entry['size']:,}"]
+            for op in ("enqueue", "claim_complete", "batched_10"):
+                m = entry[op]
+                cells.append(
+                    f"{m['median_ms']:.3f} ({m['p95_ms']:.3f}) ms, {m['wal_bytes_per_job']:,.0f} B"
+                )
+            rows.append(cells)
+    lines = _table(
+        ["layout", "ledger rows", "enqueue", "claim(1)+complete per job", "claim(10)+batch of 10"],
+        rows,
+    )
+    for layout, entries in led["layouts"].items():
+        first, last = entries[0], entries[-1]
+        ratios = ", ".join(
+            f"{op} {last[op]['median_ms'] / first[op]['median_ms']:.2f}x"
+            for op in ("enqueue", "claim_complete", "batched_10")
+            if first[op]["median_ms"]
+        )
+        lines.append(f"- **{layout}**: {last['size']:,} rows vs {first['size']:,}: {ratios}.")
+        for entry in entries:
+            ar = entry.get("archive_restore")
+            if ar:
+                lines.append(
+                    f"- **Archive/restore** of a partition of {ar['rows']:,} rows: archive "
+                    f"{ar['archive_s']} s ({ar['archive_rows_per_s']:,} rows/s, file "
+                    f"{ar['file_bytes']:,} bytes), restore {ar['restore_s']} s "
+                    f"({ar['restore_rows_per_s']:,} rows/s)."
+                )
+    return lines
+
+
 def render(results: Results, figures: list[Path]) -> str:
     meta = results["meta"]
     ev = results["evaluation"]
@@ -840,6 +876,21 @@ def render(results: Results, figures: list[Path]) -> str:
         lines += ["## Engine (P5)", "", *_engine_table(results), *_engine_profile(results), ""]
     if "ceiling" in results:
         lines += ["## Reference points: the commit ceiling", "", *_ceiling_table(results), ""]
+    if "ledger" in results:
+        lines += [
+            "## The attempts ledger at 10M rows: partitioned vs single table (issue 15)",
+            "",
+            "One client, autocommit, per-call medians (p95) over the same calls at each ledger"
+            " size; WAL bytes per job from the client's own `pg_stat_get_backend_wal()`."
+            " `partitioned` is the schema at head (daily partitions, ADR 0130), `single` the"
+            " ledger of revision 0012. The historical rows are one DISPATCHED attempt per job"
+            " spread over 89 days, with their key-table rows (`benchmarks/ledger.py`). Target:"
+            " hot-path cost at 10M within 1.2x of 10k, WAL per job not worse than the single"
+            " table.",
+            "",
+            *_ledger_table(results),
+            "",
+        ]
     if results.get("pg_stat_statements"):
         lines += [
             "## pg_stat_statements (whole run, scratch database)",

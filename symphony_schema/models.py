@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -29,15 +30,17 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
-from sqlalchemy.dialects.postgresql import ENUM, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, ENUM, JSONB, UUID
 from sqlalchemy.sql.elements import conv
 
 __all__ = [
     "NAMING_CONVENTION",
     "OUTBOX_ATTEMPT_STATES",
     "POLICY_VERSION_STATUSES",
+    "archived_ledger_partitions",
     "metadata",
     "outbox_attempt_state",
     "outbox_rail_references",
@@ -307,9 +310,14 @@ payment_outbox_attempts: Final = Table(
         nullable=True,
         comment="On a REDRIVEN row: the new job that replaced this one.",
     ),
-    PrimaryKeyConstraint("attempt_id", name=conv("pk_payment_outbox_attempts")),
+    # Revision 0025 (ADR 0130, 0134): partitioned by RANGE (outbox_id); unique keys hold the
+    # partition key and participant_id (the Citus distribution column, ADR 0126).
+    PrimaryKeyConstraint(
+        "outbox_id", "participant_id", "attempt_id", name=conv("pk_payment_outbox_attempts")
+    ),
     UniqueConstraint(
         "outbox_id",
+        "participant_id",
         "attempt_no",
         name=conv("uq_payment_outbox_attempts_outbox_attempt_no"),
     ),
@@ -330,6 +338,7 @@ payment_outbox_attempts: Final = Table(
     Index(
         conv("uq_payment_outbox_attempts_one_outcome"),
         "outbox_id",
+        "participant_id",
         unique=True,
         postgresql_where=text("state IN ('DISPATCHED', 'FAILED', 'CANCELLED')"),
     ),
@@ -337,6 +346,7 @@ payment_outbox_attempts: Final = Table(
     Index(
         conv("uq_payment_outbox_attempts_one_redrive"),
         "outbox_id",
+        "participant_id",
         unique=True,
         postgresql_where=text("state = 'REDRIVEN'"),
     ),
@@ -359,11 +369,13 @@ payment_outbox_attempts: Final = Table(
         "idempotency_key",
     ),
     comment=(
-        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001), "
-        "written only by the outbox functions. At most one outcome (DISPATCHED, FAILED or "
-        "CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the job that "
-        "replaced it."
+        "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every "
+        "partition too), written only by the outbox functions. At most one outcome (DISPATCHED, "
+        "FAILED or CANCELLED) per outbox_id; a REDRIVEN row after FAILED or CANCELLED names the "
+        "job that replaced it. All rows of a job name its participant. Partitioned by RANGE "
+        "(outbox_id), one partition per UTC enqueue day in schema symphony_ledger (ADR 0130)."
     ),
+    postgresql_partition_by="RANGE (outbox_id)",
 )
 
 
@@ -484,6 +496,30 @@ payment_outbox_stale_outcomes: Final = Table(
 )
 
 
+# Revision 0025 (ADR 0130): the ledger's default partition, with its indexes named after the
+# parent's as public.protect_ledger_partition() names them (the daily partitions live in schema
+# symphony_ledger, outside the models and the baseline).
+event.listen(
+    payment_outbox_attempts,
+    "after_create",
+    DDL(  # type: ignore[no-untyped-call]
+        "CREATE TABLE public.payment_outbox_attempts_default "
+        "PARTITION OF public.payment_outbox_attempts DEFAULT; "
+        "COMMENT ON TABLE public.payment_outbox_attempts_default IS "
+        "'Default partition of the attempts ledger: rows whose outbox_id falls in no daily "
+        "partition. Must stay empty (the invariants gate reports rows here).'; "
+        "DO $$ DECLARE r record; BEGIN FOR r IN "
+        "SELECT ci.oid::pg_catalog.regclass AS child, pi.relname || '_default' AS wanted "
+        "FROM pg_catalog.pg_index AS x JOIN pg_catalog.pg_class AS ci ON ci.oid = x.indexrelid "
+        "JOIN pg_catalog.pg_inherits AS h ON h.inhrelid = x.indexrelid "
+        "JOIN pg_catalog.pg_class AS pi ON pi.oid = h.inhparent "
+        "WHERE x.indrelid = 'public.payment_outbox_attempts_default'::pg_catalog.regclass "
+        "LOOP EXECUTE pg_catalog.format('ALTER INDEX %%s RENAME TO %%I', r.child, r.wanted); "
+        "END LOOP; END $$"
+    ),
+)
+
+
 # Revision 0019 (issue 20, ADR 0122): registered rails, canonical upper-case codes.
 outbox_rails: Final = Table(
     "outbox_rails",
@@ -552,6 +588,40 @@ payment_outbox_payloads: Final = Table(
         "Append-only (UPDATE, DELETE and TRUNCATE raise P0001); written only by "
         "enqueue_payment_outbox() and redrive_outbox_job(). Keyed (participant_id, outbox_id): "
         "distributed by participant_id and partitioned by outbox_id with the ledger."
+    ),
+)
+
+
+# Revision 0025 (ADR 0132): ledger partitions written to a verified archive file and dropped.
+archived_ledger_partitions: Final = Table(
+    "archived_ledger_partitions",
+    metadata,
+    Column("partition_name", Text, nullable=False),
+    Column("range_from", UUID(as_uuid=True), nullable=False),
+    Column("range_to", UUID(as_uuid=True), nullable=False),
+    Column("state", Text, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("file_name", Text, nullable=False),
+    Column("columns", ARRAY(Text), nullable=False),
+    Column("archived_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    Column("archived_by", Text, nullable=False, server_default=text("SESSION_USER")),
+    Column("restored_at", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("partition_name", name=conv("pk_archived_ledger_partitions")),
+    CheckConstraint(
+        "state IN ('ARCHIVED', 'RESTORED')", name=conv("ck_archived_ledger_partitions_state")
+    ),
+    CheckConstraint("range_from < range_to", name=conv("ck_archived_ledger_partitions_range")),
+    CheckConstraint("row_count >= 0", name=conv("ck_archived_ledger_partitions_row_count")),
+    CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name=conv("ck_archived_ledger_partitions_sha256")),
+    CheckConstraint(
+        "(state = 'RESTORED') = (restored_at IS NOT NULL)",
+        name=conv("ck_archived_ledger_partitions_restored_at"),
+    ),
+    comment=(
+        "One row per ledger partition written to a verified archive file and dropped (state "
+        "ARCHIVED), or brought back from it (RESTORED): its outbox_id range, row count and the "
+        "sha256 of the file."
     ),
 )
 

@@ -169,6 +169,9 @@ RAIL_REFERENCES: Final = table_name("outbox_rail_references")
 PAYLOADS: Final = table_name("payment_outbox_payloads")
 #: The migration ledger: created by the engine, owned by the migrating user, read by the auditor.
 LEDGER_TABLE: Final = table_name("schema_migrations")
+#: Revision 0025 (ADR 0130): the ledger's default partition and the archive record (owner only).
+ATTEMPTS_DEFAULT: Final = table_name("payment_outbox_attempts_default")
+ARCHIVED_PARTITIONS: Final = table_name("archived_ledger_partitions")
 
 #: Every relation the matrix covers.
 TABLES: Final[tuple[str, ...]] = (
@@ -183,6 +186,8 @@ TABLES: Final[tuple[str, ...]] = (
     OUTBOX_RAILS,
     RAIL_REFERENCES,
     PAYLOADS,
+    ATTEMPTS_DEFAULT,
+    ARCHIVED_PARTITIONS,
 )
 
 
@@ -403,6 +408,27 @@ ENQUEUE_PAYMENT_OUTBOX_BATCH: Final = function(
     ("p_priorities", "smallint[]"),
 )
 
+#: Revision 0025 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
+LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    function(
+        "ledger_uuid_lower_bound", ("p_at", "timestamp with time zone"), security_definer=False
+    ),
+    function("protect_ledger_partition", ("p_partition", "regclass")),
+    function("ensure_ledger_partitions", ("p_days_ahead", "integer")),
+    function(
+        "archive_ledger_partition",
+        ("p_partition", "text"),
+        ("p_row_count", "bigint"),
+        ("p_sha256", "text"),
+        ("p_file_name", "text"),
+        ("p_columns", "text[]"),
+    ),
+    function("mark_ledger_partition_restored", ("p_partition", "text")),
+    function("guard_idempotency_key_archived"),
+    function("guard_archived_outbox_id"),
+    function("guard_attempt_participant"),
+)
+
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
@@ -444,6 +470,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     DENY_PAYLOADS_MUTATION,
     NOTIFY_OUTBOX_WORK,
     ENQUEUE_PAYMENT_OUTBOX_BATCH,
+    *LEDGER_FUNCTIONS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -573,6 +600,11 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
         CONTROL: _EXECUTE,
         TEST_USER: _EXECUTE,
     },
+    # Revision 0025: the ledger's default partition, the archive record and the maintenance
+    # functions belong to the owner alone (ADR 0130-0134).
+    (ObjectKind.TABLE, ATTEMPTS_DEFAULT): {},
+    (ObjectKind.TABLE, ARCHIVED_PARTITIONS): {},
+    **{(ObjectKind.FUNCTION, spec.signature): {} for spec in LEDGER_FUNCTIONS},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

@@ -48,8 +48,11 @@ __all__ = [
     "server_locality",
 ]
 
-#: The statements that give back a fresh database's ``public`` (PostgreSQL 15+ defaults).
+#: The statements that give back a fresh database's ``public`` (PostgreSQL 15+ defaults), without
+#: the ledger partitions' schema ``symphony_ledger``.
 RECREATE_PUBLIC_SQL: tuple[LiteralString, ...] = (
+    # The attempts ledger's partitions (revision 0025, ADR 0130) live beside public.
+    "DROP SCHEMA IF EXISTS symphony_ledger CASCADE",
     "DROP SCHEMA IF EXISTS public CASCADE",
     "CREATE SCHEMA public AUTHORIZATION pg_database_owner",
     "COMMENT ON SCHEMA public IS 'standard public schema'",

@@ -3,7 +3,7 @@
 from symphony_schema.migration.sql import run_revision_sql
 
 revision = "0026_outbox_work_notify"
-down_revision = "0024_payload_stored_once"
+down_revision = "0025_partition_attempts_ledger"
 branch_labels = None
 depends_on = None
 

@@ -32,8 +32,10 @@ def connect(conninfo: str) -> Conn:
 
 #: Schemas that are PostgreSQL's own; everything else is compared.
 #: (Written without LIKE so that it can sit in queries with psycopg parameters.)
+#: symphony_ledger holds the ledger's partitions: operational state like rows (which days exist
+#: depends on when maintenance ran), checked by the invariants gate instead (ADR 0130).
 SYSTEM_SCHEMA_FILTER: Final = (
-    "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+    "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'symphony_ledger') "
     "AND n.nspname !~ '^pg_(toast_)?temp_'"
 )
 
@@ -739,6 +741,7 @@ def publication_lines(conn: Conn) -> list[str]:
         SELECT t.pubname, t.schemaname, t.tablename,
                pg_catalog.array_to_string(t.attnames, ','), t.rowfilter
           FROM pg_catalog.pg_publication_tables AS t
+         WHERE t.schemaname <> 'symphony_ledger'  -- the ledger's partitions (ADR 0130)
          ORDER BY 1, 2, 3
         """
     ):

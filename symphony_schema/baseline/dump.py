@@ -34,6 +34,8 @@ PG_DUMP_OPTIONS = (
     "--no-tablespaces",
     "--no-subscriptions",
     "--no-security-labels",
+    # The ledger's partitions: operational state, checked by the gate (ADR 0130).
+    "--exclude-schema=symphony_ledger",
     f"--restrict-key={RESTRICT_KEY}",
 )
 

@@ -31,6 +31,16 @@ PROG = "symphony-schema"
 #: One or more example invocations per command (shown under "examples:" in its --help). A test
 #: requires every command and subcommand to have a description and an entry here.
 EXAMPLES: dict[str, tuple[str, ...]] = {
+    "attempts": ("symphony-schema attempts partitions ensure",),
+    "attempts archive": (
+        "symphony-schema attempts archive --older-than 90d --to /srv/ledger-archive",
+    ),
+    "attempts partitions": ("symphony-schema attempts partitions list",),
+    "attempts partitions ensure": ("symphony-schema attempts partitions ensure --days-ahead 30",),
+    "attempts partitions list": ("symphony-schema attempts partitions list",),
+    "attempts restore": (
+        "symphony-schema attempts restore /srv/ledger-archive/attempts_p20260101.copy.gz",
+    ),
     "baseline": ("symphony-schema baseline drift",),
     "baseline apply": (
         "symphony-schema baseline apply --url postgresql://deployer@db.example/fresh",

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="DEVELOPMENT ONLY: drop and recreate schema public, then migrate to head",
         description=(
             "Development only. Drop schema public with everything in it (tables, data, the "
-            "migration ledger, alembic_version), recreate it as a fresh PostgreSQL 18 database "
+            "migration ledger, alembic_version) and schema symphony_ledger (the attempts "
+            "ledger's partitions), recreate public as a fresh PostgreSQL 18 database "
             "has it (owned by pg_database_owner, USAGE but never CREATE for PUBLIC), then migrate "
             "to head through the checksummed engine. Refuses, before connecting, any target that "
             "is not the embedded server, a Unix socket, localhost or a loopback address, judged "

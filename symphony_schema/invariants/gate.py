@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
-from symphony_schema.invariants import gate_outbox_ops, policy_gate
+from symphony_schema.invariants import gate_outbox_ops, ledger_partitions, policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -667,6 +667,8 @@ CHECKS: dict[str, GateFn] = {
     "interventions-audited": gate_outbox_ops.check_interventions_audited,
     "rail-rules-wired": gate_outbox_ops.check_rail_rules_wired,
     "payloads-append-only": gate_outbox_ops.check_payloads_append_only,
+    # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
+    **ledger_partitions.CHECKS,
 }
 
 

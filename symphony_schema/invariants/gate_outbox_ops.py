@@ -111,14 +111,34 @@ def _covers(predicate: str, states: tuple[str, ...]) -> bool:
     return named == set(states) and "state" in predicate and " <> " not in predicate
 
 
+_PARTICIPANT_GUARD: Final = """
+SELECT pg_catalog.bool_and(EXISTS (
+           SELECT 1
+             FROM pg_catalog.pg_trigger AS t
+            WHERE t.tgrelid = r.relid
+              AND t.tgname = 'trg_guard_attempt_participant'
+              AND t.tgfoid = pg_catalog.to_regprocedure('public.guard_attempt_participant()')
+              AND t.tgenabled = 'A'
+              AND t.tgtype = 7
+              AND t.tgqual IS NULL))
+  FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(%(t)s)) AS r
+"""
+
+
 def check_one_outcome_per_job(conn: Conn) -> list[str]:
     """INV-055: valid unique indexes keep one outcome (DISPATCHED, FAILED, CANCELLED) and one
-    REDRIVEN row per job."""
+    REDRIVEN row per job: on (outbox_id), or on (outbox_id, participant_id) while the participant
+    guard (an unconditional BEFORE INSERT row trigger, enabled ALWAYS) holds (ADR 0134)."""
     table = privileges.ATTEMPTS
     if not _rows(conn, "SELECT pg_catalog.to_regclass(%(t)s)", {"t": table})[0][0]:
         return [f"{table} is missing"]
     indexes = _rows(conn, _UNIQUE_INDEXES, {"t": table})
     problems: list[str] = []
+    # Keys may carry participant_id (the Citus distribution column, ADR 0134) only while the
+    # participant guard keeps every row of a job on one participant; any other extra column
+    # makes the index weaker than one row per job.
+    guarded = bool(_rows(conn, _PARTICIPANT_GUARD, {"t": table})[0][0])
+    job_keys = (["outbox_id"], ["outbox_id", "participant_id"]) if guarded else (["outbox_id"],)
     for states, what in (
         (OUTCOME_STATES, "one outcome (DISPATCHED, FAILED or CANCELLED) per job"),
         (REDRIVE_STATES, "one REDRIVEN row per job"),
@@ -126,9 +146,22 @@ def check_one_outcome_per_job(conn: Conn) -> list[str]:
         matching = [
             (name, valid)
             for name, valid, keys, predicate in indexes
-            if list(keys or ())[:1] == ["outbox_id"] and _covers(str(predicate), states)
+            if list(keys or ()) in job_keys and _covers(str(predicate), states)
         ]
         if not matching:
+            if not guarded and any(
+                list(keys or ()) == ["outbox_id", "participant_id"]
+                and _covers(str(predicate), states)
+                for _, _, keys, predicate in indexes
+            ):
+                problems.append(
+                    f"the unique index on {table} (outbox_id, participant_id) keeps {what} "
+                    "only while trg_guard_attempt_participant (enabled ALWAYS) refuses a row "
+                    "naming another participant of the job: it is missing, conditional or not "
+                    f"enabled ALWAYS on {table} or one of its partitions. ALTER TABLE {table} "
+                    "ENABLE ALWAYS TRIGGER trg_guard_attempt_participant"
+                )
+                continue
             problems.append(
                 f"no unique index on {table} (outbox_id) WHERE state IN "
                 f"({', '.join(states)}): nothing keeps {what}; a second outcome is a double "

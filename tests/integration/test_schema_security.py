@@ -86,11 +86,16 @@ def test_ledger_triggers_exist_and_always_fire(db: psycopg.Connection[Any]) -> N
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
         ("trg_deny_outbox_attempts_mutation", "A", "deny_outbox_attempts_mutation"),
         ("trg_deny_outbox_attempts_truncate", "A", "deny_outbox_attempts_mutation"),
+        ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
+        ("trg_guard_attempt_participant", "A", "guard_attempt_participant"),
         ("trg_guard_outbox_attempts_insert", "A", "guard_outbox_attempts_insert"),
     ]
     assert "BEFORE DELETE OR UPDATE" in rows[0][3] and "FOR EACH ROW" in rows[0][3]
     assert "BEFORE TRUNCATE" in rows[1][3] and "FOR EACH STATEMENT" in rows[1][3]
-    assert "BEFORE INSERT" in rows[2][3] and "FOR EACH ROW" in rows[2][3]
+    assert "BEFORE INSERT" in rows[3][3] and "FOR EACH ROW" in rows[3][3]
+    # The participant guard (ADR 0134) fires for every writer, the owner included.
+    assert "WHEN" not in rows[3][3]
+    assert "BEFORE INSERT" in rows[4][3] and "FOR EACH ROW" in rows[4][3]
 
 
 def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> None:
@@ -103,12 +108,13 @@ def test_the_queue_guard_trigger_always_fires(db: psycopg.Connection[Any]) -> No
     ).fetchall()
     # Revision 0014 added the head triggers of per-participant FIFO (ADR 0116); all fire ALWAYS.
     assert [(name, enabled, fn) for name, enabled, fn, _ in rows] == [
+        ("trg_guard_archived_outbox_id", "A", "guard_archived_outbox_id"),
         ("trg_guard_outbox_pending_write", "A", "guard_outbox_pending_write"),
         ("trg_notify_outbox_work", "A", "notify_outbox_work"),
         ("trg_place_outbox_head", "A", "place_outbox_head"),
         ("trg_promote_outbox_head", "A", "promote_outbox_head"),
     ]
-    assert "BEFORE INSERT OR UPDATE OF outbox_id" in rows[0][3]
+    assert all("BEFORE INSERT OR UPDATE OF outbox_id" in row[3] for row in rows[:2])
 
 
 @pytest.mark.parametrize("mutation", list(LEDGER_MUTATIONS))

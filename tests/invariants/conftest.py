@@ -52,8 +52,9 @@ def repo_copy(tmp_path: Path) -> Path:
     root = project_root()
     copy = tmp_path / "repo"
     shutil.copytree(root / "docs" / "invariants", copy / "docs" / "invariants")
-    # The manifest's verification names tests here and in tests/redteam.
-    for tests in ("invariants", "redteam"):
+    # The manifest's verification names tests here, in tests/redteam and (the partitioned
+    # ledger, INV-061 to INV-064) in tests/integration.
+    for tests in ("invariants", "redteam", "integration"):
         shutil.copytree(
             root / "tests" / tests,
             copy / "tests" / tests,

@@ -103,7 +103,8 @@ DENIED_ATTACKS: dict[str, str] = {
         f"INSERT INTO {ATTEMPTS} (outbox_id, instruction_id, participant_id, sequence_id,"
         " idempotency_key, rail_type, payload, attempt_no, state)"
         " VALUES (gen_random_uuid(), 'i', 'p', 1, 'k', 'rtgs', '{}', 1, 'FAILED')"
-        " ON CONFLICT (attempt_id) DO UPDATE SET error_message = 'rewritten'"
+        " ON CONFLICT (outbox_id, participant_id, attempt_id)"
+        " DO UPDATE SET error_message = 'rewritten'"
     ),
     "merge-attempts": (
         f"MERGE INTO {ATTEMPTS} AS a USING (SELECT 1 AS one) AS s ON true"
