@@ -136,7 +136,8 @@ def wait_for_work(
 ) -> bool:
     """Block until a job of one of ``rails`` (any rail when None) is enqueued claimable (True),
     or ``poll_seconds`` pass (False: claim anyway, for work that became due with time). Drains
-    the other notifications that arrived meanwhile, so one burst of enqueues wakes one claim."""
+    the other notifications that have already arrived, so a burst of enqueues usually wakes one
+    claim (one that arrives after the drain wakes another claim, which finds the queue empty)."""
     wanted = {rail.upper() for rail in rails} if rails else None
     deadline = time.monotonic() + poll_seconds
     woken = False

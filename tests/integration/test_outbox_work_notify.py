@@ -107,9 +107,12 @@ def test_wait_for_work_wakes_on_the_notification_and_polls_otherwise(
     timer.join()
     assert 0.15 < woke_after < 5.0
 
-    # A burst of enqueues wakes one wait; the rest is drained.
+    # A burst of enqueues wakes one wait; the rest is drained. Notifications reach the listener
+    # asynchronously after each commit, so let all three arrive first (under load the third one
+    # could otherwise arrive after the drain and wake a second, harmless, claim).
     for i in range(3):
         outbox.enqueue(f"burst-{i}", f"q-{i}")
+    time.sleep(0.5)
     assert worker.wait_for_work(waiter, 5.0) is True
     assert worker.wait_for_work(waiter, 0.2) is False
 
