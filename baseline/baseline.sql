@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0027_enqueue_batch.
+-- Symphony schema baseline at revision 0028_enqueue_prunes_the_ledger.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1323,6 +1323,7 @@ DECLARE
     v_found record;
     v_outbox_id uuid;
     v_known boolean := false;
+    v_key_outbox_id uuid;
     v_sequence_id bigint;
     v_plan_settings text[];
     v_rail_code text;
@@ -1366,14 +1367,19 @@ BEGIN
     RETURNING k.outbox_id INTO v_outbox_id;
     IF NOT FOUND THEN
         v_known := true;
-        PERFORM 1
-           FROM public.payment_outbox_idempotency_keys AS k
-          WHERE k.instruction_id = p_instruction_id
-            AND k.idempotency_key = p_idempotency_key
-            FOR UPDATE;
+        SELECT k.outbox_id
+          INTO v_key_outbox_id
+          FROM public.payment_outbox_idempotency_keys AS k
+         WHERE k.instruction_id = p_instruction_id
+           AND k.idempotency_key = p_idempotency_key
+           FOR UPDATE;
     END IF;
 
-    -- 3 and 4. Still queued (state PENDING), else the latest attempt in the ledger.
+    -- 3 and 4. Still queued (state PENDING), else the latest attempt in the ledger. The ledger
+    --    is read only for a known key, and only the rows of the job the key row names (enqueue
+    --    and redrive keep it pointing at the key's latest job): a new key probes no ledger
+    --    partition and a known key one partition (ADR 0133), instead of one index probe per
+    --    partition by (instruction_id, idempotency_key).
     SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
            f.payload
       INTO v_found
@@ -1387,7 +1393,9 @@ BEGIN
           (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
                   a.participant_id, a.rail_type, NULL::jsonb AS payload
              FROM public.payment_outbox_attempts AS a
-            WHERE a.instruction_id = p_instruction_id
+            WHERE v_known
+              AND a.outbox_id = v_key_outbox_id
+              AND a.instruction_id = p_instruction_id
               AND a.idempotency_key = p_idempotency_key
             ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
             LIMIT 1)
@@ -4905,4 +4913,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0025_partition_attempts_ledger', 'Partition the attempts ledger by outbox_id (UTC enqueue day), archive bookkeeping', 'sha256:7761cfcd4ee625ac98ed59f29dd0f89744cf6bf663d083808584327491e8e586');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
-INSERT INTO public.alembic_version (version_num) VALUES ('0027_enqueue_batch');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
+INSERT INTO public.alembic_version (version_num) VALUES ('0028_enqueue_prunes_the_ledger');

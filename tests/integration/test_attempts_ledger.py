@@ -224,12 +224,6 @@ def _ledger_partitions_probed_by_enqueue(db: psycopg.Connection[Any], key: str) 
     return probed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="enqueue_payment_outbox (owned by ops3 this wave) still reads the ledger by "
-    "(instruction_id, idempotency_key): one index probe per partition. Needed: look the ledger "
-    "up only for a known key, by the key row's outbox_id (see ADR 0133).",
-)
 def test_enqueue_of_a_new_key_probes_no_ledger_partition_and_a_known_key_one(
     db: psycopg.Connection[Any], outbox: Any
 ) -> None:
