@@ -57,21 +57,26 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _x(value: float | None) -> str:
+    """A ratio with two decimals, or n/a when the run did not measure it (a partial --only run)."""
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}x"
+
+
 def _targets(ev: dict[str, Any]) -> list[str]:
     p1, p2, p3, p4, p5 = (ev[k] for k in ("P1", "P2", "P3", "P4", "P5"))
     rows = [
         [
             "P1 steady state (W2, claim batch 1, one completion per transaction)",
             "≥ 1.2x PGMQ read+delete and ≥ 0.45x driver ceiling, every worker count",
-            f"worst {p1.get('worst_vs_pgmq', math.nan):.2f}x PGMQ ({p1.get('vs_pgmq_verdict')}),"
-            f" worst {p1.get('worst_vs_ceiling', math.nan):.2f}x ceiling"
+            f"worst {_x(p1.get('worst_vs_pgmq'))} PGMQ ({p1.get('vs_pgmq_verdict')}),"
+            f" worst {_x(p1.get('worst_vs_ceiling'))} ceiling"
             f" ({p1.get('vs_ceiling_verdict')})",
             f"**{p1['verdict']}**",
         ],
         [
             "P2 batched claim + batched completion",
             "≥ 3x the unbatched rate",
-            f"worst {p2.get('worst_factor', math.nan):.2f}x",
+            f"worst {_x(p2.get('worst_factor'))}",
             f"**{p2['verdict']}**",
         ],
         [
@@ -88,8 +93,8 @@ def _targets(ev: dict[str, Any]) -> list[str]:
         [
             "P4 enqueue (W1, 0% duplicates)",
             "≥ 0.9x PGMQ send and ≥ 0.7x driver ceiling, 1/4/8",
-            f"worst {p4.get('worst_vs_pgmq', math.nan):.2f}x PGMQ ({p4.get('vs_pgmq_verdict')}),"
-            f" worst {p4.get('worst_vs_ceiling', math.nan):.2f}x ceiling"
+            f"worst {_x(p4.get('worst_vs_pgmq'))} PGMQ ({p4.get('vs_pgmq_verdict')}),"
+            f" worst {_x(p4.get('worst_vs_ceiling'))} ceiling"
             f" ({p4.get('vs_ceiling_verdict')})",
             f"**{p4['verdict']}**",
         ],
