@@ -168,16 +168,25 @@ payment_outbox_pending: Final = Table(
         comment="When the current lease was taken (NULL without a lease, and for leases taken "
         "before 0014).",
     ),
-    PrimaryKeyConstraint("outbox_id", name=conv("pk_payment_outbox_pending")),
+    # Revision 0029 (ADR 0126): the keys lead with participant_id (Citus's distribution column);
+    # look-ups by outbox_id and by (instruction_id, idempotency_key) have plain indexes.
+    PrimaryKeyConstraint("participant_id", "outbox_id", name=conv("pk_payment_outbox_pending")),
     UniqueConstraint(
         "participant_id",
         "sequence_id",
         name=conv("uq_payment_outbox_pending_participant_sequence"),
     ),
     UniqueConstraint(
+        "participant_id",
         "instruction_id",
         "idempotency_key",
         name=conv("uq_payment_outbox_pending_instruction_idempotency"),
+    ),
+    Index(conv("ix_payment_outbox_pending_outbox_id"), "outbox_id"),
+    Index(
+        conv("ix_payment_outbox_pending_instruction_idempotency"),
+        "instruction_id",
+        "idempotency_key",
     ),
     CheckConstraint(
         "jsonb_typeof(payload) = 'object'",

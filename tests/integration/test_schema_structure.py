@@ -160,7 +160,10 @@ def test_lease_columns_are_all_or_nothing(outbox: Outbox) -> None:
         (
             "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id,"
             " sequence_id, idempotency_key, rail_type, payload)"
-            " VALUES ('instr-1', 'participant-9', 9, 'key-instr-1', 'rtgs', '{}')",
+            # Revision 0029 (ADR 0126): the key leads with participant_id; one instruction's
+            # key under two participants is refused by enqueue's key table (P7004), see
+            # tests/integration/test_claim_for_participant.py.
+            " VALUES ('instr-1', 'participant-1', 9, 'key-instr-1', 'rtgs', '{}')",
             "uq_payment_outbox_pending_instruction_idempotency",
         ),
     ],
