@@ -10,13 +10,17 @@ statements) and revision 0029's claim distributed with force_delegation.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import pytest
 
-from symphony_schema import cluster
+from symphony_schema import cluster, embedded
 from tests.cluster.conftest import ALEMBIC, run
 
 pytestmark = pytest.mark.citus
@@ -67,11 +71,13 @@ def probe(migrated_cluster: cluster.Cluster) -> Iterator[cluster.Cluster]:
             conn.execute(f"DROP ROLE {LOGIN}")
 
 
-def _participants_per_worker(conn: psycopg.Connection[Any]) -> dict[int, str]:
+def _participants_per_worker(
+    conn: psycopg.Connection[Any], prefix: str = "probe"
+) -> dict[int, str]:
     """One participant id whose shard is on each worker (by port)."""
     found: dict[int, str] = {}
     for i in range(200):
-        participant = f"probe-{i}"
+        participant = f"{prefix}-{i}"
         row = conn.execute(
             "SELECT s.nodeport FROM pg_catalog.citus_shards AS s"
             " WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column("
@@ -83,7 +89,7 @@ def _participants_per_worker(conn: psycopg.Connection[Any]) -> dict[int, str]:
     return found
 
 
-def _queue(conn: psycopg.Connection[Any], participant: str, jobs: int) -> None:
+def _queue(conn: psycopg.Connection[Any], participant: str, jobs: int, prefix: str = "") -> None:
     # As the superuser: today's enqueue does not plan on a distributed queue (ADR 0145), and the
     # pending-write guards and the work notification read the key table, the archive record and
     # the rails, which stay on the coordinator.
@@ -96,7 +102,12 @@ def _queue(conn: psycopg.Connection[Any], participant: str, jobs: int) -> None:
                 "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id,"
                 " sequence_id, idempotency_key, rail_type, payload)"
                 " VALUES (%s, %s, %s, %s, 'RTGS', '{}')",
-                (f"{participant}-{seq}", participant, seq, f"k-{participant}-{seq}"),
+                (
+                    f"{prefix}-{participant}-{seq}" if prefix else f"{participant}-{seq}",
+                    participant,
+                    seq + (100 if prefix else 0),
+                    f"k-{prefix}-{participant}-{seq}",
+                ),
             )
     finally:
         for trigger in GUARDS:
@@ -153,3 +164,260 @@ def test_a_function_that_is_not_delegated_cannot_reach_a_worker_as_the_owner(
             "SELECT * FROM public.complete_outbox_attempt(gen_random_uuid(), gen_random_uuid(),"
             " 'w', 'DISPATCHED')"
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# ADR 0146: on a cluster the owner logs in between the nodes, and only there
+# ------------------------------------------------------------------------------------------------
+
+#: Citus's own message when it connects as a role without LOGIN.
+NOLOGIN = 'role "symphony_owner" is not permitted to log in'
+
+
+@contextmanager
+def _owner_logs_in_between_nodes(probe: cluster.Cluster) -> Iterator[None]:
+    """ADR 0146 on the session cluster, undone afterwards: ``symphony_owner`` gets LOGIN with a
+    random password that only ``pg_dist_authinfo`` holds (on every node, in the probe database),
+    and every node's ``pg_hba.conf`` asks the owner for it (scram-sha-256) before its ``trust``
+    lines. Nobody but Citus's node-to-node connections knows the password."""
+    password = secrets.token_urlsafe(24)
+    saved: dict[Path, str] = {}
+    try:
+        for node in probe.nodes:
+            hba = node.pgdata / "pg_hba.conf"
+            saved[hba] = hba.read_text(encoding="utf-8")
+            hba.write_text(
+                f"host all symphony_owner {cluster.HOST}/32 scram-sha-256\n" + saved[hba],
+                encoding="utf-8",
+            )
+        with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+            # Propagated to the workers by Citus (as the role itself).
+            conn.execute(
+                psycopg.sql.SQL("ALTER ROLE symphony_owner LOGIN PASSWORD {}").format(
+                    psycopg.sql.Literal(password)
+                )
+            )
+        for node in probe.nodes:
+            with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
+                conn.execute("SELECT pg_catalog.pg_reload_conf()")
+                conn.execute(
+                    "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo)"
+                    " VALUES (0, 'symphony_owner', %s)",
+                    (f"password={password}",),
+                )
+        yield
+    finally:
+        with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+            conn.execute("ALTER ROLE symphony_owner NOLOGIN PASSWORD NULL")
+        for hba, text in saved.items():
+            hba.write_text(text, encoding="utf-8")
+        for node in probe.nodes:
+            with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
+                conn.execute(
+                    "DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = 'symphony_owner'"
+                )
+                conn.execute("SELECT pg_catalog.pg_reload_conf()")
+
+
+@contextmanager
+def _owner_may_create_in_public(admin: psycopg.Connection[Any]) -> Iterator[None]:
+    """The rebalancing window of ADR 0146 (propagated to the workers by Citus)."""
+    admin.execute("GRANT CREATE ON SCHEMA public TO symphony_owner")
+    try:
+        yield
+    finally:
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM symphony_owner")
+
+
+def _node_of(conn: psycopg.Connection[Any], table: str, value: str) -> int:
+    row = conn.execute(
+        "SELECT s.nodeport FROM pg_catalog.citus_shards AS s"
+        " WHERE s.shardid = pg_catalog.get_shard_id_for_distribution_column(%s, %s::text)",
+        (table, value),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_moving_a_shard_needs_the_owner_to_log_in(probe: cluster.Cluster) -> None:
+    """Rebalancing (citus_rebalance_start moves shards like this) connects to the target node as
+    the table's owner (shard_transfer.c: TableOwner; citus issue 7719): with the NOLOGIN owner a
+    cluster cannot grow, with the owner logging in between the nodes it can."""
+    source, target = probe.workers[0], probe.workers[1]
+    move = (
+        "SELECT pg_catalog.citus_move_shard_placement(%s, %s, %s, %s, %s,"
+        " shard_transfer_mode => 'block_writes')"
+    )
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT s.shardid FROM pg_catalog.citus_shards AS s"
+            " WHERE s.table_name = 'public.payment_outbox_pending'::regclass AND s.nodeport = %s"
+            " ORDER BY s.shardid LIMIT 1",
+            (source.port,),
+        ).fetchone()
+        assert row is not None
+        shard = int(row[0])
+        args = (shard, cluster.HOST, source.port, cluster.HOST, target.port)
+        with pytest.raises(psycopg.Error, match=NOLOGIN):
+            admin.execute(move, args)
+        with _owner_logs_in_between_nodes(probe):
+            # Only Citus knows the password: a connection as the owner without it is refused.
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(source.conninfo(DBNAME, user="symphony_owner")).close()
+            # The owner creates the shard on the target in schema public: it may create there
+            # only inside the rebalancing window, as revisions hand it objects (ADR 0146).
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema public"):
+                admin.execute(move, args)
+            with _owner_may_create_in_public(admin):
+                admin.execute(move, args)
+                placed = admin.execute(
+                    "SELECT s.nodeport FROM pg_catalog.citus_shards AS s WHERE s.shardid = %s",
+                    (shard,),
+                ).fetchall()
+                assert placed == [(target.port,)]
+                # Moved back, so the other probe tests see the hash layout again.
+                admin.execute(move, (shard, cluster.HOST, target.port, cluster.HOST, source.port))
+
+
+#: A completion-like body (ADR 0146's proof): it finishes the participant's job on the
+#: participant's node (its shard, delegated) and records the rail's reference in
+#: outbox_rail_references, distributed by the reference (unique per rail across participants),
+#: usually on another node.
+DISPATCH_PROBE = """
+CREATE FUNCTION public.probe_dispatch_with_reference(
+    p_participant_id text, p_outbox_id uuid, p_rail_code text, p_reference text
+) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
+DECLARE
+    v_attempt_no integer;
+BEGIN
+    DELETE FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id AND p.outbox_id = p_outbox_id
+    RETURNING p.attempt_count + 1 INTO v_attempt_no;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no job % of %', p_outbox_id, p_participant_id USING ERRCODE = 'P7002';
+    END IF;
+    INSERT INTO public.outbox_rail_references (rail_code, rail_reference, outbox_id, attempt_no)
+    VALUES (p_rail_code, p_reference, p_outbox_id, v_attempt_no);
+    RETURN v_attempt_no;
+END
+$$;
+ALTER FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text)
+    OWNER TO symphony_owner;
+REVOKE ALL ON FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text)
+    TO symphony_executor;
+SELECT create_distributed_table('public.outbox_rail_references', 'rail_reference',
+                                colocate_with => 'none');
+-- Delegated without force_delegation: a force-delegated body is pinned to its distribution
+-- argument's co-location group (EnsureForceDelegationDistributionKey), this one writes another.
+SELECT create_distributed_function(
+    'public.probe_dispatch_with_reference(text, uuid, text, text)', 'p_participant_id',
+    colocate_with => 'payment_outbox_pending');
+"""
+
+
+def test_a_delegated_completion_records_a_rail_reference_on_another_node(
+    probe: cluster.Cluster,
+) -> None:
+    coordinator = probe.coordinator
+    with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        admin.execute(DISPATCH_PROBE)
+        try:
+            participants = _participants_per_worker(admin)
+            port, participant = next(iter(participants.items()))
+            other = next(p for node, p in participants.items() if node != port)
+            reference = next(
+                f"uetr-{i}"
+                for i in range(200)
+                if _node_of(admin, "public.outbox_rail_references", f"uetr-{i}") != port
+            )
+            _queue(admin, participant, 1, prefix="ref")
+            _queue(admin, other, 1, prefix="ref")
+            jobs = dict(
+                admin.execute(
+                    "SELECT participant_id, outbox_id FROM public.payment_outbox_pending"
+                    " WHERE instruction_id LIKE 'ref-%'"
+                ).fetchall()
+            )
+        except BaseException:
+            admin.execute("DROP FUNCTION public.probe_dispatch_with_reference")
+            raise
+    dispatch = "SELECT public.probe_dispatch_with_reference(%s, %s, 'RTGS', %s)"
+    try:
+        with psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor:
+            # NOLOGIN owner: the delegated body reaches the reference's node as the owner and
+            # fails cleanly; the job stays queued (one transaction on both nodes).
+            with pytest.raises(psycopg.Error, match=NOLOGIN) as refused:
+                executor.execute(dispatch, (participant, jobs[participant], reference))
+            assert refused.value.sqlstate == "08006"
+            with _owner_logs_in_between_nodes(probe):
+                assert executor.execute(
+                    dispatch, (participant, jobs[participant], reference)
+                ).fetchone() == (1,)
+                # The same reference from another participant's job (another shard group):
+                # refused by the reference's primary key, and that job stays queued.
+                with pytest.raises(psycopg.errors.UniqueViolation):
+                    executor.execute(dispatch, (other, jobs[other], reference))
+        with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+            assert admin.execute(
+                "SELECT rail_code, outbox_id FROM public.outbox_rail_references"
+                " WHERE rail_reference = %s",
+                (reference,),
+            ).fetchall() == [("RTGS", jobs[participant])]
+            queued = admin.execute(
+                "SELECT participant_id FROM public.payment_outbox_pending"
+                " WHERE instruction_id LIKE 'ref-%'"
+            ).fetchall()
+            assert queued == [(other,)]
+    finally:
+        with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+            admin.execute("DROP FUNCTION public.probe_dispatch_with_reference")
+
+
+def test_a_stopped_worker_fails_its_delegated_claims_cleanly_and_loses_nothing(
+    probe: cluster.Cluster,
+) -> None:
+    """Issue 16's fault: one worker stops during delegated claims and starts again. While it is
+    down its participants' claims fail with a connection SQLSTATE (class 08) and the other
+    worker's participants are served; after it is back, the lease taken before the crash is
+    still there (not handed out twice) and every queued job is still queued."""
+    coordinator = probe.coordinator
+    with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        placed = _participants_per_worker(admin, prefix="fault")
+        for participant in placed.values():
+            _queue(admin, participant, 2)
+    down = probe.workers[-1]
+    up = next(w for w in probe.workers if w is not down)
+    stopped, served = placed[down.port], placed[up.port]
+    claim = (
+        "SELECT instruction_id, lease_token FROM"
+        " public.claim_outbox_batch_for_participant(%s, 10, 'w', 300)"
+    )
+    with psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor:
+        before = executor.execute(claim, (stopped,)).fetchall()
+        assert [row[0] for row in before] == [f"{stopped}-1"]
+        embedded._run_binary("pg_ctl", ["-m", "immediate", "-w", "stop"], down.pgdata)
+        try:
+            for _ in range(3):
+                with pytest.raises(psycopg.Error) as failed:
+                    executor.execute(claim, (stopped,))
+                assert failed.value.sqlstate is not None
+                assert failed.value.sqlstate.startswith("08"), failed.value
+            assert [row[0] for row in executor.execute(claim, (served,)).fetchall()] == [
+                f"{served}-1"
+            ]
+        finally:
+            cluster._start_node(down)
+        # Back: the head leased before the crash is still leased (nothing doubled) ...
+        assert executor.execute(claim, (stopped,)).fetchall() == []
+    with psycopg.connect(down.conninfo(DBNAME)) as conn:
+        rows = conn.execute(
+            "SELECT instruction_id, lease_token FROM public.payment_outbox_pending"
+            " WHERE participant_id = %s ORDER BY sequence_id",
+            (stopped,),
+        ).fetchall()
+    # ... and nothing was lost: both jobs are queued, the first under the lease of before.
+    assert rows == [(f"{stopped}-1", before[0][1]), (f"{stopped}-2", None)]
