@@ -671,6 +671,8 @@ CHECKS: dict[str, GateFn] = {
     **ledger_partitions.CHECKS,
     # Issue 16 (Citus): symphony_schema/invariants/gate_cluster.py.
     "worker-security": gate_cluster.check_worker_security,
+    "distribution-as-declared": gate_cluster.check_distribution_as_declared,
+    "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
 }
 
 

@@ -21,6 +21,7 @@ import psycopg.sql
 import pytest
 
 from symphony_schema import cluster, embedded
+from symphony_schema.invariants import gate_cluster
 from tests.cluster.conftest import ALEMBIC, run
 
 pytestmark = pytest.mark.citus
@@ -43,6 +44,10 @@ SELECT create_distributed_table('public.participant_outbox_sequences', 'particip
                                 colocate_with => 'none');
 SELECT create_distributed_table('public.payment_outbox_pending', 'participant_id',
                                 colocate_with => 'public.participant_outbox_sequences');
+SELECT create_distributed_table('public.payment_outbox_attempts', 'participant_id',
+                                colocate_with => 'public.participant_outbox_sequences');
+SELECT create_distributed_table('public.outbox_rail_references', 'rail_reference',
+                                colocate_with => 'none');
 SELECT create_distributed_function(
     'public.claim_outbox_batch_for_participant(text, integer, text, integer, text[])',
     'p_participant_id', colocate_with => 'payment_outbox_pending', force_delegation => true);
@@ -309,8 +314,6 @@ ALTER FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text)
 REVOKE ALL ON FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.probe_dispatch_with_reference(text, uuid, text, text)
     TO symphony_executor;
-SELECT create_distributed_table('public.outbox_rail_references', 'rail_reference',
-                                colocate_with => 'none');
 -- Delegated without force_delegation: a force-delegated body is pinned to its distribution
 -- argument's co-location group (EnsureForceDelegationDistributionKey), this one writes another.
 SELECT create_distributed_function(
@@ -421,3 +424,144 @@ def test_a_stopped_worker_fails_its_delegated_claims_cleanly_and_loses_nothing(
         ).fetchall()
     # ... and nothing was lost: both jobs are queued, the first under the lease of before.
     assert rows == [(f"{stopped}-1", before[0][1]), (f"{stopped}-2", None)]
+
+
+# ------------------------------------------------------------------------------------------------
+# INV-058 and INV-060 on the probe's distribution
+# ------------------------------------------------------------------------------------------------
+
+#: What the probe distributes, as the declaration says it (the rest waits: ADR 0145).
+PROBE_TABLES = {
+    name: gate_cluster.DECLARED_TABLES[name]
+    for name in (
+        "participant_outbox_sequences",
+        "payment_outbox_pending",
+        "payment_outbox_attempts",
+        "payment_outbox_attempts_default",
+        "outbox_rail_references",
+    )
+}
+
+
+def test_the_probe_is_distributed_as_declared(probe: cluster.Cluster) -> None:
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+        # The full declaration names what the distribution revision still has to place.
+        problems = gate_cluster.check_distribution_as_declared(conn)
+    assert "table public.payment_outbox_payloads is local, declared distributed" in problems
+    assert "table public.outbox_settings is local, declared reference" in problems
+
+
+def test_a_table_out_of_its_colocation_group_fails_inv_058(probe: cluster.Cluster) -> None:
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+        conn.execute(
+            "SELECT update_distributed_table_colocation("
+            "'public.participant_outbox_sequences', colocate_with => 'none')"
+        )
+        try:
+            problems = gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES)
+        finally:
+            conn.execute(
+                "SELECT update_distributed_table_colocation("
+                "'public.participant_outbox_sequences',"
+                " colocate_with => 'public.payment_outbox_pending')"
+            )
+        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+    assert any(
+        "co-location group 'outbox' are in 2 co-location groups" in line for line in problems
+    ), problems
+
+
+def test_a_delegation_without_its_force_fails_inv_058(probe: cluster.Cluster) -> None:
+    signature = "public.claim_outbox_batch_for_participant(text, integer, text, integer, text[])"
+    redistribute = (
+        "SELECT create_distributed_function(%s, 'p_participant_id',"
+        " colocate_with => 'payment_outbox_pending', force_delegation => {})"
+    )
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+        conn.execute(redistribute.format("false"), (signature,))
+        try:
+            problems = gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES)
+        finally:
+            conn.execute(redistribute.format("true"), (signature,))
+        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+    assert problems == [
+        "function public.claim_outbox_batch_for_participant(text,integer,text,integer,text[])"
+        " has force_delegation=False, declared True"
+    ]
+
+
+def test_every_ledger_shard_is_append_only(probe: cluster.Cluster) -> None:
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+        assert gate_cluster.check_ledger_shards_append_only(conn) == []
+        shards = conn.execute(
+            "SELECT count(*) FROM pg_catalog.citus_shards AS s"
+            " JOIN pg_catalog.pg_partition_tree('public.payment_outbox_attempts') AS t"
+            "   ON t.relid = s.table_name"
+        ).fetchone()
+    assert shards is not None and shards[0] >= 64, shards
+
+
+@pytest.mark.parametrize(
+    ("sabotage", "undo", "named"),
+    [
+        (
+            "ALTER TABLE {shard} DISABLE TRIGGER {trigger}",
+            "ALTER TABLE {shard} ENABLE ALWAYS TRIGGER {trigger}",
+            "trigger trg_deny_outbox_attempts_mutation enabled=A",
+        ),
+        (
+            "GRANT UPDATE ON {shard} TO PUBLIC",
+            "REVOKE UPDATE ON {shard} FROM PUBLIC",
+            "acl ",
+        ),
+    ],
+    ids=["trigger-disabled", "acl-opened"],
+)
+def test_a_sabotaged_ledger_shard_fails_inv_060(
+    probe: cluster.Cluster, sabotage: str, undo: str, named: str
+) -> None:
+    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT s.shard_name, s.shardid, s.nodeport FROM pg_catalog.citus_shards AS s"
+            " WHERE s.table_name = 'public.payment_outbox_attempts_default'::regclass"
+            " ORDER BY s.shardid DESC LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        shard, shard_id, port = str(row[0]), int(row[1]), int(row[2])
+        worker = next(w for w in probe.workers if w.port == port)
+        with psycopg.connect(worker.conninfo(DBNAME), autocommit=True) as on_worker:
+            on_worker.execute("SET citus.override_table_visibility TO off")
+            found = on_worker.execute(
+                "SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = %s::regclass"
+                " AND tgname LIKE 'trg\\_deny\\_outbox\\_attempts\\_mutation%%'",
+                (shard,),
+            ).fetchone()
+        assert found is not None, shard
+        trigger = str(found[0])
+        with _on_one_node(
+            worker,
+            sabotage.format(shard=shard, trigger=trigger),
+            undo.format(shard=shard, trigger=trigger),
+        ):
+            problems = gate_cluster.check_ledger_shards_append_only(conn)
+        assert gate_cluster.check_ledger_shards_append_only(conn) == []
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(
+        f"payment_outbox_attempts_default shard {shard_id} on 127.0.0.1:{port}:"
+        " differs from the shell table"
+    ), problems
+    assert named in problems[0], problems
+
+
+@contextmanager
+def _on_one_node(node: cluster.Node, do: str, undo: str) -> Iterator[None]:
+    """A change made on one worker's shard by hand (not propagated), undone afterwards."""
+    with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
+        conn.execute("SET citus.enable_ddl_propagation TO off")
+        conn.execute("SET citus.override_table_visibility TO off")
+        conn.execute(do)
+        try:
+            yield
+        finally:
+            conn.execute(undo)
