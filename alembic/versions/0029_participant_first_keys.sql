@@ -6,10 +6,11 @@
 -- 1. payment_outbox_pending: primary key (participant_id, outbox_id) and unique key
 --    (participant_id, instruction_id, idempotency_key), both under their old names (enqueue's
 --    ON CONFLICT ON CONSTRAINT still finds them). outbox_id stays unique in practice (enqueue
---    allocates it under the key table's primary key); the look-ups by outbox_id (completion,
---    heartbeat, cancel) and by (instruction_id, idempotency_key) (enqueue's replay) get plain
---    indexes, so they stay index reads. Idempotency stays global: enqueue serialises on the key
---    table, whose primary key (instruction_id, idempotency_key) does not change here.
+--    allocates it under the key table's primary key); on one node two unique indexes keep
+--    outbox_id and (instruction_id, idempotency_key) unique across participants, as before, and
+--    serve the look-ups by outbox_id (completion, heartbeat, cancel) and by key (enqueue's
+--    replay). Idempotency stays global: enqueue serialises on the key table, whose primary key
+--    (instruction_id, idempotency_key) does not change here.
 --    participant_outbox_sequences and payment_outbox_payloads (0024) are keyed by participant
 --    already; the ledger's keys carry it since 0025.
 -- 2. claim_outbox_batch_for_participant(participant, batch, worker, lease, rails): the claim of
@@ -34,9 +35,13 @@ ALTER TABLE public.payment_outbox_pending
     ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
         UNIQUE (participant_id, instruction_id, idempotency_key);
 
-CREATE INDEX ix_payment_outbox_pending_outbox_id
+-- On one node the narrow rules stay: one queued job per outbox_id and per (instruction_id,
+-- idempotency_key) across participants, for a row written by hand too. The distribution revision
+-- drops these two indexes (a unique index of a distributed table must hold participant_id);
+-- until then they also serve the look-ups by outbox_id and by key.
+CREATE UNIQUE INDEX uq_payment_outbox_pending_outbox_id
     ON public.payment_outbox_pending (outbox_id);
-CREATE INDEX ix_payment_outbox_pending_instruction_idempotency
+CREATE UNIQUE INDEX uq_payment_outbox_pending_key_any_participant
     ON public.payment_outbox_pending (instruction_id, idempotency_key);
 
 CREATE FUNCTION public.claim_outbox_batch_for_participant(

@@ -32,9 +32,9 @@ def _plans(conn: psycopg.Connection[Any], statement: str, params: Any = None) ->
 
 #: Revision 0014: the head promotion's look-up of a participant's next job (ADR 0116).
 PROMOTION_INDEX = "uq_payment_outbox_pending_participant_sequence"
-#: Revision 0029 (ADR 0126): the primary key leads with participant_id; look-ups by outbox_id
+#: Revision 0029 (ADR 0145): the primary key leads with participant_id; look-ups by outbox_id
 #: read this index.
-OUTBOX_ID_INDEX = "ix_payment_outbox_pending_outbox_id"
+OUTBOX_ID_INDEX = "uq_payment_outbox_pending_outbox_id"
 
 
 def _pending_scans(plans: list[Any]) -> list[dict[str, Any]]:
