@@ -40,6 +40,13 @@ DISTRIBUTE = """
 BEGIN;
 SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
 SET LOCAL citus.enable_unsafe_triggers TO on;
+-- The single-node unique indexes of 0029 give way to plain ones (a unique index of a distributed
+-- table must hold participant_id), as the distribution revision will do.
+DROP INDEX public.uq_payment_outbox_pending_outbox_id;
+DROP INDEX public.uq_payment_outbox_pending_key_any_participant;
+CREATE INDEX ix_payment_outbox_pending_outbox_id ON public.payment_outbox_pending (outbox_id);
+CREATE INDEX ix_payment_outbox_pending_key
+    ON public.payment_outbox_pending (instruction_id, idempotency_key);
 SELECT create_distributed_table('public.participant_outbox_sequences', 'participant_id',
                                 colocate_with => 'none');
 SELECT create_distributed_table('public.payment_outbox_pending', 'participant_id',
