@@ -49,6 +49,8 @@ CREATE INDEX ix_payment_outbox_pending_key
     ON public.payment_outbox_pending (instruction_id, idempotency_key);
 SELECT create_distributed_table('public.participant_outbox_sequences', 'participant_id',
                                 colocate_with => 'none');
+-- Read by the claim (the retry ceiling): a reference table, read locally on every node (ADR 0146).
+SELECT create_reference_table('public.outbox_settings');
 SELECT create_distributed_table('public.payment_outbox_pending', 'participant_id',
                                 colocate_with => 'public.participant_outbox_sequences');
 SELECT create_distributed_table('public.payment_outbox_attempts', 'participant_id',
@@ -446,6 +448,7 @@ PROBE_TABLES = {
         "payment_outbox_attempts",
         "payment_outbox_attempts_default",
         "outbox_rail_references",
+        "outbox_settings",
     )
 }
 
@@ -456,7 +459,7 @@ def test_the_probe_is_distributed_as_declared(probe: cluster.Cluster) -> None:
         # The full declaration names what the distribution revision still has to place.
         problems = gate_cluster.check_distribution_as_declared(conn)
     assert "table public.payment_outbox_payloads is local, declared distributed" in problems
-    assert "table public.outbox_settings is local, declared reference" in problems
+    assert "table public.outbox_rails is local, declared reference" in problems
 
 
 def test_a_table_out_of_its_colocation_group_fails_inv_058(probe: cluster.Cluster) -> None:
@@ -572,3 +575,33 @@ def _on_one_node(node: cluster.Node, do: str, undo: str) -> Iterator[None]:
             yield
         finally:
             conn.execute(undo)
+
+
+def test_a_delegated_takeover_meets_the_ledgers_participant_guard(probe: cluster.Cluster) -> None:
+    """What the distribution revision must restate (reported for the next wave): a delegated
+    claim that takes over an expired lease writes its ZOMBIE_REQUEUE row on the participant's
+    ledger shard, and 0025's guard_attempt_participant, which fires for the owner too, looks the
+    job up by outbox_id alone: from a trigger on a shard that is a query of every shard."""
+    coordinator = probe.coordinator
+    with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        participant = next(iter(_participants_per_worker(admin, prefix="zombie").values()))
+        _queue(admin, participant, 1)
+    claim = (
+        "SELECT instruction_id, in_doubt FROM"
+        " public.claim_outbox_batch_for_participant(%s, 10, 'w', 300)"
+    )
+    with psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor:
+        assert executor.execute(claim, (participant,)).fetchall() == [(f"{participant}-1", False)]
+        with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+            admin.execute(
+                "UPDATE public.payment_outbox_pending"
+                " SET lease_expires_at = now() - interval '1 second' WHERE participant_id = %s",
+                (participant,),
+            )
+        with pytest.raises(psycopg.Error) as refused:
+            executor.execute(claim, (participant,))
+    # The retry ceiling was read from outbox_settings as a reference table on the worker; the
+    # guard's look-up then could not be planned on the shard.
+    assert refused.value.sqlstate == "0A000", refused.value
+    assert "could not create distributed plan" in str(refused.value)
+    assert "guard_attempt_participant" in str(refused.value)
