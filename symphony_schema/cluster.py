@@ -162,7 +162,11 @@ def _free_port(taken: set[int]) -> int:
 
 
 def port_in_use(port: int) -> bool:
+    """Whether another socket listens on the port. SO_REUSEADDR as PostgreSQL binds: connections
+    of a node that just crashed linger in TIME_WAIT for a minute and must not count as in use
+    (they made ``start`` refuse to bring a crashed worker back)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

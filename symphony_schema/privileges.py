@@ -429,6 +429,16 @@ LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     function("guard_attempt_participant"),
 )
 
+#: Revision 0029 (issue 16, ADR 0126): the claim of one participant (one shard on Citus).
+CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT: Final = function(
+    "claim_outbox_batch_for_participant",
+    ("p_participant_id", "text"),
+    ("p_batch_size", "integer"),
+    ("p_worker_id", "text"),
+    ("p_lease_seconds", "integer"),
+    ("p_rail_types", "text[]"),
+)
+
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
@@ -471,6 +481,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     NOTIFY_OUTBOX_WORK,
     ENQUEUE_PAYMENT_OUTBOX_BATCH,
     *LEDGER_FUNCTIONS,
+    CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -528,6 +539,7 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
             COMPLETE_OUTBOX_ATTEMPTS_BATCH,
             EXTEND_OUTBOX_LEASE,
             RECORD_STALE_OUTBOX_OUTCOME,
+            CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
         )
     },
     **{

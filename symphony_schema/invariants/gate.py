@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
-from symphony_schema.invariants import gate_outbox_ops, ledger_partitions, policy_gate
+from symphony_schema.invariants import gate_cluster, gate_outbox_ops, ledger_partitions, policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -669,6 +669,10 @@ CHECKS: dict[str, GateFn] = {
     "payloads-append-only": gate_outbox_ops.check_payloads_append_only,
     # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
     **ledger_partitions.CHECKS,
+    # Issue 16 (Citus): symphony_schema/invariants/gate_cluster.py.
+    "worker-security": gate_cluster.check_worker_security,
+    "distribution-as-declared": gate_cluster.check_distribution_as_declared,
+    "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
 }
 
 

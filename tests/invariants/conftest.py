@@ -52,9 +52,9 @@ def repo_copy(tmp_path: Path) -> Path:
     root = project_root()
     copy = tmp_path / "repo"
     shutil.copytree(root / "docs" / "invariants", copy / "docs" / "invariants")
-    # The manifest's verification names tests here, in tests/redteam and (the partitioned
-    # ledger, INV-061 to INV-064) in tests/integration.
-    for tests in ("invariants", "redteam", "integration"):
+    # The manifest's verification names tests here, in tests/redteam, (the partitioned
+    # ledger, INV-061 to INV-064) in tests/integration and (Citus, INV-059) in tests/cluster.
+    for tests in ("invariants", "redteam", "integration", "cluster"):
         shutil.copytree(
             root / "tests" / tests,
             copy / "tests" / tests,
