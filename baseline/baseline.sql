@@ -4177,7 +4177,7 @@ ALTER TABLE ONLY public.payment_outbox_payloads
 --
 
 ALTER TABLE ONLY public.payment_outbox_pending
-    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (participant_id, outbox_id);
+    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (outbox_id);
 
 
 --
@@ -4225,7 +4225,7 @@ ALTER TABLE ONLY public.payment_outbox_attempts_default
 --
 
 ALTER TABLE ONLY public.payment_outbox_pending
-    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency UNIQUE (participant_id, instruction_id, idempotency_key);
+    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency UNIQUE (instruction_id, idempotency_key);
 
 
 --
@@ -4332,20 +4332,6 @@ CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive ON ONLY public.paymen
 --
 
 CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive_default ON public.payment_outbox_attempts_default USING btree (outbox_id, participant_id) WHERE (state = 'REDRIVEN'::public.outbox_attempt_state);
-
-
---
--- Name: uq_payment_outbox_pending_key_any_participant; Type: INDEX; Schema: public; Owner: symphony_owner
---
-
-CREATE UNIQUE INDEX uq_payment_outbox_pending_key_any_participant ON public.payment_outbox_pending USING btree (instruction_id, idempotency_key);
-
-
---
--- Name: uq_payment_outbox_pending_outbox_id; Type: INDEX; Schema: public; Owner: symphony_owner
---
-
-CREATE UNIQUE INDEX uq_payment_outbox_pending_outbox_id ON public.payment_outbox_pending USING btree (outbox_id);
 
 
 --
@@ -5097,6 +5083,6 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_participant_first_keys', 'Queue keys lead with participant_id; claim_outbox_batch_for_participant (ADR 0126)', 'sha256:96f66952a787d483b5fddc8ac08618cd4ec6d9eac7f43711e2a127cc281e4437');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:e0e067a12159e65f50ca5516a9ed436545605806dcceeb55fa0949520b3f01bb');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_claim_for_participant', 'claim_outbox_batch_for_participant: the claim of one participant (ADRs 0145, 0163)', 'sha256:2418f62988c14f727dbcf5fd6833d63a2a5b37bbcb5c3e6ba9419f9643b08656');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.alembic_version (version_num) VALUES ('0030_citus_worker_defaults');

@@ -46,10 +46,15 @@ DISTRIBUTE = """
 BEGIN;
 SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
 SET LOCAL citus.enable_unsafe_triggers TO on;
--- The single-node unique indexes of 0029 give way to plain ones (a unique index of a distributed
--- table must hold participant_id), as the distribution revision will do.
-DROP INDEX public.uq_payment_outbox_pending_outbox_id;
-DROP INDEX public.uq_payment_outbox_pending_key_any_participant;
+-- The queue's keys widen to hold participant_id (a unique key of a distributed table must), as
+-- the distribution revision will do (ADR 0163); plain indexes keep the look-ups by outbox_id and
+-- by key.
+ALTER TABLE public.payment_outbox_pending
+    DROP CONSTRAINT pk_payment_outbox_pending,
+    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (participant_id, outbox_id),
+    DROP CONSTRAINT uq_payment_outbox_pending_instruction_idempotency,
+    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
+        UNIQUE (participant_id, instruction_id, idempotency_key);
 CREATE INDEX ix_payment_outbox_pending_outbox_id ON public.payment_outbox_pending (outbox_id);
 CREATE INDEX ix_payment_outbox_pending_key
     ON public.payment_outbox_pending (instruction_id, idempotency_key);

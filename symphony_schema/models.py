@@ -168,27 +168,16 @@ payment_outbox_pending: Final = Table(
         comment="When the current lease was taken (NULL without a lease, and for leases taken "
         "before 0014).",
     ),
-    # Revision 0029 (ADR 0145): the keys lead with participant_id (Citus's distribution column).
-    PrimaryKeyConstraint("participant_id", "outbox_id", name=conv("pk_payment_outbox_pending")),
+    PrimaryKeyConstraint("outbox_id", name=conv("pk_payment_outbox_pending")),
     UniqueConstraint(
         "participant_id",
         "sequence_id",
         name=conv("uq_payment_outbox_pending_participant_sequence"),
     ),
     UniqueConstraint(
-        "participant_id",
         "instruction_id",
         "idempotency_key",
         name=conv("uq_payment_outbox_pending_instruction_idempotency"),
-    ),
-    # On one node outbox_id and the key stay unique across participants (the distribution
-    # revision drops these two: a Citus unique index must hold participant_id).
-    Index(conv("uq_payment_outbox_pending_outbox_id"), "outbox_id", unique=True),
-    Index(
-        conv("uq_payment_outbox_pending_key_any_participant"),
-        "instruction_id",
-        "idempotency_key",
-        unique=True,
     ),
     CheckConstraint(
         "jsonb_typeof(payload) = 'object'",

@@ -3,7 +3,7 @@
 from symphony_schema.migration.sql import run_revision_sql
 
 revision = "0030_citus_worker_defaults"
-down_revision = "0029_participant_first_keys"
+down_revision = "0029_claim_for_participant"
 branch_labels = None
 depends_on = None
 

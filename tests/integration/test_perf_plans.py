@@ -32,9 +32,6 @@ def _plans(conn: psycopg.Connection[Any], statement: str, params: Any = None) ->
 
 #: Revision 0014: the head promotion's look-up of a participant's next job (ADR 0116).
 PROMOTION_INDEX = "uq_payment_outbox_pending_participant_sequence"
-#: Revision 0029 (ADR 0145): the primary key leads with participant_id; look-ups by outbox_id
-#: read this index.
-OUTBOX_ID_INDEX = "uq_payment_outbox_pending_outbox_id"
 
 
 def _pending_scans(plans: list[Any]) -> list[dict[str, Any]]:
@@ -94,7 +91,7 @@ def test_completion_reads_the_queue_by_primary_key_despite_stale_statistics(
     for scan in scans:
         # Revision 0014: a terminal completion promotes the participant's next job (the
         # trigger reads the participant's queued jobs by (participant_id, sequence_id)).
-        assert scan.get("Index Name") in {OUTBOX_ID_INDEX, PROMOTION_INDEX}, scan
+        assert scan.get("Index Name") in {"pk_payment_outbox_pending", PROMOTION_INDEX}, scan
         assert scan["Shared Hit Blocks"] + scan.get("Shared Read Blocks", 0) < 10, scan
 
 
@@ -116,7 +113,7 @@ def test_batch_completion_reads_the_queue_by_primary_key(stale_lease_statistics:
     scans = _pending_scans(plans)
     assert scans, "auto_explain reported no read of payment_outbox_pending"
     assert {scan.get("Index Name") for scan in scans} == {
-        OUTBOX_ID_INDEX,
+        "pk_payment_outbox_pending",
         PROMOTION_INDEX,
     }
     for scan in scans:

@@ -160,25 +160,8 @@ def test_lease_columns_are_all_or_nothing(outbox: Outbox) -> None:
         (
             "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id,"
             " sequence_id, idempotency_key, rail_type, payload)"
-            # Revision 0029 (ADR 0145): the key leads with participant_id.
-            " VALUES ('instr-1', 'participant-1', 9, 'key-instr-1', 'rtgs', '{}')",
-            "uq_payment_outbox_pending_instruction_idempotency",
-        ),
-        (
-            # On one node the narrow rules of before 0029 still hold: one job per key and per
-            # outbox_id across participants, for a hand-made row too (the distribution revision
-            # drops these two indexes: a Citus unique index must hold participant_id).
-            "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id,"
-            " sequence_id, idempotency_key, rail_type, payload)"
             " VALUES ('instr-1', 'participant-9', 9, 'key-instr-1', 'rtgs', '{}')",
-            "uq_payment_outbox_pending_key_any_participant",
-        ),
-        (
-            "INSERT INTO public.payment_outbox_pending (outbox_id, instruction_id,"
-            " participant_id, sequence_id, idempotency_key, rail_type, payload)"
-            " SELECT outbox_id, 'other', 'participant-9', 1, 'k-other', 'rtgs', '{}'"
-            " FROM public.payment_outbox_pending",
-            "uq_payment_outbox_pending_outbox_id",
+            "uq_payment_outbox_pending_instruction_idempotency",
         ),
     ],
 )

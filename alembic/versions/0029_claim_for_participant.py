@@ -1,8 +1,8 @@
-"""Queue keys lead with participant_id; claim_outbox_batch_for_participant (ADR 0126)"""
+"""claim_outbox_batch_for_participant: the claim of one participant (ADRs 0145, 0163)"""
 
 from symphony_schema.migration.sql import run_revision_sql
 
-revision = "0029_participant_first_keys"
+revision = "0029_claim_for_participant"
 down_revision = "0028_enqueue_prunes_the_ledger"
 branch_labels = None
 depends_on = None

@@ -1,48 +1,17 @@
--- 0029 keys that lead with participant_id, a single-participant claim (issue 16, ADR 0145).
+-- 0029 a single-participant claim (issue 16, ADRs 0145 and 0163).
 --
--- Citus requires every primary and unique key of a distributed table to contain the distribution
--- column (participant_id). This revision widens the queue's keys, on plain PostgreSQL as on
--- Citus; nothing an API returns or refuses changes:
--- 1. payment_outbox_pending: primary key (participant_id, outbox_id) and unique key
---    (participant_id, instruction_id, idempotency_key), both under their old names (enqueue's
---    ON CONFLICT ON CONSTRAINT still finds them). outbox_id stays unique in practice (enqueue
---    allocates it under the key table's primary key); on one node two unique indexes keep
---    outbox_id and (instruction_id, idempotency_key) unique across participants, as before, and
---    serve the look-ups by outbox_id (completion, heartbeat, cancel) and by key (enqueue's
---    replay). Idempotency stays global: enqueue serialises on the key table, whose primary key
---    (instruction_id, idempotency_key) does not change here.
---    participant_outbox_sequences and payment_outbox_payloads (0024) are keyed by participant
---    already; the ledger's keys carry it since 0025.
--- 2. claim_outbox_batch_for_participant(participant, batch, worker, lease, rails): the claim of
+-- The queue's keys do NOT change here: on plain PostgreSQL they stay (outbox_id) and
+-- (instruction_id, idempotency_key). Citus needs keys that contain participant_id; widening them
+-- on every database would cost the single-node hot path two more unique indexes per queue row
+-- version (a claim, a promotion and a requeue are non-HOT updates), so the Citus-guarded
+-- distribution revision widens them where they are needed (ADR 0163).
+-- claim_outbox_batch_for_participant(participant, batch, worker, lease, rails): the claim of
 --    claim_outbox_batch (body: 0024) restricted to one participant (one shard on Citus): the same
 --    validation, rail matching, plan pinning, ledger rows (no payload copy, 0024) and order;
 --    every statement filters by participant_id, the lease token and claim time come from
 --    PL/pgSQL variables (Citus refuses a VOLATILE function in an UPDATE of a distributed table,
 --    even on one shard), so the rows are leased one by one instead of in one statement. EXECUTE
 --    for symphony_executor, symphony_control and test_user like claim_outbox_batch.
-
--- The queue drains (it holds queued and leased jobs only), so the ACCESS EXCLUSIVE lock of these
--- statements lasts as long as building four small indexes; each dropped key is replaced by a
--- wider one in the same transaction, and the narrow rule it kept (one job per instruction and
--- key) is still kept by enqueue's key table, whose primary key does not change.
--- squawk-ignore-file ban-drop-constraint, constraint-missing-not-valid
--- squawk-ignore-file adding-serial-primary-key-field, disallowed-unique-constraint
--- squawk-ignore-file require-concurrent-index-creation
-ALTER TABLE public.payment_outbox_pending
-    DROP CONSTRAINT pk_payment_outbox_pending,
-    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (participant_id, outbox_id),
-    DROP CONSTRAINT uq_payment_outbox_pending_instruction_idempotency,
-    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
-        UNIQUE (participant_id, instruction_id, idempotency_key);
-
--- On one node the narrow rules stay: one queued job per outbox_id and per (instruction_id,
--- idempotency_key) across participants, for a row written by hand too. The distribution revision
--- drops these two indexes (a unique index of a distributed table must hold participant_id);
--- until then they also serve the look-ups by outbox_id and by key.
-CREATE UNIQUE INDEX uq_payment_outbox_pending_outbox_id
-    ON public.payment_outbox_pending (outbox_id);
-CREATE UNIQUE INDEX uq_payment_outbox_pending_key_any_participant
-    ON public.payment_outbox_pending (instruction_id, idempotency_key);
 
 CREATE FUNCTION public.claim_outbox_batch_for_participant(
     p_participant_id text,
