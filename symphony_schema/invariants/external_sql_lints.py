@@ -7,6 +7,7 @@ give the same answer for the real revisions and for test fixtures anywhere on di
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -20,6 +21,12 @@ from symphony_schema.invariants.revisions import RevisionSql
 SQLFLUFF_CONFIG = ".sqlfluff"
 SQUAWK_CONFIG = ".squawk.toml"
 TOOL_TIMEOUT_SECONDS = 300
+
+#: sqlfluff's findings per file, by the sha256 of (configuration, file name, file content): one
+#: process that lints the same revisions again (the test suite runs ``verify`` and
+#: ``invariants`` many times; a long-lived tool) asks sqlfluff only about what changed. Kept in
+#: memory only, so nothing outside this process can answer for sqlfluff.
+_SQLFLUFF_SEEN: dict[str, list[str]] = {}
 
 
 def _config(root: Path, name: str) -> Path | None:
@@ -50,33 +57,46 @@ def lint_sqlfluff(revisions: Sequence[RevisionSql], root: Path) -> list[str]:
     config = _config(root, SQLFLUFF_CONFIG)
     if config is None:
         return [f"{root / SQLFLUFF_CONFIG} is missing; restore it from version control"]
-    command = [
-        sys.executable,
-        "-m",
-        "sqlfluff",
-        "lint",
-        "--dialect",
-        "postgres",
-        "--config",
-        str(config),
-        "--format",
-        "json",
-        "--nocolor",
-        "--disable-progress-bar",
-        *(str(revision.path) for revision in revisions),
-    ]
-    report = _json_output(_run(command), "sqlfluff")
-    problems = []
-    for entry in report:
-        name = Path(entry["filepath"]).name
-        for violation in entry.get("violations", []):
-            line = violation.get("start_line_no", violation.get("line_no", "?"))
-            code = violation.get("code", "?")
-            problems.append(
-                f"{name}:{line}: sqlfluff {code} {violation.get('description', '')} "
-                f"(fix it, or justify ignoring {code} in {SQLFLUFF_CONFIG})"
-            )
-    return problems
+    configuration = config.read_bytes()
+
+    def key(revision: RevisionSql) -> str:
+        digest = hashlib.sha256(configuration)
+        for part in (revision.name.encode(), revision.path.read_bytes()):
+            digest.update(len(part).to_bytes(8, "big") + part)
+        return digest.hexdigest()
+
+    keys = {revision.name: key(revision) for revision in revisions}
+    unseen = [revision for revision in revisions if keys[revision.name] not in _SQLFLUFF_SEEN]
+    if unseen:
+        command = [
+            sys.executable,
+            "-m",
+            "sqlfluff",
+            "lint",
+            "--dialect",
+            "postgres",
+            "--config",
+            str(config),
+            "--format",
+            "json",
+            "--nocolor",
+            "--disable-progress-bar",
+            *(str(revision.path) for revision in unseen),
+        ]
+        report = _json_output(_run(command), "sqlfluff")
+        found: dict[str, list[str]] = {revision.name: [] for revision in unseen}
+        for entry in report:
+            name = Path(entry["filepath"]).name
+            for violation in entry.get("violations", []):
+                line = violation.get("start_line_no", violation.get("line_no", "?"))
+                code = violation.get("code", "?")
+                found.setdefault(name, []).append(
+                    f"{name}:{line}: sqlfluff {code} {violation.get('description', '')} "
+                    f"(fix it, or justify ignoring {code} in {SQLFLUFF_CONFIG})"
+                )
+        for revision in unseen:
+            _SQLFLUFF_SEEN[keys[revision.name]] = found[revision.name]
+    return [problem for revision in revisions for problem in _SQLFLUFF_SEEN[keys[revision.name]]]
 
 
 def squawk_binary() -> Path | None:

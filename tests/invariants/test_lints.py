@@ -166,6 +166,37 @@ def test_sqlfluff_accepts_house_style() -> None:
     assert run_lint("sqlfluff", "sqlfluff_good") == []
 
 
+def test_sqlfluff_runs_again_only_for_what_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from symphony_schema.invariants import external_sql_lints
+
+    real_run = external_sql_lints._run
+    linted: list[list[str]] = []
+
+    def counting_run(command: list[str]) -> subprocess.CompletedProcess[str]:
+        linted.append([Path(arg).name for arg in command if arg.endswith(".sql")])
+        return real_run(command)
+
+    monkeypatch.setattr(external_sql_lints, "_run", counting_run)
+    monkeypatch.setattr(external_sql_lints, "_SQLFLUFF_SEEN", {})
+    directory = tmp_path / "versions"
+    directory.mkdir()
+    good = (LINT_FIXTURES / "sqlfluff_good" / "0001_style.sql").read_text()
+    (directory / "0001_style.sql").write_text(good)
+    (directory / "0002_same.sql").write_text(good)
+    assert run_lint("sqlfluff", directory) == []
+    assert run_lint("sqlfluff", directory) == []
+    assert linted == [["0001_style.sql", "0002_same.sql"]], "the second lint asked sqlfluff again"
+    # A file whose content changed is linted again and its findings are not hidden.
+    bad = (LINT_FIXTURES / "sqlfluff_bad" / "0001_style.sql").read_text()
+    (directory / "0002_same.sql").write_text(bad)
+    problems = run_lint("sqlfluff", directory)
+    assert linted[-1] == ["0002_same.sql"]
+    assert problems and all(p.startswith("0002_same.sql:") for p in problems)
+    assert problems == run_lint("sqlfluff", directory), "cached findings differ from the first"
+
+
 def test_squawk_flags_unsafe_migrations() -> None:
     problems = run_lint("squawk", "squawk_bad")
     rules = {p.split("squawk ", 1)[1].split(":")[0] for p in problems}

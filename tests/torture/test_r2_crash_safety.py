@@ -180,7 +180,7 @@ def _run_trials(
     return landed
 
 
-TRIALS_SMALL = 12
+TRIALS_SMALL = 6
 
 
 def test_sigkill_of_the_real_chain_leaves_a_revision_boundary(
