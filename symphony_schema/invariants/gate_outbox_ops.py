@@ -217,6 +217,12 @@ RAIL_RULE_CALLS: Final[dict[str, tuple[str, ...]]] = {
         "public.outbox_rail_code(",
         "public.check_outbox_payload_numbers(",
     ),
+    # Revision 0029: the set-based batch applies the same two rules itself (ADR 0136).
+    "public.enqueue_payment_outbox_batch(text[], text[], text[], text[], jsonb[], timestamptz[],"
+    " smallint[])": (
+        "public.outbox_rail_code(",
+        "public.check_outbox_payload_numbers(",
+    ),
     "public.complete_outbox_attempt(uuid, uuid, text, public.outbox_attempt_state, text, text,"
     " text, text, integer, integer)": ("public.record_outbox_rail_reference(",),
     "public.complete_outbox_attempts_batch(text, uuid[], uuid[], text[], text[], text[], text[],"
