@@ -1359,66 +1359,70 @@ BEGIN
            FOR UPDATE;
     END IF;
 
-    -- 3 and 4. Still queued (state PENDING), else the latest attempt in the ledger, read only
-    --    for a known key and only for the job its key row names (ADR 0133, revision 0028).
-    SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
-           f.payload
-      INTO v_found
-      FROM (
-          SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text AS state,
-                 p.participant_id, p.rail_type, p.payload
-            FROM public.payment_outbox_pending AS p
-           WHERE p.instruction_id = p_instruction_id
-             AND p.idempotency_key = p_idempotency_key
-          UNION ALL
-          (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
-                  a.participant_id, a.rail_type, NULL::jsonb AS payload
-             FROM public.payment_outbox_attempts AS a
-            WHERE v_known
-              AND a.outbox_id = v_key_outbox_id
-              AND a.instruction_id = p_instruction_id
-              AND a.idempotency_key = p_idempotency_key
-            ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
-            LIMIT 1)
-      ) AS f
-     ORDER BY f.source
-     LIMIT 1;
-    IF FOUND THEN
-        -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142); a
-        -- job whose payload row is missing falls back to its queue row or a ledger row's copy.
-        SELECT x.payload
-          INTO v_payload
-          FROM public.payment_outbox_payloads AS x
-         WHERE x.participant_id = v_found.participant_id
-           AND x.outbox_id = v_found.outbox_id;
-        IF NOT FOUND THEN
-            v_payload := COALESCE(
-                v_found.payload,
-                (SELECT a.payload
-                   FROM public.payment_outbox_attempts AS a
-                  WHERE a.outbox_id = v_found.outbox_id
-                    AND a.payload IS NOT NULL
-                  LIMIT 1)
-            );
+    -- 3 and 4. A new key has no job: the key table's primary key serialises every writer of
+    --    the key (the P7005 guards give a hand-written queue row its key row), so only a known
+    --    key is looked up: still queued (state PENDING), else the latest attempt in the ledger,
+    --    read only for the job its key row names (ADR 0133, revision 0028).
+    IF v_known THEN
+        SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
+               f.payload
+          INTO v_found
+          FROM (
+              SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at,
+                     'PENDING'::text AS state, p.participant_id, p.rail_type, p.payload
+                FROM public.payment_outbox_pending AS p
+               WHERE p.instruction_id = p_instruction_id
+                 AND p.idempotency_key = p_idempotency_key
+              UNION ALL
+              (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at,
+                      a.state::text AS state, a.participant_id, a.rail_type, NULL::jsonb AS payload
+                 FROM public.payment_outbox_attempts AS a
+                WHERE a.outbox_id = v_key_outbox_id
+                  AND a.instruction_id = p_instruction_id
+                  AND a.idempotency_key = p_idempotency_key
+                ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
+                LIMIT 1)
+          ) AS f
+         ORDER BY f.source
+         LIMIT 1;
+        IF FOUND THEN
+            -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142);
+            -- a job whose payload row is missing falls back to its queue row or a ledger copy.
+            SELECT x.payload
+              INTO v_payload
+              FROM public.payment_outbox_payloads AS x
+             WHERE x.participant_id = v_found.participant_id
+               AND x.outbox_id = v_found.outbox_id;
+            IF NOT FOUND THEN
+                v_payload := COALESCE(
+                    v_found.payload,
+                    (SELECT a.payload
+                       FROM public.payment_outbox_attempts AS a
+                      WHERE a.outbox_id = v_found.outbox_id
+                        AND a.payload IS NOT NULL
+                      LIMIT 1)
+                );
+            END IF;
+            -- A replay is compared against what was stored; the rail by its upper-cased
+            -- spelling (ADR 0122); a replay after the rail was disabled still returns its job.
+            IF v_found.participant_id IS DISTINCT FROM p_participant_id
+               OR pg_catalog.upper(v_found.rail_type COLLATE "C")
+                  IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
+               OR v_payload IS DISTINCT FROM p_payload THEN
+                RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % '
+                                'was already used with a different participant, rail type or '
+                                'payload',
+                    pg_catalog.quote_literal(p_idempotency_key),
+                    pg_catalog.quote_literal(p_instruction_id)
+                    USING ERRCODE = 'P7004';
+            END IF;
+            outbox_id := v_found.outbox_id;
+            sequence_id := v_found.sequence_id;
+            created_at := v_found.created_at;
+            state := v_found.state;
+            RETURN NEXT;
+            RETURN;
         END IF;
-        -- A replay is compared against what was stored; the rail by its upper-cased spelling
-        -- (ADR 0122); a replay after the rail was disabled still returns its job.
-        IF v_found.participant_id IS DISTINCT FROM p_participant_id
-           OR pg_catalog.upper(v_found.rail_type COLLATE "C")
-              IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
-           OR v_payload IS DISTINCT FROM p_payload THEN
-            RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
-                            'already used with a different participant, rail type or payload',
-                pg_catalog.quote_literal(p_idempotency_key),
-                pg_catalog.quote_literal(p_instruction_id)
-                USING ERRCODE = 'P7004';
-        END IF;
-        outbox_id := v_found.outbox_id;
-        sequence_id := v_found.sequence_id;
-        created_at := v_found.created_at;
-        state := v_found.state;
-        RETURN NEXT;
-        RETURN;
     END IF;
 
     -- 5. A new job: only numbers a JSON consumer reads exactly (22023 naming the JSON path). The
@@ -5303,5 +5307,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:fc339314b816d95792ecab6d6001f58a416cfc1db7f58a6c68402b2d9327ea79');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:66c4b8a2347985cb8b643bef233b41692dcd466360f69e9283c574cadca08dc0');
 INSERT INTO public.alembic_version (version_num) VALUES ('0029_enqueue_set_based');

@@ -227,66 +227,70 @@ BEGIN
            FOR UPDATE;
     END IF;
 
-    -- 3 and 4. Still queued (state PENDING), else the latest attempt in the ledger, read only
-    --    for a known key and only for the job its key row names (ADR 0133, revision 0028).
-    SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
-           f.payload
-      INTO v_found
-      FROM (
-          SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text AS state,
-                 p.participant_id, p.rail_type, p.payload
-            FROM public.payment_outbox_pending AS p
-           WHERE p.instruction_id = p_instruction_id
-             AND p.idempotency_key = p_idempotency_key
-          UNION ALL
-          (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
-                  a.participant_id, a.rail_type, NULL::jsonb AS payload
-             FROM public.payment_outbox_attempts AS a
-            WHERE v_known
-              AND a.outbox_id = v_key_outbox_id
-              AND a.instruction_id = p_instruction_id
-              AND a.idempotency_key = p_idempotency_key
-            ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
-            LIMIT 1)
-      ) AS f
-     ORDER BY f.source
-     LIMIT 1;
-    IF FOUND THEN
-        -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142); a
-        -- job whose payload row is missing falls back to its queue row or a ledger row's copy.
-        SELECT x.payload
-          INTO v_payload
-          FROM public.payment_outbox_payloads AS x
-         WHERE x.participant_id = v_found.participant_id
-           AND x.outbox_id = v_found.outbox_id;
-        IF NOT FOUND THEN
-            v_payload := COALESCE(
-                v_found.payload,
-                (SELECT a.payload
-                   FROM public.payment_outbox_attempts AS a
-                  WHERE a.outbox_id = v_found.outbox_id
-                    AND a.payload IS NOT NULL
-                  LIMIT 1)
-            );
+    -- 3 and 4. A new key has no job: the key table's primary key serialises every writer of
+    --    the key (the P7005 guards give a hand-written queue row its key row), so only a known
+    --    key is looked up: still queued (state PENDING), else the latest attempt in the ledger,
+    --    read only for the job its key row names (ADR 0133, revision 0028).
+    IF v_known THEN
+        SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
+               f.payload
+          INTO v_found
+          FROM (
+              SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at,
+                     'PENDING'::text AS state, p.participant_id, p.rail_type, p.payload
+                FROM public.payment_outbox_pending AS p
+               WHERE p.instruction_id = p_instruction_id
+                 AND p.idempotency_key = p_idempotency_key
+              UNION ALL
+              (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at,
+                      a.state::text AS state, a.participant_id, a.rail_type, NULL::jsonb AS payload
+                 FROM public.payment_outbox_attempts AS a
+                WHERE a.outbox_id = v_key_outbox_id
+                  AND a.instruction_id = p_instruction_id
+                  AND a.idempotency_key = p_idempotency_key
+                ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
+                LIMIT 1)
+          ) AS f
+         ORDER BY f.source
+         LIMIT 1;
+        IF FOUND THEN
+            -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142);
+            -- a job whose payload row is missing falls back to its queue row or a ledger copy.
+            SELECT x.payload
+              INTO v_payload
+              FROM public.payment_outbox_payloads AS x
+             WHERE x.participant_id = v_found.participant_id
+               AND x.outbox_id = v_found.outbox_id;
+            IF NOT FOUND THEN
+                v_payload := COALESCE(
+                    v_found.payload,
+                    (SELECT a.payload
+                       FROM public.payment_outbox_attempts AS a
+                      WHERE a.outbox_id = v_found.outbox_id
+                        AND a.payload IS NOT NULL
+                      LIMIT 1)
+                );
+            END IF;
+            -- A replay is compared against what was stored; the rail by its upper-cased
+            -- spelling (ADR 0122); a replay after the rail was disabled still returns its job.
+            IF v_found.participant_id IS DISTINCT FROM p_participant_id
+               OR pg_catalog.upper(v_found.rail_type COLLATE "C")
+                  IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
+               OR v_payload IS DISTINCT FROM p_payload THEN
+                RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % '
+                                'was already used with a different participant, rail type or '
+                                'payload',
+                    pg_catalog.quote_literal(p_idempotency_key),
+                    pg_catalog.quote_literal(p_instruction_id)
+                    USING ERRCODE = 'P7004';
+            END IF;
+            outbox_id := v_found.outbox_id;
+            sequence_id := v_found.sequence_id;
+            created_at := v_found.created_at;
+            state := v_found.state;
+            RETURN NEXT;
+            RETURN;
         END IF;
-        -- A replay is compared against what was stored; the rail by its upper-cased spelling
-        -- (ADR 0122); a replay after the rail was disabled still returns its job.
-        IF v_found.participant_id IS DISTINCT FROM p_participant_id
-           OR pg_catalog.upper(v_found.rail_type COLLATE "C")
-              IS DISTINCT FROM pg_catalog.upper(p_rail_type COLLATE "C")
-           OR v_payload IS DISTINCT FROM p_payload THEN
-            RAISE EXCEPTION 'IDEMPOTENCY_CONFLICT: idempotency key % of instruction % was '
-                            'already used with a different participant, rail type or payload',
-                pg_catalog.quote_literal(p_idempotency_key),
-                pg_catalog.quote_literal(p_instruction_id)
-                USING ERRCODE = 'P7004';
-        END IF;
-        outbox_id := v_found.outbox_id;
-        sequence_id := v_found.sequence_id;
-        created_at := v_found.created_at;
-        state := v_found.state;
-        RETURN NEXT;
-        RETURN;
     END IF;
 
     -- 5. A new job: only numbers a JSON consumer reads exactly (22023 naming the JSON path). The
