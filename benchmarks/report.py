@@ -855,8 +855,9 @@ def render(results: Results, figures: list[Path]) -> str:
             "## P4b batch enqueue",
             "",
             "`python -m benchmarks --only enqueue_batch`: `enqueue_payment_outbox_batch` with 100"
-            " jobs over 10,000 participants per call (revision 0027, ADR 0152) against"
-            " `pgmq.send_batch` of 100 messages and against single enqueues, back to back.",
+            " jobs over 10,000 participants per call (revision 0027, set-based since 0029: ADRs"
+            " 0152, 0136) against `pgmq.send_batch` of 100 messages and against single enqueues,"
+            " back to back.",
             "",
             *_enqueue_batch_table(results),
             "",
