@@ -242,6 +242,27 @@ def test_a_batch_mixes_replays_of_queued_and_finished_jobs_with_new_jobs(
     assert _written(db) == (pending, keys, numbers, payloads)
 
 
+def test_a_queue_row_written_by_hand_is_found_although_new_keys_skip_the_look_up(
+    db: psycopg.Connection[Any],
+) -> None:
+    """0029 looks a key up only when its key row existed: a queue row written around the
+    functions (a superuser's repair) gets its key row from the P7005 guard, so enqueue and the
+    batch still answer with it instead of queueing the key twice."""
+    db.execute(
+        "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id, sequence_id,"
+        " idempotency_key, rail_type, payload, is_head)"
+        " VALUES ('h-1', 'p-h', 1, 'k-h', 'RTGS', %s::jsonb, true)",
+        (json.dumps(PAYLOAD),),
+    )
+    queued = db.execute("SELECT outbox_id FROM public.payment_outbox_pending").fetchone()
+    assert queued is not None
+    row = db.execute(ENQUEUE, ("h-1", "p-h", "k-h", "rtgs", json.dumps(PAYLOAD))).fetchone()
+    assert row is not None and (row[0], row[3]) == (queued[0], "PENDING")
+    batch = _batch(db, ["h-1", "h-2"], ["p-h", "p-h2"], keys=["k-h", "k-h2"])
+    assert batch[0][1] == queued[0]
+    assert db.execute("SELECT count(*) FROM public.payment_outbox_pending").fetchone() == (2,)
+
+
 def test_a_key_whose_job_was_removed_by_hand_gets_a_new_job_in_a_batch(
     db: psycopg.Connection[Any],
 ) -> None:
