@@ -1452,11 +1452,19 @@ BEGIN
     --    disabled rail inserts nothing and outbox_rail_code raises 22023 below. ON CONFLICT DO
     --    NOTHING only matters for a row written around the functions after the look-up: the
     --    serialization failure rolls the allocated number back (ADR 0006).
-    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
-    VALUES (p_participant_id, 2)
-    ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
-    DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    --    A known participant's row is advanced by a plain UPDATE (no speculative insertion, no
+    --    separate row-lock WAL record); the upsert only runs for a participant's first job.
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id + 1
+     WHERE s.participant_id = p_participant_id
     RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+    IF NOT FOUND THEN
+        INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+        VALUES (p_participant_id, 2)
+        ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
+        DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+        RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+    END IF;
 
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
@@ -5307,5 +5315,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:66c4b8a2347985cb8b643bef233b41692dcd466360f69e9283c574cadca08dc0');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:d30449dfd0bd4782d373e3a55dd880d9ce7f996b93255e907261bc37908ae5aa');
 INSERT INTO public.alembic_version (version_num) VALUES ('0029_enqueue_set_based');

@@ -320,11 +320,19 @@ BEGIN
     --    disabled rail inserts nothing and outbox_rail_code raises 22023 below. ON CONFLICT DO
     --    NOTHING only matters for a row written around the functions after the look-up: the
     --    serialization failure rolls the allocated number back (ADR 0006).
-    INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
-    VALUES (p_participant_id, 2)
-    ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
-    DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+    --    A known participant's row is advanced by a plain UPDATE (no speculative insertion, no
+    --    separate row-lock WAL record); the upsert only runs for a participant's first job.
+    UPDATE public.participant_outbox_sequences AS s
+       SET next_sequence_id = s.next_sequence_id + 1
+     WHERE s.participant_id = p_participant_id
     RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+    IF NOT FOUND THEN
+        INSERT INTO public.participant_outbox_sequences AS s (participant_id, next_sequence_id)
+        VALUES (p_participant_id, 2)
+        ON CONFLICT ON CONSTRAINT pk_participant_outbox_sequences
+        DO UPDATE SET next_sequence_id = s.next_sequence_id + 1
+        RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
+    END IF;
 
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
