@@ -10,7 +10,8 @@
   the ticket (and a REDRIVEN row the job that replaced it).
 * ``gate:payloads-append-only`` (INV-065): the payload table (revision 0024) has BEFORE UPDATE,
   DELETE (row) and TRUNCATE (statement) triggers calling its deny function, enabled ALWAYS.
-* ``gate:rail-rules-wired`` (INV-057): enqueue calls the rail and payload-number checks, both
+* ``gate:rail-rules-wired`` (INV-057): enqueue and (since 0029) the batch enqueue call the rail
+  and payload-number checks, both
   completions record DISPATCHED references through record_outbox_rail_reference, and a valid
   primary key keeps a reference unique per rail.
 
