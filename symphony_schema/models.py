@@ -453,6 +453,9 @@ payment_outbox_idempotency_keys: Final = Table(
     Column("idempotency_key", Text, nullable=False),
     Column("outbox_id", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    # Revision 0029 (ADR 0135): the job's participant, written by both enqueues; nullable (keys
+    # whose job left no trace, rows of the P7005 guards and redrive).
+    Column("participant_id", Text, nullable=True),
     PrimaryKeyConstraint(
         "instruction_id",
         "idempotency_key",
