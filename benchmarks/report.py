@@ -231,27 +231,47 @@ def _enqueue_batch_table(results: Results) -> list[str]:
 
 def _wake_table(results: Results) -> list[str]:
     wake = results["wake"]
+
+    def pair(lat: dict[str, Any] | None) -> str:
+        if not lat:  # not measured (results of an older run)
+            return "-"
+        return f"{lat.get('p50', math.nan):.2f} / {lat.get('p99', math.nan):.2f}"
+
     rows = []
     for system in ("ours", "pgmq"):
         if system not in wake:
             continue
         busy, idle = wake[system]["offered"], wake[system]["idle"]
-        lat = busy.get("wake_ms") or {}
-        rows.append(
-            [
-                system,
-                str(busy["jobs"]),
-                f"{lat.get('p50', math.nan):.2f} / {lat.get('p99', math.nan):.2f} /"
-                f" {lat.get('max', math.nan):.2f}",
-                f"{busy['claims_per_worker_s']:.2f}",
-                f"{idle['claims_per_worker_s']:.2f}",
-            ]
-        )
+        for label, run in (
+            (str(wake["workers"]), busy),
+            ("1", wake[system].get("one_worker")),
+        ):
+            if not run:
+                continue
+            lat = run.get("wake_ms") or {}
+            rows.append(
+                [
+                    system,
+                    label,
+                    str(run["jobs"]),
+                    f"{lat.get('p50', math.nan):.2f} / {lat.get('p99', math.nan):.2f} /"
+                    f" {lat.get('max', math.nan):.2f}",
+                    pair(run.get("enqueue_ms")),
+                    pair(run.get("woken_ms")),
+                    pair(run.get("after_wake_ms")),
+                    f"{run['claims_per_worker_s']:.2f}",
+                    f"{idle['claims_per_worker_s']:.2f}" if run is busy else "-",
+                ]
+            )
     return _table(
         [
             "system",
+            "workers",
             "jobs",
             "enqueue → claimed p50 / p99 / max ms",
+            "enqueue call p50 / p99 ms",
+            "stamp → woken p50 / p99 ms",
+            "woken → claimed p50 / p99 ms",
             f"claims per worker-second at {wake['offered_per_s']:g} jobs/s",
             "claims per worker-second, idle",
         ],
@@ -835,8 +855,9 @@ def render(results: Results, figures: list[Path]) -> str:
             "## P4b batch enqueue",
             "",
             "`python -m benchmarks --only enqueue_batch`: `enqueue_payment_outbox_batch` with 100"
-            " jobs over 10,000 participants per call (revision 0027, ADR 0152) against"
-            " `pgmq.send_batch` of 100 messages and against single enqueues, back to back.",
+            " jobs over 10,000 participants per call (revision 0027, set-based since 0031: ADRs"
+            " 0152, 0136) against `pgmq.send_batch` of 100 messages and against single enqueues,"
+            " back to back.",
             "",
             *_enqueue_batch_table(results),
             "",
@@ -852,7 +873,10 @@ def render(results: Results, figures: list[Path]) -> str:
             f" {wk['offered_per_s']:g} jobs/s for {wk['seconds']:g} s. Latency runs from the"
             " start of the enqueue call (its commit included) to the return of the claim."
             " PGMQ: `pgmq.enable_notify_insert(queue, 0)` (no throttle) and the same waiting"
-            " helper. Enqueue at 4 clients with our notify trigger / without it:"
+            " helper. The parts: the producer's enqueue call (its commit included), the stamp"
+            " to the moment the worker's wait returned on the notification, and the claim that"
+            " followed (only jobs claimed right after a notification count in the last two)."
+            " Enqueue at 4 clients with our notify trigger / without it:"
             f" {n(wk.get('enqueue_4_clients', {}).get('on'))} /"
             f" {n(wk.get('enqueue_4_clients', {}).get('off'))} jobs/s.",
             "",

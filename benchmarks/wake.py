@@ -8,9 +8,12 @@ workers are the documented executor helper (docs/operations/reference_worker.py:
 default 250 ms throttle would delay a notification by design), with the same waiting helper.
 
 Measured: enqueue -> claimed latency (the producer stamps the wall-clock time into the payload
-just before its enqueue call; the worker subtracts it when its claim returns), claim queries per
-worker-second at the offered rate and while idle (no producer), and what the trigger costs an
-enqueue (4 clients, trigger on against off).
+just before its enqueue call; the worker subtracts it when its claim returns), split into its
+parts: the enqueue call itself (its commit included), stamp -> woken (when the worker's wait
+returned on the notification) and the claim after the wake; claim queries per worker-second at
+the offered rate and while idle (no producer); the same with one worker (every notification
+wakes every listener: with four on two cores the winner of the claim waits for the CPU); and
+what the trigger costs an enqueue (4 clients, trigger on against off).
 """
 
 from __future__ import annotations
@@ -86,7 +89,12 @@ class _Waker(Operation):
         super().__init__(*args)
         self.helper = reference_worker()
         self._wait_after = False
+        self._woken_at: float | None = None
         self.conn.execute(f'LISTEN "{self.channel}"')
+
+    def _wait(self) -> None:
+        woken = self.helper.wait_for_work(self.conn, POLL_S)
+        self._woken_at = time.time() if woken else None
 
     def claim(self) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -100,8 +108,9 @@ class _Waker(Operation):
     def step(self) -> int:
         rows = self.claim()
         claimed_at = time.time()
+        woken_at, self._woken_at = self._woken_at, None
         if not rows:
-            self.helper.wait_for_work(self.conn, POLL_S)
+            self._wait()
             return 0
         if len(rows) < self.spec.batch:
             # The queue was drained at the claim: after this batch, wait (a job enqueued
@@ -112,13 +121,19 @@ class _Waker(Operation):
             if isinstance(payload, str):
                 payload = json.loads(payload)
             if self.recorder.active and "t" in payload:
-                self.recorder.samples.setdefault("wake", array("d")).append(
-                    (claimed_at - float(payload["t"])) * 1000.0
-                )
+                stamp = float(payload["t"])
+                samples = self.recorder.samples
+                samples.setdefault("wake", array("d")).append((claimed_at - stamp) * 1000.0)
+                if woken_at is not None and woken_at >= stamp:
+                    # Claimed by the claim that followed a notification sent after the stamp.
+                    samples.setdefault("woken", array("d")).append((woken_at - stamp) * 1000.0)
+                    samples.setdefault("after_wake", array("d")).append(
+                        (claimed_at - woken_at) * 1000.0
+                    )
             self.finish(row)
         if self._wait_after:
             self._wait_after = False
-            self.helper.wait_for_work(self.conn, POLL_S)
+            self._wait()
         return len(rows)
 
 
@@ -167,7 +182,7 @@ register("ours_waker", "ours", OursWaker)
 register("pgmq_waker", "pgmq", PgmqWaker)
 
 
-def _specs(ctx: Context, system: str, with_producer: bool) -> list[OpSpec]:
+def _specs(ctx: Context, system: str, with_producer: bool, workers: int) -> list[OpSpec]:
     s = ctx.settings
     run_id = ctx.next_run_id()
     producer = OpSpec(
@@ -184,11 +199,13 @@ def _specs(ctx: Context, system: str, with_producer: bool) -> list[OpSpec]:
         lease_seconds=s.lease_seconds,
         run_id=run_id,
     )
-    return ([producer] if with_producer else []) + [worker] * s.wake_workers
+    return ([producer] if with_producer else []) + [worker] * workers
 
 
-def _measure(ctx: Context, system: str, with_producer: bool, seconds: float) -> dict[str, Any]:
-    specs = _specs(ctx, system, with_producer)
+def _measure(
+    ctx: Context, system: str, with_producer: bool, seconds: float, workers: int
+) -> dict[str, Any]:
+    specs = _specs(ctx, system, with_producer, workers)
     run = driver.run(
         ctx.database.conninfo,
         specs,
@@ -200,7 +217,7 @@ def _measure(ctx: Context, system: str, with_producer: bool, seconds: float) -> 
     )
     data = run.to_json()
     claims = run.latencies.get("claim", {}).get("count", 0)
-    worker_seconds = ctx.settings.wake_workers * run.elapsed_s
+    worker_seconds = workers * run.elapsed_s
     return {
         "jobs": run.jobs,
         "elapsed_s": round(run.elapsed_s, 2),
@@ -208,6 +225,10 @@ def _measure(ctx: Context, system: str, with_producer: bool, seconds: float) -> 
         "claims_per_worker_s": round(claims / worker_seconds, 3) if worker_seconds else None,
         "wake_ms": data["latency_ms"].get("wake"),
         "claim_ms": data["latency_ms"].get("claim"),
+        # The parts: the producer's call (commit included), stamp -> woken, claim after wake.
+        "enqueue_ms": data["latency_ms"].get("enqueue") or data["latency_ms"].get("send"),
+        "woken_ms": data["latency_ms"].get("woken"),
+        "after_wake_ms": data["latency_ms"].get("after_wake"),
     }
 
 
@@ -241,28 +262,35 @@ def wake(ctx: Context) -> dict[str, Any]:
         "poll_s": POLL_S,
         "seconds": s.wake_s,
     }
-    for system in ("ours", "pgmq"):
-        if system == "ours":
-            db.reset_ours(ctx.admin)
-            db.settle(ctx.admin, db.OURS_TABLES)
-        else:
-            db.reset_pgmq(ctx.admin)
-            db.settle(ctx.admin, db.PGMQ_TABLES)
-            ctx.admin.execute("SELECT pgmq.enable_notify_insert(%s, 0)", (db.PGMQ_QUEUE,))
-        try:
-            busy = _measure(ctx, system, True, s.wake_s)
-            idle = _measure(ctx, system, False, min(s.wake_s, 10.0))
-        finally:
-            if system == "pgmq":
-                ctx.admin.execute("SELECT pgmq.disable_notify_insert(%s)", (db.PGMQ_QUEUE,))
-        out[system] = {"offered": busy, "idle": idle}
-        wake_ms = busy["wake_ms"] or {}
-        ctx.log(
-            f"wake {system}: enqueue->claimed p50 {wake_ms.get('p50', float('nan')):.2f} ms"
-            f" p99 {wake_ms.get('p99', float('nan')):.2f} ms over {busy['jobs']} jobs;"
-            f" claims per worker-second {busy['claims_per_worker_s']} at"
-            f" {s.wake_rate:g} jobs/s, {idle['claims_per_worker_s']} idle"
-        )
+    # Phase by phase, ours then PGMQ back to back (the load of a shared machine drifts within
+    # minutes: the two systems of one phase are measured under the same load).
+    phases = (
+        ("offered", True, s.wake_s, s.wake_workers),
+        ("one_worker", True, s.wake_s, 1),
+        ("idle", False, min(s.wake_s, 10.0), s.wake_workers),
+    )
+    for phase, with_producer, seconds, workers in phases:
+        for system in ("ours", "pgmq"):
+            if system == "ours":
+                db.reset_ours(ctx.admin)
+                db.settle(ctx.admin, db.OURS_TABLES)
+            else:
+                db.reset_pgmq(ctx.admin)
+                db.settle(ctx.admin, db.PGMQ_TABLES)
+                ctx.admin.execute("SELECT pgmq.enable_notify_insert(%s, 0)", (db.PGMQ_QUEUE,))
+            try:
+                run = _measure(ctx, system, with_producer, seconds, workers)
+            finally:
+                if system == "pgmq":
+                    ctx.admin.execute("SELECT pgmq.disable_notify_insert(%s)", (db.PGMQ_QUEUE,))
+            out.setdefault(system, {})[phase] = run
+            wake_ms = run["wake_ms"] or {}
+            ctx.log(
+                f"wake {system} {phase} ({workers} worker(s)): enqueue->claimed p50"
+                f" {wake_ms.get('p50', float('nan')):.2f} ms p99"
+                f" {wake_ms.get('p99', float('nan')):.2f} ms over {run['jobs']} jobs; claims"
+                f" per worker-second {run['claims_per_worker_s']}"
+            )
     out["enqueue_4_clients"] = _enqueue_cost(ctx)
     ctx.log(
         f"wake: enqueue at 4 clients with the notify trigger {out['enqueue_4_clients']['on']}/s,"

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import signal
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +194,7 @@ def file_digest(path: Path) -> tuple[str, int]:
         with gzip.open(path, "rb") as data:
             for _line in data:
                 rows += 1
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise SymphonyError(f"{path}: not a readable gzip archive ({exc})") from exc
     return digest.hexdigest(), rows
 
@@ -327,9 +328,17 @@ def restore(conn: psycopg.Connection[Any], path: Path) -> Archived:
             copy_sql = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
                 sql.Identifier(SCHEMA), sql.Identifier(partition), column_list
             )
-            with cur.copy(copy_sql) as copy, gzip.GzipFile(fileobj=reader, mode="rb") as data:
-                for block in iter(lambda: data.read(_CHUNK), b""):
-                    copy.write(block)
+            try:
+                with (
+                    cur.copy(copy_sql) as copy,
+                    gzip.GzipFile(fileobj=reader, mode="rb") as data,
+                ):
+                    for block in iter(lambda: data.read(_CHUNK), b""):
+                        copy.write(block)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                raise SymphonyError(
+                    f"{path}: changed while it was being restored ({exc}); nothing was restored"
+                ) from exc
             reader.drain()
         if reader.hexdigest() != recorded_sha:
             raise SymphonyError(

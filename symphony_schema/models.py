@@ -453,6 +453,18 @@ payment_outbox_idempotency_keys: Final = Table(
     Column("idempotency_key", Text, nullable=False),
     Column("outbox_id", UUID(as_uuid=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
+    # Revision 0031 (ADR 0135): the job's participant, written by both enqueues; nullable (keys
+    # whose job left no trace, rows of the P7005 guards and redrive).
+    Column(
+        "participant_id",
+        Text,
+        nullable=True,
+        comment="The participant of the job the key names (revision 0031): written by both "
+        "enqueues, back-filled from the queue, the ledger or the payload row. NULL for keys whose "
+        "job had left no trace when 0031 ran (archived, or removed by hand) and for key rows "
+        "inserted by the P7005 guards (hand writes) or by redrive_outbox_job (a job without a key "
+        "row).",
+    ),
     PrimaryKeyConstraint(
         "instruction_id",
         "idempotency_key",

@@ -407,6 +407,22 @@ ENQUEUE_PAYMENT_OUTBOX_BATCH: Final = function(
     ("p_not_before", "timestamp with time zone[]"),
     ("p_priorities", "smallint[]"),
 )
+#: Revision 0031 (issue 17 P4/P4b, ADR 0135): enqueue's rules once each, for one row and for a
+#: set (an inlinable predicate, the helper that raises its message, the plain-numbers test).
+_ENQUEUE_ARGS: Final = (
+    ("p_instruction_id", "text"),
+    ("p_participant_id", "text"),
+    ("p_idempotency_key", "text"),
+    ("p_rail_type", "text"),
+    ("p_payload", "jsonb"),
+    ("p_not_before", "timestamp with time zone"),
+    ("p_priority", "smallint"),
+)
+ENQUEUE_RULE_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    function("outbox_enqueue_args_ok", *_ENQUEUE_ARGS, security_definer=False),
+    function("outbox_check_enqueue_args", *_ENQUEUE_ARGS, security_definer=False),
+    function("outbox_payload_numbers_plain", ("p_payload", "jsonb"), security_definer=False),
+)
 
 #: Revision 0025 (ADR 0130-0133): the partitioned ledger's maintenance and guards, owner only.
 LEDGER_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
@@ -482,6 +498,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     ENQUEUE_PAYMENT_OUTBOX_BATCH,
     *LEDGER_FUNCTIONS,
     CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
+    *ENQUEUE_RULE_FUNCTIONS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -617,6 +634,8 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     (ObjectKind.TABLE, ATTEMPTS_DEFAULT): {},
     (ObjectKind.TABLE, ARCHIVED_PARTITIONS): {},
     **{(ObjectKind.FUNCTION, spec.signature): {} for spec in LEDGER_FUNCTIONS},
+    # Revision 0031: enqueue's rule helpers are internal (owner only).
+    **{(ObjectKind.FUNCTION, spec.signature): {} for spec in ENQUEUE_RULE_FUNCTIONS},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

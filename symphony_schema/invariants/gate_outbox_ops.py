@@ -10,7 +10,8 @@
   the ticket (and a REDRIVEN row the job that replaced it).
 * ``gate:payloads-append-only`` (INV-065): the payload table (revision 0024) has BEFORE UPDATE,
   DELETE (row) and TRUNCATE (statement) triggers calling its deny function, enabled ALWAYS.
-* ``gate:rail-rules-wired`` (INV-057): enqueue calls the rail and payload-number checks, both
+* ``gate:rail-rules-wired`` (INV-057): enqueue and (since 0031) the batch enqueue call the rail
+  and payload-number checks, both
   completions record DISPATCHED references through record_outbox_rail_reference, and a valid
   primary key keeps a reference unique per rail.
 
@@ -214,6 +215,12 @@ def check_interventions_audited(conn: Conn) -> list[str]:
 #: Function (regprocedure) -> the internal functions its body must call (INV-057).
 RAIL_RULE_CALLS: Final[dict[str, tuple[str, ...]]] = {
     "public.enqueue_payment_outbox(text, text, text, text, jsonb, timestamptz, smallint)": (
+        "public.outbox_rail_code(",
+        "public.check_outbox_payload_numbers(",
+    ),
+    # Revision 0031: the set-based batch applies the same two rules itself (ADR 0136).
+    "public.enqueue_payment_outbox_batch(text[], text[], text[], text[], jsonb[], timestamptz[],"
+    " smallint[])": (
         "public.outbox_rail_code(",
         "public.check_outbox_payload_numbers(",
     ),

@@ -224,6 +224,26 @@ def test_rail_rules_wired_fails_when_enqueue_skips_the_rail_check(
     )
 
 
+@pytest.mark.parametrize(
+    "call", ["public.outbox_rail_code(", "public.check_outbox_payload_numbers("]
+)
+def test_rail_rules_wired_fails_when_the_batch_skips_a_rule(
+    db: psycopg.Connection[object], migrated_db: Database, call: str
+) -> None:
+    """Since 0031 the batch applies the rail and number rules itself (ADR 0136): a body that
+    no longer calls one of them fails INV-057."""
+    statement = _statement(
+        "0031_enqueue_set_based.sql",
+        "CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox_batch(",
+    ).replace(f"PERFORM {call}", "PERFORM pg_catalog.num_nonnulls(")
+    db.execute(statement)  # type: ignore[arg-type]
+    result = failure(gate_on(migrated_db.conninfo), "INV-057")
+    assert (
+        f"public.enqueue_payment_outbox_batch no longer calls {call.rstrip('(')}"
+        in result.details[0]
+    )
+
+
 def test_rail_rules_wired_fails_without_the_unique_reference_key(
     db: psycopg.Connection[object], migrated_db: Database
 ) -> None:
