@@ -1210,12 +1210,19 @@ BEGIN
     --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
     --     when another job of the rail, in or before this batch, reported it). Either error
     --     undoes the whole batch.
+    --     The ledger's last attempt of every job is read once, by one index search per
+    --     ledger partition (a look-up per job inside the join would search every partition
+    --     once per job: the partition is not known when the plan is made; ADR 0158).
     FOR v_reference IN
+        WITH previous AS MATERIALIZED (
+            SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.outbox_id = ANY (p_outbox_ids)
+             GROUP BY a.outbox_id
+        )
         SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
                COALESCE(r.returns_reference, false) AS required,
-               (SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
-                  FROM public.payment_outbox_attempts AS a
-                 WHERE a.outbox_id = i.outbox_id) AS attempt_no
+               COALESCE(b.attempt_no, 0) + 1 AS attempt_no
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
@@ -1223,8 +1230,9 @@ BEGIN
             ON p.outbox_id = i.outbox_id
           LEFT JOIN public.outbox_rails AS r
             ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND i.state = 'DISPATCHED'::public.outbox_attempt_state
+          LEFT JOIN previous AS b
+            ON b.outbox_id = i.outbox_id
+         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
          ORDER BY i.ord
     LOOP
         IF v_reference.required THEN
@@ -1258,7 +1266,8 @@ BEGIN
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
                                      error_message, latency_ms, retry_delay_seconds, lease_token,
                                      ord)
-    ), previous AS (
+    ), previous AS MATERIALIZED (
+        -- Once, by one index search per ledger partition (ADR 0158; see step 5c).
         SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
           FROM public.payment_outbox_attempts AS a
          WHERE a.outbox_id = ANY (p_outbox_ids)
@@ -1296,11 +1305,14 @@ BEGIN
          ORDER BY d.ord
         RETURNING a.outbox_id
     ), removed AS (
+        -- By primary key from an array, in one index scan (a join with decided, estimated at
+        -- one row, rescanned the whole id list once per job; ADR 0158).
         DELETE FROM public.payment_outbox_pending AS p
-         USING decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND p.outbox_id = d.outbox_id
-           AND d.state <> 'RETRYABLE'::public.outbox_attempt_state
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state <> 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
         RETURNING p.outbox_id
     ), requeued AS (
         UPDATE public.payment_outbox_pending AS p
@@ -1313,7 +1325,11 @@ BEGIN
                lease_expires_at = NULL,
                claimed_at = NULL
           FROM decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state = 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
            AND p.outbox_id = d.outbox_id
            AND d.state = 'RETRYABLE'::public.outbox_attempt_state
         RETURNING p.outbox_id
@@ -5021,5 +5037,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:1cd6decf117b869bc398b0d6c4af83eb412594200aabea056e899b51942a57f9');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:90c0d52794b13cdd171dfa1234e9c638b2bd42458e0a8c4e1ce7434643d54e18');
 INSERT INTO public.alembic_version (version_num) VALUES ('0029_hot_path_round_two');

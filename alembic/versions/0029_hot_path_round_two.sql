@@ -774,12 +774,19 @@ BEGIN
     --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
     --     when another job of the rail, in or before this batch, reported it). Either error
     --     undoes the whole batch.
+    --     The ledger's last attempt of every job is read once, by one index search per
+    --     ledger partition (a look-up per job inside the join would search every partition
+    --     once per job: the partition is not known when the plan is made; ADR 0158).
     FOR v_reference IN
+        WITH previous AS MATERIALIZED (
+            SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.outbox_id = ANY (p_outbox_ids)
+             GROUP BY a.outbox_id
+        )
         SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
                COALESCE(r.returns_reference, false) AS required,
-               (SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
-                  FROM public.payment_outbox_attempts AS a
-                 WHERE a.outbox_id = i.outbox_id) AS attempt_no
+               COALESCE(b.attempt_no, 0) + 1 AS attempt_no
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
@@ -787,8 +794,9 @@ BEGIN
             ON p.outbox_id = i.outbox_id
           LEFT JOIN public.outbox_rails AS r
             ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND i.state = 'DISPATCHED'::public.outbox_attempt_state
+          LEFT JOIN previous AS b
+            ON b.outbox_id = i.outbox_id
+         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
          ORDER BY i.ord
     LOOP
         IF v_reference.required THEN
@@ -822,7 +830,8 @@ BEGIN
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
                                      error_message, latency_ms, retry_delay_seconds, lease_token,
                                      ord)
-    ), previous AS (
+    ), previous AS MATERIALIZED (
+        -- Once, by one index search per ledger partition (ADR 0158; see step 5c).
         SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
           FROM public.payment_outbox_attempts AS a
          WHERE a.outbox_id = ANY (p_outbox_ids)
@@ -860,11 +869,14 @@ BEGIN
          ORDER BY d.ord
         RETURNING a.outbox_id
     ), removed AS (
+        -- By primary key from an array, in one index scan (a join with decided, estimated at
+        -- one row, rescanned the whole id list once per job; ADR 0158).
         DELETE FROM public.payment_outbox_pending AS p
-         USING decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND p.outbox_id = d.outbox_id
-           AND d.state <> 'RETRYABLE'::public.outbox_attempt_state
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state <> 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
         RETURNING p.outbox_id
     ), requeued AS (
         UPDATE public.payment_outbox_pending AS p
@@ -877,7 +889,11 @@ BEGIN
                lease_expires_at = NULL,
                claimed_at = NULL
           FROM decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state = 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
            AND p.outbox_id = d.outbox_id
            AND d.state = 'RETRYABLE'::public.outbox_attempt_state
         RETURNING p.outbox_id

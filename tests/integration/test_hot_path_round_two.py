@@ -381,3 +381,62 @@ def test_the_ledger_has_no_instruction_idempotency_index(outbox: Outbox) -> None
     outbox.complete(claimed.outbox_id, claimed.lease_token, "w-1", "DISPATCHED")
     again = outbox.enqueue("a-1", participant_id="pa")
     assert (again[0], again[3]) == (job[0], "DISPATCHED"), "the replay finds the finished job"
+
+
+# --------------------------------------------------------------------------------------------
+# P2b: the batched completion's work grows with the batch, not with its square
+# --------------------------------------------------------------------------------------------
+
+
+def _index_reads(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """(tuples read through the queue's primary key, index scans of the ledger's partitions),
+    with this backend's pending statistics flushed first."""
+    conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
+    row = conn.execute(
+        "SELECT (SELECT idx_tup_read FROM pg_catalog.pg_stat_user_indexes"
+        "         WHERE indexrelname = 'pk_payment_outbox_pending'),"
+        "       (SELECT COALESCE(sum(s.idx_scan), 0) FROM pg_catalog.pg_stat_user_indexes AS s"
+        "          JOIN pg_catalog.pg_inherits AS i ON i.inhrelid = s.relid"
+        "         WHERE i.inhparent = 'public.payment_outbox_attempts'::regclass)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def test_a_batched_completion_reads_each_job_once_not_once_per_job(outbox: Outbox) -> None:
+    """0024's batched completion rescanned the whole id list once per job (the DELETE's and the
+    reference loop's joins: 100 jobs read 10,000 queue index tuples) and searched every ledger
+    partition once per job for its last attempt; ADR 0158."""
+    size = 60
+    # A queue of realistic size with fresh statistics: the plans the old body chose then.
+    outbox.conn.execute(
+        "SELECT count(*) FROM pg_catalog.generate_series(1, 3000) AS g,"
+        " LATERAL public.enqueue_payment_outbox('i-' || g, 'p-' || g, 'k-' || g, 'rtgs',"
+        " '{\"a\": 1}'::jsonb) AS e"
+    )
+    outbox.conn.execute("ANALYZE public.payment_outbox_pending")
+    jobs = outbox.claim(size, "w-1")
+    assert len(jobs) == size
+    partitions = outbox.conn.execute(
+        "SELECT count(*) FROM pg_catalog.pg_inherits"
+        " WHERE inhparent = 'public.payment_outbox_attempts'::regclass"
+    ).fetchone()
+    assert partitions is not None and partitions[0] > 2
+    tuples0, scans0 = _index_reads(outbox.conn)
+    outbox.conn.execute(
+        "SELECT * FROM public.complete_outbox_attempts_batch('w-1', %s, %s, %s,"
+        " p_rail_references => %s)",
+        (
+            [j.outbox_id for j in jobs],
+            [j.lease_token for j in jobs],
+            ["DISPATCHED"] * size,
+            [f"ref-{j.outbox_id}" for j in jobs],
+        ),
+    )
+    tuples1, scans1 = _index_reads(outbox.conn)
+    assert tuples1 - tuples0 < 10 * size, f"{tuples1 - tuples0} queue index tuples for {size}"
+    assert scans1 - scans0 < 3 * size, f"{scans1 - scans0} ledger index scans for {size} jobs"
+    assert outbox.conn.execute(
+        "SELECT count(*) FROM public.payment_outbox_pending WHERE outbox_id = ANY (%s)",
+        ([j.outbox_id for j in jobs],),
+    ).fetchone() == (0,)
