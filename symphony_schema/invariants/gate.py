@@ -28,7 +28,7 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
-from symphony_schema.invariants import gate_outbox_ops, ledger_partitions, policy_gate
+from symphony_schema.invariants import gate_fifo, gate_outbox_ops, ledger_partitions, policy_gate
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -669,6 +669,8 @@ CHECKS: dict[str, GateFn] = {
     "payloads-append-only": gate_outbox_ops.check_payloads_append_only,
     # The partitioned attempts ledger (issue 15): INV-061 to INV-063.
     **ledger_partitions.CHECKS,
+    # Issue 17's hot path (revision 0029): INV-069, symphony_schema/invariants/gate_fifo.py.
+    **gate_fifo.CHECKS,
 }
 
 
