@@ -847,16 +847,30 @@ BEGIN
                FROM public.participant_outbox_sequences AS s
               WHERE s.participant_id = v_row.participant_id
                 FOR NO KEY UPDATE;
-            UPDATE public.payment_outbox_pending AS p
-               SET is_head = true
-             WHERE p.outbox_id = (
-                       SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = v_row.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1
-                   )
-               AND NOT p.is_head;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
         END IF;
 
         PERFORM public.outbox_restore_plan_settings(v_plan_settings);
@@ -927,16 +941,30 @@ BEGIN
                FROM public.participant_outbox_sequences AS s
               WHERE s.participant_id = v_row.participant_id
                 FOR NO KEY UPDATE;
-            UPDATE public.payment_outbox_pending AS p
-               SET is_head = true
-             WHERE p.outbox_id = (
-                       SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = v_row.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1
-                   )
-               AND NOT p.is_head;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
         END IF;
     ELSE
         UPDATE public.payment_outbox_pending AS p
@@ -1341,17 +1369,33 @@ BEGIN
     -- 7. Each participant whose head left the queue gets its next job as head (its allocator
     --    row is locked since step 5b, so this snapshot holds every job enqueued before; a
     --    participant whose job was requeued keeps that job as head: nothing to do).
-    UPDATE public.payment_outbox_pending AS p
-       SET is_head = true
-     WHERE p.outbox_id = ANY (ARRAY(
-               SELECT (SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = w.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1)
-                 FROM pg_catalog.unnest(v_participants) AS w (participant_id)
-           ))
-       AND NOT p.is_head;
+    --    Again, with a new snapshot, while some participant's first queued job has no head
+    --    flag (the job it waited for was deleted meanwhile: a cancel of the next job).
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = ANY (ARRAY(
+                   SELECT (SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = w.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1)
+                     FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+               ))
+           AND NOT p.is_head;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+             CROSS JOIN LATERAL (
+                   SELECT q.is_head
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = w.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+             ) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
 
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
@@ -2742,16 +2786,30 @@ BEGIN
       WHERE s.participant_id = OLD.participant_id
         FOR NO KEY UPDATE;
 
-    UPDATE public.payment_outbox_pending AS p
-       SET is_head = true
-     WHERE p.outbox_id = (
-               SELECT q.outbox_id
-                 FROM public.payment_outbox_pending AS q
-                WHERE q.participant_id = OLD.participant_id
-                ORDER BY q.sequence_id
-                LIMIT 1
-           )
-       AND NOT p.is_head;
+    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+    -- cancel of the next job): the one after it becomes the head, not nobody.
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = (
+                   SELECT q.outbox_id
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = OLD.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+               )
+           AND NOT p.is_head;
+        EXIT WHEN FOUND;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM (SELECT q.is_head
+                      FROM public.payment_outbox_pending AS q
+                     WHERE q.participant_id = OLD.participant_id
+                     ORDER BY q.sequence_id
+                     LIMIT 1) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -5037,5 +5095,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:90c0d52794b13cdd171dfa1234e9c638b2bd42458e0a8c4e1ce7434643d54e18');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:c718143ca7ad23b0ea49d81dd9ff2e318d703020543a5c7a21210210d50bb6d3');
 INSERT INTO public.alembic_version (version_num) VALUES ('0029_hot_path_round_two');

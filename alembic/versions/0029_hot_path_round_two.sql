@@ -412,16 +412,30 @@ BEGIN
                FROM public.participant_outbox_sequences AS s
               WHERE s.participant_id = v_row.participant_id
                 FOR NO KEY UPDATE;
-            UPDATE public.payment_outbox_pending AS p
-               SET is_head = true
-             WHERE p.outbox_id = (
-                       SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = v_row.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1
-                   )
-               AND NOT p.is_head;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
         END IF;
 
         PERFORM public.outbox_restore_plan_settings(v_plan_settings);
@@ -492,16 +506,30 @@ BEGIN
                FROM public.participant_outbox_sequences AS s
               WHERE s.participant_id = v_row.participant_id
                 FOR NO KEY UPDATE;
-            UPDATE public.payment_outbox_pending AS p
-               SET is_head = true
-             WHERE p.outbox_id = (
-                       SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = v_row.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1
-                   )
-               AND NOT p.is_head;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
         END IF;
     ELSE
         UPDATE public.payment_outbox_pending AS p
@@ -905,17 +933,33 @@ BEGIN
     -- 7. Each participant whose head left the queue gets its next job as head (its allocator
     --    row is locked since step 5b, so this snapshot holds every job enqueued before; a
     --    participant whose job was requeued keeps that job as head: nothing to do).
-    UPDATE public.payment_outbox_pending AS p
-       SET is_head = true
-     WHERE p.outbox_id = ANY (ARRAY(
-               SELECT (SELECT q.outbox_id
-                         FROM public.payment_outbox_pending AS q
-                        WHERE q.participant_id = w.participant_id
-                        ORDER BY q.sequence_id
-                        LIMIT 1)
-                 FROM pg_catalog.unnest(v_participants) AS w (participant_id)
-           ))
-       AND NOT p.is_head;
+    --    Again, with a new snapshot, while some participant's first queued job has no head
+    --    flag (the job it waited for was deleted meanwhile: a cancel of the next job).
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = ANY (ARRAY(
+                   SELECT (SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = w.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1)
+                     FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+               ))
+           AND NOT p.is_head;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+             CROSS JOIN LATERAL (
+                   SELECT q.is_head
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = w.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+             ) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
 
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
@@ -933,16 +977,30 @@ BEGIN
       WHERE s.participant_id = OLD.participant_id
         FOR NO KEY UPDATE;
 
-    UPDATE public.payment_outbox_pending AS p
-       SET is_head = true
-     WHERE p.outbox_id = (
-               SELECT q.outbox_id
-                 FROM public.payment_outbox_pending AS q
-                WHERE q.participant_id = OLD.participant_id
-                ORDER BY q.sequence_id
-                LIMIT 1
-           )
-       AND NOT p.is_head;
+    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+    -- cancel of the next job): the one after it becomes the head, not nobody.
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = (
+                   SELECT q.outbox_id
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = OLD.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+               )
+           AND NOT p.is_head;
+        EXIT WHEN FOUND;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM (SELECT q.is_head
+                      FROM public.payment_outbox_pending AS q
+                     WHERE q.participant_id = OLD.participant_id
+                     ORDER BY q.sequence_id
+                     LIMIT 1) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
     RETURN NULL;
 END
 $$;

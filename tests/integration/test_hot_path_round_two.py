@@ -440,3 +440,43 @@ def test_a_batched_completion_reads_each_job_once_not_once_per_job(outbox: Outbo
         "SELECT count(*) FROM public.payment_outbox_pending WHERE outbox_id = ANY (%s)",
         ([j.outbox_id for j in jobs],),
     ).fetchone() == (0,)
+
+
+@pytest.mark.parametrize("how", ["single", "batch"])
+def test_a_completion_promotes_past_a_next_job_cancelled_while_it_waited(
+    outbox: Outbox, connect: Callable[[], psycopg.Connection[Any]], how: str
+) -> None:
+    """Hostile (found attacking 0029; 0014's trigger had the same gap): the head completes while
+    the control plane cancels the participant's next job. The promotion waits for that job's row
+    lock, finds it deleted, and must promote the job after it instead of nobody."""
+    outbox.enqueue("a-1", participant_id="pa")
+    second = outbox.enqueue("a-2", participant_id="pa")[0]
+    outbox.enqueue("a-3", participant_id="pa")
+    (head,) = outbox.claim(1, "w-1")
+    canceller = connect()
+    canceller.autocommit = False
+    completer = connect()
+    try:
+        canceller.execute(
+            "SELECT * FROM public.cancel_outbox_job(%s, 'withdrawn', 'OPS-3')", (second,)
+        )
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if how == "single":
+                query = (
+                    "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED',"
+                    " p_rail_reference => 'ref-a-1')"
+                )
+                params: tuple[Any, ...] = (head.outbox_id, head.lease_token)
+            else:
+                query = (
+                    "SELECT * FROM public.complete_outbox_attempts_batch('w-1', %s, %s,"
+                    " ARRAY['DISPATCHED'], p_rail_references => ARRAY['ref-a-1'])"
+                )
+                params = ([head.outbox_id], [head.lease_token])
+            future = pool.submit(completer.execute, query, params)
+            _wait_until_blocked(outbox.conn, completer.info.backend_pid)
+            canceller.commit()
+            future.result(timeout=30)
+    finally:
+        canceller.rollback()
+    assert _heads(outbox.conn, "pa") == ["a-3"], "the participant was left without a head"
