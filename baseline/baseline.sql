@@ -4026,7 +4026,7 @@ COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row pe
 -- Name: COLUMN payment_outbox_pending.is_head; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and trg_promote_outbox_head.';
+COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue, the completions and trg_promote_outbox_head.';
 
 
 --
@@ -5095,5 +5095,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0026_outbox_work_notify', 'Idle executors wake on a NOTIFY when a claimable job is enqueued (issue 17 P6, ADR 0151)', 'sha256:3e83296b796be8e83dd5b54815aad4f1f8ad14d58634f5e824759555adcfa691');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0027_enqueue_batch', 'enqueue_payment_outbox_batch: many jobs per call, each via enqueue (issue 17 P4b, ADR 0152)', 'sha256:d617ec5b16edface43b9464fe04d4e7a9aab4775ebbc52e03817f8655dd8903f');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0028_enqueue_prunes_the_ledger', 'Enqueue reads the partitioned ledger by the key row''s job: one partition, none for a new key', 'sha256:b6070a85a79f6bdd0803c5b0e7fee0d09466829ae57dcb08ad3c88e5cea552ad');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:c718143ca7ad23b0ea49d81dd9ff2e318d703020543a5c7a21210210d50bb6d3');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:6dcdd7bba8a74fe2cef5af938255ede06842921c294525e53a1e92d758c687e9');
 INSERT INTO public.alembic_version (version_num) VALUES ('0029_hot_path_round_two');

@@ -143,8 +143,8 @@ payment_outbox_pending: Final = Table(
         nullable=False,
         server_default=text("false"),
         comment="True for the participant's queued job with the lowest sequence_id: the only one "
-        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and "
-        "trg_promote_outbox_head.",
+        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue, the "
+        "completions and trg_promote_outbox_head.",
     ),
     Column(
         "priority",

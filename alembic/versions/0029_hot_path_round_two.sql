@@ -1011,6 +1011,11 @@ COMMENT ON FUNCTION public.promote_outbox_head() IS
 'participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the '
 'participant''s row in participant_outbox_sequences (FOR NO KEY UPDATE).';
 
+COMMENT ON COLUMN public.payment_outbox_pending.is_head IS
+'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a '
+'claim may lease (per-participant FIFO). Maintained by enqueue, the completions and '
+'trg_promote_outbox_head.';
+
 DROP TRIGGER trg_promote_outbox_head ON public.payment_outbox_pending;
 
 CREATE TRIGGER trg_promote_outbox_head
