@@ -73,10 +73,11 @@ def check_fifo_heads_promoted(conn: Conn) -> list[str]:
                 "restore the promotion in a new revision (ADRs 0116, 0158)"
             )
     trigger = conn.execute(
-        "SELECT t.tgtype, t.tgenabled, t.tgfoid::regprocedure::text"
+        "SELECT t.tgtype, t.tgenabled,"
+        " t.tgfoid IS NOT DISTINCT FROM pg_catalog.to_regprocedure(%(f)s)"
         " FROM pg_catalog.pg_trigger AS t"
         " WHERE t.tgrelid = pg_catalog.to_regclass(%(t)s) AND t.tgname = %(n)s",
-        {"t": privileges.PENDING, "n": PROMOTE_TRIGGER},
+        {"t": privileges.PENDING, "n": PROMOTE_TRIGGER, "f": PROMOTE_FUNCTION},
     ).fetchall()
     if not trigger:
         problems.append(
@@ -85,9 +86,9 @@ def check_fifo_heads_promoted(conn: Conn) -> list[str]:
             "restore it in a new revision (ADR 0158)"
         )
     else:
-        tgtype, enabled, function = trigger[0]
+        tgtype, enabled, calls_promote = trigger[0]
         shape_ok = int(tgtype) & _ROW and int(tgtype) & _DELETE and not int(tgtype) & _BEFORE
-        if not shape_ok or function != PROMOTE_FUNCTION:
+        if not shape_ok or not calls_promote:
             problems.append(
                 f"{PROMOTE_TRIGGER} on {privileges.PENDING} is not a row-level AFTER DELETE "
                 f"trigger calling {PROMOTE_FUNCTION}; restore it in a new revision (ADR 0158)"
