@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0031_enqueue_set_based.
+-- Symphony schema baseline at revision 0032_hot_path_round_two.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -494,6 +494,8 @@ DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
     v_plan_settings text[];
+    v_claimed bigint;
+    v_rest integer;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -534,14 +536,12 @@ BEGIN
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
     v_plan_settings := public.outbox_pin_plan_settings();
 
-    -- One statement: lock the candidates (each scan is capped at the batch and reads its index
-    -- in order, so the work is proportional to the batch, not to the number of queued or leased
-    -- rows): due heads without a lease (all rails: one partial index; some rails: the rail index,
-    -- once per rail) and expired leases of heads. Keep the first of them by priority, then due
-    -- time; record the lost lease of each expired one taken (attempt number: the ledger's last,
-    -- or the locked row's attempt_count if higher, plus one; at the ceiling FAILED and the job
-    -- leaves the queue, and the trigger promotes the participant's next job), lease the others
-    -- by primary key (a taken-over job is in doubt from now on), return them in that order.
+    -- 1. The common path (ADR 0158): due heads without a lease (all rails: one partial index;
+    --    some rails: the rail index, once per rail), each scan capped at the batch and reading
+    --    its index in order, so the work is proportional to the batch, not to the number of
+    --    queued or leased rows. Keep the first of them by priority, then due time, lease them by
+    --    primary key and return them in that order. This statement reads neither the lease
+    --    index nor the ledger (whose partitions a plan that may append to it has to open).
     RETURN QUERY
     WITH unleased AS (
         SELECT a.outbox_id, a.priority, a.next_attempt_at
@@ -570,87 +570,11 @@ BEGIN
                LIMIT p_batch_size
                  FOR UPDATE SKIP LOCKED
           ) AS r
-    ), expired AS (
-        SELECT p.outbox_id, p.priority, p.next_attempt_at, p.instruction_id, p.participant_id,
-               p.sequence_id, p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
-               p.claimed_by, p.lease_token, p.lease_expires_at, p.claimed_at
-          FROM public.payment_outbox_pending AS p
-         WHERE p.lease_token IS NOT NULL
-           AND p.lease_expires_at <= v_now
-           AND p.next_attempt_at <= v_now
-           AND p.is_head
-           AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
-         ORDER BY p.lease_expires_at, p.outbox_id
-         LIMIT p_batch_size
-           FOR UPDATE SKIP LOCKED
     ), chosen AS (
-        SELECT b.outbox_id
-          FROM (
-              SELECT u.outbox_id, u.priority, u.next_attempt_at FROM unleased AS u
-              UNION ALL
-              SELECT e.outbox_id, e.priority, e.next_attempt_at FROM expired AS e
-          ) AS b
-         ORDER BY b.priority DESC, b.next_attempt_at, b.outbox_id
+        SELECT u.outbox_id
+          FROM unleased AS u
+         ORDER BY u.priority DESC, u.next_attempt_at, u.outbox_id
          LIMIT p_batch_size
-    ), zombies AS (
-        SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id, e.idempotency_key,
-               e.rail_type, e.payload, e.claimed_by, e.lease_token, e.lease_expires_at,
-               e.claimed_at,
-               GREATEST(
-                   COALESCE((SELECT pg_catalog.max(a.attempt_no)
-                               FROM public.payment_outbox_attempts AS a
-                              WHERE a.outbox_id = e.outbox_id), 0),
-                   e.attempt_count
-               ) + 1 AS attempt_no,
-               -- Read only when an expired lease is taken (an InitPlan runs on first use).
-               (SELECT public.outbox_retry_ceiling()) AS ceiling
-          FROM expired AS e
-          JOIN chosen AS c ON c.outbox_id = e.outbox_id
-    ), decided AS (
-        SELECT z.outbox_id, z.instruction_id, z.participant_id, z.sequence_id, z.idempotency_key,
-               z.rail_type, z.payload, z.claimed_by, z.lease_token, z.lease_expires_at,
-               z.claimed_at, z.attempt_no, z.ceiling,
-               CASE
-                   WHEN z.attempt_no >= z.ceiling THEN 'FAILED'::public.outbox_attempt_state
-                   ELSE 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
-               END AS state
-          FROM zombies AS z
-    ), appended AS (
-        INSERT INTO public.payment_outbox_attempts AS a
-            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-             attempt_no, state, claimed_at, completed_at, error_code, error_message,
-             worker_id, lease_token, recorded_by)
-        SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
-               d.idempotency_key, d.rail_type, d.attempt_no, d.state,
-               COALESCE(d.claimed_at, v_now),
-               CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
-               'LEASE_EXPIRED',
-               CASE
-                   WHEN d.state = 'FAILED'::public.outbox_attempt_state
-                       THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
-                                              'failed by %s', d.lease_expires_at, d.ceiling,
-                                              p_worker_id)
-                   ELSE pg_catalog.format('lease expired at %s; requeued by %s',
-                                          d.lease_expires_at, p_worker_id)
-               END,
-               d.claimed_by, d.lease_token, SESSION_USER
-          FROM decided AS d
-         ORDER BY d.outbox_id
-        RETURNING a.outbox_id
-    ), removed AS (
-        DELETE FROM public.payment_outbox_pending AS p
-         WHERE p.outbox_id = ANY ((
-               SELECT pg_catalog.array_agg(d.outbox_id)
-                 FROM decided AS d
-                WHERE d.state = 'FAILED'::public.outbox_attempt_state
-           )::uuid[])
-        RETURNING p.outbox_id
-    ), taken AS (
-        SELECT c.outbox_id, d.attempt_no
-          FROM chosen AS c
-          LEFT JOIN decided AS d
-            ON d.outbox_id = c.outbox_id
-         WHERE d.state IS DISTINCT FROM 'FAILED'::public.outbox_attempt_state
     ), leased AS (
         UPDATE public.payment_outbox_pending AS p
            SET claimed_by = p_worker_id,
@@ -658,12 +582,8 @@ BEGIN
                lease_expires_at = v_expires_at,
                -- The real claim time, read after the rows were locked: later than the commit
                -- of whatever made the job claimable (the completion of its predecessor).
-               claimed_at = pg_catalog.clock_timestamp(),
-               attempt_count = COALESCE(t.attempt_no, p.attempt_count),
-               in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
-          FROM taken AS t
-         WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM taken AS x)::uuid[])
-           AND p.outbox_id = t.outbox_id
+               claimed_at = pg_catalog.clock_timestamp()
+         WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM chosen AS x)::uuid[])
         RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
                   p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
@@ -672,6 +592,151 @@ BEGIN
            l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
       FROM leased AS l
      ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
+    GET DIAGNOSTICS v_claimed = ROW_COUNT;
+
+    -- 2. Only when those did not fill the batch: the rest of it from the 0024 statement, which
+    --    also takes over expired leases of heads (so a head whose lease expired waits while
+    --    unleased heads fill every claim, until a claim comes up short or repair takes it;
+    --    ADR 0158). Lock the candidates: due heads without a lease and expired leases of heads.
+    --    Keep the first of them by priority, then due time; record the lost lease of each
+    --    expired one taken (attempt number: the ledger's last, or the locked row's
+    --    attempt_count if higher, plus one; at the ceiling FAILED and the job leaves the queue,
+    --    and the trigger promotes the participant's next job), lease the others by primary key
+    --    (a taken-over job is in doubt from now on), return them in that order, after the rows
+    --    of step 1.
+    IF v_claimed < p_batch_size THEN
+        v_rest := p_batch_size - v_claimed::integer;
+        RETURN QUERY
+        WITH unleased AS (
+            SELECT a.outbox_id, a.priority, a.next_attempt_at
+              FROM (
+                  SELECT p.outbox_id, p.priority, p.next_attempt_at
+                    FROM public.payment_outbox_pending AS p
+                   WHERE p_rail_types IS NULL
+                     AND p.is_head
+                     AND p.lease_token IS NULL
+                     AND p.next_attempt_at <= v_now
+                   ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+                   LIMIT v_rest
+                     FOR UPDATE SKIP LOCKED
+              ) AS a
+            UNION ALL
+            SELECT r.outbox_id, r.priority, r.next_attempt_at
+              FROM pg_catalog.unnest(p_rail_types) AS t (rail_type)
+             CROSS JOIN LATERAL (
+                  SELECT p.outbox_id, p.priority, p.next_attempt_at
+                    FROM public.payment_outbox_pending AS p
+                   WHERE p.rail_type = t.rail_type
+                     AND p.is_head
+                     AND p.lease_token IS NULL
+                     AND p.next_attempt_at <= v_now
+                   ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+                   LIMIT v_rest
+                     FOR UPDATE SKIP LOCKED
+              ) AS r
+        ), expired AS (
+            SELECT p.outbox_id, p.priority, p.next_attempt_at, p.instruction_id, p.participant_id,
+                   p.sequence_id, p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
+                   p.claimed_by, p.lease_token, p.lease_expires_at, p.claimed_at
+              FROM public.payment_outbox_pending AS p
+             WHERE p.lease_token IS NOT NULL
+               AND p.lease_expires_at <= v_now
+               AND p.next_attempt_at <= v_now
+               AND p.is_head
+               AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+             ORDER BY p.lease_expires_at, p.outbox_id
+             LIMIT v_rest
+               FOR UPDATE SKIP LOCKED
+        ), chosen AS (
+            SELECT b.outbox_id
+              FROM (
+                  SELECT u.outbox_id, u.priority, u.next_attempt_at FROM unleased AS u
+                  UNION ALL
+                  SELECT e.outbox_id, e.priority, e.next_attempt_at FROM expired AS e
+              ) AS b
+             ORDER BY b.priority DESC, b.next_attempt_at, b.outbox_id
+             LIMIT v_rest
+        ), zombies AS (
+            SELECT e.outbox_id, e.instruction_id, e.participant_id, e.sequence_id, e.idempotency_key,
+                   e.rail_type, e.payload, e.claimed_by, e.lease_token, e.lease_expires_at,
+                   e.claimed_at,
+                   GREATEST(
+                       COALESCE((SELECT pg_catalog.max(a.attempt_no)
+                                   FROM public.payment_outbox_attempts AS a
+                                  WHERE a.outbox_id = e.outbox_id), 0),
+                       e.attempt_count
+                   ) + 1 AS attempt_no,
+                   -- Read only when an expired lease is taken (an InitPlan runs on first use).
+                   (SELECT public.outbox_retry_ceiling()) AS ceiling
+              FROM expired AS e
+              JOIN chosen AS c ON c.outbox_id = e.outbox_id
+        ), decided AS (
+            SELECT z.outbox_id, z.instruction_id, z.participant_id, z.sequence_id, z.idempotency_key,
+                   z.rail_type, z.payload, z.claimed_by, z.lease_token, z.lease_expires_at,
+                   z.claimed_at, z.attempt_no, z.ceiling,
+                   CASE
+                       WHEN z.attempt_no >= z.ceiling THEN 'FAILED'::public.outbox_attempt_state
+                       ELSE 'ZOMBIE_REQUEUE'::public.outbox_attempt_state
+                   END AS state
+              FROM zombies AS z
+        ), appended AS (
+            INSERT INTO public.payment_outbox_attempts AS a
+                (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+                 attempt_no, state, claimed_at, completed_at, error_code, error_message,
+                 worker_id, lease_token, recorded_by)
+            SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
+                   d.idempotency_key, d.rail_type, d.attempt_no, d.state,
+                   COALESCE(d.claimed_at, v_now),
+                   CASE WHEN d.state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
+                   'LEASE_EXPIRED',
+                   CASE
+                       WHEN d.state = 'FAILED'::public.outbox_attempt_state
+                           THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
+                                                  'failed by %s', d.lease_expires_at, d.ceiling,
+                                                  p_worker_id)
+                       ELSE pg_catalog.format('lease expired at %s; requeued by %s',
+                                              d.lease_expires_at, p_worker_id)
+                   END,
+                   d.claimed_by, d.lease_token, SESSION_USER
+              FROM decided AS d
+             ORDER BY d.outbox_id
+            RETURNING a.outbox_id
+        ), removed AS (
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.outbox_id = ANY ((
+                   SELECT pg_catalog.array_agg(d.outbox_id)
+                     FROM decided AS d
+                    WHERE d.state = 'FAILED'::public.outbox_attempt_state
+               )::uuid[])
+            RETURNING p.outbox_id
+        ), taken AS (
+            SELECT c.outbox_id, d.attempt_no
+              FROM chosen AS c
+              LEFT JOIN decided AS d
+                ON d.outbox_id = c.outbox_id
+             WHERE d.state IS DISTINCT FROM 'FAILED'::public.outbox_attempt_state
+        ), leased AS (
+            UPDATE public.payment_outbox_pending AS p
+               SET claimed_by = p_worker_id,
+                   lease_token = public.uuid_v7_or_random(),
+                   lease_expires_at = v_expires_at,
+                   -- The real claim time, read after the rows were locked: later than the commit
+                   -- of whatever made the job claimable (the completion of its predecessor).
+                   claimed_at = pg_catalog.clock_timestamp(),
+                   attempt_count = COALESCE(t.attempt_no, p.attempt_count),
+                   in_doubt = p.in_doubt OR t.attempt_no IS NOT NULL
+              FROM taken AS t
+             WHERE p.outbox_id = ANY ((SELECT pg_catalog.array_agg(x.outbox_id) FROM taken AS x)::uuid[])
+               AND p.outbox_id = t.outbox_id
+            RETURNING p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+                      p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
+                      p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
+        )
+        SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
+               l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
+          FROM leased AS l
+         ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
+    END IF;
 
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
@@ -684,7 +749,7 @@ ALTER FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text,
 -- Name: FUNCTION claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest priority then oldest due first. Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
+COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'Leases up to p_batch_size (1..1000) claimable jobs (FOR UPDATE SKIP LOCKED): the participant''s head (every earlier sequence_id is terminal), due, without a lease or with an expired one, of the rails in p_rail_types (NULL: any; each matched as given and upper-cased), highest priority then oldest due first. Expired leases are considered only when the unleased due heads do not fill the batch; the jobs taken over then follow the unleased ones (ADR 0158). Each claim gets a fresh lease_token valid for p_lease_seconds (1..86400). An expired lease it takes over is recorded as a ZOMBIE_REQUEUE attempt and the job is in doubt (in_doubt stays true), or as FAILED at outbox_retry_ceiling(): that job leaves the queue and is not returned, so a claim may return fewer rows than are due.';
 
 
 --
@@ -932,6 +997,41 @@ BEGIN
              p_worker_id, p_lease_token, SESSION_USER)
         RETURNING a.attempt_no, a.state;
 
+        -- The participant's next job becomes its head (ADR 0158; trg_promote_outbox_head skips
+        -- a DELETE under a live lease by the outbox functions). Lock the allocator row first, as
+        -- enqueue's upsert does (ADR 0116): the next statement's snapshot then holds every job of
+        -- the participant enqueued before, and an enqueue waiting for the row sees the promotion.
+        IF v_row.is_head THEN
+            PERFORM 1
+               FROM public.participant_outbox_sequences AS s
+              WHERE s.participant_id = v_row.participant_id
+                FOR NO KEY UPDATE;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
+        END IF;
+
         PERFORM public.outbox_restore_plan_settings(v_plan_settings);
         RETURN;
     END IF;
@@ -991,6 +1091,40 @@ BEGIN
     IF v_terminal THEN
         DELETE FROM public.payment_outbox_pending AS p
          WHERE p.outbox_id = p_outbox_id;
+        -- The participant's next job becomes its head (ADR 0158; trg_promote_outbox_head skips
+        -- a DELETE under a live lease by the outbox functions). Lock the allocator row first, as
+        -- enqueue's upsert does (ADR 0116): the next statement's snapshot then holds every job of
+        -- the participant enqueued before, and an enqueue waiting for the row sees the promotion.
+        IF v_row.is_head THEN
+            PERFORM 1
+               FROM public.participant_outbox_sequences AS s
+              WHERE s.participant_id = v_row.participant_id
+                FOR NO KEY UPDATE;
+            -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+            -- cancel of the next job): the one after it becomes the head, not nobody.
+            LOOP
+                UPDATE public.payment_outbox_pending AS p
+                   SET is_head = true
+                 WHERE p.outbox_id = (
+                           SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = v_row.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1
+                       )
+                   AND NOT p.is_head;
+                EXIT WHEN FOUND;
+                EXIT WHEN NOT EXISTS (
+                    SELECT 1
+                      FROM (SELECT q.is_head
+                              FROM public.payment_outbox_pending AS q
+                             WHERE q.participant_id = v_row.participant_id
+                             ORDER BY q.sequence_id
+                             LIMIT 1) AS h
+                     WHERE NOT h.is_head
+                );
+            END LOOP;
+        END IF;
     ELSE
         UPDATE public.payment_outbox_pending AS p
            SET attempt_count = v_attempt_no,
@@ -1038,6 +1172,7 @@ DECLARE
     v_ceiling integer;
     v_plan_settings text[];
     v_reference record;
+    v_participants text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
     PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
@@ -1238,31 +1373,43 @@ BEGIN
         v_ceiling := public.outbox_retry_ceiling();
     END IF;
 
-    -- 5b. A job leaving the queue promotes its participant's next job, which locks the
-    --     participant's allocator row (trg_promote_outbox_head, ADR 0116). Lock those rows here
-    --     first, in participant order - the order a multi-job enqueue transaction locks them in
-    --     - so that a batch and an enqueue cannot deadlock.
-    PERFORM 1
-       FROM public.participant_outbox_sequences AS s
-      WHERE s.participant_id IN (
-                SELECT p.participant_id
-                  FROM public.payment_outbox_pending AS p
-                 WHERE p.outbox_id = ANY (p_outbox_ids)
-            )
-      ORDER BY s.participant_id
-        FOR UPDATE OF s;
+    -- 5b. A job leaving the queue promotes its participant's next job (step 7), under a lock of
+    --     the participant's allocator row (ADRs 0116, 0158). Lock those rows here first, in
+    --     participant order - the order a multi-job enqueue transaction locks them in - so that
+    --     a batch and an enqueue cannot deadlock. FOR NO KEY UPDATE: it conflicts with enqueue's
+    --     upsert and writes no new row version.
+    SELECT pg_catalog.array_agg(l.participant_id)
+      INTO v_participants
+      FROM (
+          SELECT s.participant_id
+            FROM public.participant_outbox_sequences AS s
+           WHERE s.participant_id IN (
+                     SELECT p.participant_id
+                       FROM public.payment_outbox_pending AS p
+                      WHERE p.outbox_id = ANY (p_outbox_ids)
+                 )
+           ORDER BY s.participant_id
+             FOR NO KEY UPDATE OF s
+      ) AS l;
 
     -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
     --     rail that returns references the element must carry one (22023 naming the element,
     --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
     --     when another job of the rail, in or before this batch, reported it). Either error
     --     undoes the whole batch.
+    --     The ledger's last attempt of every job is read once, by one index search per
+    --     ledger partition (a look-up per job inside the join would search every partition
+    --     once per job: the partition is not known when the plan is made; ADR 0158).
     FOR v_reference IN
+        WITH previous AS MATERIALIZED (
+            SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.outbox_id = ANY (p_outbox_ids)
+             GROUP BY a.outbox_id
+        )
         SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
                COALESCE(r.returns_reference, false) AS required,
-               (SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
-                  FROM public.payment_outbox_attempts AS a
-                 WHERE a.outbox_id = i.outbox_id) AS attempt_no
+               COALESCE(b.attempt_no, 0) + 1 AS attempt_no
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
@@ -1270,8 +1417,9 @@ BEGIN
             ON p.outbox_id = i.outbox_id
           LEFT JOIN public.outbox_rails AS r
             ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND i.state = 'DISPATCHED'::public.outbox_attempt_state
+          LEFT JOIN previous AS b
+            ON b.outbox_id = i.outbox_id
+         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
          ORDER BY i.ord
     LOOP
         IF v_reference.required THEN
@@ -1305,7 +1453,8 @@ BEGIN
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
                                      error_message, latency_ms, retry_delay_seconds, lease_token,
                                      ord)
-    ), previous AS (
+    ), previous AS MATERIALIZED (
+        -- Once, by one index search per ledger partition (ADR 0158; see step 5c).
         SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
           FROM public.payment_outbox_attempts AS a
          WHERE a.outbox_id = ANY (p_outbox_ids)
@@ -1343,11 +1492,14 @@ BEGIN
          ORDER BY d.ord
         RETURNING a.outbox_id
     ), removed AS (
+        -- By primary key from an array, in one index scan (a join with decided, estimated at
+        -- one row, rescanned the whole id list once per job; ADR 0158).
         DELETE FROM public.payment_outbox_pending AS p
-         USING decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
-           AND p.outbox_id = d.outbox_id
-           AND d.state <> 'RETRYABLE'::public.outbox_attempt_state
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state <> 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
         RETURNING p.outbox_id
     ), requeued AS (
         UPDATE public.payment_outbox_pending AS p
@@ -1360,7 +1512,11 @@ BEGIN
                lease_expires_at = NULL,
                claimed_at = NULL
           FROM decided AS d
-         WHERE p.outbox_id = ANY (p_outbox_ids)
+         WHERE p.outbox_id = ANY ((
+               SELECT pg_catalog.array_agg(x.outbox_id)
+                 FROM decided AS x
+                WHERE x.state = 'RETRYABLE'::public.outbox_attempt_state
+           )::uuid[])
            AND p.outbox_id = d.outbox_id
            AND d.state = 'RETRYABLE'::public.outbox_attempt_state
         RETURNING p.outbox_id
@@ -1368,6 +1524,37 @@ BEGIN
     SELECT d.outbox_id, d.attempt_no, d.state
       FROM decided AS d
      ORDER BY d.ord;
+
+    -- 7. Each participant whose head left the queue gets its next job as head (its allocator
+    --    row is locked since step 5b, so this snapshot holds every job enqueued before; a
+    --    participant whose job was requeued keeps that job as head: nothing to do).
+    --    Again, with a new snapshot, while some participant's first queued job has no head
+    --    flag (the job it waited for was deleted meanwhile: a cancel of the next job).
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = ANY (ARRAY(
+                   SELECT (SELECT q.outbox_id
+                             FROM public.payment_outbox_pending AS q
+                            WHERE q.participant_id = w.participant_id
+                            ORDER BY q.sequence_id
+                            LIMIT 1)
+                     FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+               ))
+           AND NOT p.is_head;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM pg_catalog.unnest(v_participants) AS w (participant_id)
+             CROSS JOIN LATERAL (
+                   SELECT q.is_head
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = w.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+             ) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
 
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
@@ -3125,20 +3312,35 @@ CREATE FUNCTION public.promote_outbox_head() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    UPDATE public.participant_outbox_sequences AS s
-       SET next_sequence_id = s.next_sequence_id
-     WHERE s.participant_id = OLD.participant_id;
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id = OLD.participant_id
+        FOR NO KEY UPDATE;
 
-    UPDATE public.payment_outbox_pending AS p
-       SET is_head = true
-     WHERE p.outbox_id = (
-               SELECT q.outbox_id
-                 FROM public.payment_outbox_pending AS q
-                WHERE q.participant_id = OLD.participant_id
-                ORDER BY q.sequence_id
-                LIMIT 1
-           )
-       AND NOT p.is_head;
+    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
+    -- cancel of the next job): the one after it becomes the head, not nobody.
+    LOOP
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.outbox_id = (
+                   SELECT q.outbox_id
+                     FROM public.payment_outbox_pending AS q
+                    WHERE q.participant_id = OLD.participant_id
+                    ORDER BY q.sequence_id
+                    LIMIT 1
+               )
+           AND NOT p.is_head;
+        EXIT WHEN FOUND;
+        EXIT WHEN NOT EXISTS (
+            SELECT 1
+              FROM (SELECT q.is_head
+                      FROM public.payment_outbox_pending AS q
+                     WHERE q.participant_id = OLD.participant_id
+                     ORDER BY q.sequence_id
+                     LIMIT 1) AS h
+             WHERE NOT h.is_head
+        );
+    END LOOP;
     RETURN NULL;
 END
 $$;
@@ -3150,7 +3352,7 @@ ALTER FUNCTION public.promote_outbox_head() OWNER TO symphony_owner;
 -- Name: FUNCTION promote_outbox_head(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DELETE of a head on payment_outbox_pending): makes the participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the participant''s row in participant_outbox_sequences.';
+COMMENT ON FUNCTION public.promote_outbox_head() IS 'Trigger function (AFTER DELETE of a head on payment_outbox_pending, except a DELETE by the outbox functions under a live lease: the completions promote themselves): makes the participant''s queued job with the lowest sequence_id its head, serialised with enqueue on the participant''s row in participant_outbox_sequences (FOR NO KEY UPDATE).';
 
 
 --
@@ -4363,7 +4565,7 @@ COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row pe
 -- Name: COLUMN payment_outbox_pending.is_head; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and trg_promote_outbox_head.';
+COMMENT ON COLUMN public.payment_outbox_pending.is_head IS 'True for the participant''s queued job with the lowest sequence_id: the only one of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue, the completions and trg_promote_outbox_head.';
 
 
 --
@@ -4617,20 +4819,6 @@ ALTER TABLE ONLY public.payment_outbox_pending
 
 
 --
--- Name: ix_payment_outbox_attempts_instruction_idempotency; Type: INDEX; Schema: public; Owner: symphony_owner
---
-
-CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency ON ONLY public.payment_outbox_attempts USING btree (instruction_id, idempotency_key);
-
-
---
--- Name: ix_payment_outbox_attempts_instruction_idempotency_default; Type: INDEX; Schema: public; Owner: symphony_owner
---
-
-CREATE INDEX ix_payment_outbox_attempts_instruction_idempotency_default ON public.payment_outbox_attempts_default USING btree (instruction_id, idempotency_key);
-
-
---
 -- Name: ix_payment_outbox_attempts_recent_trouble; Type: INDEX; Schema: public; Owner: symphony_owner
 --
 
@@ -4719,13 +4907,6 @@ CREATE UNIQUE INDEX uq_payment_outbox_attempts_one_redrive_default ON public.pay
 --
 
 CREATE UNIQUE INDEX uq_policy_versions_one_active ON public.policy_versions USING btree ((true)) WHERE (status = 'ACTIVE'::public.policy_version_status);
-
-
---
--- Name: ix_payment_outbox_attempts_instruction_idempotency_default; Type: INDEX ATTACH; Schema: public; Owner: symphony_owner
---
-
-ALTER INDEX public.ix_payment_outbox_attempts_instruction_idempotency ATTACH PARTITION public.ix_payment_outbox_attempts_instruction_idempotency_default;
 
 
 --
@@ -4927,7 +5108,7 @@ ALTER TABLE public.policy_versions ENABLE ALWAYS TRIGGER trg_policy_versions_kee
 -- Name: payment_outbox_pending trg_promote_outbox_head; Type: TRIGGER; Schema: public; Owner: symphony_owner
 --
 
-CREATE TRIGGER trg_promote_outbox_head AFTER DELETE ON public.payment_outbox_pending FOR EACH ROW WHEN (old.is_head) EXECUTE FUNCTION public.promote_outbox_head();
+CREATE TRIGGER trg_promote_outbox_head AFTER DELETE ON public.payment_outbox_pending FOR EACH ROW WHEN ((old.is_head AND ((CURRENT_USER <> 'symphony_owner'::name) OR (old.lease_token IS NULL) OR (old.lease_expires_at <= clock_timestamp())))) EXECUTE FUNCTION public.promote_outbox_head();
 
 ALTER TABLE public.payment_outbox_pending ENABLE ALWAYS TRIGGER trg_promote_outbox_head;
 
@@ -5487,4 +5668,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0029_claim_for_participant', 'claim_outbox_batch_for_participant: the claim of one participant (ADRs 0145, 0163)', 'sha256:2418f62988c14f727dbcf5fd6833d63a2a5b37bbcb5c3e6ba9419f9643b08656');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
-INSERT INTO public.alembic_version (version_num) VALUES ('0031_enqueue_set_based');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
+INSERT INTO public.alembic_version (version_num) VALUES ('0032_hot_path_round_two');

@@ -116,6 +116,39 @@ def p2(results: Results) -> dict[str, Any]:
     }
 
 
+def p2b(results: Results) -> dict[str, Any]:
+    """Issue 17 P2b: batched claim + batched completion >= 0.8x PGMQ's batched read + batched
+    delete (pgmq.delete(queue, ids[])) at batch 10 and 100, at every worker count measured (the
+    median of the repeats, ratios paired when both sides were measured back to back)."""
+    batched = results.get("batched")
+    if not batched or not batched.get("ours") or not batched.get("pgmq"):
+        return {"verdict": "n/a", "rows": []}
+    rows = []
+    for key, ours in batched["ours"].items():
+        workers, batch = (int(x) for x in key.split("x"))
+        pgmq = batched["pgmq"].get(key)
+        if pgmq is None or batch not in (10, 100):
+            continue
+        rows.append(
+            {
+                "workers": workers,
+                "batch": batch,
+                "ours": ours["throughput"],
+                "pgmq": pgmq["throughput"],
+                "vs_pgmq": ratio(ours, pgmq),
+            }
+        )
+    rows.sort(key=lambda r: (r["batch"], r["workers"]))
+    if not rows:
+        return {"verdict": "n/a", "rows": []}
+    return {
+        "verdict": _verdict(all(r["vs_pgmq"]["median"] >= 0.8 for r in rows)),
+        "worst_vs_pgmq": min(r["vs_pgmq"]["median"] for r in rows),
+        "best_vs_pgmq": max(r["vs_pgmq"]["median"] for r in rows),
+        "rows": rows,
+    }
+
+
 def p3(results: Results) -> dict[str, Any]:
     """Claim p99 at the largest backlog (90% of the due rows leased at the head) < 5 ms and
     < 3x the p99 at the smallest backlog."""
@@ -282,6 +315,7 @@ def evaluate(results: Results) -> dict[str, Any]:
         "P1": p1(results),
         "P1_steady": p1_steady(results),
         "P2": p2(results),
+        "P2b": p2b(results),
         "P3": p3(results),
         "P4": p4(results),
         "P4b": p4b(results),

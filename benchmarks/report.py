@@ -19,6 +19,12 @@ def n(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def wal(run: Mapping[str, Any]) -> str:
+    """WAL bytes per job with the full-page images per job next to them (ADR 0150: a full-page
+    image is most of a job's WAL right after a checkpoint)."""
+    return f"{n(run.get('wal_bytes_per_job'))} ({n(run.get('wal_fpi_per_job'), 3)} FPI)"
+
+
 def rng(summary: Mapping[str, Any] | None, digits: int = 0) -> str:
     """``median (min-max)``."""
     if not summary:
@@ -64,6 +70,7 @@ def _x(value: float | None) -> str:
 
 def _targets(ev: dict[str, Any]) -> list[str]:
     p1, p2, p3, p4, p5 = (ev[k] for k in ("P1", "P2", "P3", "P4", "P5"))
+    p2b = ev.get("P2b", {})
     rows = [
         [
             "P1 steady state (W2, claim batch 1, one completion per transaction)",
@@ -78,6 +85,16 @@ def _targets(ev: dict[str, Any]) -> list[str]:
             "≥ 3x the unbatched rate",
             f"worst {_x(p2.get('worst_factor'))}",
             f"**{p2['verdict']}**",
+        ],
+        [
+            "P2b batched claim + batched completion vs PGMQ batched read + batched delete",
+            "≥ 0.8x PGMQ at batch 10 and 100, every worker count",
+            (
+                f"worst {_x(p2b.get('worst_vs_pgmq'))}, best {_x(p2b.get('best_vs_pgmq'))} PGMQ"
+                if p2b.get("verdict", "n/a") != "n/a"
+                else "-"
+            ),
+            f"**{p2b.get('verdict', 'n/a')}**",
         ],
         [
             "P3 claim cost vs backlog (90% of the due head leased)",
@@ -172,9 +189,7 @@ def _steady_table(results: Results) -> list[str]:
                     then,
                     f"{n(last_o.get('dead'))} / {n(last_q.get('dead'))}",
                     n(last_o.get("side_dead")),
-                    n(ours["run"]["wal_bytes_per_job"])
-                    + " / "
-                    + n(pgmq["run"]["wal_bytes_per_job"]),
+                    wal(ours["run"]) + " / " + wal(pgmq["run"]),
                     _lat(ours["run"], "claim") + " · " + _lat(pgmq["run"], "read"),
                     "yes" if ours["ran_dry"] or pgmq["ran_dry"] else "no",
                 ]
@@ -189,7 +204,7 @@ def _steady_table(results: Results) -> list[str]:
             "vacuumed W2 ratio (same run's `cycle`, if measured)",
             "dead tuples at the end (ours / PGMQ queue table)",
             "dead allocator rows (ours)",
-            "WAL bytes of producers and workers per completed job (ours / PGMQ)",
+            "WAL bytes (full-page images) of producers and workers per completed job (ours / PGMQ)",
             "claim · read p50/p99 ms",
             "a queue ran dry",
         ],
@@ -374,7 +389,7 @@ def _cycle_table(results: Results, ev: dict[str, Any]) -> list[str]:
                 rng(row.get("ceiling")),
                 x(row.get("vs_ceiling")),
                 f"{n(ours_run['commits_per_job'], 2)} / {n(pgmq_run['commits_per_job'], 2)}",
-                f"{n(ours_run['wal_bytes_per_job'])} / {n(pgmq_run['wal_bytes_per_job'])}",
+                f"{wal(ours_run)} / {wal(pgmq_run)}",
                 f"{_lat(ours_run, 'claim')} · {_lat(ours_run, 'complete')}",
                 f"{_lat(pgmq_run, 'read')} · {_lat(pgmq_run, 'delete')}",
             ]
@@ -389,7 +404,7 @@ def _cycle_table(results: Results, ev: dict[str, Any]) -> list[str]:
             "driver ceiling",
             "ours / ceiling",
             "commits per job (ours / PGMQ)",
-            "WAL bytes per job (ours / PGMQ)",
+            "WAL bytes (full-page images) per job (ours / PGMQ)",
             "ours claim · complete p50/p99 ms",
             "PGMQ read · delete p50/p99 ms",
         ],
@@ -412,6 +427,7 @@ def _batched_table(results: Results, ev: dict[str, Any]) -> list[str]:
                 x(row["factor"]),
                 x(row.get("claim_only_factor")),
                 n(run["commits_per_job"], 3),
+                wal(run),
                 f"{_lat(run, names[0])} · {_lat(run, names[1])}",
             ]
         )
@@ -425,7 +441,42 @@ def _batched_table(results: Results, ev: dict[str, Any]) -> list[str]:
             "batched / unbatched",
             "claim batching only",
             "commits per job",
+            "WAL bytes (full-page images) per job",
             "claim · batch completion p50/p99 ms",
+        ],
+        rows,
+    )
+
+
+def _p2b_table(results: Results, ev: dict[str, Any]) -> list[str]:
+    """P2b: ours batched against PGMQ batched, the same workers and batch, side by side."""
+    rows = []
+    for row in ev["P2b"]["rows"]:
+        key = f"{row['workers']}x{row['batch']}"
+        ours_run = _median_run(results["batched"]["ours"][key])
+        pgmq_run = _median_run(results["batched"]["pgmq"][key])
+        rows.append(
+            [
+                str(row["workers"]),
+                str(row["batch"]),
+                rng(row["ours"]),
+                rng(row["pgmq"]),
+                x(row["vs_pgmq"]),
+                f"{wal(ours_run)} / {wal(pgmq_run)}",
+                f"{_lat(ours_run, 'claim')} · {_lat(ours_run, 'complete_batch')}",
+                f"{_lat(pgmq_run, 'read')} · {_lat(pgmq_run, 'delete_batch')}",
+            ]
+        )
+    return _table(
+        [
+            "workers",
+            "batch",
+            "ours jobs/s (batched claim + complete_outbox_attempts_batch)",
+            "PGMQ jobs/s (read of B + pgmq.delete(queue, ids[]))",
+            "ours / PGMQ",
+            "WAL bytes (full-page images) per job (ours / PGMQ)",
+            "ours claim · batch completion p50/p99 ms",
+            "PGMQ read · batch delete p50/p99 ms",
         ],
         rows,
     )
@@ -801,6 +852,15 @@ def render(results: Results, figures: list[Path]) -> str:
         ]
     if "batched" in results:
         lines += ["## Batched claim and completion (P2)", "", *_batched_table(results, ev), ""]
+        if ev["P2b"]["rows"]:
+            lines += [
+                "## Batched against PGMQ batched (P2b)",
+                "",
+                "Median of the repeats; ratios paired run by run (measured back to back).",
+                "",
+                *_p2b_table(results, ev),
+                "",
+            ]
     if "enqueue" in results:
         lines += ["## W1 enqueue (P4)", "", *_enqueue_table(results, ev), ""]
     if "retries" in results:

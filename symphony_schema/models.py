@@ -143,8 +143,8 @@ payment_outbox_pending: Final = Table(
         nullable=False,
         server_default=text("false"),
         comment="True for the participant's queued job with the lowest sequence_id: the only one "
-        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue and "
-        "trg_promote_outbox_head.",
+        "of its jobs a claim may lease (per-participant FIFO). Maintained by enqueue, the "
+        "completions and trg_promote_outbox_head.",
     ),
     Column(
         "priority",
@@ -362,12 +362,8 @@ payment_outbox_attempts: Final = Table(
         "created_at",
         postgresql_where=text("state IN ('RETRYABLE', 'FAILED', 'CANCELLED', 'ZOMBIE_REQUEUE')"),
     ),
-    # Enqueue looks the ledger up by idempotency key once the pending row is gone.
-    Index(
-        conv("ix_payment_outbox_attempts_instruction_idempotency"),
-        "instruction_id",
-        "idempotency_key",
-    ),
+    # No index on (instruction_id, idempotency_key) since 0032: enqueue reads the ledger by the
+    # key row's outbox_id (0028), the key table holds the key's uniqueness (ADR 0158).
     comment=(
         "Append-only ledger of outbox attempts (UPDATE, DELETE and TRUNCATE raise P0001, on every "
         "partition too), written only by the outbox functions. At most one outcome (DISPATCHED, "

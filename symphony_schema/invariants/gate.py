@@ -28,7 +28,13 @@ import psycopg
 from sqlalchemy.dialects.postgresql import ENUM
 
 from symphony_schema import models, privilege_catalog, privilege_diff, privileges, project_root
-from symphony_schema.invariants import gate_cluster, gate_outbox_ops, ledger_partitions, policy_gate
+from symphony_schema.invariants import (
+    gate_cluster,
+    gate_fifo,
+    gate_outbox_ops,
+    ledger_partitions,
+    policy_gate,
+)
 from symphony_schema.invariants.results import CheckResult, timed
 
 Conn = psycopg.Connection[Any]
@@ -673,6 +679,8 @@ CHECKS: dict[str, GateFn] = {
     "worker-security": gate_cluster.check_worker_security,
     "distribution-as-declared": gate_cluster.check_distribution_as_declared,
     "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
+    # Issue 17's hot path (revision 0032): INV-069, symphony_schema/invariants/gate_fifo.py.
+    **gate_fifo.CHECKS,
 }
 
 
