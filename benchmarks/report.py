@@ -116,6 +116,14 @@ def _targets(ev: dict[str, Any]) -> list[str]:
             f"**{p4['verdict']}**",
         ],
         [
+            "P5 engine vs plain Alembic (`engine2`)",
+            f"no-op `alembic upgrade head` ≤ {p5['noop_target']}x plain Alembic with its stock"
+            f" `env.py`; a 10-revision chain ≤ {p5['chain_target']}x",
+            f"no-op {p5['noop_vs_plain']:.2f}x, chain {p5['chain_vs_plain']:.2f}x plain Alembic",
+            f"**{p5['verdict']}**",
+        ]
+        if p5.get("against") == "plain Alembic"
+        else [
             "P5 engine and baseline",
             "engine ≤ 1.5x psql; baseline ≥ 3x faster than the chain",
             (
@@ -633,6 +641,29 @@ def _backlog_table(results: Results) -> list[str]:
     )
 
 
+def _engine2_table(results: Results) -> list[str]:
+    labels = {
+        "noop": "no-op `alembic upgrade head` (database at head)",
+        "chain10": "10-revision chain on an empty database",
+    }
+    rows = [
+        [
+            labels.get(name, name),
+            f"{side['engine_s']:.3f}",
+            f"{side['plain_s']:.3f}",
+            f"{side['ratio']:.2f}x",
+            f"{side['client_cpu_ratio']:.2f}x",
+            f"≤ {side['target']}x",
+        ]
+        for name, side in results["engine2"].items()
+        if isinstance(side, dict) and "ratio" in side
+    ]
+    return _table(
+        ["run", "engine s (median)", "plain Alembic s", "ratio", "client CPU ratio", "target"],
+        rows,
+    )
+
+
 def _engine_table(results: Results) -> list[str]:
     engine = results["engine"]["timings_s"]
     labels = {
@@ -961,6 +992,8 @@ def render(results: Results, figures: list[Path]) -> str:
             *_statement_table(results),
             "",
         ]
+    if "engine2" in results:
+        lines += ["## Engine vs plain Alembic (P5)", "", *_engine2_table(results), ""]
     if "engine" in results:
         lines += ["## Engine (P5)", "", *_engine_table(results), *_engine_profile(results), ""]
     if "ceiling" in results:
