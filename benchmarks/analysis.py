@@ -377,10 +377,31 @@ def _p6(results: Results) -> list[str]:
         f" {ev['pgmq_p99_ms']:.1f} ms under the same load (target 10 ms).",
         "- Split by part (ADR 0137, the table below): the notification leaves the server with"
         " the enqueue's commit, so stamp → woken is no longer than the enqueue call itself;"
-        " the tail is the commit's flush and the CPU queue of the woken workers on a shared"
-        " two-core machine, for PGMQ as for ours. The trigger, its per-rail gate and the"
-        " wait loop are not where the time goes.",
+        " the trigger, its per-rail gate and the wait loop are not where the time goes.",
+        *_p6_parts(results),
         "",
+    ]
+
+
+def _p6_parts(results: Results) -> list[str]:
+    wake = results.get("wake") or {}
+    try:
+        ours, pgmq = wake["ours"], wake["pgmq"]
+        herd = ours["offered"]["after_wake_ms"]["p99"]
+        herd_pgmq = pgmq["offered"]["after_wake_ms"]["p99"]
+        one = ours["one_worker"]["wake_ms"]["p99"]
+        per_worker = ours["offered"]["claims_per_worker_s"]
+    except (KeyError, TypeError):
+        return []
+    return [
+        f"- The rest is the claim after the wake-up: with {wake.get('workers', 4)} idle"
+        " workers every one of them wakes on each notification and claims at once (claims per"
+        f" worker-second {per_worker:.2f} at 10 jobs/s), so one job's claim queues behind"
+        f" the others on two cores: woken → claimed p99 {herd:.2f} ms for ours against"
+        f" {herd_pgmq:.2f} ms for PGMQ's cheaper read. With one worker ours is p99"
+        f" {one:.2f} ms enqueue → claimed. Waking one worker per notification (a"
+        " per-worker channel or a lock a woken worker takes before it claims) is the next"
+        " step; a claim that costs as little as `pgmq.read` is P1's question.",
     ]
 
 
