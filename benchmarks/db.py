@@ -140,9 +140,9 @@ def _preloaded(conn: Conn) -> bool:
 
 
 def reset_ours(conn: Conn) -> None:
-    """Empty our four tables. The attempts ledger refuses TRUNCATE by design (a statement
-    trigger, ENABLE ALWAYS); in this scratch database the superuser switches it off for the reset
-    only."""
+    """Empty our tables (the four of OURS_TABLES and the payload table). The attempts ledger and
+    the payload table refuse TRUNCATE by design (statement triggers, ENABLE ALWAYS); in this
+    scratch database the superuser switches them off for the reset only."""
     conn.execute("ALTER TABLE public.payment_outbox_attempts DISABLE TRIGGER USER")
     # Each partition of the ledger has a TRUNCATE trigger of its own (ADR 0131); the call to
     # ensure_ledger_partitions() below enables it ALWAYS again.
@@ -152,7 +152,15 @@ def reset_ours(conn: Conn) -> None:
     ).fetchall()
     for (partition,) in partitions:
         conn.execute(f"ALTER TABLE {partition} DISABLE TRIGGER trg_deny_outbox_attempts_truncate")
-    conn.execute("TRUNCATE " + ", ".join(OURS_TABLES))
+    conn.execute(
+        "ALTER TABLE public.payment_outbox_payloads DISABLE TRIGGER "
+        "trg_deny_outbox_payloads_truncate"
+    )
+    conn.execute("TRUNCATE " + ", ".join((*OURS_TABLES, "public.payment_outbox_payloads")))
+    conn.execute(
+        "ALTER TABLE public.payment_outbox_payloads ENABLE ALWAYS TRIGGER "
+        "trg_deny_outbox_payloads_truncate"
+    )
     conn.execute("SELECT count(*) FROM public.ensure_ledger_partitions(14)")
     conn.execute(
         "ALTER TABLE public.payment_outbox_attempts ENABLE ALWAYS TRIGGER "
