@@ -74,6 +74,7 @@ DECLARE
     v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
+    v_expired boolean := false;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -187,16 +188,19 @@ BEGIN
     -- ledger partition, so a claim that finds nothing costs two index probes instead of step 2's
     -- plan, which opens every ledger partition at executor start. An unleased head committed
     -- between step 1 and here is left to the next claim (its notification wakes one).
-    IF v_claimed < p_batch_size
-       AND EXISTS (
-           SELECT 1
-             FROM public.payment_outbox_pending AS p
-            WHERE p.lease_token IS NOT NULL
-              AND p.lease_expires_at <= v_now
-              AND p.next_attempt_at <= v_now
-              AND p.is_head
-              AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
-       ) THEN
+    -- Two IFs: the probe must not even start for a claim that filled its batch.
+    IF v_claimed < p_batch_size THEN
+        v_expired := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_pending AS p
+             WHERE p.lease_token IS NOT NULL
+               AND p.lease_expires_at <= v_now
+               AND p.next_attempt_at <= v_now
+               AND p.is_head
+               AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+        );
+    END IF;
+    IF v_expired THEN
         v_rest := p_batch_size - v_claimed::integer;
         RETURN QUERY
         WITH unleased AS (
