@@ -496,6 +496,7 @@ DECLARE
     v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
+    v_expired boolean := false;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -609,16 +610,19 @@ BEGIN
     -- ledger partition, so a claim that finds nothing costs two index probes instead of step 2's
     -- plan, which opens every ledger partition at executor start. An unleased head committed
     -- between step 1 and here is left to the next claim (its notification wakes one).
-    IF v_claimed < p_batch_size
-       AND EXISTS (
-           SELECT 1
-             FROM public.payment_outbox_pending AS p
-            WHERE p.lease_token IS NOT NULL
-              AND p.lease_expires_at <= v_now
-              AND p.next_attempt_at <= v_now
-              AND p.is_head
-              AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
-       ) THEN
+    -- Two IFs: the probe must not even start for a claim that filled its batch.
+    IF v_claimed < p_batch_size THEN
+        v_expired := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_pending AS p
+             WHERE p.lease_token IS NOT NULL
+               AND p.lease_expires_at <= v_now
+               AND p.next_attempt_at <= v_now
+               AND p.is_head
+               AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+        );
+    END IF;
+    IF v_expired THEN
         v_rest := p_batch_size - v_claimed::integer;
         RETURN QUERY
         WITH unleased AS (
@@ -5688,5 +5692,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_wake_one_worker', 'Wake one worker per notification (issue 17 P6, ADR 0159): the work notification carries a', 'sha256:d499ff6d4c3ca17582b8395ef17bf916dd8b2d0dffb116863b221bd7eeb8fdb1');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_wake_one_worker', 'Wake one worker per notification (issue 17 P6, ADR 0159): the work notification carries a', 'sha256:1590874d3a6a23c2ebabb6816f0601fb6c3a037a5263ef2ca81b18dbc7558c62');
 INSERT INTO public.alembic_version (version_num) VALUES ('0033_wake_one_worker');
