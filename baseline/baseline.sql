@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0032_hot_path_round_two.
+-- Symphony schema baseline at revision 0033_wake_one_worker.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -496,6 +496,7 @@ DECLARE
     v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
+    v_expired boolean := false;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -604,7 +605,24 @@ BEGIN
     --    and the trigger promotes the participant's next job), lease the others by primary key
     --    (a taken-over job is in doubt from now on), return them in that order, after the rows
     --    of step 1.
+    -- 0033 (ADR 0160): and only when an expired lease of a due head exists. The probe reads the
+    -- lease index from its oldest expiry up to now (what step 2's own scan would read) and no
+    -- ledger partition, so a claim that finds nothing costs two index probes instead of step 2's
+    -- plan, which opens every ledger partition at executor start. An unleased head committed
+    -- between step 1 and here is left to the next claim (its notification wakes one).
+    -- Two IFs: the probe must not even start for a claim that filled its batch.
     IF v_claimed < p_batch_size THEN
+        v_expired := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_pending AS p
+             WHERE p.lease_token IS NOT NULL
+               AND p.lease_expires_at <= v_now
+               AND p.next_attempt_at <= v_now
+               AND p.is_head
+               AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+        );
+    END IF;
+    IF v_expired THEN
         v_rest := p_batch_size - v_claimed::integer;
         RETURN QUERY
         WITH unleased AS (
@@ -2771,7 +2789,12 @@ BEGIN
       WHERE r.rail_code = NEW.rail_type
         FOR NO KEY UPDATE SKIP LOCKED;
     IF FOUND THEN
-        PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+        -- The hint picks the worker that claims at once (ADR 0159); constant within the
+        -- transaction, so its notifications of one rail still fold into one.
+        PERFORM pg_catalog.pg_notify(
+            'symphony_outbox_work',
+            NEW.rail_type || ':' || (pg_catalog.pg_current_xact_id()::text::bigint % 1024)::text
+        );
     END IF;
     RETURN NULL;
 END
@@ -2784,7 +2807,7 @@ ALTER FUNCTION public.notify_outbox_work() OWNER TO symphony_owner;
 -- Name: FUNCTION notify_outbox_work(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
+COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with ''<rail code>:<hint>'' (hint: the transaction id modulo 1024; the worker of rank hint mod workers claims at once, ADR 0159), delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
 
 
 --
@@ -5669,4 +5692,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.alembic_version (version_num) VALUES ('0032_hot_path_round_two');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_wake_one_worker', 'Wake one worker per notification (issue 17 P6, ADR 0159): the work notification carries a', 'sha256:1590874d3a6a23c2ebabb6816f0601fb6c3a037a5263ef2ca81b18dbc7558c62');
+INSERT INTO public.alembic_version (version_num) VALUES ('0033_wake_one_worker');

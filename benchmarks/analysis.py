@@ -393,6 +393,19 @@ def _p6_parts(results: Results) -> list[str]:
         per_worker = ours["offered"]["claims_per_worker_s"]
     except (KeyError, TypeError):
         return []
+    empty = ours["offered"].get("empty_claims_per_job")
+    if empty is not None:  # measured since revision 0033 (ADR 0159): one worker per notification
+        empty_pgmq = pgmq["offered"].get("empty_claims_per_job")
+        pgmq_text = "" if empty_pgmq is None else f" against {empty_pgmq:.2f} for PGMQ's notify"
+        return [
+            f"- The claim after the wake-up: since revision 0033 (ADR 0159) a notification names"
+            f" one of the {wake.get('workers', 4)} workers, the others claim only after a"
+            f" take-over delay, so a job costs one claim instead of one per idle worker (empty"
+            f" claims per job {empty:.2f}{pgmq_text}, where every listener claims; claims per"
+            f" worker-second {per_worker:.2f} at 10 jobs/s). Woken → claimed p99 {herd:.2f} ms"
+            f" for ours against {herd_pgmq:.2f} ms for PGMQ; with one worker ours is p99"
+            f" {one:.2f} ms enqueue → claimed. An empty claim is two index probes (ADR 0160).",
+        ]
     return [
         f"- The rest is the claim after the wake-up: with {wake.get('workers', 4)} idle"
         " workers every one of them wakes on each notification and claims at once (claims per"

@@ -46,6 +46,9 @@ class OpSpec:
     track: str | None = None
     #: Whether the jobs this worker finishes count as the run's throughput.
     counts: bool = True
+    #: Wake-up workers of one executor (benchmarks/wake.py): each worker's rank is its index
+    #: modulo this (ADR 0159; 1: every notification wakes every worker).
+    wake_group: int = 1
 
     @property
     def system(self) -> str:

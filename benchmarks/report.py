@@ -283,6 +283,10 @@ def _wake_table(results: Results) -> list[str]:
                     pair(run.get("woken_ms")),
                     pair(run.get("after_wake_ms")),
                     f"{run['claims_per_worker_s']:.2f}",
+                    # Claims that found nothing, per job claimed (ADR 0159; older runs: "-").
+                    "-"
+                    if run.get("empty_claims_per_job") is None
+                    else f"{run['empty_claims_per_job']:.2f}",
                     f"{idle['claims_per_worker_s']:.2f}" if run is busy else "-",
                 ]
             )
@@ -296,6 +300,7 @@ def _wake_table(results: Results) -> list[str]:
             "stamp → woken p50 / p99 ms",
             "woken → claimed p50 / p99 ms",
             f"claims per worker-second at {wake['offered_per_s']:g} jobs/s",
+            "empty claims per job",
             "claims per worker-second, idle",
         ],
         rows,

@@ -12,8 +12,10 @@ just before its enqueue call; the worker subtracts it when its claim returns), s
 parts: the enqueue call itself (its commit included), stamp -> woken (when the worker's wait
 returned on the notification) and the claim after the wake; claim queries per worker-second at
 the offered rate and while idle (no producer); the same with one worker (every notification
-wakes every listener: with four on two cores the winner of the claim waits for the CPU); and
-what the trigger costs an enqueue (4 clients, trigger on against off).
+wakes every listener: with four on two cores the winner of the claim waits for the CPU); the
+claims that found nothing; and what the trigger costs an enqueue (4 clients, trigger on against
+off). Since revision 0033 (ADR 0159) each of our wakers has a rank: only the worker the
+notification names claims at once, the others after the helper's take-over delay.
 """
 
 from __future__ import annotations
@@ -93,8 +95,12 @@ class _Waker(Operation):
         self.conn.execute(f'LISTEN "{self.channel}"')
 
     def _wait(self) -> None:
-        woken = self.helper.wait_for_work(self.conn, POLL_S)
+        woken = self.wait_for_work(self.conn, POLL_S)
         self._woken_at = time.time() if woken else None
+
+    def wait_for_work(self, conn: Any, poll_s: float) -> bool:
+        result: bool = self.helper.wait_for_work(conn, poll_s)
+        return result
 
     def claim(self) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -109,7 +115,7 @@ class _Waker(Operation):
         rows = self.claim()
         claimed_at = time.time()
         woken_at, self._woken_at = self._woken_at, None
-        if not rows:
+        if not rows:  # an empty claim (the driver counts it: empty_steps)
             self._wait()
             return 0
         if len(rows) < self.spec.batch:
@@ -139,6 +145,16 @@ class _Waker(Operation):
 
 class OursWaker(_Waker):
     channel = "symphony_outbox_work"
+
+    def wait_for_work(self, conn: Any, poll_s: float) -> bool:
+        """The helper with this worker's rank among the run's wakers (revision 0033, ADR 0159:
+        only the worker a notification names claims at once; the others after the take-over
+        delay)."""
+        group = self.spec.wake_group
+        result: bool = self.helper.wait_for_work(
+            conn, poll_s, rank=self.worker % group, workers=group
+        )
+        return result
 
     def claim(self) -> list[tuple[Any, ...]]:
         return self.call(
@@ -198,6 +214,9 @@ def _specs(ctx: Context, system: str, with_producer: bool, workers: int) -> list
         batch=10,
         lease_seconds=s.lease_seconds,
         run_id=run_id,
+        # The wakers are the last ``workers`` specs (indexes 1..n or 0..n-1): index mod n is a
+        # rank each. PGMQ's notification names nobody: its wakers all claim at once.
+        wake_group=workers,
     )
     return ([producer] if with_producer else []) + [worker] * workers
 
@@ -218,10 +237,14 @@ def _measure(
     data = run.to_json()
     claims = run.latencies.get("claim", {}).get("count", 0)
     worker_seconds = workers * run.elapsed_s
+    empty = run.empty_steps  # claims that came back empty (the producer's steps never are)
     return {
         "jobs": run.jobs,
         "elapsed_s": round(run.elapsed_s, 2),
         "claims": claims,
+        # Claims that found nothing (a wake-up for a job another worker had claimed, or a poll).
+        "empty_claims": empty,
+        "empty_claims_per_job": round(empty / run.jobs, 3) if run.jobs else None,
         "claims_per_worker_s": round(claims / worker_seconds, 3) if worker_seconds else None,
         "wake_ms": data["latency_ms"].get("wake"),
         "claim_ms": data["latency_ms"].get("claim"),
@@ -289,7 +312,9 @@ def wake(ctx: Context) -> dict[str, Any]:
                 f"wake {system} {phase} ({workers} worker(s)): enqueue->claimed p50"
                 f" {wake_ms.get('p50', float('nan')):.2f} ms p99"
                 f" {wake_ms.get('p99', float('nan')):.2f} ms over {run['jobs']} jobs; claims"
-                f" per worker-second {run['claims_per_worker_s']}"
+                f" per worker-second {run['claims_per_worker_s']}; empty claims per job"
+                f" {run['empty_claims_per_job']}; woken->claimed p99"
+                f" {(run['after_wake_ms'] or {}).get('p99', float('nan')):.2f} ms"
             )
     out["enqueue_4_clients"] = _enqueue_cost(ctx)
     ctx.log(

@@ -11,7 +11,10 @@ the lease was lost meanwhile (P7002), keep the rail's answer for reconciliation.
 Between passes an idle worker does not poll: ``listen`` + ``wait_for_work`` block on the
 ``symphony_outbox_work`` notification (revision 0026: sent at commit when a claimable job is
 enqueued) with a slow fallback poll for work that becomes due with time (retry delays,
-not-before times, expired leases), as in ``serve``.
+not-before times, expired leases), as in ``serve``. Since revision 0033 the notification names
+one of the executor's workers (``rank`` of ``workers``): only that one claims at once; the others
+claim after a take-over delay, so a job is still claimed promptly when the named worker is busy,
+slow, killed or gone (ADR 0159).
 """
 
 from __future__ import annotations
@@ -45,8 +48,11 @@ COMPLETE = (
     "SELECT attempt_no, state::text FROM public.complete_outbox_attempt("
     "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
 )
-#: The channel revision 0022 notifies (payload: the rail code of the new claimable job).
+#: The channel revision 0026 notifies. Payload since 0033: ``<rail code>:<hint>``, the hint a
+#: number 0..1023 fixed per enqueuing transaction; before 0033 the rail code alone.
 CHANNEL = "symphony_outbox_work"
+#: Without a better choice: how long a worker that was not named waits before it claims anyway.
+TAKEOVER_SECONDS = 1.0
 KEEP_STALE = (
     "SELECT public.record_stale_outbox_outcome("
     "%s, %s, %s, %s::public.outbox_attempt_state, p_rail_reference => %s)"
@@ -131,19 +137,43 @@ def listen(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"LISTEN {CHANNEL}")
 
 
+def parse_notification(payload: str) -> tuple[str, int | None]:
+    """``RTGS:517`` -> (``RTGS``, 517); a payload without a hint (before 0033) -> (rail, None)."""
+    rail, _, hint = payload.partition(":")
+    return rail.upper(), int(hint) if hint.isdigit() else None
+
+
 def wait_for_work(
-    conn: psycopg.Connection[Any], poll_seconds: float, rails: Sequence[str] | None = None
+    conn: psycopg.Connection[Any],
+    poll_seconds: float,
+    rails: Sequence[str] | None = None,
+    *,
+    rank: int = 0,
+    workers: int = 1,
+    takeover_seconds: float = TAKEOVER_SECONDS,
 ) -> bool:
-    """Block until a job of one of ``rails`` (any rail when None) is enqueued claimable (True),
-    or ``poll_seconds`` pass (False: claim anyway, for work that became due with time). Drains
-    the other notifications that have already arrived, so a burst of enqueues usually wakes one
-    claim (one that arrives after the drain wakes another claim, which finds the queue empty)."""
+    """Block until this worker should claim: True when a job of one of ``rails`` (any rail when
+    None) was enqueued claimable and the notification names this worker (``hint % workers ==
+    rank``; with ``workers = 1`` every notification does); False when ``poll_seconds`` passed
+    (claim anyway, for work that became due with time) or when a notification named another
+    worker and ``takeover_seconds`` times the distance of the ranks passed (claim anyway, in case
+    the named worker is busy, slow or gone: a job is never left to one worker). Drains the other
+    notifications that have already arrived, so a burst of enqueues usually wakes one claim."""
+    if workers < 1 or not 0 <= rank < workers:
+        raise ValueError(f"rank must be in 0..workers-1 and workers >= 1, got {rank} of {workers}")
     wanted = {rail.upper() for rail in rails} if rails else None
     deadline = time.monotonic() + poll_seconds
     woken = False
     while not woken and (left := deadline - time.monotonic()) > 0:
         for note in conn.notifies(timeout=left, stop_after=1):
-            woken = woken or wanted is None or note.payload.upper() in wanted
+            rail, hint = parse_notification(note.payload)
+            if wanted is not None and rail not in wanted:
+                continue
+            distance = 0 if hint is None else (rank - hint) % workers
+            if distance == 0:
+                woken = True
+            else:  # another worker's: take over after a delay if nobody claimed meanwhile
+                deadline = min(deadline, time.monotonic() + takeover_seconds * distance)
     if woken:
         for _ in conn.notifies(timeout=0):
             pass
@@ -160,20 +190,45 @@ def serve(
     batch: int = 10,
     lease_seconds: int = 30,
     poll_seconds: float = 5.0,
+    rank: int = 0,
+    workers: int = 1,
+    takeover_seconds: float = TAKEOVER_SECONDS,
 ) -> int:
     """Work until ``stop`` is set: claim and work full batches back to back; after a claim that
     came back short of ``batch`` (the queue was drained), sleep on the notification (at most
-    ``poll_seconds``). Returns the number of jobs worked. LISTEN comes before the first claim: a
-    job enqueued between a claim and the wait still wakes the worker (its notification is
-    queued on the connection)."""
+    ``poll_seconds``; ``rank``/``workers``/``takeover_seconds``: see ``wait_for_work``). Returns
+    the number of jobs worked. LISTEN comes before the first claim: a job enqueued between a
+    claim and the wait still wakes the worker (its notification is queued on the connection).
+    A listening connection that dies (server restart, terminated backend, network) is opened
+    again and LISTENs again; the worker then claims, since notifications may have been lost."""
     worked = 0
-    with psycopg.connect(conninfo, autocommit=True) as waiter:
-        listen(waiter)
+    waiter: psycopg.Connection[Any] | None = None
+    try:
         while not stop.is_set():
+            if waiter is None or waiter.closed:
+                try:
+                    waiter = psycopg.connect(conninfo, autocommit=True)
+                    listen(waiter)
+                except psycopg.OperationalError:
+                    waiter = None
+                    stop.wait(min(poll_seconds, 1.0))  # the server is away: retry shortly
             done = run_once(
                 conninfo, worker_id, rail, rails=rails, batch=batch, lease_seconds=lease_seconds
             )
             worked += len(done)
-            if len(done) < batch:  # the queue was drained at the claim: sleep until told
-                wait_for_work(waiter, poll_seconds, rails)
+            if len(done) < batch and waiter is not None:  # drained: sleep until told
+                try:
+                    wait_for_work(
+                        waiter,
+                        poll_seconds,
+                        rails,
+                        rank=rank,
+                        workers=workers,
+                        takeover_seconds=takeover_seconds,
+                    )
+                except psycopg.OperationalError:
+                    waiter.close()  # lost: open a new one and claim (a wake-up may be lost)
+    finally:
+        if waiter is not None:
+            waiter.close()
     return worked

@@ -32,6 +32,7 @@ from symphony_schema.invariants import (
     gate_cluster,
     gate_fifo,
     gate_outbox_ops,
+    gate_wake,
     ledger_partitions,
     policy_gate,
 )
@@ -681,6 +682,8 @@ CHECKS: dict[str, GateFn] = {
     "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
     # Issue 17's hot path (revision 0032): INV-069, symphony_schema/invariants/gate_fifo.py.
     **gate_fifo.CHECKS,
+    # Issue 17's wake-up (revisions 0026, 0033): INV-070, symphony_schema/invariants/gate_wake.py.
+    **gate_wake.CHECKS,
 }
 
 

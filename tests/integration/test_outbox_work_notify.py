@@ -1,5 +1,6 @@
 """Idle executors learn of new work without polling (issue 17 P6, revision 0026, ADR 0151): a
-claimable job's enqueue notifies ``symphony_outbox_work`` at commit (payload: its rail code),
+claimable job's enqueue notifies ``symphony_outbox_work`` at commit (payload: its rail code and,
+since 0033, a hint naming one worker: tests/integration/test_wake_one_worker.py),
 once per transaction and rail; jobs that are not claimable yet notify nothing; the reference
 worker's ``wait_for_work`` wakes on it, filters rails, and falls back to a timed poll."""
 
@@ -31,7 +32,8 @@ def _listener(connect: Any) -> psycopg.Connection[Any]:
 
 
 def _received(conn: psycopg.Connection[Any], wait: float = 0.3) -> list[str]:
-    return [note.payload for note in conn.notifies(timeout=wait)]
+    """The rail codes notified (since 0033 a payload is ``<rail>:<hint>``, ADR 0159)."""
+    return [note.payload.partition(":")[0] for note in conn.notifies(timeout=wait)]
 
 
 def test_a_claimable_enqueue_notifies_at_commit_once_per_rail(

@@ -99,8 +99,29 @@ def test_round_two_tables_and_figure(tmp_path: Path) -> None:
     assert "| 50 | 2 | 260 | 200 | 1.30x |" in steady
     wake = "\n".join(report._wake_table(results))
     # Results of a run before the latency parts were measured render them as "-".
-    assert "| ours | 2 | 30 | 2.00 / 6.00 / 7.00 | - | - | - | 10.00 | 0.50 |" in wake
+    assert "| ours | 2 | 30 | 2.00 / 6.00 / 7.00 | - | - | - | 10.00 | - | 0.50 |" in wake
+    # Since ADR 0159 the claims that found nothing per job claimed (the herd's measure).
+    results["wake"]["ours"]["offered"]["empty_claims_per_job"] = 0.02
+    wake = "\n".join(report._wake_table(results))
+    assert "| ours | 2 | 30 | 2.00 / 6.00 / 7.00 | - | - | - | 10.00 | 0.02 | 0.50 |" in wake
     batch = "\n".join(report._enqueue_batch_table(results))
     assert "| 1 | 900 | 1,000 | 150 | 0.90x | 6.00x | 1.00 / 2.00 |" in batch
     figure = plots.steady_state(results, tmp_path / "steady.png", "cmd")
     assert figure is not None and figure.stat().st_size > 1000
+
+
+def test_the_p6_analysis_says_one_worker_wakes_once_measured() -> None:
+    """Since ADR 0159 the P6 text reports the empty claims per job, not the herd's next step."""
+    from benchmarks import analysis
+
+    results = _results()
+    parts = {"p50": 1.0, "p99": 3.0}
+    for system, empty in (("ours", 0.02), ("pgmq", 3.01)):
+        results["wake"][system]["offered"].update(after_wake_ms=parts, empty_claims_per_job=empty)
+        results["wake"][system]["one_worker"] = {"wake_ms": {"p50": 2.0, "p99": 4.0}}
+    text = "\n".join(analysis._p6_parts(results))
+    assert "names one of the 2 workers" in text
+    assert "empty claims per job 0.02 against 3.01 for PGMQ" in text
+    assert "is the next step" not in text
+    del results["wake"]["ours"]["offered"]["empty_claims_per_job"]  # a run before 0033
+    assert "is the next step" in "\n".join(analysis._p6_parts(results))
