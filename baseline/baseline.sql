@@ -1927,13 +1927,19 @@ CREATE FUNCTION public.complete_outbox_attempts_batch_for_participant(p_particip
 DECLARE
     v_count integer;
     v_now timestamptz;
-    v_locked integer;
     v_stale uuid[];
+    v_stale_ords integer[] := '{}';
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
     v_plan_settings text[];
-    v_reference record;
+    v_element record;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_rail_type text;
+    v_required boolean;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_retry_at timestamptz;
 BEGIN
     -- 1. Validate; nothing has been written yet.
     PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
@@ -2072,38 +2078,33 @@ BEGIN
 
     -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
-    --    latest version of a row it had to wait for. The token comparison is IS NOT DISTINCT
-    --    FROM for the reason given in 0006 (the primary key must be the only index used).
-    SELECT pg_catalog.count(*)::integer
-      INTO v_locked
-      FROM (
-          SELECT p.outbox_id
-            FROM public.payment_outbox_pending AS p
-            JOIN ROWS FROM (pg_catalog.unnest(p_outbox_ids),
-                            pg_catalog.unnest(p_lease_tokens)) AS i (outbox_id, lease_token)
-              ON i.outbox_id = p.outbox_id
-           WHERE p.participant_id = p_participant_id
-             AND p.outbox_id = ANY (p_outbox_ids)
-             AND p.claimed_by = p_worker_id
-             AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-           ORDER BY p.outbox_id
-             FOR UPDATE OF p
-      ) AS l;
-
-    -- 3. All or nothing: one stale lease refuses the whole batch, before anything is written.
-    IF v_locked < v_count THEN
-        SELECT pg_catalog.array_agg(i.outbox_id ORDER BY i.ord)
-          INTO v_stale
+    --    latest version of a row it had to wait for. One job per statement, by the participant
+    --    and the job's id (a delegated body on Citus plans no join of the queue with the
+    --    arrays); a participant has at most one leased head at a time, so a batch is short.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.lease_token
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_lease_tokens))
                WITH ORDINALITY AS i (outbox_id, lease_token, ord)
-         WHERE NOT EXISTS (
-                   SELECT 1
-                     FROM public.payment_outbox_pending AS p
-                    WHERE p.participant_id = p_participant_id
-                      AND p.outbox_id = i.outbox_id
-                      AND p.claimed_by = p_worker_id
-                      AND p.lease_token IS NOT DISTINCT FROM i.lease_token
-               );
+         ORDER BY i.outbox_id
+    LOOP
+        PERFORM 1
+           FROM public.payment_outbox_pending AS p
+          WHERE p.participant_id = p_participant_id
+            AND p.outbox_id = v_element.outbox_id
+            AND p.claimed_by = p_worker_id
+            AND p.lease_token IS NOT DISTINCT FROM v_element.lease_token
+            FOR UPDATE;
+        IF NOT FOUND THEN
+            v_stale_ords := v_stale_ords || v_element.ord::integer;
+        END IF;
+    END LOOP;
+
+    -- 3. All or nothing: one stale lease (a job of another participant is one) refuses the whole
+    --    batch, before anything is written.
+    IF pg_catalog.cardinality(v_stale_ords) > 0 THEN
+        SELECT pg_catalog.array_agg(p_outbox_ids[o.ord] ORDER BY o.ord)
+          INTO v_stale
+          FROM pg_catalog.unnest(v_stale_ords) AS o (ord);
         RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token '
                         '(% of % completions in the batch are stale; none was recorded)',
             v_stale[1], pg_catalog.quote_literal(p_worker_id),
@@ -2147,57 +2148,49 @@ BEGIN
         FOR NO KEY UPDATE;
 
     -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
-    --     rail that returns references the element must carry one (22023 naming the element,
-    --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
-    --     when another job of the rail, in or before this batch, reported it). Either error
-    --     undoes the whole batch.
-    --     The ledger's last attempt of every job is read once, by one index search per
-    --     ledger partition (a look-up per job inside the join would search every partition
-    --     once per job: the partition is not known when the plan is made; ADR 0158).
-    FOR v_reference IN
-        WITH previous AS MATERIALIZED (
-            SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
-              FROM public.payment_outbox_attempts AS a
-             WHERE a.participant_id = p_participant_id
-               AND a.outbox_id = ANY (p_outbox_ids)
-             GROUP BY a.outbox_id
-        )
-        SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
-               COALESCE(r.returns_reference, false) AS required,
-               COALESCE(b.attempt_no, 0) + 1 AS attempt_no
+    --     rail that returns references the element must carry one (22023 naming the element),
+    --     then record_outbox_rail_reference() records it (P7013 when another job of the rail, in
+    --     or before this batch, reported it). Either error undoes the whole batch.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.rail_reference
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
-          JOIN public.payment_outbox_pending AS p
-            ON p.participant_id = p_participant_id
-           AND p.outbox_id = i.outbox_id
-          LEFT JOIN public.outbox_rails AS r
-            ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
-          LEFT JOIN previous AS b
-            ON b.outbox_id = i.outbox_id
          WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
          ORDER BY i.ord
     LOOP
-        IF v_reference.required THEN
+        SELECT p.rail_type
+          INTO v_rail_type
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_element.outbox_id;
+        SELECT r.returns_reference
+          INTO v_required
+          FROM public.outbox_rails AS r
+         WHERE r.rail_code = pg_catalog.upper(v_rail_type COLLATE "C");
+        IF COALESCE(v_required, false) THEN
             PERFORM public.outbox_require_ids(
                 ARRAY[pg_catalog.format('p_rail_references element %s (outbox %s, DISPATCHED on '
-                                        'rail %s)', v_reference.ord, v_reference.outbox_id,
-                                        pg_catalog.upper(v_reference.rail_type COLLATE "C"))],
-                ARRAY[v_reference.rail_reference],
+                                        'rail %s)', v_element.ord, v_element.outbox_id,
+                                        pg_catalog.upper(v_rail_type COLLATE "C"))],
+                ARRAY[v_element.rail_reference],
                 NULL
             );
         END IF;
         PERFORM public.record_outbox_rail_reference(
-            v_reference.outbox_id, v_reference.attempt_no, v_reference.rail_type,
-            v_reference.rail_reference
+            v_element.outbox_id, v_attempt_no, v_rail_type, v_element.rail_reference
         );
     END LOOP;
 
-    -- 6. Record everything in one statement: number each attempt from the ledger, apply the
-    --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
-    --    per element in input order. The rows are locked by this transaction since step 2.
-    RETURN QUERY
-    WITH input AS (
+    -- 6. Record each element in input order: number the attempt from the ledger, apply the
+    --    ceiling, append the attempt, remove a terminal job or requeue a retry, and report one
+    --    row per element. The rows are locked by this transaction since step 2.
+    FOR v_element IN
         SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
                i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
@@ -2209,82 +2202,57 @@ BEGIN
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
                                      error_message, latency_ms, retry_delay_seconds, lease_token,
                                      ord)
-    ), previous AS MATERIALIZED (
-        -- Once, by one index search per ledger partition (ADR 0158; see step 5c).
-        SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
+         ORDER BY i.ord
+    LOOP
+        SELECT p.*
+          INTO v_row
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
           FROM public.payment_outbox_attempts AS a
          WHERE a.participant_id = p_participant_id
-           AND a.outbox_id = ANY (p_outbox_ids)
-         GROUP BY a.outbox_id
-    ), decided AS (
-        SELECT i.ord, p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
-               p.idempotency_key, p.rail_type,
-               COALESCE(r.attempt_no, 0) + 1 AS attempt_no,
-               CASE
-                   WHEN i.state = 'RETRYABLE'::public.outbox_attempt_state
-                        AND COALESCE(r.attempt_no, 0) + 1 >= v_ceiling
-                       THEN 'FAILED'::public.outbox_attempt_state
-                   ELSE i.state
-               END AS state,
-               i.rail_reference, i.rail_code, i.error_code, i.error_message, i.latency_ms,
-               i.retry_delay_seconds, i.lease_token, p.claimed_at
-          FROM input AS i
-          JOIN public.payment_outbox_pending AS p
-            ON p.participant_id = p_participant_id
-           AND p.outbox_id = i.outbox_id
-          LEFT JOIN previous AS r
-            ON r.outbox_id = i.outbox_id
-         WHERE p.participant_id = p_participant_id
-           AND p.outbox_id = ANY (p_outbox_ids)
-    ), appended AS (
+           AND a.outbox_id = v_element.outbox_id;
+        v_state := v_element.state;
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state AND v_attempt_no >= v_ceiling THEN
+            v_state := 'FAILED'::public.outbox_attempt_state;
+        END IF;
         INSERT INTO public.payment_outbox_attempts AS a
             (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
              attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
              error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
-        SELECT d.outbox_id, d.instruction_id, d.participant_id, d.sequence_id,
-               d.idempotency_key, d.rail_type, d.attempt_no, d.state,
-               COALESCE(d.claimed_at, v_now),
-               CASE WHEN d.state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
-               d.rail_reference, d.rail_code, d.error_code, d.error_message, d.latency_ms,
-               p_worker_id, d.lease_token, SESSION_USER
-          FROM decided AS d
-         ORDER BY d.ord
-        RETURNING a.outbox_id
-    ), removed AS (
-        -- By primary key from an array, in one index scan (a join with decided, estimated at
-        -- one row, rescanned the whole id list once per job; ADR 0158).
-        DELETE FROM public.payment_outbox_pending AS p
-         WHERE p.participant_id = p_participant_id
-           AND p.outbox_id = ANY ((
-               SELECT pg_catalog.array_agg(x.outbox_id)
-                 FROM decided AS x
-                WHERE x.state <> 'RETRYABLE'::public.outbox_attempt_state
-           )::uuid[])
-        RETURNING p.outbox_id
-    ), requeued AS (
-        UPDATE public.payment_outbox_pending AS p
-           SET attempt_count = d.attempt_no,
-               next_attempt_at = v_now + pg_catalog.make_interval(
-                   secs => GREATEST(1, d.retry_delay_seconds)
-               ),
-               claimed_by = NULL,
-               lease_token = NULL,
-               lease_expires_at = NULL,
-               claimed_at = NULL
-          FROM decided AS d
-         WHERE p.participant_id = p_participant_id
-           AND p.outbox_id = ANY ((
-               SELECT pg_catalog.array_agg(x.outbox_id)
-                 FROM decided AS x
-                WHERE x.state = 'RETRYABLE'::public.outbox_attempt_state
-           )::uuid[])
-           AND p.outbox_id = d.outbox_id
-           AND d.state = 'RETRYABLE'::public.outbox_attempt_state
-        RETURNING p.outbox_id
-    )
-    SELECT d.outbox_id, d.attempt_no, d.state
-      FROM decided AS d
-     ORDER BY d.ord;
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
+             CASE WHEN v_state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
+             v_element.rail_reference, v_element.rail_code, v_element.error_code,
+             v_element.error_message, v_element.latency_ms, p_worker_id,
+             v_element.lease_token, SESSION_USER);
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state THEN
+            v_retry_at := v_now + pg_catalog.make_interval(
+                secs => GREATEST(1, v_element.retry_delay_seconds)
+            );
+            UPDATE public.payment_outbox_pending AS p
+               SET attempt_count = v_attempt_no,
+                   next_attempt_at = v_retry_at,
+                   claimed_by = NULL,
+                   lease_token = NULL,
+                   lease_expires_at = NULL,
+                   claimed_at = NULL
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        ELSE
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        END IF;
+        outbox_id := v_element.outbox_id;
+        attempt_no := v_attempt_no;
+        state := v_state;
+        RETURN NEXT;
+    END LOOP;
 
     -- 7. The participant's next job becomes its head when its head left the queue (the
     --    allocator row is locked since step 5b; a requeued head stays the head: nothing to do).
@@ -2593,11 +2561,11 @@ BEGIN
         RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
     END IF;
 
-    v_head := NOT EXISTS (
-        SELECT 1
-          FROM public.payment_outbox_pending AS q
-         WHERE q.participant_id = p_participant_id
-    );
+    PERFORM 1
+       FROM public.payment_outbox_pending AS q
+      WHERE q.participant_id = p_participant_id
+      LIMIT 1;
+    v_head := NOT FOUND;
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          payload, next_attempt_at, priority, is_head)
@@ -4048,6 +4016,9 @@ CREATE FUNCTION public.outbox_promote_participant_head(p_participant_id text) RE
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
+DECLARE
+    v_first uuid;
+    v_is_head boolean;
 BEGIN
     -- Lock the allocator row first, as enqueue's upsert does (ADR 0116): the next statement's
     -- snapshot then holds every job of the participant enqueued before, and an enqueue waiting
@@ -4056,30 +4027,24 @@ BEGIN
        FROM public.participant_outbox_sequences AS s
       WHERE s.participant_id = p_participant_id
         FOR NO KEY UPDATE;
-    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a cancel of
-    -- the next job): the one after it becomes the head, not nobody.
+    -- The participant's first queued job becomes its head. Again, with a new snapshot, when the
+    -- job it waited for was deleted meanwhile (a cancel of the next job): the one after it
+    -- becomes the head, not nobody. One-table statements without sub-selects (Citus plans no
+    -- sub-select with parameters in a delegated body).
     LOOP
+        SELECT q.outbox_id, q.is_head
+          INTO v_first, v_is_head
+          FROM public.payment_outbox_pending AS q
+         WHERE q.participant_id = p_participant_id
+         ORDER BY q.sequence_id
+         LIMIT 1;
+        EXIT WHEN NOT FOUND OR v_is_head;
         UPDATE public.payment_outbox_pending AS p
            SET is_head = true
          WHERE p.participant_id = p_participant_id
-           AND p.outbox_id = (
-                   SELECT q.outbox_id
-                     FROM public.payment_outbox_pending AS q
-                    WHERE q.participant_id = p_participant_id
-                    ORDER BY q.sequence_id
-                    LIMIT 1
-               )
+           AND p.outbox_id = v_first
            AND NOT p.is_head;
         EXIT WHEN FOUND;
-        EXIT WHEN NOT EXISTS (
-            SELECT 1
-              FROM (SELECT q.is_head
-                      FROM public.payment_outbox_pending AS q
-                     WHERE q.participant_id = p_participant_id
-                     ORDER BY q.sequence_id
-                     LIMIT 1) AS h
-             WHERE NOT h.is_head
-        );
     END LOOP;
 END
 $$;
@@ -4344,35 +4309,7 @@ CREATE FUNCTION public.promote_outbox_head() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    PERFORM 1
-       FROM public.participant_outbox_sequences AS s
-      WHERE s.participant_id = OLD.participant_id
-        FOR NO KEY UPDATE;
-
-    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
-    -- cancel of the next job): the one after it becomes the head, not nobody.
-    LOOP
-        UPDATE public.payment_outbox_pending AS p
-           SET is_head = true
-         WHERE p.outbox_id = (
-                   SELECT q.outbox_id
-                     FROM public.payment_outbox_pending AS q
-                    WHERE q.participant_id = OLD.participant_id
-                    ORDER BY q.sequence_id
-                    LIMIT 1
-               )
-           AND NOT p.is_head;
-        EXIT WHEN FOUND;
-        EXIT WHEN NOT EXISTS (
-            SELECT 1
-              FROM (SELECT q.is_head
-                      FROM public.payment_outbox_pending AS q
-                     WHERE q.participant_id = OLD.participant_id
-                     ORDER BY q.sequence_id
-                     LIMIT 1) AS h
-             WHERE NOT h.is_head
-        );
-    END LOOP;
+    PERFORM public.outbox_promote_participant_head(OLD.participant_id);
     RETURN NULL;
 END
 $$;
@@ -4980,11 +4917,11 @@ BEGIN
     -- 0116).
     v_new := public.uuid_v7_or_random();
     v_sequence_id := public.bump_participant_outbox_seq(p_participant_id);
-    v_head := NOT EXISTS (
-        SELECT 1
-          FROM public.payment_outbox_pending AS q
-         WHERE q.participant_id = p_participant_id
-    );
+    PERFORM 1
+       FROM public.payment_outbox_pending AS q
+      WHERE q.participant_id = p_participant_id
+      LIMIT 1;
+    v_head := NOT FOUND;
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          payload, is_head)
@@ -7103,5 +7040,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:5c0a0522b27b6e74a3005e094f6b16253e5cc2bbac799227030867ad6746552f');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:389d1405c195ca67a7dd4c1e76161b6c177c5c50cd4b8a612945b28492e97dd8');
 INSERT INTO public.alembic_version (version_num) VALUES ('0033_participant_first');
