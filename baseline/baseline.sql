@@ -894,8 +894,6 @@ DECLARE
     v_token uuid;
     v_claimed_at timestamptz;
     v_plan_settings text[];
-    v_claimed integer := 0;
-    v_cursor refcursor;
 BEGIN
     PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
@@ -936,119 +934,91 @@ BEGIN
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
     v_plan_settings := public.outbox_pin_plan_settings();
 
-    -- Two passes, as claim_outbox_batch (ADR 0158): first the participant's due heads without a
-    -- lease (this statement reads neither the lease index nor the ledger); only when they did
-    -- not fill the batch, due heads without a lease or with an expired one (what the first pass
-    -- leased now has a live lease and is not seen again). Highest priority then oldest due
-    -- first, locked (one shard on Citus), leased one by one.
-    FOR v_pass IN 1..2 LOOP
-        EXIT WHEN v_claimed >= p_batch_size;
-        IF v_pass = 1 THEN
-            OPEN v_cursor FOR
-                SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
-                       p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-                       p.lease_token, p.lease_expires_at, p.claimed_at, p.in_doubt
-                  FROM public.payment_outbox_pending AS p
-                 WHERE p.participant_id = p_participant_id
-                   AND p.is_head
-                   AND p.next_attempt_at <= v_now
-                   AND p.lease_token IS NULL
-                   AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
-                 ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
-                 LIMIT p_batch_size
-                   FOR UPDATE SKIP LOCKED;
-        ELSE
-            OPEN v_cursor FOR
-                SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
-                       p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
-                       p.lease_token, p.lease_expires_at, p.claimed_at, p.in_doubt
-                  FROM public.payment_outbox_pending AS p
-                 WHERE p.participant_id = p_participant_id
-                   AND p.is_head
-                   AND p.next_attempt_at <= v_now
-                   AND (p.lease_token IS NULL OR p.lease_expires_at <= v_now)
-                   AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
-                 ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
-                 LIMIT p_batch_size - v_claimed
-                   FOR UPDATE SKIP LOCKED;
-        END IF;
-        LOOP
-            FETCH v_cursor INTO v_row;
-            EXIT WHEN NOT FOUND;
-            v_attempt_no := NULL;
-            IF v_row.lease_token IS NOT NULL THEN
-                -- An expired lease taken over: record the lost lease first (numbered like
-                -- claim_outbox_batch: the ledger's last attempt, or attempt_count if higher,
-                -- plus one); at the ceiling the job fails and leaves the queue.
-                SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count)
-                       + 1
-                  INTO v_attempt_no
-                  FROM public.payment_outbox_attempts AS a
-                 WHERE a.participant_id = p_participant_id
-                   AND a.outbox_id = v_row.outbox_id;
-                IF v_ceiling IS NULL THEN
-                    v_ceiling := public.outbox_retry_ceiling();
-                END IF;
-                v_state := 'ZOMBIE_REQUEUE'::public.outbox_attempt_state;
-                IF v_attempt_no >= v_ceiling THEN
-                    v_state := 'FAILED'::public.outbox_attempt_state;
-                END IF;
-                INSERT INTO public.payment_outbox_attempts AS a
-                    (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
-                     rail_type, attempt_no, state, claimed_at, completed_at, error_code,
-                     error_message, worker_id, lease_token, recorded_by)
-                VALUES
-                    (v_row.outbox_id, v_row.instruction_id, p_participant_id,
-                     v_row.sequence_id, v_row.idempotency_key, v_row.rail_type, v_attempt_no,
-                     v_state, COALESCE(v_row.claimed_at, v_now),
-                     CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
-                     'LEASE_EXPIRED',
-                     CASE
-                         WHEN v_state = 'FAILED'::public.outbox_attempt_state
-                             THEN pg_catalog.format('lease expired at %s; retry ceiling %s '
-                                                    'reached; failed by %s',
-                                                    v_row.lease_expires_at, v_ceiling,
-                                                    p_worker_id)
-                         ELSE pg_catalog.format('lease expired at %s; requeued by %s',
-                                                v_row.lease_expires_at, p_worker_id)
-                     END,
-                     v_row.claimed_by, v_row.lease_token, SESSION_USER);
-                IF v_state = 'FAILED'::public.outbox_attempt_state THEN
-                    DELETE FROM public.payment_outbox_pending AS p
-                     WHERE p.participant_id = p_participant_id
-                       AND p.outbox_id = v_row.outbox_id;
-                    CONTINUE;
-                END IF;
+    -- The participant's due heads (per-participant FIFO: one at a time) without a lease or with
+    -- an expired one, highest priority then oldest due first, locked (one shard on Citus).
+    FOR v_row IN
+        SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+               p.idempotency_key, p.rail_type, p.payload, p.attempt_count, p.claimed_by,
+               p.lease_token, p.lease_expires_at, p.claimed_at, p.in_doubt
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.is_head
+           AND p.next_attempt_at <= v_now
+           AND (p.lease_token IS NULL OR p.lease_expires_at <= v_now)
+           AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+         ORDER BY p.priority DESC, p.next_attempt_at, p.outbox_id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        v_attempt_no := NULL;
+        IF v_row.lease_token IS NOT NULL THEN
+            -- An expired lease taken over: record the lost lease first (numbered like
+            -- claim_outbox_batch: the ledger's last attempt, or attempt_count if higher, plus
+            -- one); at the ceiling the job fails and leaves the queue.
+            SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count) + 1
+              INTO v_attempt_no
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.participant_id = p_participant_id
+               AND a.outbox_id = v_row.outbox_id;
+            IF v_ceiling IS NULL THEN
+                v_ceiling := public.outbox_retry_ceiling();
             END IF;
+            v_state := 'ZOMBIE_REQUEUE'::public.outbox_attempt_state;
+            IF v_attempt_no >= v_ceiling THEN
+                v_state := 'FAILED'::public.outbox_attempt_state;
+            END IF;
+            INSERT INTO public.payment_outbox_attempts AS a
+                (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
+                 rail_type, attempt_no, state, claimed_at, completed_at, error_code,
+                 error_message, worker_id, lease_token, recorded_by)
+            VALUES
+                (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+                 v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+                 COALESCE(v_row.claimed_at, v_now),
+                 CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
+                 'LEASE_EXPIRED',
+                 CASE
+                     WHEN v_state = 'FAILED'::public.outbox_attempt_state
+                         THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
+                                                'failed by %s', v_row.lease_expires_at,
+                                                v_ceiling, p_worker_id)
+                     ELSE pg_catalog.format('lease expired at %s; requeued by %s',
+                                            v_row.lease_expires_at, p_worker_id)
+                 END,
+                 v_row.claimed_by, v_row.lease_token, SESSION_USER);
+            IF v_state = 'FAILED'::public.outbox_attempt_state THEN
+                DELETE FROM public.payment_outbox_pending AS p
+                 WHERE p.participant_id = p_participant_id
+                   AND p.outbox_id = v_row.outbox_id;
+                CONTINUE;
+            END IF;
+        END IF;
 
-            -- Lease it: token and claim time from variables (read after the row was locked).
-            v_token := public.uuid_v7_or_random();
-            v_claimed_at := pg_catalog.clock_timestamp();
-            UPDATE public.payment_outbox_pending AS p
-               SET claimed_by = p_worker_id,
-                   lease_token = v_token,
-                   lease_expires_at = v_expires_at,
-                   claimed_at = v_claimed_at,
-                   attempt_count = COALESCE(v_attempt_no, p.attempt_count),
-                   in_doubt = p.in_doubt OR v_attempt_no IS NOT NULL
-             WHERE p.participant_id = p_participant_id
-               AND p.outbox_id = v_row.outbox_id;
-            v_claimed := v_claimed + 1;
+        -- Lease it: token and claim time from variables (read after the row was locked).
+        v_token := public.uuid_v7_or_random();
+        v_claimed_at := pg_catalog.clock_timestamp();
+        UPDATE public.payment_outbox_pending AS p
+           SET claimed_by = p_worker_id,
+               lease_token = v_token,
+               lease_expires_at = v_expires_at,
+               claimed_at = v_claimed_at,
+               attempt_count = COALESCE(v_attempt_no, p.attempt_count),
+               in_doubt = p.in_doubt OR v_attempt_no IS NOT NULL
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_row.outbox_id;
 
-            outbox_id := v_row.outbox_id;
-            instruction_id := v_row.instruction_id;
-            participant_id := v_row.participant_id;
-            sequence_id := v_row.sequence_id;
-            idempotency_key := v_row.idempotency_key;
-            rail_type := v_row.rail_type;
-            payload := v_row.payload;
-            attempt_count := COALESCE(v_attempt_no, v_row.attempt_count);
-            lease_token := v_token;
-            lease_expires_at := v_expires_at;
-            in_doubt := v_row.in_doubt OR v_attempt_no IS NOT NULL;
-            RETURN NEXT;
-        END LOOP;
-        CLOSE v_cursor;
+        outbox_id := v_row.outbox_id;
+        instruction_id := v_row.instruction_id;
+        participant_id := v_row.participant_id;
+        sequence_id := v_row.sequence_id;
+        idempotency_key := v_row.idempotency_key;
+        rail_type := v_row.rail_type;
+        payload := v_row.payload;
+        attempt_count := COALESCE(v_attempt_no, v_row.attempt_count);
+        lease_token := v_token;
+        lease_expires_at := v_expires_at;
+        in_doubt := v_row.in_doubt OR v_attempt_no IS NOT NULL;
+        RETURN NEXT;
     END LOOP;
 
     PERFORM public.outbox_restore_plan_settings(v_plan_settings);
@@ -1062,7 +1032,7 @@ ALTER FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, 
 -- Name: FUNCTION claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'claim_outbox_batch for one participant (ADR 0126: one shard on Citus): leases the participant''s due head (per-participant FIFO, so at most one job; p_batch_size 1..1000 caps it) of the rails in p_rail_types (NULL: any; matched as given and upper-cased). An unleased head first; a head with an expired lease only when the unleased heads did not fill the batch (ADR 0158), taken over after recording the lost lease as ZOMBIE_REQUEUE (the job is in_doubt from then on), or FAILED at the retry ceiling (the job leaves the queue and is not returned). 22023 on invalid arguments. Returns what claim_outbox_batch returns.';
+COMMENT ON FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[]) IS 'claim_outbox_batch for one participant (ADR 0126: one shard on Citus): leases the participant''s due head (per-participant FIFO, so at most one job; p_batch_size 1..1000 caps it), without a lease or with an expired one, of the rails in p_rail_types (NULL: any; matched as given and upper-cased). An expired lease taken over is first recorded as ZOMBIE_REQUEUE (the job is in_doubt from then on), or FAILED at the retry ceiling (the job leaves the queue and is not returned). 22023 on invalid arguments. Returns what claim_outbox_batch returns.';
 
 
 --
@@ -7040,5 +7010,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:389d1405c195ca67a7dd4c1e76161b6c177c5c50cd4b8a612945b28492e97dd8');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:6f815371eb2a2a9435465b808ee880681f3958c4aef6e3146d50d6335514cf0a');
 INSERT INTO public.alembic_version (version_num) VALUES ('0033_participant_first');

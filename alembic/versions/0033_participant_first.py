@@ -1,6 +1,6 @@
 """Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,
 cancel, redrive, lease extension and batch enqueue for one participant, whose every statement
-filters by the participant; enqueue and the per-participant claim restated the same way"""
+filters by the participant; enqueue restated the same way"""
 
 from symphony_schema.migration.sql import run_revision_sql
 

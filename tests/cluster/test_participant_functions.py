@@ -437,3 +437,42 @@ def test_batch_enqueue_for_a_participant_on_each_worker(
                 (participant, [f"b-{participant}-2"], ["k2"], '{"amount": 1}'),
             )
         assert conflict.value.sqlstate == "P7004"
+
+
+def test_idempotency_is_per_participant_on_the_cluster(
+    setup: Setup, executor: psycopg.Connection[Any]
+) -> None:
+    # ADR 0126's listed exception: the key table is distributed by participant, so the same
+    # instruction and key under two participants are two jobs (on one node: P7004).
+    one, two = setup.placed.values()
+    first = _enqueue(executor, one, "shared-instruction")
+    second = _enqueue(executor, two, "shared-instruction")
+    assert first[0] != second[0]
+    assert (first[2], second[2]) == ("PENDING", "PENDING")
+
+
+def test_a_completion_inside_a_transaction_block_runs_on_the_coordinator(
+    setup: Setup, executor: psycopg.Connection[Any]
+) -> None:
+    # Without force_delegation Citus delegates only outside a transaction block; inside one the
+    # body runs on the coordinator, as the owner, whose every statement still routes to the
+    # participant's shard (through the owner's pg_dist_authinfo login, ADR 0146).
+    participant = next(iter(setup.placed.values()))
+    job_id = _enqueue(executor, participant, f"tx-{participant}")[0]
+    while True:  # earlier tests left this participant's earlier jobs queued: finish them
+        claimed = _claim(executor, participant)
+        if claimed[0] == job_id:
+            break
+        _complete(executor, participant, claimed, "FAILED")
+    messages: list[str] = []
+    executor.add_notice_handler(lambda diag: messages.append(diag.message_primary or ""))
+    with executor.transaction():
+        executor.execute("SET LOCAL client_min_messages TO debug1")
+        assert _complete(
+            executor, participant, claimed, "DISPATCHED", reference=f"TX-{job_id}"
+        ) == (
+            1,
+            "DISPATCHED",
+        )
+    assert not any("pushing down the function call" in m for m in messages), messages
+    assert _ledger_on_worker(setup, participant, job_id) == ["DISPATCHED"]

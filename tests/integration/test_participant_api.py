@@ -585,39 +585,8 @@ def test_an_enqueue_waits_for_the_heads_completion_and_is_not_its_own_head(
 
 
 # --------------------------------------------------------------------------------------------
-# The claim (0032's two passes) and enqueue's restatement
+# Enqueue's restatement
 # --------------------------------------------------------------------------------------------
-
-
-def test_the_claim_takes_over_an_expired_head_when_no_unleased_head_is_due(
-    outbox: Outbox,
-) -> None:
-    outbox.enqueue("i-1", "pa")
-    job = _claim(outbox, "pa", worker="w-1")
-    outbox.expire_leases([job.outbox_id])
-    again = _claim(outbox, "pa", worker="w-2")
-    assert again.outbox_id == job.outbox_id
-    assert (again.in_doubt, again.attempt_count) == (True, 1)
-    assert again.lease_token != job.lease_token
-    assert _states(outbox, job.outbox_id) == ["ZOMBIE_REQUEUE"]
-
-
-def test_the_claims_first_pass_does_not_read_the_lease_index(outbox: Outbox) -> None:
-    # ADR 0158: the common statement leases unleased heads only; the expired-lease statement
-    # runs only when it came up short.
-    def scans() -> int:
-        outbox.conn.execute("SELECT pg_catalog.pg_stat_force_next_flush()")
-        row = outbox.conn.execute(
-            "SELECT idx_scan FROM pg_catalog.pg_stat_user_indexes"
-            " WHERE indexrelname = 'ix_payment_outbox_pending_lease_expires'"
-        ).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    outbox.enqueue("i-1", "pa")
-    before = scans()
-    _claim(outbox, "pa")
-    assert scans() == before
 
 
 def test_enqueue_idempotency_stays_global_and_replays_a_key_without_participant(
