@@ -1155,7 +1155,7 @@ COMMENT ON FUNCTION public.redrive_outbox_job_for_participant(text, uuid, text, 
 'redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id or a job of another '
 'participant, 22023 on invalid arguments. EXECUTE for symphony_control.';
 
--- enqueue_payment_outbox_batch for one participant: delegable on Citus (ADR 0147) -------------------
+-- enqueue_payment_outbox_batch for one participant: delegable on Citus (ADR 0147) --------------
 
 CREATE FUNCTION public.enqueue_payment_outbox_batch_for_participant(
     p_participant_id text,
@@ -1994,4 +1994,3 @@ BEGIN
          ORDER BY g.i;
 END
 $$;
-
