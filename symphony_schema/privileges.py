@@ -455,6 +455,49 @@ CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT: Final = function(
     ("p_rail_types", "text[]"),
 )
 
+
+#: Revision 0034 (issue 16, ADR 0147): the participant-first functions (the participant first,
+#: then exactly the single-node function's arguments; one shard on Citus) and the completions'
+#: head promotion (owner only).
+def _for_participant(spec: FunctionSpec) -> FunctionSpec:
+    return function(
+        f"{spec.name}_for_participant",
+        ("p_participant_id", "text"),
+        *((arg.name, arg.type) for arg in spec.args),
+    )
+
+
+COMPLETE_OUTBOX_ATTEMPT_FOR_PARTICIPANT: Final = _for_participant(COMPLETE_OUTBOX_ATTEMPT)
+COMPLETE_OUTBOX_ATTEMPTS_BATCH_FOR_PARTICIPANT: Final = _for_participant(
+    COMPLETE_OUTBOX_ATTEMPTS_BATCH
+)
+REPAIR_EXPIRED_LEASES_FOR_PARTICIPANT: Final = _for_participant(REPAIR_EXPIRED_LEASES)
+CANCEL_OUTBOX_JOB_FOR_PARTICIPANT: Final = _for_participant(CANCEL_OUTBOX_JOB)
+REDRIVE_OUTBOX_JOB_FOR_PARTICIPANT: Final = _for_participant(REDRIVE_OUTBOX_JOB)
+EXTEND_OUTBOX_LEASE_FOR_PARTICIPANT: Final = _for_participant(EXTEND_OUTBOX_LEASE)
+ENQUEUE_PAYMENT_OUTBOX_BATCH_FOR_PARTICIPANT: Final = function(
+    "enqueue_payment_outbox_batch_for_participant",
+    ("p_participant_id", "text"),
+    *(
+        (arg.name, arg.type)
+        for arg in ENQUEUE_PAYMENT_OUTBOX_BATCH.args
+        if arg.name != "p_participant_ids"
+    ),
+)
+OUTBOX_PROMOTE_PARTICIPANT_HEAD: Final = function(
+    "outbox_promote_participant_head", ("p_participant_id", "text")
+)
+PARTICIPANT_FIRST_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
+    OUTBOX_PROMOTE_PARTICIPANT_HEAD,
+    COMPLETE_OUTBOX_ATTEMPT_FOR_PARTICIPANT,
+    COMPLETE_OUTBOX_ATTEMPTS_BATCH_FOR_PARTICIPANT,
+    REPAIR_EXPIRED_LEASES_FOR_PARTICIPANT,
+    CANCEL_OUTBOX_JOB_FOR_PARTICIPANT,
+    REDRIVE_OUTBOX_JOB_FOR_PARTICIPANT,
+    EXTEND_OUTBOX_LEASE_FOR_PARTICIPANT,
+    ENQUEUE_PAYMENT_OUTBOX_BATCH_FOR_PARTICIPANT,
+)
+
 #: Every Symphony function, in creation order.
 FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     UUID_V7_OR_RANDOM,
@@ -499,6 +542,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     *LEDGER_FUNCTIONS,
     CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
     *ENQUEUE_RULE_FUNCTIONS,
+    *PARTICIPANT_FIRST_FUNCTIONS,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -636,6 +680,30 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     **{(ObjectKind.FUNCTION, spec.signature): {} for spec in LEDGER_FUNCTIONS},
     # Revision 0031: enqueue's rule helpers are internal (owner only).
     **{(ObjectKind.FUNCTION, spec.signature): {} for spec in ENQUEUE_RULE_FUNCTIONS},
+    # Revision 0034 (ADR 0147): each participant-first function has its single-node twin's grants.
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {
+            EXECUTOR: _EXECUTE,
+            CONTROL: _EXECUTE,
+            TEST_USER: _EXECUTE,
+        }
+        for spec in (
+            COMPLETE_OUTBOX_ATTEMPT_FOR_PARTICIPANT,
+            COMPLETE_OUTBOX_ATTEMPTS_BATCH_FOR_PARTICIPANT,
+            REPAIR_EXPIRED_LEASES_FOR_PARTICIPANT,
+            EXTEND_OUTBOX_LEASE_FOR_PARTICIPANT,
+        )
+    },
+    **{
+        (ObjectKind.FUNCTION, spec.signature): {CONTROL: _EXECUTE}
+        for spec in (CANCEL_OUTBOX_JOB_FOR_PARTICIPANT, REDRIVE_OUTBOX_JOB_FOR_PARTICIPANT)
+    },
+    (ObjectKind.FUNCTION, ENQUEUE_PAYMENT_OUTBOX_BATCH_FOR_PARTICIPANT.signature): {
+        INGEST: _EXECUTE,
+        CONTROL: _EXECUTE,
+        TEST_USER: _EXECUTE,
+    },
+    (ObjectKind.FUNCTION, OUTBOX_PROMOTE_PARTICIPANT_HEAD.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.
