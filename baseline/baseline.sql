@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0032_hot_path_round_two.
+-- Symphony schema baseline at revision 0033_guards_for_shards.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -2406,6 +2406,11 @@ CREATE FUNCTION public.guard_attempt_participant() RETURNS trigger
 DECLARE
     v_participant text;
 BEGIN
+    IF pg_catalog.pg_partition_root(TG_RELID)
+           IS DISTINCT FROM 'public.payment_outbox_attempts'::pg_catalog.regclass THEN
+        -- A shard of a distributed ledger: a job is (participant_id, outbox_id) there.
+        RETURN NEW;
+    END IF;
     SELECT a.participant_id INTO v_participant
       FROM public.payment_outbox_attempts AS a
      WHERE a.outbox_id = NEW.outbox_id
@@ -2431,7 +2436,7 @@ ALTER FUNCTION public.guard_attempt_participant() OWNER TO symphony_owner;
 -- Name: FUNCTION guard_attempt_participant(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job.';
+COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job. On a shard of a distributed ledger (Citus) it looks nothing up: a job is (participant_id, outbox_id) there (revision 0033, ADR 0149).';
 
 
 --
@@ -2482,18 +2487,32 @@ CREATE FUNCTION public.guard_outbox_attempts_insert() RETURNS trigger
 BEGIN
     -- Serialise with every other writer of this payment (enqueue, the other guard).
     INSERT INTO public.payment_outbox_idempotency_keys AS k
-        (instruction_id, idempotency_key, outbox_id)
-    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id)
+        (instruction_id, idempotency_key, outbox_id, participant_id)
+    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id, NEW.participant_id)
     ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
-    UPDATE public.payment_outbox_idempotency_keys AS k
-       SET outbox_id = k.outbox_id
-     WHERE k.instruction_id = NEW.instruction_id
-       AND k.idempotency_key = NEW.idempotency_key;
-
-    PERFORM 1
-       FROM public.payment_outbox_pending AS p
-      WHERE p.outbox_id = NEW.outbox_id
-        FOR UPDATE;
+    IF pg_catalog.pg_partition_root(TG_RELID)
+           IS NOT DISTINCT FROM 'public.payment_outbox_attempts'::pg_catalog.regclass THEN
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = k.outbox_id
+         WHERE k.instruction_id = NEW.instruction_id
+           AND k.idempotency_key = NEW.idempotency_key;
+        PERFORM 1
+           FROM public.payment_outbox_pending AS p
+          WHERE p.outbox_id = NEW.outbox_id
+            FOR UPDATE;
+    ELSE
+        -- A shard: the participant's key row and queue shard, on this node.
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = k.outbox_id
+         WHERE k.participant_id = NEW.participant_id
+           AND k.instruction_id = NEW.instruction_id
+           AND k.idempotency_key = NEW.idempotency_key;
+        PERFORM 1
+           FROM public.payment_outbox_pending AS p
+          WHERE p.participant_id = NEW.participant_id
+            AND p.outbox_id = NEW.outbox_id
+            FOR UPDATE;
+    END IF;
     IF FOUND THEN
         RAISE EXCEPTION 'JOB_STILL_QUEUED: outbox % is still queued; only the outbox functions '
                         'record its attempts', NEW.outbox_id
@@ -2523,24 +2542,41 @@ CREATE FUNCTION public.guard_outbox_pending_write() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
+DECLARE
+    v_terminal boolean;
 BEGIN
     -- Serialise with every other writer of this payment (enqueue, the other guard).
     INSERT INTO public.payment_outbox_idempotency_keys AS k
-        (instruction_id, idempotency_key, outbox_id)
-    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id)
+        (instruction_id, idempotency_key, outbox_id, participant_id)
+    VALUES (NEW.instruction_id, NEW.idempotency_key, NEW.outbox_id, NEW.participant_id)
     ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
-    UPDATE public.payment_outbox_idempotency_keys AS k
-       SET outbox_id = k.outbox_id
-     WHERE k.instruction_id = NEW.instruction_id
-       AND k.idempotency_key = NEW.idempotency_key;
-
-    IF EXISTS (
-        SELECT 1
-          FROM public.payment_outbox_attempts AS a
-         WHERE a.outbox_id = NEW.outbox_id
-           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
-                           'FAILED'::public.outbox_attempt_state)
-    ) THEN
+    IF TG_RELID = 'public.payment_outbox_pending'::pg_catalog.regclass THEN
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = k.outbox_id
+         WHERE k.instruction_id = NEW.instruction_id
+           AND k.idempotency_key = NEW.idempotency_key;
+        v_terminal := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.outbox_id = NEW.outbox_id
+               AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                               'FAILED'::public.outbox_attempt_state));
+    ELSE
+        -- A shard: the participant's key row and ledger shard, on this node.
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = k.outbox_id
+         WHERE k.participant_id = NEW.participant_id
+           AND k.instruction_id = NEW.instruction_id
+           AND k.idempotency_key = NEW.idempotency_key;
+        v_terminal := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.participant_id = NEW.participant_id
+               AND a.outbox_id = NEW.outbox_id
+               AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                               'FAILED'::public.outbox_attempt_state));
+    END IF;
+    IF v_terminal THEN
         RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already has its terminal attempt; it '
                         'cannot be queued again', NEW.outbox_id
             USING ERRCODE = 'P7005',
@@ -4498,7 +4534,7 @@ COMMENT ON TABLE public.payment_outbox_idempotency_keys IS 'Every idempotency ke
 -- Name: COLUMN payment_outbox_idempotency_keys.participant_id; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON COLUMN public.payment_outbox_idempotency_keys.participant_id IS 'The participant of the job the key names (revision 0031): written by both enqueues, back-filled from the queue, the ledger or the payload row. NULL for keys whose job had left no trace when 0031 ran (archived, or removed by hand) and for key rows inserted by the P7005 guards (hand writes) or by redrive_outbox_job (a job without a key row).';
+COMMENT ON COLUMN public.payment_outbox_idempotency_keys.participant_id IS 'The participant of the job the key names (revision 0031): written by both enqueues and, since 0033, by the P7005 guards (hand writes); back-filled from the queue, the ledger or the payload row. NULL for keys whose job had left no trace when 0031 ran (archived, or removed by hand) and for key rows inserted by redrive_outbox_job (a job without a key row).';
 
 
 --
@@ -5669,4 +5705,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.alembic_version (version_num) VALUES ('0032_hot_path_round_two');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:bc0fc9b0fbf6b887d97bd72c1421fd1aa42b953c4029376e075fcd48dfbb0332');
+INSERT INTO public.alembic_version (version_num) VALUES ('0033_guards_for_shards');

@@ -582,31 +582,38 @@ def _on_one_node(node: cluster.Node, do: str, undo: str) -> Iterator[None]:
             conn.execute(undo)
 
 
-def test_a_delegated_takeover_meets_the_ledgers_participant_guard(probe: cluster.Cluster) -> None:
-    """What the distribution revision must restate (reported for the next wave): a delegated
-    claim that takes over an expired lease writes its ZOMBIE_REQUEUE row on the participant's
-    ledger shard, and 0025's guard_attempt_participant, which fires for the owner too, looks the
-    job up by outbox_id alone: from a trigger on a shard that is a query of every shard."""
+def test_a_delegated_takeover_passes_the_ledgers_guards_on_its_shard(
+    probe: cluster.Cluster,
+) -> None:
+    """ADR 0145 step 2 (revision 0033): a delegated claim that takes over an expired lease writes
+    its ZOMBIE_REQUEUE row on the participant's ledger shard. The ledger's guards fire there as
+    the owner; before 0033 guard_attempt_participant looked the job up by outbox_id alone, a query
+    of every shard that a trigger on a shard cannot plan (0A000 could not create distributed
+    plan). Now the takeover re-leases the job and its ledger row is on the participant's worker."""
     coordinator = probe.coordinator
     with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
         participant = next(iter(_participants_per_worker(admin, prefix="zombie").values()))
         _queue(admin, participant, 1)
     claim = (
-        "SELECT instruction_id, in_doubt FROM"
+        "SELECT instruction_id, in_doubt, lease_token FROM"
         " public.claim_outbox_batch_for_participant(%s, 10, 'w', 300)"
     )
     with psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor:
-        assert executor.execute(claim, (participant,)).fetchall() == [(f"{participant}-1", False)]
+        first = executor.execute(claim, (participant,)).fetchall()
+        assert [row[:2] for row in first] == [(f"{participant}-1", False)]
         with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
             admin.execute(
                 "UPDATE public.payment_outbox_pending"
                 " SET lease_expires_at = now() - interval '1 second' WHERE participant_id = %s",
                 (participant,),
             )
-        with pytest.raises(psycopg.Error) as refused:
-            executor.execute(claim, (participant,))
-    # The retry ceiling was read from outbox_settings as a reference table on the worker; the
-    # guard's look-up then could not be planned on the shard.
-    assert refused.value.sqlstate == "0A000", refused.value
-    assert "could not create distributed plan" in str(refused.value)
-    assert "guard_attempt_participant" in str(refused.value)
+        again = executor.execute(claim, (participant,)).fetchall()
+    assert [row[:2] for row in again] == [(f"{participant}-1", True)]
+    assert again[0][2] != first[0][2]
+    with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT state::text, attempt_no FROM public.payment_outbox_attempts"
+            " WHERE participant_id = %s",
+            (participant,),
+        ).fetchall()
+    assert rows == [("ZOMBIE_REQUEUE", 1)]
