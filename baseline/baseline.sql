@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0033_guards_for_shards.
+-- Symphony schema baseline at revision 0034_distribute_on_citus.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -5706,4 +5706,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:bc0fc9b0fbf6b887d97bd72c1421fd1aa42b953c4029376e075fcd48dfbb0332');
-INSERT INTO public.alembic_version (version_num) VALUES ('0033_guards_for_shards');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:d8f1757445c07494bfaedd40d94d5e5b167345141b9de61c0a4eb578da53b7b9');
+INSERT INTO public.alembic_version (version_num) VALUES ('0034_distribute_on_citus');

@@ -410,11 +410,16 @@ def check_control_cannot_mutate_attempts(conn: Conn) -> list[str]:
 def check_role_attributes(conn: Conn) -> list[str]:
     """Every declared role exists with the declared attributes (LOGIN as declared; NOSUPERUSER
     NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS)."""
+    from symphony_schema.invariants.gate_cluster import owner_login_rule
+
     differences = privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn))
-    return [
-        line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
-        for line in differences
-    ]
+    return owner_login_rule(
+        conn,
+        [
+            line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
+            for line in differences
+        ],
+    )
 
 
 def check_no_invalid_index(conn: Conn) -> list[str]:

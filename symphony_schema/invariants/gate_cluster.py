@@ -197,6 +197,11 @@ DECLARED_FUNCTIONS: Final[dict[str, Delegation]] = {
     "public.claim_outbox_batch_for_participant(text,integer,text,integer,text[])": Delegation(
         "p_participant_id", "outbox", force_delegation=True
     ),
+    # Not forced: its key look-up and replay read by (instruction_id, idempotency_key) alone
+    # (ADR 0149); cfn's participant-first enqueue replaces it in the list.
+    "public.enqueue_payment_outbox(text,text,text,text,jsonb,timestamp with time zone,smallint)": (
+        Delegation("p_participant_id", "outbox", force_delegation=False)
+    ),
 }
 
 #: Every Symphony table of schema public that Citus knows: kind, column, co-location id.
@@ -400,3 +405,74 @@ def check_ledger_shards_append_only(conn: Conn) -> list[str]:
                     f"({_differences(set(expected.splitlines()), found)})"
                 )
     return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# The role-attributes check's cluster rule (ADRs 0146, 0149)
+# ------------------------------------------------------------------------------------------------
+
+#: How the role-attributes check words the owner's LOGIN (privilege_diff.diff_role_attributes).
+OWNER_LOGIN_LINE: Final = "role symphony_owner: rolcanlogin is True, expected False"
+
+#: The nodes (the coordinator, then ``host:port`` of each worker) without a pg_dist_authinfo row
+#: for the owner in this database.
+_AUTHINFO_MISSING: Final = """
+SELECT n.node
+  FROM (SELECT 'the coordinator' AS node, 0 AS ord
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_authinfo AS a
+                            WHERE a.rolename = 'symphony_owner')
+        UNION ALL
+        SELECT w.nodename || ':' || w.nodeport, 1
+          FROM pg_catalog.run_command_on_workers($cmd$
+                   SELECT count(*) FROM pg_catalog.pg_dist_authinfo
+                    WHERE rolename = 'symphony_owner'
+               $cmd$::text) AS w
+         WHERE NOT w.success OR w.result = '0') AS n
+ ORDER BY n.ord, n.node
+"""
+
+
+def owner_login_rule(conn: Conn, differences: list[str]) -> list[str]:
+    """The role-attributes check on a Citus coordinator (ADR 0146): ``symphony_owner`` may log
+    in there only if every node has a ``pg_dist_authinfo`` row for it (only Citus's node-to-node
+    connections know its credential), and on a distributed database it must log in (the
+    delegated bodies reach reference tables and other nodes as the owner). Elsewhere (plain
+    PostgreSQL) ``differences`` are returned unchanged: the owner is NOLOGIN."""
+    if not citus_coordinator(conn):
+        return differences
+    rest = [line for line in differences if not line.startswith(OWNER_LOGIN_LINE)]
+    row = conn.execute(
+        "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = 'symphony_owner'"
+    ).fetchone()
+    if row is None:
+        return rest
+    if row[0]:
+        missing = [str(node) for (node,) in conn.execute(_AUTHINFO_MISSING).fetchall()]
+        if missing:
+            rest.append(
+                "role symphony_owner logs in on a Citus cluster but has no pg_dist_authinfo row "
+                f"on {', '.join(missing)}: add it there, or ALTER ROLE symphony_owner NOLOGIN "
+                "(ADR 0146; symphony-schema cluster owner-login on the local cluster)"
+            )
+        return rest
+    distributed = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition AS d"
+        " JOIN pg_catalog.pg_class AS c ON c.oid = d.logicalrelid"
+        " WHERE c.relnamespace = 'public'::pg_catalog.regnamespace)"
+    ).fetchone()
+    if distributed and distributed[0]:
+        rest.append(
+            "role symphony_owner cannot log in on a distributed database: the delegated "
+            "functions reach the reference tables and the other nodes as the owner (ADR 0146); "
+            "ALTER ROLE symphony_owner LOGIN (revision 0003 makes it NOLOGIN whenever a "
+            "database of the cluster is migrated; symphony-schema cluster owner-login)"
+        )
+    return rest
+
+
+def owner_credential_is_citus_only(conninfo: str) -> bool:
+    """Whether ``symphony_owner``'s password is the one ADR 0146 allows: on a Citus coordinator
+    with a ``pg_dist_authinfo`` row for the owner on every node (the role-passwords check,
+    INV-038, accepts it there and nowhere else)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return citus_coordinator(conn) and not conn.execute(_AUTHINFO_MISSING).fetchall()
