@@ -410,16 +410,12 @@ def check_control_cannot_mutate_attempts(conn: Conn) -> list[str]:
 def check_role_attributes(conn: Conn) -> list[str]:
     """Every declared role exists with the declared attributes (LOGIN as declared; NOSUPERUSER
     NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS)."""
-    from symphony_schema.invariants.gate_cluster import owner_login_rule
-
     differences = privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn))
-    return owner_login_rule(
-        conn,
-        [
-            line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
-            for line in differences
-        ],
-    )
+    # On a Citus coordinator the owner's LOGIN is INV-067's (gate:cluster-owner-login).
+    return [
+        line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
+        for line in gate_cluster.without_owner_login(conn, differences)
+    ]
 
 
 def check_no_invalid_index(conn: Conn) -> list[str]:
@@ -684,6 +680,7 @@ CHECKS: dict[str, GateFn] = {
     "worker-security": gate_cluster.check_worker_security,
     "distribution-as-declared": gate_cluster.check_distribution_as_declared,
     "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
+    "cluster-owner-login": gate_cluster.check_cluster_owner_login,
     # Issue 17's hot path (revision 0032): INV-069, symphony_schema/invariants/gate_fifo.py.
     **gate_fifo.CHECKS,
 }

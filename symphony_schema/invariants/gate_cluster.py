@@ -15,6 +15,8 @@
   co-location id and different groups do not, and the functions of :data:`DECLARED_FUNCTIONS`
   are distributed by their declared argument, in their group, with their ``force_delegation``;
   no other Symphony function has a distribution argument.
+* ``gate:cluster-owner-login`` (INV-067): on a Citus coordinator the owner logs in only with a
+  ``pg_dist_authinfo`` row on every node, and must on a distributed database.
 * ``gate:ledger-shards-append-only`` (INV-060): when the ledger is distributed, every shard of
   it and of each of its partitions has the shell table's user triggers (the append-only ones
   enabled ALWAYS), owner and ACL, read through ``run_command_on_shards``.
@@ -408,7 +410,7 @@ def check_ledger_shards_append_only(conn: Conn) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------
-# The role-attributes check's cluster rule (ADRs 0146, 0149)
+# INV-067: the owner logs in between the nodes, and only there (ADRs 0146, 0149)
 # ------------------------------------------------------------------------------------------------
 
 #: How the role-attributes check words the owner's LOGIN (privilege_diff.diff_role_attributes).
@@ -432,42 +434,49 @@ SELECT n.node
 """
 
 
-def owner_login_rule(conn: Conn, differences: list[str]) -> list[str]:
-    """The role-attributes check on a Citus coordinator (ADR 0146): ``symphony_owner`` may log
-    in there only if every node has a ``pg_dist_authinfo`` row for it (only Citus's node-to-node
-    connections know its credential), and on a distributed database it must log in (the
-    delegated bodies reach reference tables and other nodes as the owner). Elsewhere (plain
-    PostgreSQL) ``differences`` are returned unchanged: the owner is NOLOGIN."""
+def without_owner_login(conn: Conn, differences: list[str]) -> list[str]:
+    """The role-attributes check's differences, less the owner's LOGIN on a Citus coordinator,
+    which ``gate:cluster-owner-login`` (INV-067) judges there instead. Plain PostgreSQL:
+    unchanged (the owner is NOLOGIN)."""
     if not citus_coordinator(conn):
         return differences
-    rest = [line for line in differences if not line.startswith(OWNER_LOGIN_LINE)]
+    return [line for line in differences if not line.startswith(OWNER_LOGIN_LINE)]
+
+
+def check_cluster_owner_login(conn: Conn) -> list[str]:
+    """INV-067 (ADRs 0146, 0149): on a Citus coordinator ``symphony_owner`` may log in only if
+    every node has a ``pg_dist_authinfo`` row for it (only Citus's node-to-node connections know
+    its credential), and on a distributed database it must log in (the delegated bodies reach
+    the reference tables and the other nodes as the owner). Not applicable elsewhere."""
+    if not citus_coordinator(conn):
+        raise SkipCheck("not applicable: not a Citus coordinator with workers")
     row = conn.execute(
         "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = 'symphony_owner'"
     ).fetchone()
     if row is None:
-        return rest
+        return ["role symphony_owner does not exist"]
     if row[0]:
         missing = [str(node) for (node,) in conn.execute(_AUTHINFO_MISSING).fetchall()]
         if missing:
-            rest.append(
+            return [
                 "role symphony_owner logs in on a Citus cluster but has no pg_dist_authinfo row "
                 f"on {', '.join(missing)}: add it there, or ALTER ROLE symphony_owner NOLOGIN "
                 "(ADR 0146; symphony-schema cluster owner-login on the local cluster)"
-            )
-        return rest
+            ]
+        return []
     distributed = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition AS d"
         " JOIN pg_catalog.pg_class AS c ON c.oid = d.logicalrelid"
         " WHERE c.relnamespace = 'public'::pg_catalog.regnamespace)"
     ).fetchone()
     if distributed and distributed[0]:
-        rest.append(
+        return [
             "role symphony_owner cannot log in on a distributed database: the delegated "
             "functions reach the reference tables and the other nodes as the owner (ADR 0146); "
             "ALTER ROLE symphony_owner LOGIN (revision 0003 makes it NOLOGIN whenever a "
             "database of the cluster is migrated; symphony-schema cluster owner-login)"
-        )
-    return rest
+        ]
+    return []
 
 
 def owner_credential_is_citus_only(conninfo: str) -> bool:
