@@ -170,7 +170,7 @@ def undistributed(migrated_cluster: cluster.Cluster) -> Iterator[str]:
     cluster._register(migrated_cluster, REFUSED_DB)
     url = migrated_cluster.coordinator.url(REFUSED_DB)
     try:
-        result = run(ALEMBIC, "-x", f"url={url}", "upgrade", "0033_guards_for_shards")
+        result = run(ALEMBIC, "-x", f"url={url}", "upgrade", cluster.revision_before_distribution())
         assert result.returncode == 0, result.stdout + result.stderr
         yield url
     finally:

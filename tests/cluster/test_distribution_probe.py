@@ -27,7 +27,7 @@ pytestmark = pytest.mark.citus
 
 DBNAME = "symphony_dist_probe"
 #: The revision before the distribution revision: the probe distributes by hand.
-BEFORE_DISTRIBUTION = "0033_guards_for_shards"
+BEFORE_DISTRIBUTION = cluster.revision_before_distribution()
 LOGIN = "cluster_probe_executor"
 #: The queue's triggers that read coordinator-local tables (ADR 0145): the write guards (the key
 #: table, the archive record) and the work notification of 0026 (it locks the rail's row).
