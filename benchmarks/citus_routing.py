@@ -42,6 +42,9 @@ LOGIN = "bench_route_executor"
 WARM_UP = 50
 
 #: The probe's distribution (tests/cluster/test_distribution_probe.py, ADR 0145).
+#: The last revision before the distribution revision.
+BEFORE_DISTRIBUTION = cluster.revision_before_distribution()
+
 DISTRIBUTE = """
 BEGIN;
 SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
@@ -124,7 +127,10 @@ def measure(participants: int) -> dict[str, Any]:
             for node in topology.nodes:
                 cluster._prepare(node, dbname)
             cluster._register(topology, dbname)
-            api.upgrade(topology.coordinator.url(dbname))
+            # Up to the revision before the distribution revision (ADR 0149): the single-node
+            # database stays on the coordinator and the delegated one is distributed by hand
+            # below, exactly as measured before 0036 existed.
+            api.upgrade(topology.coordinator.url(dbname), BEFORE_DISTRIBUTION)
         with psycopg.connect(topology.coordinator.conninfo(DELEGATED), autocommit=True) as conn:
             conn.execute(DISTRIBUTE)
             conn.execute(f"CREATE ROLE {LOGIN} LOGIN")

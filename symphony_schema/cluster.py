@@ -348,3 +348,113 @@ def status(
         )
         for node in cluster.nodes
     ]
+
+
+# ------------------------------------------------------------------------------------------------
+# ADR 0146: on a cluster the owner logs in between the nodes, and only there
+# ------------------------------------------------------------------------------------------------
+
+#: The role Citus connects as inside the outbox functions (their SECURITY DEFINER owner).
+OWNER = "symphony_owner"
+#: The ``pg_hba.conf`` line that makes the owner authenticate with its password (scram) from the
+#: nodes' own address, ahead of the loopback ``trust`` lines: only Citus, which reads the password
+#: from ``pg_dist_authinfo``, can log in as the owner.
+OWNER_HBA_LINE = f"host all {OWNER} {HOST}/32 scram-sha-256"
+
+
+def _citus_databases(cluster: Cluster) -> list[str]:
+    """The coordinator's databases that have the citus extension (where pg_dist_authinfo is)."""
+    import psycopg
+
+    with psycopg.connect(cluster.coordinator.conninfo("postgres"), autocommit=True) as conn:
+        names = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT datname FROM pg_catalog.pg_database"
+                " WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres'"
+                " ORDER BY datname"
+            )
+        ]
+    found = []
+    for name in names:
+        with psycopg.connect(cluster.coordinator.conninfo(name), autocommit=True) as conn:
+            if conn.execute(
+                "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus'"
+            ).fetchone():
+                found.append(name)
+    return found
+
+
+def owner_login(cluster: Cluster, databases: list[str] | None = None) -> list[str]:
+    """Let ``symphony_owner`` log in between the nodes of the local cluster (ADR 0146), the
+    operator's step before the distribution revision: a new random password that only
+    ``pg_dist_authinfo`` holds (every node, every Citus database, or ``databases``), the role
+    created with it if it does not exist yet (revision 0003 then makes it NOLOGIN, the
+    distribution revision lets it log in) or else given LOGIN and the password, and every node's
+    ``pg_hba.conf`` asking the owner for it before the ``trust`` lines. Idempotent; rotates the
+    password each time. Returns the databases whose ``pg_dist_authinfo`` was written."""
+    import secrets
+
+    import psycopg
+    from psycopg import sql
+
+    for node in cluster.nodes:
+        if not node.running:
+            raise SymphonyError(
+                f"cluster {node.name} is not running: symphony-schema cluster start"
+            )
+    targets = _citus_databases(cluster) if databases is None else databases
+    if not targets:
+        raise SymphonyError("no database of the cluster has the citus extension: cluster start")
+    password = secrets.token_urlsafe(24)
+    for node in cluster.nodes:
+        hba = node.pgdata / "pg_hba.conf"
+        text = hba.read_text(encoding="utf-8")
+        if OWNER_HBA_LINE not in text.splitlines():
+            hba.write_text(OWNER_HBA_LINE + "\n" + text, encoding="utf-8")
+        with psycopg.connect(node.conninfo("postgres"), autocommit=True) as conn:
+            conn.execute("SELECT pg_catalog.pg_reload_conf()")
+    with psycopg.connect(cluster.coordinator.conninfo(targets[0]), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (OWNER,))
+        verb = "ALTER" if exists.fetchone() else "CREATE"
+        # Citus propagates CREATE/ALTER ROLE (with the password) to the workers.
+        conn.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(OWNER), sql.Literal(password)
+            )
+        )
+    for dbname in targets:
+        for node in cluster.nodes:
+            with (
+                psycopg.connect(node.conninfo(dbname), autocommit=True) as conn,
+                conn.transaction(),
+            ):
+                conn.execute(
+                    "DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = %s", (OWNER,)
+                )
+                conn.execute(
+                    "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo)"
+                    " VALUES (0, %s, %s)",
+                    (OWNER, f"password={password}"),
+                )
+    return targets
+
+
+#: The file name's end of the distribution revision (ADR 0149), whatever its number.
+DISTRIBUTION_REVISION_SUFFIX = "_distribute_on_citus.py"
+
+
+def revision_before_distribution() -> str:
+    """The id of the revision the distribution revision follows: a database migrated to it on
+    a cluster has the whole schema on the coordinator, nothing distributed (the probe and the
+    routing benchmark distribute by hand from there)."""
+    import re
+
+    versions = project_root() / "alembic" / "versions"
+    found = sorted(versions.glob("*" + DISTRIBUTION_REVISION_SUFFIX))
+    if len(found) != 1:
+        raise SymphonyError(f"expected one *{DISTRIBUTION_REVISION_SUFFIX} in {versions}")
+    match = re.search(r'^down_revision = "([^"]+)"', found[0].read_text("utf-8"), re.MULTILINE)
+    if match is None:
+        raise SymphonyError(f"{found[0]}: no down_revision")
+    return match.group(1)

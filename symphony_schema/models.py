@@ -456,10 +456,10 @@ payment_outbox_idempotency_keys: Final = Table(
         Text,
         nullable=True,
         comment="The participant of the job the key names (revision 0031): written by both "
-        "enqueues, back-filled from the queue, the ledger or the payload row. NULL for keys whose "
-        "job had left no trace when 0031 ran (archived, or removed by hand) and for key rows "
-        "inserted by the P7005 guards (hand writes) or by redrive_outbox_job (a job without a key "
-        "row).",
+        "enqueues and, since 0035, by the P7005 guards (hand writes); back-filled from the queue, "
+        "the ledger or the payload row. NULL for keys whose job had left no trace when 0031 ran "
+        "(archived, or removed by hand) and for key rows inserted by redrive_outbox_job (a job "
+        "without a key row).",
     ),
     PrimaryKeyConstraint(
         "instruction_id",

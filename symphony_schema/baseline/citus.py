@@ -194,3 +194,135 @@ def drop_owned_lines(
             else:
                 kept[section].append(line)
     return kept, dropped
+
+
+# ------------------------------------------------------------------------------------------------
+# The distributed shape (ADR 0149): what the distribution revision changes in the catalog
+# ------------------------------------------------------------------------------------------------
+
+_QUEUE = "public.payment_outbox_pending"
+_KEYS = "public.payment_outbox_idempotency_keys"
+
+#: The expected (plain PostgreSQL) line, as a prefix up to its key columns, and what it reads on
+#: a distributed database: the keys the distribution revision widens (ADR 0163), the key table's
+#: participant_id made NOT NULL by its primary key, and the owner's LOGIN (ADR 0146).
+DISTRIBUTED_REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
+    ("roles", "role symphony_owner: NOLOGIN ", "role symphony_owner: LOGIN "),
+    (
+        "structure",
+        f"{_QUEUE} constraint pk_payment_outbox_pending PRIMARY KEY (outbox_id)",
+        f"{_QUEUE} constraint pk_payment_outbox_pending PRIMARY KEY (participant_id, outbox_id)",
+    ),
+    (
+        "structure",
+        f"{_QUEUE} index pk_payment_outbox_pending: CREATE UNIQUE INDEX pk_payment_outbox_pending"
+        f" ON {_QUEUE} USING btree (outbox_id)",
+        f"{_QUEUE} index pk_payment_outbox_pending: CREATE UNIQUE INDEX pk_payment_outbox_pending"
+        f" ON {_QUEUE} USING btree (participant_id, outbox_id)",
+    ),
+    (
+        "structure",
+        f"{_QUEUE} constraint uq_payment_outbox_pending_instruction_idempotency UNIQUE"
+        " (instruction_id, idempotency_key)",
+        f"{_QUEUE} constraint uq_payment_outbox_pending_instruction_idempotency UNIQUE"
+        " (participant_id, instruction_id, idempotency_key)",
+    ),
+    (
+        "structure",
+        f"{_QUEUE} index uq_payment_outbox_pending_instruction_idempotency: CREATE UNIQUE INDEX"
+        f" uq_payment_outbox_pending_instruction_idempotency ON {_QUEUE} USING btree"
+        " (instruction_id, idempotency_key)",
+        f"{_QUEUE} index uq_payment_outbox_pending_instruction_idempotency: CREATE UNIQUE INDEX"
+        f" uq_payment_outbox_pending_instruction_idempotency ON {_QUEUE} USING btree"
+        " (participant_id, instruction_id, idempotency_key)",
+    ),
+    (
+        "structure",
+        f"{_KEYS} column participant_id text --",
+        f"{_KEYS} column participant_id text NOT NULL --",
+    ),
+    (
+        "structure",
+        f"{_KEYS} constraint pk_payment_outbox_idempotency_keys PRIMARY KEY"
+        " (instruction_id, idempotency_key)",
+        f"{_KEYS} constraint pk_payment_outbox_idempotency_keys PRIMARY KEY"
+        " (participant_id, instruction_id, idempotency_key)",
+    ),
+    (
+        "structure",
+        f"{_KEYS} index pk_payment_outbox_idempotency_keys: CREATE UNIQUE INDEX"
+        f" pk_payment_outbox_idempotency_keys ON {_KEYS} USING btree"
+        " (instruction_id, idempotency_key)",
+        f"{_KEYS} index pk_payment_outbox_idempotency_keys: CREATE UNIQUE INDEX"
+        f" pk_payment_outbox_idempotency_keys ON {_KEYS} USING btree"
+        " (participant_id, instruction_id, idempotency_key)",
+    ),
+)
+
+#: The lines only a distributed database has: the plain indexes for the queue's look-ups by
+#: outbox_id and by key, each with the prefix of the sorted block of lines it joins.
+DISTRIBUTED_ADDITIONS: tuple[tuple[str, str, str], ...] = (
+    (
+        "structure",
+        f"{_QUEUE} index ",
+        f"{_QUEUE} index ix_payment_outbox_pending_key: CREATE INDEX ix_payment_outbox_pending_key"
+        f" ON {_QUEUE} USING btree (instruction_id, idempotency_key)",
+    ),
+    (
+        "structure",
+        f"{_QUEUE} index ",
+        f"{_QUEUE} index ix_payment_outbox_pending_outbox_id: CREATE INDEX"
+        f" ix_payment_outbox_pending_outbox_id ON {_QUEUE} USING btree (outbox_id)",
+    ),
+    ("storage", "index ", "index public.ix_payment_outbox_pending_key: options=[]"),
+    ("storage", "index ", "index public.ix_payment_outbox_pending_outbox_id: options=[]"),
+)
+
+
+def is_distributed(conn: catalog.Conn) -> bool:
+    """Whether a table of schema public is known to Citus (the distribution revision ran)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')"
+    ).fetchone()
+    if not (row and row[0]):
+        return False
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition AS d"
+        " JOIN pg_catalog.pg_class AS c ON c.oid = d.logicalrelid"
+        " WHERE c.relnamespace = 'public'::pg_catalog.regnamespace)"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def distributed_expectation(expected: catalog.Snapshot) -> tuple[catalog.Snapshot, int]:
+    """``expected`` (the baseline, built on plain PostgreSQL) as a distributed database reads
+    it: :data:`DISTRIBUTED_REPLACEMENTS` applied, :data:`DISTRIBUTED_ADDITIONS` added to their
+    sorted block of lines; and how many lines changed. A replacement whose line is not in the
+    baseline changes nothing, so a later revision that changes these keys shows as drift here
+    until this table follows it."""
+    result = {name: list(lines) for name, lines in expected.items()}
+    changed = 0
+    for section, old, new in DISTRIBUTED_REPLACEMENTS:
+        lines = result.get(section)
+        if lines is None:
+            continue
+        for i, line in enumerate(lines):
+            if line.startswith(old):
+                lines[i] = new + line[len(old) :]
+                changed += 1
+    for section, block, added in DISTRIBUTED_ADDITIONS:
+        lines = result.get(section)
+        if lines is None:
+            continue
+        if section == "storage":  # sorted by object name, tables and indexes interleaved
+            keyed = [(i, line.split(" ", 1)[1]) for i, line in enumerate(lines)]
+            key = added.split(" ", 1)[1]
+        else:  # the table's index lines, sorted
+            keyed = [(i, line) for i, line in enumerate(lines) if line.startswith(block)]
+            key = added
+        if not keyed:
+            continue
+        before = [i for i, other in keyed if other < key]
+        lines.insert(before[-1] + 1 if before else keyed[0][0], added)
+        changed += 1
+    return result, changed

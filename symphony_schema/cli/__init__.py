@@ -57,7 +57,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "cluster": ("symphony-schema cluster status",),
     "cluster start": (
         "symphony-schema cluster start --workers 2",
+        "symphony-schema cluster owner-login",
         'alembic -x url="$(symphony-schema cluster url)" upgrade head',
+    ),
+    "cluster owner-login": (
+        "symphony-schema cluster owner-login",
+        "symphony-schema cluster owner-login --database symphony",
     ),
     "cluster status": ("symphony-schema cluster status || symphony-schema cluster start",),
     "cluster stop": ("symphony-schema cluster stop",),

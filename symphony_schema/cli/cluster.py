@@ -69,6 +69,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     url.add_argument("--node", default="coordinator", help="print this node's URL instead")
     url.set_defaults(handler=_url)
+    owner = actions.add_parser(
+        "owner-login",
+        help="let symphony_owner log in between the nodes (before the distribution revision)",
+        description="ADR 0146 on the local cluster: give symphony_owner LOGIN and a new random "
+        "password that only Citus holds (pg_dist_authinfo on every node, in every database with "
+        "the citus extension, or in --database), and put 'host all symphony_owner 127.0.0.1/32 "
+        "scram-sha-256' first in every node's pg_hba.conf, so nobody else logs in as the owner. "
+        "Creates the role if no migration has yet. Run it before migrating a cluster (the "
+        "distribution revision refuses without it) and again after migrating another database "
+        "of the cluster (revision 0003 makes the owner NOLOGIN again). Rotates the password.",
+    )
+    owner.add_argument(
+        "--database",
+        action="append",
+        metavar="NAME",
+        help="write pg_dist_authinfo in this database only (repeatable; default: every "
+        "database with the citus extension)",
+    )
+    owner.set_defaults(handler=_owner_login)
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -106,6 +125,20 @@ def _status(args: argparse.Namespace) -> int:
         print(_line(state))
     healthy = all(s.running and s.registered is not False for s in states)
     return 0 if healthy else 1
+
+
+def _owner_login(args: argparse.Namespace) -> int:
+    found = cluster.load()
+    if found is None:
+        raise SymphonyError(
+            f"no cluster under {cluster.default_dir()}: run symphony-schema cluster start"
+        )
+    databases = cluster.owner_login(found, args.database)
+    print(
+        f"{cluster.OWNER} logs in between the nodes: pg_hba.conf of {len(found.nodes)} node(s), "
+        f"pg_dist_authinfo in {', '.join(databases)}"
+    )
+    return 0
 
 
 def _url(args: argparse.Namespace) -> int:

@@ -412,9 +412,10 @@ def check_role_attributes(conn: Conn) -> list[str]:
     """Every declared role exists with the declared attributes (LOGIN as declared; NOSUPERUSER
     NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS)."""
     differences = privilege_diff.diff_role_attributes(privilege_catalog.read_role_attributes(conn))
+    # On a Citus coordinator the owner's LOGIN is INV-067's (gate:cluster-owner-login).
     return [
         line + " (roles are cluster-wide: fix with ALTER ROLE, or rerun 0003)"
-        for line in differences
+        for line in gate_cluster.without_owner_login(conn, differences)
     ]
 
 
@@ -680,6 +681,7 @@ CHECKS: dict[str, GateFn] = {
     "worker-security": gate_cluster.check_worker_security,
     "distribution-as-declared": gate_cluster.check_distribution_as_declared,
     "ledger-shards-append-only": gate_cluster.check_ledger_shards_append_only,
+    "cluster-owner-login": gate_cluster.check_cluster_owner_login,
     # Issue 17's hot path (revision 0032): INV-069, symphony_schema/invariants/gate_fifo.py.
     **gate_fifo.CHECKS,
     # Issue 17's wake-up (revisions 0026, 0033): INV-070, symphony_schema/invariants/gate_wake.py.

@@ -15,6 +15,8 @@
   co-location id and different groups do not, and the functions of :data:`DECLARED_FUNCTIONS`
   are distributed by their declared argument, in their group, with their ``force_delegation``;
   no other Symphony function has a distribution argument.
+* ``gate:cluster-owner-login`` (INV-067): on a Citus coordinator the owner logs in only with a
+  ``pg_dist_authinfo`` row on every node, and must on a distributed database.
 * ``gate:ledger-shards-append-only`` (INV-060): when the ledger is distributed, every shard of
   it and of each of its partitions has the shell table's user triggers (the append-only ones
   enabled ALWAYS), owner and ACL, read through ``run_command_on_shards``.
@@ -195,6 +197,35 @@ class Delegation:
 #: with a distribution argument fails INV-058.
 DECLARED_FUNCTIONS: Final[dict[str, Delegation]] = {
     "public.claim_outbox_batch_for_participant(text,integer,text,integer,text[])": Delegation(
+        "p_participant_id", "outbox", force_delegation=True
+    ),
+    # Every statement filters by the participant since 0034 (ADR 0147).
+    "public.enqueue_payment_outbox(text,text,text,text,jsonb,timestamp with time zone,smallint)": (
+        Delegation("p_participant_id", "outbox", force_delegation=True)
+    ),
+    "public.enqueue_payment_outbox_batch_for_participant(text,text[],text[],text[],jsonb[],"
+    "timestamp with time zone[],smallint[])": Delegation(
+        "p_participant_id", "outbox", force_delegation=True
+    ),
+    # Not forced: they record rail references, distributed by the reference (ADR 0146).
+    "public.complete_outbox_attempt_for_participant(text,uuid,uuid,text,outbox_attempt_state,"
+    "text,text,text,text,integer,integer)": Delegation(
+        "p_participant_id", "outbox", force_delegation=False
+    ),
+    "public.complete_outbox_attempts_batch_for_participant(text,text,uuid[],uuid[],text[],"
+    "text[],text[],text[],text[],integer[],integer[])": Delegation(
+        "p_participant_id", "outbox", force_delegation=False
+    ),
+    "public.repair_expired_leases_for_participant(text,integer,text)": Delegation(
+        "p_participant_id", "outbox", force_delegation=True
+    ),
+    "public.cancel_outbox_job_for_participant(text,uuid,text,text)": Delegation(
+        "p_participant_id", "outbox", force_delegation=True
+    ),
+    "public.redrive_outbox_job_for_participant(text,uuid,text,text)": Delegation(
+        "p_participant_id", "outbox", force_delegation=True
+    ),
+    "public.extend_outbox_lease_for_participant(text,uuid,uuid,text,integer)": Delegation(
         "p_participant_id", "outbox", force_delegation=True
     ),
 }
@@ -400,3 +431,81 @@ def check_ledger_shards_append_only(conn: Conn) -> list[str]:
                     f"({_differences(set(expected.splitlines()), found)})"
                 )
     return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# INV-067: the owner logs in between the nodes, and only there (ADRs 0146, 0149)
+# ------------------------------------------------------------------------------------------------
+
+#: How the role-attributes check words the owner's LOGIN (privilege_diff.diff_role_attributes).
+OWNER_LOGIN_LINE: Final = "role symphony_owner: rolcanlogin is True, expected False"
+
+#: The nodes (the coordinator, then ``host:port`` of each worker) without a pg_dist_authinfo row
+#: for the owner in this database.
+_AUTHINFO_MISSING: Final = """
+SELECT n.node
+  FROM (SELECT 'the coordinator' AS node, 0 AS ord
+         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_authinfo AS a
+                            WHERE a.rolename = 'symphony_owner')
+        UNION ALL
+        SELECT w.nodename || ':' || w.nodeport, 1
+          FROM pg_catalog.run_command_on_workers($cmd$
+                   SELECT count(*) FROM pg_catalog.pg_dist_authinfo
+                    WHERE rolename = 'symphony_owner'
+               $cmd$::text) AS w
+         WHERE NOT w.success OR w.result = '0') AS n
+ ORDER BY n.ord, n.node
+"""
+
+
+def without_owner_login(conn: Conn, differences: list[str]) -> list[str]:
+    """The role-attributes check's differences, less the owner's LOGIN on a Citus coordinator,
+    which ``gate:cluster-owner-login`` (INV-067) judges there instead. Plain PostgreSQL:
+    unchanged (the owner is NOLOGIN)."""
+    if not citus_coordinator(conn):
+        return differences
+    return [line for line in differences if not line.startswith(OWNER_LOGIN_LINE)]
+
+
+def check_cluster_owner_login(conn: Conn) -> list[str]:
+    """INV-067 (ADRs 0146, 0149): on a Citus coordinator ``symphony_owner`` may log in only if
+    every node has a ``pg_dist_authinfo`` row for it (only Citus's node-to-node connections know
+    its credential), and on a distributed database it must log in (the delegated bodies reach
+    the reference tables and the other nodes as the owner). Not applicable elsewhere."""
+    if not citus_coordinator(conn):
+        raise SkipCheck("not applicable: not a Citus coordinator with workers")
+    row = conn.execute(
+        "SELECT rolcanlogin FROM pg_catalog.pg_roles WHERE rolname = 'symphony_owner'"
+    ).fetchone()
+    if row is None:
+        return ["role symphony_owner does not exist"]
+    if row[0]:
+        missing = [str(node) for (node,) in conn.execute(_AUTHINFO_MISSING).fetchall()]
+        if missing:
+            return [
+                "role symphony_owner logs in on a Citus cluster but has no pg_dist_authinfo row "
+                f"on {', '.join(missing)}: add it there, or ALTER ROLE symphony_owner NOLOGIN "
+                "(ADR 0146; symphony-schema cluster owner-login on the local cluster)"
+            ]
+        return []
+    distributed = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition AS d"
+        " JOIN pg_catalog.pg_class AS c ON c.oid = d.logicalrelid"
+        " WHERE c.relnamespace = 'public'::pg_catalog.regnamespace)"
+    ).fetchone()
+    if distributed and distributed[0]:
+        return [
+            "role symphony_owner cannot log in on a distributed database: the delegated "
+            "functions reach the reference tables and the other nodes as the owner (ADR 0146); "
+            "ALTER ROLE symphony_owner LOGIN (revision 0003 makes it NOLOGIN whenever a "
+            "database of the cluster is migrated; symphony-schema cluster owner-login)"
+        ]
+    return []
+
+
+def owner_credential_is_citus_only(conninfo: str) -> bool:
+    """Whether ``symphony_owner``'s password is the one ADR 0146 allows: on a Citus coordinator
+    with a ``pg_dist_authinfo`` row for the owner on every node (the role-passwords check,
+    INV-038, accepts it there and nowhere else)."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        return citus_coordinator(conn) and not conn.execute(_AUTHINFO_MISSING).fetchall()

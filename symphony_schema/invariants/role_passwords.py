@@ -77,10 +77,14 @@ def check(conninfo: str, before: Snapshot | str | None = None) -> list[str]:
     after = snapshot(conninfo)
     if isinstance(after, str):
         raise SkipCheck(after)
+    from symphony_schema.invariants.gate_cluster import owner_credential_is_citus_only
+
     problems = []
     group_roles = {role.name for role in privileges.ROLES if not role.login}
     for row in sorted(after.values(), key=lambda r: r.name):
         if row.name in group_roles and row.has_password:
+            if row.name == "symphony_owner" and owner_credential_is_citus_only(conninfo):
+                continue  # ADR 0146: on a Citus cluster only pg_dist_authinfo holds it
             problems.append(
                 f"role {row.name} has a password (pg_authid.rolpassword IS NOT NULL); Symphony "
                 f"group roles never log in: ALTER ROLE {row.name} PASSWORD NULL, and find what "

@@ -104,7 +104,25 @@ def citus_cluster() -> Iterator[cluster.Cluster]:
 
 @pytest.fixture(scope="session")
 def migrated_cluster(citus_cluster: cluster.Cluster) -> cluster.Cluster:
-    """The session cluster with its coordinator migrated to head by ``alembic -x url=``."""
+    """The session cluster, the owner logging in between its nodes (``cluster owner-login``, ADR
+    0146) and its coordinator migrated to head by ``alembic -x url=``: distributed (ADR 0149)."""
+    login = run(
+        CLI,
+        "cluster",
+        "owner-login",
+        extra_env={"SYMPHONY_CLUSTER_DIR": str(citus_cluster.directory)},
+    )
+    assert login.returncode == 0, login.stdout + login.stderr
     result = run(ALEMBIC, "-x", f"url={citus_cluster.coordinator.url()}", "upgrade", "head")
     assert result.returncode == 0, result.stdout + result.stderr
     return citus_cluster
+
+
+def owner_logs_in(found: cluster.Cluster) -> None:
+    """Give the owner LOGIN again after a module migrated another database of the session
+    cluster (revision 0003 makes it NOLOGIN on every migration; its password, pg_hba.conf line
+    and pg_dist_authinfo rows stay)."""
+    import psycopg
+
+    with psycopg.connect(found.coordinator.conninfo(), autocommit=True) as conn:
+        conn.execute("ALTER ROLE symphony_owner LOGIN")

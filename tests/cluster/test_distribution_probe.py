@@ -1,6 +1,7 @@
-"""What ADR 0145 rests on, kept true by tests: in a second database of the session cluster, the
-queue and the allocator distributed by participant_id (the future distribution revision's first
-statements) and revision 0029's claim distributed with force_delegation.
+"""What ADR 0145 rests on, kept true by tests: in a second database of the session cluster,
+migrated to the revision before the distribution revision (0036 distributes the session
+cluster's own database: tests/cluster/test_distributed.py), the queue and the allocator
+distributed by hand and revision 0029's claim distributed with force_delegation.
 
 * The delegated claim runs on the participant's node as the NOLOGIN owner (local shards only)
   and the FIFO trigger fires on the shards.
@@ -10,10 +11,8 @@ statements) and revision 0029's claim distributed with force_delegation.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,11 +21,13 @@ import pytest
 
 from symphony_schema import cluster, embedded
 from symphony_schema.invariants import gate_cluster
-from tests.cluster.conftest import ALEMBIC, run
+from tests.cluster.conftest import ALEMBIC, owner_logs_in, run
 
 pytestmark = pytest.mark.citus
 
 DBNAME = "symphony_dist_probe"
+#: The revision before the distribution revision: the probe distributes by hand.
+BEFORE_DISTRIBUTION = cluster.revision_before_distribution()
 LOGIN = "cluster_probe_executor"
 #: The queue's triggers that read coordinator-local tables (ADR 0145): the write guards (the key
 #: table, the archive record) and the work notification of 0026 (it locks the rail's row).
@@ -75,19 +76,26 @@ def probe(migrated_cluster: cluster.Cluster) -> Iterator[cluster.Cluster]:
         cluster._prepare(node, DBNAME)
     cluster._register(migrated_cluster, DBNAME)
     url = migrated_cluster.coordinator.url(DBNAME)
-    result = run(ALEMBIC, "-x", f"url={url}", "upgrade", "head")
-    assert result.returncode == 0, result.stdout + result.stderr
-    with psycopg.connect(migrated_cluster.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-        conn.execute(DISTRIBUTE)
-        conn.execute(f"CREATE ROLE {LOGIN} LOGIN")
-        conn.execute(f"GRANT symphony_executor TO {LOGIN} WITH INHERIT TRUE")
+    # Revision 0003 makes the owner NOLOGIN (cluster-wide): the probe's tests start from there.
+    result = run(ALEMBIC, "-x", f"url={url}", "upgrade", BEFORE_DISTRIBUTION)
     try:
-        yield migrated_cluster
-    finally:
+        assert result.returncode == 0, result.stdout + result.stderr
         with psycopg.connect(
             migrated_cluster.coordinator.conninfo(DBNAME), autocommit=True
         ) as conn:
-            conn.execute(f"DROP ROLE {LOGIN}")
+            conn.execute(DISTRIBUTE)
+            conn.execute(f"CREATE ROLE {LOGIN} LOGIN")
+            conn.execute(f"GRANT symphony_executor TO {LOGIN} WITH INHERIT TRUE")
+        try:
+            yield migrated_cluster
+        finally:
+            with psycopg.connect(
+                migrated_cluster.coordinator.conninfo(DBNAME), autocommit=True
+            ) as conn:
+                conn.execute(f"DROP ROLE {LOGIN}")
+    finally:
+        # The session cluster's distributed database needs its owner logging in again.
+        owner_logs_in(migrated_cluster)
 
 
 def _participants_per_worker(
@@ -174,7 +182,7 @@ def test_a_function_that_is_not_delegated_cannot_reach_a_worker_as_the_owner(
     coordinator = probe.coordinator
     with (
         psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor,
-        pytest.raises(psycopg.Error, match='role "symphony_owner" is not permitted to log in'),
+        pytest.raises(psycopg.Error, match=NOLOGIN),
     ):
         # complete_outbox_attempt is not distributed (it has no participant argument): its
         # body runs on the coordinator as symphony_owner, and its DELETE by outbox_id goes to
@@ -189,53 +197,26 @@ def test_a_function_that_is_not_delegated_cannot_reach_a_worker_as_the_owner(
 # ADR 0146: on a cluster the owner logs in between the nodes, and only there
 # ------------------------------------------------------------------------------------------------
 
-#: Citus's own message when it connects as a role without LOGIN.
-NOLOGIN = 'role "symphony_owner" is not permitted to log in'
+#: Citus's own message when it connects as a role without LOGIN (or, where no pg_dist_authinfo
+#: row gives it the password, the scram line of pg_hba.conf that ``cluster owner-login`` wrote).
+NOLOGIN = (
+    r'role "symphony_owner" is not permitted to log in'
+    r"|symphony_owner@127\.0\.0\.1:[0-9]+ failed .*no password supplied"
+)
 
 
 @contextmanager
 def _owner_logs_in_between_nodes(probe: cluster.Cluster) -> Iterator[None]:
-    """ADR 0146 on the session cluster, undone afterwards: ``symphony_owner`` gets LOGIN with a
-    random password that only ``pg_dist_authinfo`` holds (on every node, in the probe database),
-    and every node's ``pg_hba.conf`` asks the owner for it (scram-sha-256) before its ``trust``
-    lines. Nobody but Citus's node-to-node connections knows the password."""
-    password = secrets.token_urlsafe(24)
-    saved: dict[Path, str] = {}
+    """ADR 0146 on the session cluster (``cluster owner-login``: LOGIN, a new random password
+    that only ``pg_dist_authinfo`` holds on every node of every Citus database, every node's
+    ``pg_hba.conf`` asking the owner for it before its ``trust`` lines), then NOLOGIN again as
+    the probe's migration left it (password, pg_hba.conf line and pg_dist_authinfo kept)."""
+    cluster.owner_login(probe)
     try:
-        for node in probe.nodes:
-            hba = node.pgdata / "pg_hba.conf"
-            saved[hba] = hba.read_text(encoding="utf-8")
-            hba.write_text(
-                f"host all symphony_owner {cluster.HOST}/32 scram-sha-256\n" + saved[hba],
-                encoding="utf-8",
-            )
-        with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-            # Propagated to the workers by Citus (as the role itself).
-            conn.execute(
-                psycopg.sql.SQL("ALTER ROLE symphony_owner LOGIN PASSWORD {}").format(
-                    psycopg.sql.Literal(password)
-                )
-            )
-        for node in probe.nodes:
-            with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
-                conn.execute("SELECT pg_catalog.pg_reload_conf()")
-                conn.execute(
-                    "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo)"
-                    " VALUES (0, 'symphony_owner', %s)",
-                    (f"password={password}",),
-                )
         yield
     finally:
         with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-            conn.execute("ALTER ROLE symphony_owner NOLOGIN PASSWORD NULL")
-        for hba, text in saved.items():
-            hba.write_text(text, encoding="utf-8")
-        for node in probe.nodes:
-            with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
-                conn.execute(
-                    "DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = 'symphony_owner'"
-                )
-                conn.execute("SELECT pg_catalog.pg_reload_conf()")
+            conn.execute("ALTER ROLE symphony_owner NOLOGIN")
 
 
 @contextmanager
@@ -458,9 +439,18 @@ PROBE_TABLES = {
 }
 
 
+#: The function the probe delegates.
+PROBE_FUNCTIONS = {
+    name: gate_cluster.DECLARED_FUNCTIONS[name]
+    for name in ("public.claim_outbox_batch_for_participant(text,integer,text,integer,text[])",)
+}
+
+
 def test_the_probe_is_distributed_as_declared(probe: cluster.Cluster) -> None:
     with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+        assert (
+            gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES, PROBE_FUNCTIONS) == []
+        )
         # The full declaration names what the distribution revision still has to place.
         problems = gate_cluster.check_distribution_as_declared(conn)
     assert "table public.payment_outbox_payloads is local, declared distributed" in problems
@@ -474,14 +464,18 @@ def test_a_table_out_of_its_colocation_group_fails_inv_058(probe: cluster.Cluste
             "'public.participant_outbox_sequences', colocate_with => 'none')"
         )
         try:
-            problems = gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES)
+            problems = gate_cluster.check_distribution_as_declared(
+                conn, PROBE_TABLES, PROBE_FUNCTIONS
+            )
         finally:
             conn.execute(
                 "SELECT update_distributed_table_colocation("
                 "'public.participant_outbox_sequences',"
                 " colocate_with => 'public.payment_outbox_pending')"
             )
-        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+        assert (
+            gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES, PROBE_FUNCTIONS) == []
+        )
     assert any(
         "co-location group 'outbox' are in 2 co-location groups" in line for line in problems
     ), problems
@@ -496,10 +490,14 @@ def test_a_delegation_without_its_force_fails_inv_058(probe: cluster.Cluster) ->
     with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
         conn.execute(redistribute.format("false"), (signature,))
         try:
-            problems = gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES)
+            problems = gate_cluster.check_distribution_as_declared(
+                conn, PROBE_TABLES, PROBE_FUNCTIONS
+            )
         finally:
             conn.execute(redistribute.format("true"), (signature,))
-        assert gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES) == []
+        assert (
+            gate_cluster.check_distribution_as_declared(conn, PROBE_TABLES, PROBE_FUNCTIONS) == []
+        )
     assert problems == [
         "function public.claim_outbox_batch_for_participant(text,integer,text,integer,text[])"
         " has force_delegation=False, declared True"
@@ -582,31 +580,38 @@ def _on_one_node(node: cluster.Node, do: str, undo: str) -> Iterator[None]:
             conn.execute(undo)
 
 
-def test_a_delegated_takeover_meets_the_ledgers_participant_guard(probe: cluster.Cluster) -> None:
-    """What the distribution revision must restate (reported for the next wave): a delegated
-    claim that takes over an expired lease writes its ZOMBIE_REQUEUE row on the participant's
-    ledger shard, and 0025's guard_attempt_participant, which fires for the owner too, looks the
-    job up by outbox_id alone: from a trigger on a shard that is a query of every shard."""
+def test_a_delegated_takeover_passes_the_ledgers_guards_on_its_shard(
+    probe: cluster.Cluster,
+) -> None:
+    """ADR 0145 step 2 (revision 0035): a delegated claim that takes over an expired lease writes
+    its ZOMBIE_REQUEUE row on the participant's ledger shard. The ledger's guards fire there as
+    the owner; before 0035 guard_attempt_participant looked the job up by outbox_id alone, a query
+    of every shard that a trigger on a shard cannot plan (0A000 could not create distributed
+    plan). Now the takeover re-leases the job and its ledger row is on the participant's worker."""
     coordinator = probe.coordinator
     with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
         participant = next(iter(_participants_per_worker(admin, prefix="zombie").values()))
         _queue(admin, participant, 1)
     claim = (
-        "SELECT instruction_id, in_doubt FROM"
+        "SELECT instruction_id, in_doubt, lease_token FROM"
         " public.claim_outbox_batch_for_participant(%s, 10, 'w', 300)"
     )
     with psycopg.connect(coordinator.conninfo(DBNAME, user=LOGIN), autocommit=True) as executor:
-        assert executor.execute(claim, (participant,)).fetchall() == [(f"{participant}-1", False)]
+        first = executor.execute(claim, (participant,)).fetchall()
+        assert [row[:2] for row in first] == [(f"{participant}-1", False)]
         with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
             admin.execute(
                 "UPDATE public.payment_outbox_pending"
                 " SET lease_expires_at = now() - interval '1 second' WHERE participant_id = %s",
                 (participant,),
             )
-        with pytest.raises(psycopg.Error) as refused:
-            executor.execute(claim, (participant,))
-    # The retry ceiling was read from outbox_settings as a reference table on the worker; the
-    # guard's look-up then could not be planned on the shard.
-    assert refused.value.sqlstate == "0A000", refused.value
-    assert "could not create distributed plan" in str(refused.value)
-    assert "guard_attempt_participant" in str(refused.value)
+        again = executor.execute(claim, (participant,)).fetchall()
+    assert [row[:2] for row in again] == [(f"{participant}-1", True)]
+    assert again[0][2] != first[0][2]
+    with psycopg.connect(coordinator.conninfo(DBNAME), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT state::text, attempt_no FROM public.payment_outbox_attempts"
+            " WHERE participant_id = %s",
+            (participant,),
+        ).fetchall()
+    assert rows == [("ZOMBIE_REQUEUE", 1)]

@@ -85,6 +85,9 @@ def test_concurrent_starts_a_busy_port_and_a_missing_cluster() -> None:
         assert missing.stderr.count("\n") == 1 and "cluster start" in missing.stderr
         status = run(CLI, "cluster", "status", extra_env=env)
         assert status.returncode == 1 and "no cluster" in status.stdout
+        login = run(CLI, "cluster", "owner-login", extra_env=env)
+        assert login.returncode == 2, login.stdout + login.stderr
+        assert login.stderr.count("\n") == 1 and "cluster start" in login.stderr
 
         # Two starts at once make one cluster (they used to pick two sets of ports and run
         # initdb twice into the same directory, ending in a traceback).
@@ -111,6 +114,9 @@ def test_concurrent_starts_a_busy_port_and_a_missing_cluster() -> None:
         assert stop.returncode == 0 and "coordinator" in stop.stdout
         stopped = run(CLI, "cluster", "status", extra_env=env)
         assert stopped.returncode == 1 and "stopped" in stopped.stdout
+        login = run(CLI, "cluster", "owner-login", extra_env=env)
+        assert login.returncode == 2, login.stdout + login.stderr
+        assert "coordinator is not running" in login.stderr and login.stderr.count("\n") == 1
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind((cluster.HOST, found.coordinator.port))
