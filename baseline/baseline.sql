@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0034_distribute_on_citus.
+-- Symphony schema baseline at revision 0036_distribute_on_citus.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -400,6 +400,130 @@ COMMENT ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, p_
 
 
 --
+-- Name: cancel_outbox_job_for_participant(text, uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_outcome record;
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Lock the queue row: a worker's completion in flight finishes first, claims and repairs
+    -- skip it (SKIP LOCKED) until we commit.
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT a.state, a.attempt_no
+          INTO v_outcome
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = p_outbox_id
+           AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'CANCELLED'::public.outbox_attempt_state);
+        IF FOUND THEN
+            RAISE EXCEPTION 'JOB_ALREADY_TERMINAL: outbox % already ended with % (attempt %); '
+                            'it cannot be cancelled', p_outbox_id, v_outcome.state,
+                v_outcome.attempt_no
+                USING ERRCODE = 'P7005';
+        END IF;
+        RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id % for participant %', p_outbox_id,
+            pg_catalog.quote_literal(p_participant_id)
+            USING ERRCODE = 'P7010';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    IF v_row.lease_token IS NOT NULL AND v_row.lease_expires_at > v_now THEN
+        RAISE EXCEPTION 'JOB_LEASED: outbox % is leased by worker % until %; it may be being '
+                        'dispatched right now', p_outbox_id,
+            pg_catalog.quote_literal(v_row.claimed_by), v_row.lease_expires_at
+            USING ERRCODE = 'P7011',
+                  HINT = 'Wait for the worker''s completion or for the lease to expire, then '
+                         'cancel again if the job is still queued.';
+    END IF;
+
+    SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count)
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.participant_id = p_participant_id
+       AND a.outbox_id = p_outbox_id;
+
+    IF v_row.lease_token IS NOT NULL THEN
+        v_attempt_no := v_attempt_no + 1;
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, error_code, error_message, worker_id)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no,
+             'ZOMBIE_REQUEUE'::public.outbox_attempt_state, 'LEASE_EXPIRED',
+             pg_catalog.format('lease expired at %s; found by cancel_outbox_job (%s)',
+                               v_row.lease_expires_at, SESSION_USER),
+             v_row.claimed_by);
+    END IF;
+
+    v_attempt_no := v_attempt_no + 1;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         attempt_no, state, completed_at, acted_by, reason, ticket)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_attempt_no,
+         'CANCELLED'::public.outbox_attempt_state, v_now, SESSION_USER, p_reason, p_ticket);
+
+    -- trg_promote_outbox_head promotes the next job (the row is unleased or its lease expired).
+    DELETE FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id;
+
+    RETURN QUERY
+    SELECT p_outbox_id, v_attempt_no, 'CANCELLED'::public.outbox_attempt_state;
+END
+$$;
+
+
+ALTER FUNCTION public.cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) IS 'cancel_outbox_job for a job of one participant (ADR 0147: one shard on Citus): a CANCELLED attempt naming session_user, p_reason and p_ticket, and the job leaves the queue; an expired lease is recorded as ZOMBIE_REQUEUE first. P7011 JOB_LEASED under a live lease, P7005 JOB_ALREADY_TERMINAL for a finished job, P7010 JOB_NOT_FOUND for an unknown id or a job of another participant, 22023 on invalid arguments. EXECUTE for symphony_control.';
+
+
+--
 -- Name: check_outbox_payload_numbers(jsonb); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -496,6 +620,7 @@ DECLARE
     v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
+    v_expired boolean := false;
 BEGIN
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
@@ -604,7 +729,24 @@ BEGIN
     --    and the trigger promotes the participant's next job), lease the others by primary key
     --    (a taken-over job is in doubt from now on), return them in that order, after the rows
     --    of step 1.
+    -- 0033 (ADR 0160): and only when an expired lease of a due head exists. The probe reads the
+    -- lease index from its oldest expiry up to now (what step 2's own scan would read) and no
+    -- ledger partition, so a claim that finds nothing costs two index probes instead of step 2's
+    -- plan, which opens every ledger partition at executor start. An unleased head committed
+    -- between step 1 and here is left to the next claim (its notification wakes one).
+    -- Two IFs: the probe must not even start for a claim that filled its batch.
     IF v_claimed < p_batch_size THEN
+        v_expired := EXISTS (
+            SELECT 1
+              FROM public.payment_outbox_pending AS p
+             WHERE p.lease_token IS NOT NULL
+               AND p.lease_expires_at <= v_now
+               AND p.next_attempt_at <= v_now
+               AND p.is_head
+               AND (p_rail_types IS NULL OR p.rail_type = ANY (p_rail_types))
+        );
+    END IF;
+    IF v_expired THEN
         v_rest := p_batch_size - v_claimed::integer;
         RETURN QUERY
         WITH unleased AS (
@@ -1155,6 +1297,198 @@ COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_tok
 
 
 --
+-- Name: complete_outbox_attempt_for_participant(text, uuid, uuid, text, public.outbox_attempt_state, text, text, text, text, integer, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_terminal boolean;
+    v_plan_settings text[];
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
+                   'FAILED'::public.outbox_attempt_state) THEN
+        -- Terminal: fence, lock and remove the job in one statement.
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id
+           AND p.claimed_by = p_worker_id
+           AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+        RETURNING p.* INTO v_row;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+                p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+                USING ERRCODE = 'P7002',
+                      HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                             'do not dispatch again under it; record what the rail said with '
+                             'public.record_stale_outbox_outcome().';
+        END IF;
+
+        SELECT COALESCE(pg_catalog.max(x.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS x
+         WHERE x.outbox_id = p_outbox_id
+           AND x.participant_id = p_participant_id;
+
+        -- A dispatch carries the rail's reference, unique per rail (ADRs 0123, 0141): 22023 when
+        -- the rail returns references and none was given, P7013 when another job of the rail
+        -- reported it. Either error undoes the DELETE above: the job stays leased.
+        IF p_state = 'DISPATCHED'::public.outbox_attempt_state THEN
+            PERFORM public.record_outbox_rail_reference(
+                p_outbox_id, v_attempt_no, v_row.rail_type, p_rail_reference
+            );
+        END IF;
+
+        RETURN QUERY
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, p_state,
+             COALESCE(v_row.claimed_at, v_now), v_now,
+             p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
+             p_worker_id, p_lease_token, SESSION_USER)
+        RETURNING a.attempt_no, a.state;
+
+        -- The participant's next job becomes its head (ADR 0158), under the allocator row's
+        -- lock, as complete_outbox_attempt does it.
+        IF v_row.is_head THEN
+            PERFORM public.outbox_promote_participant_head(p_participant_id);
+        END IF;
+
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+        RETURN;
+    END IF;
+
+    -- RETRYABLE, or a state that must be refused: the 0002 sequence.
+    -- 1. Lock the row only while worker and token match (the token is still the job's current
+    --    one: no repair or claim replaced it, even if lease_expires_at has passed; ADR 0118).
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'do not dispatch again under it; record what the rail said with '
+                         'public.record_stale_outbox_outcome().';
+    END IF;
+
+    -- 2. Only outcomes a worker can report (terminal ones took the path above).
+    IF p_state <> 'RETRYABLE'::public.outbox_attempt_state THEN
+        RAISE EXCEPTION 'invalid completion state %: expected DISPATCHED, FAILED or RETRYABLE',
+            p_state
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    -- 3. The ledger is the truth for attempt numbers (repair events count).
+    SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.participant_id = p_participant_id;
+
+    -- 4. Retry ceiling.
+    v_state := p_state;
+    IF v_attempt_no >= public.outbox_retry_ceiling() THEN
+        v_state := 'FAILED'::public.outbox_attempt_state;
+    END IF;
+    v_terminal := v_state = 'FAILED'::public.outbox_attempt_state;
+
+    -- 5. Append the attempt.
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+         error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+         COALESCE(v_row.claimed_at, v_now), CASE WHEN v_terminal THEN v_now END,
+         p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms, p_worker_id,
+         p_lease_token, SESSION_USER);
+
+    -- 6. Terminal: the job leaves the queue. Retry: back in the queue after the delay, unleased.
+    IF v_terminal THEN
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id;
+        -- The participant's next job becomes its head (ADR 0158), under the allocator row's
+        -- lock, as complete_outbox_attempt does it.
+        IF v_row.is_head THEN
+            PERFORM public.outbox_promote_participant_head(p_participant_id);
+        END IF;
+    ELSE
+        UPDATE public.payment_outbox_pending AS p
+           SET attempt_count = v_attempt_no,
+               next_attempt_at = v_now + pg_catalog.make_interval(
+                   secs => GREATEST(1, p_retry_delay_seconds)
+               ),
+               claimed_by = NULL,
+               lease_token = NULL,
+               lease_expires_at = NULL,
+               claimed_at = NULL
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id;
+    END IF;
+
+    -- 7. Report what was recorded.
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    RETURN QUERY SELECT v_attempt_no, v_state;
+END
+$$;
+
+
+ALTER FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'complete_outbox_attempt for a job of one participant (ADR 0147: one shard on Citus, except the rail reference''s registry): the same fencing (P7002 LEASE_LOST unless worker and token are the job''s current lease; a job of another participant is an unknown job), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, the retry ceiling, the rail reference (22023 when required and missing, P7013 RAIL_REFERENCE_REUSED), the head promotion and the ledger row. 22023 on invalid arguments. Returns (attempt_no, state).';
+
+
+--
 -- Name: complete_outbox_attempts_batch(text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1571,6 +1905,362 @@ COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_ou
 
 
 --
+-- Name: complete_outbox_attempts_batch_for_participant(text, text, uuid[], uuid[], text[], text[], text[], text[], text[], integer[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer;
+    v_now timestamptz;
+    v_stale uuid[];
+    v_stale_ords integer[] := '{}';
+    v_bad record;
+    v_states public.outbox_attempt_state[];
+    v_ceiling integer;
+    v_plan_settings text[];
+    v_element record;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_rail_type text;
+    v_required boolean;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_retry_at timestamptz;
+BEGIN
+    -- 1. Validate; nothing has been written yet.
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    v_count := pg_catalog.cardinality(p_outbox_ids);
+    IF v_count IS NULL OR v_count < 1 OR v_count > 1000
+       OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
+        RAISE EXCEPTION 'p_outbox_ids must be a one-dimensional array of 1 to 1000 ids, got %',
+            COALESCE(v_count::text || ' elements', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.array_position(p_outbox_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_outbox_ids must not contain NULL (element %)',
+            pg_catalog.array_position(p_outbox_ids, NULL)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.cardinality(p_lease_tokens) IS DISTINCT FROM v_count
+       OR pg_catalog.array_ndims(p_lease_tokens) <> 1
+       OR pg_catalog.array_position(p_lease_tokens, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_lease_tokens must hold one non-NULL token per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.cardinality(p_states) IS DISTINCT FROM v_count
+       OR pg_catalog.array_ndims(p_states) <> 1 THEN
+        RAISE EXCEPTION 'p_states must hold one state per outbox id (% expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT i.ord, i.label
+      INTO v_bad
+      FROM pg_catalog.unnest(p_states) WITH ORDINALITY AS i (label, ord)
+     WHERE i.label IS NULL
+        OR i.label <> ALL (
+               pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[]
+           )
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'p_states element % is %, not an outbox attempt state',
+            v_bad.ord, COALESCE(pg_catalog.quote_literal(v_bad.label), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A worker reports DISPATCHED, FAILED or RETRYABLE.';
+    END IF;
+    v_states := p_states::public.outbox_attempt_state[];
+    IF (p_rail_references IS NOT NULL AND (pg_catalog.cardinality(p_rail_references) <> v_count
+            OR pg_catalog.array_ndims(p_rail_references) <> 1)) THEN
+        RAISE EXCEPTION 'p_rail_references must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_rail_codes IS NOT NULL AND (pg_catalog.cardinality(p_rail_codes) <> v_count
+            OR pg_catalog.array_ndims(p_rail_codes) <> 1)) THEN
+        RAISE EXCEPTION 'p_rail_codes must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_error_codes IS NOT NULL AND (pg_catalog.cardinality(p_error_codes) <> v_count
+            OR pg_catalog.array_ndims(p_error_codes) <> 1)) THEN
+        RAISE EXCEPTION 'p_error_codes must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_error_messages IS NOT NULL AND (pg_catalog.cardinality(p_error_messages) <> v_count
+            OR pg_catalog.array_ndims(p_error_messages) <> 1)) THEN
+        RAISE EXCEPTION 'p_error_messages must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_latency_ms IS NOT NULL AND (pg_catalog.cardinality(p_latency_ms) <> v_count
+            OR pg_catalog.array_ndims(p_latency_ms) <> 1)) THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_retry_delay_seconds IS NOT NULL
+        AND (pg_catalog.cardinality(p_retry_delay_seconds) <> v_count
+             OR pg_catalog.array_ndims(p_retry_delay_seconds) <> 1)) THEN
+        RAISE EXCEPTION 'p_retry_delay_seconds must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Size limits (ADR 0063): the first element over its limit, in argument order.
+    SELECT i.name, i.ord, i.bytes, i.max_bytes
+      INTO v_bad
+      FROM (
+          SELECT 1 AS arg, 'p_rail_references' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_references) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 2 AS arg, 'p_rail_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 3 AS arg, 'p_error_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 4 AS arg, 'p_error_messages' AS name, 4096 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_messages) WITH ORDINALITY AS u (val, ord)
+      ) AS i
+     WHERE i.bytes > i.max_bytes
+     ORDER BY i.arg, i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% element % must be at most % bytes, got %',
+            v_bad.name, v_bad.ord, v_bad.max_bytes, v_bad.bytes
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT i.ord, i.outbox_id, i.latency_ms, i.seen
+      INTO v_bad
+      FROM (
+          SELECT u.ord, u.outbox_id, u.latency_ms,
+                 pg_catalog.row_number() OVER (PARTITION BY u.outbox_id ORDER BY u.ord) AS seen
+            FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_latency_ms))
+                 WITH ORDINALITY AS u (outbox_id, latency_ms, ord)
+      ) AS i
+     WHERE i.latency_ms < 0 OR i.seen > 1
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        IF v_bad.seen > 1 THEN
+            RAISE EXCEPTION 'p_outbox_ids must not repeat an outbox: % appears again as element %',
+                v_bad.outbox_id, v_bad.ord
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got % (element %, outbox %)',
+            v_bad.latency_ms, v_bad.ord, v_bad.outbox_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
+    --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
+    --    latest version of a row it had to wait for. One job per statement, by the participant
+    --    and the job's id (a delegated body on Citus plans no join of the queue with the
+    --    arrays); a participant has at most one leased head at a time, so a batch is short.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.lease_token
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_lease_tokens))
+               WITH ORDINALITY AS i (outbox_id, lease_token, ord)
+         ORDER BY i.outbox_id
+    LOOP
+        PERFORM 1
+           FROM public.payment_outbox_pending AS p
+          WHERE p.participant_id = p_participant_id
+            AND p.outbox_id = v_element.outbox_id
+            AND p.claimed_by = p_worker_id
+            AND p.lease_token IS NOT DISTINCT FROM v_element.lease_token
+            FOR UPDATE;
+        IF NOT FOUND THEN
+            v_stale_ords := v_stale_ords || v_element.ord::integer;
+        END IF;
+    END LOOP;
+
+    -- 3. All or nothing: one stale lease (a job of another participant is one) refuses the whole
+    --    batch, before anything is written.
+    IF pg_catalog.cardinality(v_stale_ords) > 0 THEN
+        SELECT pg_catalog.array_agg(p_outbox_ids[o.ord] ORDER BY o.ord)
+          INTO v_stale
+          FROM pg_catalog.unnest(v_stale_ords) AS o (ord);
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token '
+                        '(% of % completions in the batch are stale; none was recorded)',
+            v_stale[1], pg_catalog.quote_literal(p_worker_id),
+            pg_catalog.cardinality(v_stale), v_count
+            USING ERRCODE = 'P7002',
+                  DETAIL = 'stale outbox ids: '
+                           || pg_catalog.array_to_string(v_stale, ', '),
+                  HINT = 'Do not dispatch the stale jobs again under their old leases; record '
+                         'what the rail said for them with public.record_stale_outbox_outcome() '
+                         'and complete the other jobs again.';
+    END IF;
+
+    -- 4. Only outcomes a worker can report.
+    SELECT i.ord, i.outbox_id, i.state
+      INTO v_bad
+      FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states))
+           WITH ORDINALITY AS i (outbox_id, state, ord)
+     WHERE i.state NOT IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'RETRYABLE'::public.outbox_attempt_state)
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invalid completion state % for outbox % (element %): expected '
+                        'DISPATCHED, FAILED or RETRYABLE', v_bad.state, v_bad.outbox_id, v_bad.ord
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    -- 5. The retry ceiling, read once (a bad GUC raises 22023 before anything is written).
+    IF 'RETRYABLE'::public.outbox_attempt_state = ANY (v_states) THEN
+        v_ceiling := public.outbox_retry_ceiling();
+    END IF;
+
+    -- 5b. A job leaving the queue promotes the participant's next job (step 7), under a lock of
+    --     the participant's allocator row (ADRs 0116, 0158), taken here first, as
+    --     complete_outbox_attempts_batch does. FOR NO KEY UPDATE: it conflicts with enqueue's
+    --     upsert and writes no new row version.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id = p_participant_id
+        FOR NO KEY UPDATE;
+
+    -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
+    --     rail that returns references the element must carry one (22023 naming the element),
+    --     then record_outbox_rail_reference() records it (P7013 when another job of the rail, in
+    --     or before this batch, reported it). Either error undoes the whole batch.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.rail_reference
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                          pg_catalog.unnest(p_rail_references))
+               WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
+         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
+         ORDER BY i.ord
+    LOOP
+        SELECT p.rail_type
+          INTO v_rail_type
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_element.outbox_id;
+        SELECT r.returns_reference
+          INTO v_required
+          FROM public.outbox_rails AS r
+         WHERE r.rail_code = pg_catalog.upper(v_rail_type COLLATE "C");
+        IF COALESCE(v_required, false) THEN
+            PERFORM public.outbox_require_ids(
+                ARRAY[pg_catalog.format('p_rail_references element %s (outbox %s, DISPATCHED on '
+                                        'rail %s)', v_element.ord, v_element.outbox_id,
+                                        pg_catalog.upper(v_rail_type COLLATE "C"))],
+                ARRAY[v_element.rail_reference],
+                NULL
+            );
+        END IF;
+        PERFORM public.record_outbox_rail_reference(
+            v_element.outbox_id, v_attempt_no, v_rail_type, v_element.rail_reference
+        );
+    END LOOP;
+
+    -- 6. Record each element in input order: number the attempt from the ledger, apply the
+    --    ceiling, append the attempt, remove a terminal job or requeue a retry, and report one
+    --    row per element. The rows are locked by this transaction since step 2.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
+               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                          pg_catalog.unnest(p_rail_references), pg_catalog.unnest(p_rail_codes),
+                          pg_catalog.unnest(p_error_codes), pg_catalog.unnest(p_error_messages),
+                          pg_catalog.unnest(p_latency_ms),
+                          pg_catalog.unnest(p_retry_delay_seconds),
+                          pg_catalog.unnest(p_lease_tokens))
+               WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
+                                     error_message, latency_ms, retry_delay_seconds, lease_token,
+                                     ord)
+         ORDER BY i.ord
+    LOOP
+        SELECT p.*
+          INTO v_row
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_element.outbox_id;
+        v_state := v_element.state;
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state AND v_attempt_no >= v_ceiling THEN
+            v_state := 'FAILED'::public.outbox_attempt_state;
+        END IF;
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
+             CASE WHEN v_state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
+             v_element.rail_reference, v_element.rail_code, v_element.error_code,
+             v_element.error_message, v_element.latency_ms, p_worker_id,
+             v_element.lease_token, SESSION_USER);
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state THEN
+            v_retry_at := v_now + pg_catalog.make_interval(
+                secs => GREATEST(1, v_element.retry_delay_seconds)
+            );
+            UPDATE public.payment_outbox_pending AS p
+               SET attempt_count = v_attempt_no,
+                   next_attempt_at = v_retry_at,
+                   claimed_by = NULL,
+                   lease_token = NULL,
+                   lease_expires_at = NULL,
+                   claimed_at = NULL
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        ELSE
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        END IF;
+        outbox_id := v_element.outbox_id;
+        attempt_no := v_attempt_no;
+        state := v_state;
+        RETURN NEXT;
+    END LOOP;
+
+    -- 7. The participant's next job becomes its head when its head left the queue (the
+    --    allocator row is locked since step 5b; a requeued head stays the head: nothing to do).
+    PERFORM public.outbox_promote_participant_head(p_participant_id);
+
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+END
+$$;
+
+
+ALTER FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'complete_outbox_attempts_batch for jobs of one participant (ADR 0147: one shard on Citus, except the rail references'' registry), all or nothing, with the same results and SQLSTATEs; an element naming a job of another participant is stale like an unknown job (P7002 naming it, nothing recorded). Returns (outbox_id, attempt_no, state) per element, in input order.';
+
+
+--
 -- Name: deny_outbox_attempts_mutation(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -1672,8 +2362,11 @@ DECLARE
     v_outbox_id uuid;
     v_known boolean := false;
     v_key_outbox_id uuid;
+    v_owner text;
     v_sequence_id bigint;
     v_payload jsonb;
+    v_rail_code text;
+    v_head boolean;
 BEGIN
     -- 1. Validate; nothing has been written yet. One inlined predicate; the helper that names
     --    the broken rule runs only when it fails. The plan settings of ADR 0041 are the
@@ -1686,10 +2379,13 @@ BEGIN
     END IF;
 
     -- 2. Serialise every enqueue of this (instruction_id, idempotency_key) on the key table's
-    --    primary key, which no runtime role can read or lock. A new key: the inserted row is ours
-    --    and a concurrent duplicate waits on it until we commit (then finds our job) or roll back
-    --    (then inserts it). A known key: lock its row. Under REPEATABLE READ or SERIALIZABLE a
-    --    key committed after the snapshot makes PostgreSQL raise 40001 here (ADR 0006).
+    --    primary key. A new key: the inserted row is ours. A known key: lock its row, the
+    --    participant's own first. On one node the primary key is (instruction_id,
+    --    idempotency_key), so the key may belong to another participant (or, written before 0031
+    --    or by a P7005 guard, to none): the second look-up finds it and idempotency stays global
+    --    (P7004 below). On a distributed key table the key is per participant (ADR 0126) and the
+    --    second look-up never runs. Under REPEATABLE READ or SERIALIZABLE a key committed after
+    --    the snapshot makes PostgreSQL raise 40001 here (ADR 0006).
     INSERT INTO public.payment_outbox_idempotency_keys AS k
         (instruction_id, idempotency_key, outbox_id, participant_id)
     VALUES (p_instruction_id, p_idempotency_key, public.uuid_v7_or_random(), p_participant_id)
@@ -1697,57 +2393,80 @@ BEGIN
     RETURNING k.outbox_id INTO v_outbox_id;
     IF NOT FOUND THEN
         v_known := true;
-        SELECT k.outbox_id
-          INTO v_key_outbox_id
+        SELECT k.outbox_id, k.participant_id
+          INTO v_key_outbox_id, v_owner
           FROM public.payment_outbox_idempotency_keys AS k
-         WHERE k.instruction_id = p_instruction_id
+         WHERE k.participant_id = p_participant_id
+           AND k.instruction_id = p_instruction_id
            AND k.idempotency_key = p_idempotency_key
            FOR UPDATE;
+        IF NOT FOUND THEN
+            SELECT k.outbox_id, k.participant_id
+              INTO v_key_outbox_id, v_owner
+              FROM public.payment_outbox_idempotency_keys AS k
+             WHERE k.instruction_id = p_instruction_id
+               AND k.idempotency_key = p_idempotency_key
+               FOR UPDATE;
+            IF v_owner IS NULL THEN
+                -- A key row without a participant (one node only): the participant of the job
+                -- it names, from the queue, else the ledger; none when the job left no trace.
+                v_owner := COALESCE(
+                    (SELECT p.participant_id
+                       FROM public.payment_outbox_pending AS p
+                      WHERE p.instruction_id = p_instruction_id
+                        AND p.idempotency_key = p_idempotency_key),
+                    (SELECT a.participant_id
+                       FROM public.payment_outbox_attempts AS a
+                      WHERE a.outbox_id = v_key_outbox_id
+                      LIMIT 1)
+                );
+            END IF;
+        END IF;
     END IF;
 
-    -- 3 and 4. A new key has no job: the key table's primary key serialises every writer of
-    --    the key (the P7005 guards give a hand-written queue row its key row), so only a known
-    --    key is looked up: still queued (state PENDING), else the latest attempt in the ledger,
-    --    read only for the job its key row names (ADR 0133, revision 0028).
-    IF v_known THEN
-        SELECT f.outbox_id, f.sequence_id, f.created_at, f.state, f.participant_id, f.rail_type,
-               f.payload
+    -- 3 and 4. A new key has no job (the key table's primary key serialises every writer of the
+    --    key). A known key is looked up under its participant: still queued (state PENDING),
+    --    else the latest attempt in the ledger, read only for the job its key row names (ADR
+    --    0133); two statements (Citus plans no UNION ALL of distributed tables with parameters).
+    IF v_known AND v_owner IS NOT NULL THEN
+        SELECT p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text AS state,
+               p.participant_id, p.rail_type, p.payload
           INTO v_found
-          FROM (
-              SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at,
-                     'PENDING'::text AS state, p.participant_id, p.rail_type, p.payload
-                FROM public.payment_outbox_pending AS p
-               WHERE p.instruction_id = p_instruction_id
-                 AND p.idempotency_key = p_idempotency_key
-              UNION ALL
-              (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at,
-                      a.state::text AS state, a.participant_id, a.rail_type, NULL::jsonb AS payload
-                 FROM public.payment_outbox_attempts AS a
-                WHERE a.outbox_id = v_key_outbox_id
-                  AND a.instruction_id = p_instruction_id
-                  AND a.idempotency_key = p_idempotency_key
-                ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
-                LIMIT 1)
-          ) AS f
-         ORDER BY f.source
-         LIMIT 1;
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = v_owner
+           AND p.instruction_id = p_instruction_id
+           AND p.idempotency_key = p_idempotency_key;
+        IF NOT FOUND THEN
+            SELECT a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
+                   a.participant_id, a.rail_type, NULL::jsonb AS payload
+              INTO v_found
+              FROM public.payment_outbox_attempts AS a
+             WHERE a.participant_id = v_owner
+               AND a.outbox_id = v_key_outbox_id
+               AND a.instruction_id = p_instruction_id
+               AND a.idempotency_key = p_idempotency_key
+             ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
+             LIMIT 1;
+        END IF;
         IF FOUND THEN
             -- The stored payload is the job's row in payment_outbox_payloads (ADRs 0124, 0142);
             -- a job whose payload row is missing falls back to its queue row or a ledger copy.
             SELECT x.payload
               INTO v_payload
               FROM public.payment_outbox_payloads AS x
-             WHERE x.participant_id = v_found.participant_id
+             WHERE x.participant_id = v_owner
                AND x.outbox_id = v_found.outbox_id;
             IF NOT FOUND THEN
-                v_payload := COALESCE(
-                    v_found.payload,
-                    (SELECT a.payload
-                       FROM public.payment_outbox_attempts AS a
-                      WHERE a.outbox_id = v_found.outbox_id
-                        AND a.payload IS NOT NULL
-                      LIMIT 1)
-                );
+                v_payload := v_found.payload;
+                IF v_payload IS NULL THEN
+                    SELECT a.payload
+                      INTO v_payload
+                      FROM public.payment_outbox_attempts AS a
+                     WHERE a.participant_id = v_owner
+                       AND a.outbox_id = v_found.outbox_id
+                       AND a.payload IS NOT NULL
+                     LIMIT 1;
+                END IF;
             END IF;
             -- A replay is compared against what was stored; the rail by its upper-cased
             -- spelling (ADR 0122); a replay after the rail was disabled still returns its job.
@@ -1784,22 +2503,40 @@ BEGIN
     -- (the key table's archived guard refuses it with P7020 when the old job was archived).
     IF v_known THEN
         v_outbox_id := public.uuid_v7_or_random();
-        UPDATE public.payment_outbox_idempotency_keys AS k
-           SET outbox_id = v_outbox_id,
-               participant_id = p_participant_id
-         WHERE k.instruction_id = p_instruction_id
-           AND k.idempotency_key = p_idempotency_key;
+        IF v_owner IS NOT DISTINCT FROM p_participant_id THEN
+            UPDATE public.payment_outbox_idempotency_keys AS k
+               SET outbox_id = v_outbox_id
+             WHERE k.participant_id = p_participant_id
+               AND k.instruction_id = p_instruction_id
+               AND k.idempotency_key = p_idempotency_key;
+        ELSE
+            -- One node only: the key row named another participant or none.
+            UPDATE public.payment_outbox_idempotency_keys AS k
+               SET outbox_id = v_outbox_id,
+                   participant_id = p_participant_id
+             WHERE k.instruction_id = p_instruction_id
+               AND k.idempotency_key = p_idempotency_key;
+        END IF;
     END IF;
 
-    -- 6. Allocate the participant's next sequence number (its allocator row stays locked until
-    --    commit), then insert the job in a second statement: under READ COMMITTED that statement
-    --    sees every job of the participant committed while we waited for the row, so the head
-    --    flag is right (ADR 0116). The rail's canonical code is joined in: an unknown or
-    --    disabled rail inserts nothing and outbox_rail_code raises 22023 below. ON CONFLICT DO
-    --    NOTHING only matters for a row written around the functions after the look-up: the
-    --    serialization failure rolls the allocated number back (ADR 0006).
-    --    A known participant's row is advanced by a plain UPDATE (no speculative insertion, no
-    --    separate row-lock WAL record); the upsert only runs for a participant's first job.
+    -- 6. The rail's canonical code (a reference table on Citus, read in its own statement: Citus
+    --    plans no join of it inside the queue's INSERT); an unknown or disabled rail: 22023.
+    SELECT r.rail_code
+      INTO v_rail_code
+      FROM public.outbox_rails AS r
+     WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C")
+       AND r.enabled;
+    IF NOT FOUND THEN
+        PERFORM public.outbox_rail_code(p_rail_type);
+    END IF;
+
+    -- 7. Allocate the participant's next sequence number (its allocator row stays locked until
+    --    commit), then decide the head flag in a second statement: under READ COMMITTED it sees
+    --    every job of the participant committed while we waited for the row (ADR 0116). ON
+    --    CONFLICT DO NOTHING only matters for a row written around the functions after the
+    --    look-up: the serialization failure rolls the allocated number back (ADR 0006). A known
+    --    participant's row is advanced by a plain UPDATE; the upsert only runs for a
+    --    participant's first job.
     UPDATE public.participant_outbox_sequences AS s
        SET next_sequence_id = s.next_sequence_id + 1
      WHERE s.participant_id = p_participant_id
@@ -1812,30 +2549,26 @@ BEGIN
         RETURNING s.next_sequence_id - 1 INTO v_sequence_id;
     END IF;
 
+    PERFORM 1
+       FROM public.payment_outbox_pending AS q
+      WHERE q.participant_id = p_participant_id
+      LIMIT 1;
+    v_head := NOT FOUND;
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          payload, next_attempt_at, priority, is_head)
-    SELECT v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
-           r.rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority,
-           NOT EXISTS (
-               SELECT 1
-                 FROM public.payment_outbox_pending AS q
-                WHERE q.participant_id = p_participant_id
-           )
-      FROM public.outbox_rails AS r
-     WHERE r.rail_code = pg_catalog.upper(p_rail_type COLLATE "C")
-       AND r.enabled
+    VALUES (v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
+            v_rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority, v_head)
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at INTO outbox_id, sequence_id, created_at;
     IF NOT FOUND THEN
-        PERFORM public.outbox_rail_code(p_rail_type);
         RAISE EXCEPTION 'concurrent enqueue of idempotency key % of instruction %',
             pg_catalog.quote_literal(p_idempotency_key),
             pg_catalog.quote_literal(p_instruction_id)
             USING ERRCODE = 'serialization_failure',
                   HINT = 'Retry the transaction; the retry returns the existing row.';
     END IF;
-    -- 7. The payload, once per job (ADR 0124): the ledger rows of the job do not copy it.
+    -- 8. The payload, once per job (ADR 0124): the ledger rows of the job do not copy it.
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (p_participant_id, v_outbox_id, p_payload);
     state := 'PENDING';
@@ -1880,6 +2613,7 @@ DECLARE
     v_known record;
     v_found record;
     v_payload jsonb;
+    v_owner text;
     v_inserted integer;
     v_alloc_participants text[];
     v_alloc_firsts bigint[];
@@ -1969,7 +2703,7 @@ BEGIN
         --    before any attempt gets a new job under the key (P7020 if it was archived).
         IF pg_catalog.cardinality(v_job_i) < v_keys THEN
             FOR v_known IN
-                SELECT f.i, k.outbox_id
+                SELECT f.i, k.outbox_id, k.participant_id
                   FROM (SELECT DISTINCT u.first AS i
                           FROM pg_catalog.unnest(v_first) AS u (first)
                          WHERE u.first <> ALL (v_job_i)) AS f
@@ -1981,43 +2715,58 @@ BEGIN
                    FOR UPDATE OF k
             LOOP
                 v_index := v_known.i;
-                SELECT s.outbox_id, s.sequence_id, s.created_at, s.state, s.participant_id,
-                       s.rail_type, s.payload
+                -- The job under the key row's participant (a key row without one, written
+                -- before 0031 or by a P7005 guard: the participant of the job it names), in two
+                -- statements, as enqueue_payment_outbox does it (0034).
+                v_owner := v_known.participant_id;
+                IF v_owner IS NULL THEN
+                    v_owner := COALESCE(
+                        (SELECT p.participant_id
+                           FROM public.payment_outbox_pending AS p
+                          WHERE p.instruction_id = p_instruction_ids[v_index]
+                            AND p.idempotency_key = p_idempotency_keys[v_index]),
+                        (SELECT a.participant_id
+                           FROM public.payment_outbox_attempts AS a
+                          WHERE a.outbox_id = v_known.outbox_id
+                          LIMIT 1)
+                    );
+                END IF;
+                SELECT p.outbox_id, p.sequence_id, p.created_at, 'PENDING'::text AS state,
+                       p.participant_id, p.rail_type, p.payload
                   INTO v_found
-                  FROM (
-                      SELECT 1 AS source, p.outbox_id, p.sequence_id, p.created_at,
-                             'PENDING'::text AS state, p.participant_id, p.rail_type, p.payload
-                        FROM public.payment_outbox_pending AS p
-                       WHERE p.instruction_id = p_instruction_ids[v_index]
-                         AND p.idempotency_key = p_idempotency_keys[v_index]
-                      UNION ALL
-                      (SELECT 2 AS source, a.outbox_id, a.sequence_id, a.created_at,
-                              a.state::text AS state, a.participant_id, a.rail_type,
-                              NULL::jsonb AS payload
-                         FROM public.payment_outbox_attempts AS a
-                        WHERE a.outbox_id = v_known.outbox_id
-                          AND a.instruction_id = p_instruction_ids[v_index]
-                          AND a.idempotency_key = p_idempotency_keys[v_index]
-                        ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
-                        LIMIT 1)
-                  ) AS s
-                 ORDER BY s.source
-                 LIMIT 1;
+                  FROM public.payment_outbox_pending AS p
+                 WHERE p.participant_id = v_owner
+                   AND p.instruction_id = p_instruction_ids[v_index]
+                   AND p.idempotency_key = p_idempotency_keys[v_index];
+                IF NOT FOUND THEN
+                    SELECT a.outbox_id, a.sequence_id, a.created_at, a.state::text AS state,
+                           a.participant_id, a.rail_type, NULL::jsonb AS payload
+                      INTO v_found
+                      FROM public.payment_outbox_attempts AS a
+                     WHERE a.participant_id = v_owner
+                       AND a.outbox_id = v_known.outbox_id
+                       AND a.instruction_id = p_instruction_ids[v_index]
+                       AND a.idempotency_key = p_idempotency_keys[v_index]
+                     ORDER BY a.created_at DESC, a.attempt_no DESC, a.attempt_id DESC
+                     LIMIT 1;
+                END IF;
                 IF FOUND THEN
                     SELECT x.payload
                       INTO v_payload
                       FROM public.payment_outbox_payloads AS x
-                     WHERE x.participant_id = v_found.participant_id
+                     WHERE x.participant_id = v_owner
                        AND x.outbox_id = v_found.outbox_id;
                     IF NOT FOUND THEN
-                        v_payload := COALESCE(
-                            v_found.payload,
-                            (SELECT a.payload
-                               FROM public.payment_outbox_attempts AS a
-                              WHERE a.outbox_id = v_found.outbox_id
-                                AND a.payload IS NOT NULL
-                              LIMIT 1)
-                        );
+                        v_payload := v_found.payload;
+                        IF v_payload IS NULL THEN
+                            SELECT a.payload
+                              INTO v_payload
+                              FROM public.payment_outbox_attempts AS a
+                             WHERE a.participant_id = v_owner
+                               AND a.outbox_id = v_found.outbox_id
+                               AND a.payload IS NOT NULL
+                             LIMIT 1;
+                        END IF;
                     END IF;
                     IF v_found.participant_id IS DISTINCT FROM p_participant_ids[v_index]
                        OR pg_catalog.upper(v_found.rail_type COLLATE "C")
@@ -2038,11 +2787,20 @@ BEGIN
                 ELSE
                     v_job_i := v_job_i || v_index;
                     v_job_ids := v_job_ids || public.uuid_v7_or_random();
-                    UPDATE public.payment_outbox_idempotency_keys AS k
-                       SET outbox_id = v_job_ids[pg_catalog.cardinality(v_job_ids)],
-                           participant_id = p_participant_ids[v_index]
-                     WHERE k.instruction_id = p_instruction_ids[v_index]
-                       AND k.idempotency_key = p_idempotency_keys[v_index];
+                    IF v_known.participant_id IS NOT DISTINCT FROM p_participant_ids[v_index]
+                    THEN
+                        UPDATE public.payment_outbox_idempotency_keys AS k
+                           SET outbox_id = v_job_ids[pg_catalog.cardinality(v_job_ids)]
+                         WHERE k.participant_id = p_participant_ids[v_index]
+                           AND k.instruction_id = p_instruction_ids[v_index]
+                           AND k.idempotency_key = p_idempotency_keys[v_index];
+                    ELSE
+                        UPDATE public.payment_outbox_idempotency_keys AS k
+                           SET outbox_id = v_job_ids[pg_catalog.cardinality(v_job_ids)],
+                               participant_id = p_participant_ids[v_index]
+                         WHERE k.instruction_id = p_instruction_ids[v_index]
+                           AND k.idempotency_key = p_idempotency_keys[v_index];
+                    END IF;
                 END IF;
             END LOOP;
             v_index := NULL;
@@ -2225,6 +2983,117 @@ COMMENT ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[]
 
 
 --
+-- Name: enqueue_payment_outbox_batch_for_participant(text, text[], text[], text[], jsonb[], timestamp with time zone[], smallint[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[] DEFAULT NULL::timestamp with time zone[], p_priorities smallint[] DEFAULT NULL::smallint[]) RETURNS TABLE(ordinality integer, outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer := pg_catalog.cardinality(p_instruction_ids);
+    v_lengths integer[];
+    v_index integer;
+    v_hint text;
+    v_result record;
+    v_ids uuid[] := '{}';
+    v_seq bigint[] := '{}';
+    v_at timestamptz[] := '{}';
+    v_state text[] := '{}';
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_instruction_ids IS NULL OR v_count NOT BETWEEN 1 AND 1000
+       OR pg_catalog.array_ndims(p_instruction_ids) <> 1 THEN
+        RAISE EXCEPTION 'p_instruction_ids must be a one-dimensional array of 1 to 1000 '
+                        'elements, got %', COALESCE(v_count::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    v_lengths := ARRAY[pg_catalog.cardinality(p_idempotency_keys),
+                       pg_catalog.cardinality(p_rail_types),
+                       pg_catalog.cardinality(p_payloads),
+                       COALESCE(pg_catalog.cardinality(p_not_before), v_count),
+                       COALESCE(pg_catalog.cardinality(p_priorities), v_count)];
+    IF EXISTS (SELECT 1 FROM pg_catalog.unnest(v_lengths) AS l (n)
+                WHERE l.n IS DISTINCT FROM v_count) THEN
+        RAISE EXCEPTION 'every array must have as many elements as p_instruction_ids (%), got '
+                        'p_idempotency_keys %, p_rail_types %, p_payloads %, p_not_before %, '
+                        'p_priorities %',
+            v_count, COALESCE(v_lengths[1]::text, 'NULL'), COALESCE(v_lengths[2]::text, 'NULL'),
+            COALESCE(v_lengths[3]::text, 'NULL'), v_lengths[4], v_lengths[5]
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- One subtransaction for the whole batch, only to name the failing element (as
+    -- enqueue_payment_outbox_batch does): all or nothing.
+    BEGIN
+        -- 1. Enqueue's argument rules over the whole batch first: the first element (in array
+        --    order) that breaks one gets enqueue's message.
+        SELECT g.i
+          INTO v_index
+          FROM pg_catalog.generate_series(1, v_count) AS g (i)
+         WHERE NOT public.outbox_enqueue_args_ok(
+                   p_instruction_ids[g.i], p_participant_id, p_idempotency_keys[g.i],
+                   p_rail_types[g.i], p_payloads[g.i], p_not_before[g.i],
+                   CASE WHEN p_priorities IS NULL THEN 0::smallint ELSE p_priorities[g.i] END)
+         ORDER BY g.i
+         LIMIT 1;
+        IF FOUND THEN
+            PERFORM public.outbox_check_enqueue_args(
+                p_instruction_ids[v_index], p_participant_id, p_idempotency_keys[v_index],
+                p_rail_types[v_index], p_payloads[v_index], p_not_before[v_index],
+                CASE WHEN p_priorities IS NULL THEN 0::smallint
+                     ELSE p_priorities[v_index] END);
+        END IF;
+
+        -- 2. Each element as enqueue_payment_outbox enqueues it, in array order: a participant's
+        --    new jobs take consecutive numbers in array order, a key given twice is one job (the
+        --    second is a replay of the first: P7004 if it differs), a key known before the batch
+        --    answers with its job. Every statement of enqueue_payment_outbox filters by the
+        --    participant, so on Citus the whole call runs on the participant's node.
+        FOR v_i IN 1 .. v_count LOOP
+            v_index := v_i;  -- (a FOR variable is local to its loop: the handler reads v_index)
+            SELECT e.outbox_id, e.sequence_id, e.created_at, e.state
+              INTO v_result
+              FROM public.enqueue_payment_outbox(
+                       p_instruction_ids[v_index], p_participant_id, p_idempotency_keys[v_index],
+                       p_rail_types[v_index], p_payloads[v_index], p_not_before[v_index],
+                       CASE WHEN p_priorities IS NULL THEN 0::smallint
+                            ELSE p_priorities[v_index] END) AS e;
+            v_ids := v_ids || v_result.outbox_id;
+            v_seq := v_seq || v_result.sequence_id;
+            v_at := v_at || v_result.created_at;
+            v_state := v_state || v_result.state;
+        END LOOP;
+        v_index := NULL;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_hint = PG_EXCEPTION_HINT;
+        IF v_index IS NULL THEN
+            RAISE;
+        END IF;
+        RAISE EXCEPTION 'element % of the batch: %', v_index, SQLERRM
+            USING ERRCODE = SQLSTATE, HINT = v_hint;
+    END;
+
+    RETURN QUERY
+        SELECT d.i::integer, d.outbox_id, d.sequence_id, d.created_at, d.state
+          FROM ROWS FROM (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_seq),
+                          pg_catalog.unnest(v_at), pg_catalog.unnest(v_state))
+               WITH ORDINALITY AS d (outbox_id, sequence_id, created_at, state, i)
+         ORDER BY d.i;
+END
+$$;
+
+
+ALTER FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) IS 'enqueue_payment_outbox_batch for one participant (ADR 0147: delegable on Citus, where the multi-participant batch is not): element i of every array is enqueued as enqueue_payment_outbox(p_instruction_ids[i], p_participant_id, ...) would, in array order, 1 to 1000 elements; new jobs take consecutive numbers in array order; a key given twice is one job. Returns one row per element in array order. All or nothing: the argument rules are checked over the whole batch first, then the first refused element fails the call with enqueue''s SQLSTATE, its message prefixed with "element <i> of the batch: ". 22023 when the arrays are missing, empty, over 1000 or of different lengths.';
+
+
+--
 -- Name: ensure_ledger_partitions(integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -2359,6 +3228,71 @@ COMMENT ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token u
 
 
 --
+-- Name: extend_outbox_lease_for_participant(text, uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) RETURNS timestamp with time zone
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_expires_at timestamptz;
+    v_new_expiry timestamptz;
+    v_plan_settings text[];
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
+        RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
+            COALESCE(p_lease_seconds::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    -- The new expiry from a variable: Citus refuses a VOLATILE call (clock_timestamp()) inside
+    -- an UPDATE of a distributed table.
+    v_new_expiry := pg_catalog.clock_timestamp()
+                    + pg_catalog.make_interval(secs => p_lease_seconds);
+    UPDATE public.payment_outbox_pending AS p
+       SET lease_expires_at = v_new_expiry
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+    RETURNING p.lease_expires_at INTO v_expires_at;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'stop working on it; do not dispatch again under it.';
+    END IF;
+
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    RETURN v_expires_at;
+END
+$$;
+
+
+ALTER FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) IS 'extend_outbox_lease for a job of one participant (ADR 0147: one shard on Citus): sets the lease to expire p_lease_seconds (1..86400) from now and returns the new expiry. P7002 LEASE_LOST unless worker and token are the job''s current lease (a job of another participant is an unknown job), 22023 on invalid arguments.';
+
+
+--
 -- Name: guard_archived_outbox_id(); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -2436,7 +3370,7 @@ ALTER FUNCTION public.guard_attempt_participant() OWNER TO symphony_owner;
 -- Name: FUNCTION guard_attempt_participant(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job. On a shard of a distributed ledger (Citus) it looks nothing up: a job is (participant_id, outbox_id) there (revision 0033, ADR 0149).';
+COMMENT ON FUNCTION public.guard_attempt_participant() IS 'Trigger function: refuses (23505) a ledger row whose participant_id differs from the one the job''s earlier rows name, so the unique keys that carry participant_id still allow one outcome, one redrive and one row per attempt number per job. On a shard of a distributed ledger (Citus) it looks nothing up: a job is (participant_id, outbox_id) there (revision 0035, ADR 0149).';
 
 
 --
@@ -2807,7 +3741,12 @@ BEGIN
       WHERE r.rail_code = NEW.rail_type
         FOR NO KEY UPDATE SKIP LOCKED;
     IF FOUND THEN
-        PERFORM pg_catalog.pg_notify('symphony_outbox_work', NEW.rail_type);
+        -- The hint picks the worker that claims at once (ADR 0159); constant within the
+        -- transaction, so its notifications of one rail still fold into one.
+        PERFORM pg_catalog.pg_notify(
+            'symphony_outbox_work',
+            NEW.rail_type || ':' || (pg_catalog.pg_current_xact_id()::text::bigint % 1024)::text
+        );
     END IF;
     RETURN NULL;
 END
@@ -2820,7 +3759,7 @@ ALTER FUNCTION public.notify_outbox_work() OWNER TO symphony_owner;
 -- Name: FUNCTION notify_outbox_work(); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with the job''s rail code, delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
+COMMENT ON FUNCTION public.notify_outbox_work() IS 'Trigger function (AFTER INSERT of a claimable head on payment_outbox_pending): NOTIFY symphony_outbox_work with ''<rail code>:<hint>'' (hint: the transaction id modulo 1024; the worker of rank hint mod workers claims at once, ADR 0159), delivered at commit, folded per transaction; only the transaction holding the rail''s outbox_rails row (FOR NO KEY UPDATE SKIP LOCKED) notifies, concurrent ones of the rail skip.';
 
 
 --
@@ -3099,6 +4038,57 @@ COMMENT ON FUNCTION public.outbox_pin_plan_settings() IS 'Rule helper of the out
 
 
 --
+-- Name: outbox_promote_participant_head(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_promote_participant_head(p_participant_id text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_first uuid;
+    v_is_head boolean;
+BEGIN
+    -- Lock the allocator row first, as enqueue's upsert does (ADR 0116): the next statement's
+    -- snapshot then holds every job of the participant enqueued before, and an enqueue waiting
+    -- for the row sees the promotion (ADR 0158).
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id = p_participant_id
+        FOR NO KEY UPDATE;
+    -- The participant's first queued job becomes its head. Again, with a new snapshot, when the
+    -- job it waited for was deleted meanwhile (a cancel of the next job): the one after it
+    -- becomes the head, not nobody. One-table statements without sub-selects (Citus plans no
+    -- sub-select with parameters in a delegated body).
+    LOOP
+        SELECT q.outbox_id, q.is_head
+          INTO v_first, v_is_head
+          FROM public.payment_outbox_pending AS q
+         WHERE q.participant_id = p_participant_id
+         ORDER BY q.sequence_id
+         LIMIT 1;
+        EXIT WHEN NOT FOUND OR v_is_head;
+        UPDATE public.payment_outbox_pending AS p
+           SET is_head = true
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_first
+           AND NOT p.is_head;
+        EXIT WHEN FOUND;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.outbox_promote_participant_head(p_participant_id text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_promote_participant_head(p_participant_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_promote_participant_head(p_participant_id text) IS 'Makes the participant''s queued job with the lowest sequence_id its head, under a FOR NO KEY UPDATE lock of its allocator row (ADRs 0116, 0158); used by the participant-first completions, which remove a head under a live lease (trg_promote_outbox_head skips those). Every statement filters by the participant. Owner only.';
+
+
+--
 -- Name: outbox_rail_code(text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -3348,35 +4338,7 @@ CREATE FUNCTION public.promote_outbox_head() RETURNS trigger
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 BEGIN
-    PERFORM 1
-       FROM public.participant_outbox_sequences AS s
-      WHERE s.participant_id = OLD.participant_id
-        FOR NO KEY UPDATE;
-
-    -- Again, with a new snapshot, when the job it waited for was deleted meanwhile (a
-    -- cancel of the next job): the one after it becomes the head, not nobody.
-    LOOP
-        UPDATE public.payment_outbox_pending AS p
-           SET is_head = true
-         WHERE p.outbox_id = (
-                   SELECT q.outbox_id
-                     FROM public.payment_outbox_pending AS q
-                    WHERE q.participant_id = OLD.participant_id
-                    ORDER BY q.sequence_id
-                    LIMIT 1
-               )
-           AND NOT p.is_head;
-        EXIT WHEN FOUND;
-        EXIT WHEN NOT EXISTS (
-            SELECT 1
-              FROM (SELECT q.is_head
-                      FROM public.payment_outbox_pending AS q
-                     WHERE q.participant_id = OLD.participant_id
-                     ORDER BY q.sequence_id
-                     LIMIT 1) AS h
-             WHERE NOT h.is_head
-        );
-    END LOOP;
+    PERFORM public.outbox_promote_participant_head(OLD.participant_id);
     RETURN NULL;
 END
 $$;
@@ -3834,6 +4796,219 @@ COMMENT ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p
 
 
 --
+-- Name: redrive_outbox_job_for_participant(text, uuid, text, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_job record;
+    v_outcome record;
+    v_key record;
+    v_redriven uuid;
+    v_new uuid;
+    v_sequence_id bigint;
+    v_attempt_no integer;
+    v_payload jsonb;
+    v_head boolean;
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_reason IS NULL OR pg_catalog.btrim(p_reason, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_reason must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_ticket IS NULL OR pg_catalog.btrim(p_ticket, E' \t\n\r\f\x0B') = '' THEN
+        RAISE EXCEPTION 'p_ticket must be a non-empty string'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_reason) > 4096 THEN
+        RAISE EXCEPTION 'p_reason must be at most 4096 bytes, got %',
+            pg_catalog.octet_length(p_reason)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.octet_length(p_ticket) > 1024 THEN
+        RAISE EXCEPTION 'p_ticket must be at most 1024 bytes, got %',
+            pg_catalog.octet_length(p_ticket)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- The job's identity, from its queue row or its ledger rows (the participant's only).
+    SELECT p.instruction_id, p.idempotency_key
+      INTO v_job
+      FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id;
+    IF NOT FOUND THEN
+        SELECT a.instruction_id, a.idempotency_key
+          INTO v_job
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = p_outbox_id
+         ORDER BY a.attempt_no DESC
+         LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'JOB_NOT_FOUND: no job with outbox id % for participant %',
+                p_outbox_id, pg_catalog.quote_literal(p_participant_id)
+                USING ERRCODE = 'P7010';
+        END IF;
+    END IF;
+
+    -- Serialise with enqueue, the P7005 guards and every other redrive of this payment on the
+    -- key row (written with the participant when missing). The participant's own key row is
+    -- locked; on one node a key row without a participant (written before 0031 or by a P7005
+    -- guard) is locked instead: a distributed key table has none (its distribution column).
+    INSERT INTO public.payment_outbox_idempotency_keys AS k
+        (instruction_id, idempotency_key, outbox_id, participant_id)
+    VALUES (v_job.instruction_id, v_job.idempotency_key, p_outbox_id, p_participant_id)
+    ON CONFLICT ON CONSTRAINT pk_payment_outbox_idempotency_keys DO NOTHING;
+    SELECT k.outbox_id, k.participant_id
+      INTO v_key
+      FROM public.payment_outbox_idempotency_keys AS k
+     WHERE k.participant_id = p_participant_id
+       AND k.instruction_id = v_job.instruction_id
+       AND k.idempotency_key = v_job.idempotency_key
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT k.outbox_id, k.participant_id
+          INTO v_key
+          FROM public.payment_outbox_idempotency_keys AS k
+         WHERE k.instruction_id = v_job.instruction_id
+           AND k.idempotency_key = v_job.idempotency_key
+           FOR UPDATE;
+    END IF;
+
+    SELECT a.state, a.attempt_no, a.instruction_id, a.participant_id, a.sequence_id,
+           a.idempotency_key, a.rail_type
+      INTO v_outcome
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.participant_id = p_participant_id
+       AND a.outbox_id = p_outbox_id
+       AND a.state IN ('DISPATCHED'::public.outbox_attempt_state,
+                       'FAILED'::public.outbox_attempt_state,
+                       'CANCELLED'::public.outbox_attempt_state);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is still queued; only a FAILED or CANCELLED '
+                        'job can be redriven', p_outbox_id
+            USING ERRCODE = 'P7012',
+                  HINT = 'Cancel it first (public.cancel_outbox_job), or let the workers finish it.';
+    END IF;
+    IF v_outcome.state = 'DISPATCHED'::public.outbox_attempt_state THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was DISPATCHED (attempt %); redriving it would '
+                        'pay twice', p_outbox_id, v_outcome.attempt_no
+            USING ERRCODE = 'P7012';
+    END IF;
+    SELECT a.related_outbox_id
+      INTO v_redriven
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.participant_id = p_participant_id
+       AND a.outbox_id = p_outbox_id
+       AND a.state = 'REDRIVEN'::public.outbox_attempt_state;
+    IF FOUND THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % was already redriven as outbox %', p_outbox_id,
+            v_redriven
+            USING ERRCODE = 'P7012',
+                  HINT = 'Redrive the newest job of the payment, if it failed too.';
+    END IF;
+    IF v_key.outbox_id IS DISTINCT FROM p_outbox_id THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: outbox % is not the latest job of its idempotency key; '
+                        'outbox % is', p_outbox_id, v_key.outbox_id
+            USING ERRCODE = 'P7012';
+    END IF;
+
+    -- The old job's payload: its payload row (ADR 0124), or a ledger row that kept a copy.
+    SELECT x.payload
+      INTO v_payload
+      FROM public.payment_outbox_payloads AS x
+     WHERE x.participant_id = p_participant_id
+       AND x.outbox_id = p_outbox_id;
+    IF NOT FOUND THEN
+        SELECT a.payload
+          INTO v_payload
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = p_outbox_id
+           AND a.payload IS NOT NULL
+         LIMIT 1;
+    END IF;
+    IF v_payload IS NULL THEN
+        RAISE EXCEPTION 'NOT_REDRIVABLE: the payload of outbox % is not stored', p_outbox_id
+            USING ERRCODE = 'P7012';
+    END IF;
+
+    -- The new job with the participant's next sequence number (the allocator row stays locked
+    -- until commit); the head flag is read in a second statement, after that lock, and the
+    -- insert is a third (Citus plans no sub-select in an INSERT), as enqueue decides it (ADR
+    -- 0116).
+    v_new := public.uuid_v7_or_random();
+    v_sequence_id := public.bump_participant_outbox_seq(p_participant_id);
+    PERFORM 1
+       FROM public.payment_outbox_pending AS q
+      WHERE q.participant_id = p_participant_id
+      LIMIT 1;
+    v_head := NOT FOUND;
+    INSERT INTO public.payment_outbox_pending AS p
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         payload, is_head)
+    VALUES (v_new, v_outcome.instruction_id, p_participant_id, v_sequence_id,
+            v_outcome.idempotency_key, v_outcome.rail_type, v_payload, v_head)
+    RETURNING p.sequence_id, p.created_at INTO sequence_id, created_at;
+
+    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
+    VALUES (p_participant_id, v_new, v_payload);
+
+    IF v_key.participant_id IS NULL THEN
+        -- One node only (see the key row's look-up above).
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = v_new,
+               participant_id = p_participant_id
+         WHERE k.instruction_id = v_outcome.instruction_id
+           AND k.idempotency_key = v_outcome.idempotency_key;
+    ELSE
+        UPDATE public.payment_outbox_idempotency_keys AS k
+           SET outbox_id = v_new
+         WHERE k.participant_id = p_participant_id
+           AND k.instruction_id = v_outcome.instruction_id
+           AND k.idempotency_key = v_outcome.idempotency_key;
+    END IF;
+
+    -- The audit row on the old job, after its terminal one.
+    SELECT pg_catalog.max(a.attempt_no) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.participant_id = p_participant_id
+       AND a.outbox_id = p_outbox_id;
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         attempt_no, state, completed_at, acted_by, reason, ticket, related_outbox_id)
+    VALUES
+        (p_outbox_id, v_outcome.instruction_id, p_participant_id, v_outcome.sequence_id,
+         v_outcome.idempotency_key, v_outcome.rail_type, v_attempt_no,
+         'REDRIVEN'::public.outbox_attempt_state, pg_catalog.clock_timestamp(), SESSION_USER,
+         p_reason, p_ticket, v_new);
+
+    outbox_id := v_new;
+    state := 'PENDING';
+    RETURN NEXT;
+END
+$$;
+
+
+ALTER FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) IS 'redrive_outbox_job for a job of one participant (ADR 0147: one shard on Citus): queues a FAILED or CANCELLED job again as a new job (new outbox_id and sequence number, same instruction, key, participant, rail and payload) and records a REDRIVEN row on the old job naming session_user, p_reason, p_ticket and the new job. P7012 NOT_REDRIVABLE for a queued, DISPATCHED, already redriven or superseded job, P7010 JOB_NOT_FOUND for an unknown id or a job of another participant, 22023 on invalid arguments. EXECUTE for symphony_control.';
+
+
+--
 -- Name: register_outbox_rail(text, boolean, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -4000,6 +5175,122 @@ ALTER FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id te
 --
 
 COMMENT ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) IS 'Requeues up to p_batch_size (1..1000) rows whose lease expired (SKIP LOCKED): appends a ZOMBIE_REQUEUE attempt (with the expired lease_token), clears the lease, marks the job in doubt, bumps attempt_count and makes the row due now, keeping its place in the queue; at outbox_retry_ceiling() the attempt is FAILED and the job leaves the queue. Never touches rows with a live lease or without a lease. Returns (outbox_id, attempt_no).';
+
+
+--
+-- Name: repair_expired_leases_for_participant(text, integer, text); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) RETURNS TABLE(outbox_id uuid, attempt_no integer)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row record;
+    v_attempt_no integer;
+    v_ceiling integer;
+    v_state public.outbox_attempt_state;
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
+        RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
+            COALESCE(p_batch_size::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+
+    v_now := pg_catalog.clock_timestamp();
+
+    FOR v_row IN
+        SELECT p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
+               p.idempotency_key, p.rail_type, p.attempt_count, p.claimed_by,
+               p.lease_expires_at, p.lease_token, p.claimed_at
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.lease_token IS NOT NULL
+           AND p.lease_expires_at <= v_now
+         ORDER BY p.lease_expires_at, p.outbox_id
+         LIMIT p_batch_size
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        -- The same numbering as a claim's take-over: the ledger's last attempt (or the row's
+        -- attempt_count if higher) plus one.
+        SELECT GREATEST(COALESCE(pg_catalog.max(a.attempt_no), 0), v_row.attempt_count) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_row.outbox_id;
+
+        IF v_ceiling IS NULL THEN
+            v_ceiling := public.outbox_retry_ceiling();
+        END IF;
+        v_state := 'ZOMBIE_REQUEUE'::public.outbox_attempt_state;
+        IF v_attempt_no >= v_ceiling THEN
+            v_state := 'FAILED'::public.outbox_attempt_state;
+        END IF;
+
+        -- worker_id records the worker that lost the lease; the repairing worker is named in
+        -- error_message.
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, claimed_at, completed_at, error_code, error_message,
+             worker_id, lease_token, recorded_by)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
+             CASE WHEN v_state = 'FAILED'::public.outbox_attempt_state THEN v_now END,
+             'LEASE_EXPIRED',
+             CASE
+                 WHEN v_state = 'FAILED'::public.outbox_attempt_state
+                     THEN pg_catalog.format('lease expired at %s; retry ceiling %s reached; '
+                                            'failed by %s', v_row.lease_expires_at, v_ceiling,
+                                            p_worker_id)
+                 ELSE pg_catalog.format('lease expired at %s; requeued by %s',
+                                        v_row.lease_expires_at, p_worker_id)
+             END,
+             v_row.claimed_by, v_row.lease_token, SESSION_USER);
+
+        -- At the ceiling the job is terminal and leaves the queue (trg_promote_outbox_head
+        -- promotes: the lease has expired).
+        IF v_state = 'FAILED'::public.outbox_attempt_state THEN
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_row.outbox_id;
+            outbox_id := v_row.outbox_id;
+            attempt_no := v_attempt_no;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        -- In doubt from now on, due again at once, keeping its place in the queue.
+        UPDATE public.payment_outbox_pending AS p
+           SET attempt_count = v_attempt_no,
+               next_attempt_at = LEAST(p.next_attempt_at, v_now),
+               claimed_by = NULL,
+               lease_token = NULL,
+               lease_expires_at = NULL,
+               claimed_at = NULL,
+               in_doubt = true
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_row.outbox_id;
+
+        outbox_id := v_row.outbox_id;
+        attempt_no := v_attempt_no;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+
+ALTER FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) IS 'repair_expired_leases for one participant (ADR 0147: one shard on Citus): requeues up to p_batch_size (1..1000) of the participant''s jobs whose lease expired (SKIP LOCKED), each with a ZOMBIE_REQUEUE attempt (in doubt from then on, due now, keeping its place), or FAILED at outbox_retry_ceiling() (the job leaves the queue). 22023 on invalid arguments. Returns (outbox_id, attempt_no).';
 
 
 --
@@ -4534,7 +5825,7 @@ COMMENT ON TABLE public.payment_outbox_idempotency_keys IS 'Every idempotency ke
 -- Name: COLUMN payment_outbox_idempotency_keys.participant_id; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON COLUMN public.payment_outbox_idempotency_keys.participant_id IS 'The participant of the job the key names (revision 0031): written by both enqueues and, since 0033, by the P7005 guards (hand writes); back-filled from the queue, the ledger or the payload row. NULL for keys whose job had left no trace when 0031 ran (archived, or removed by hand) and for key rows inserted by redrive_outbox_job (a job without a key row).';
+COMMENT ON COLUMN public.payment_outbox_idempotency_keys.participant_id IS 'The participant of the job the key names (revision 0031): written by both enqueues and, since 0035, by the P7005 guards (hand writes); back-filled from the queue, the ledger or the payload row. NULL for keys whose job had left no trace when 0031 ran (archived, or removed by hand) and for key rows inserted by redrive_outbox_job (a job without a key row).';
 
 
 --
@@ -5186,6 +6477,14 @@ GRANT ALL ON FUNCTION public.cancel_outbox_job(p_outbox_id uuid, p_reason text, 
 
 
 --
+-- Name: FUNCTION cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.cancel_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
 -- Name: FUNCTION check_outbox_payload_numbers(p_payload jsonb); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -5223,6 +6522,16 @@ GRANT ALL ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_t
 
 
 --
+-- Name: FUNCTION complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) TO test_user;
+
+
+--
 -- Name: FUNCTION complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -5230,6 +6539,16 @@ REVOKE ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p
 GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO symphony_executor;
 GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO symphony_control;
 GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO test_user;
+
+
+--
+-- Name: FUNCTION complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO symphony_executor;
+GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) TO test_user;
 
 
 --
@@ -5275,6 +6594,16 @@ GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text
 
 
 --
+-- Name: FUNCTION enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_ingest;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO symphony_control;
+GRANT ALL ON FUNCTION public.enqueue_payment_outbox_batch_for_participant(p_participant_id text, p_instruction_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[], p_priorities smallint[]) TO test_user;
+
+
+--
 -- Name: FUNCTION ensure_ledger_partitions(p_days_ahead integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -5289,6 +6618,16 @@ REVOKE ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_toke
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_control;
 GRANT ALL ON FUNCTION public.extend_outbox_lease(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO test_user;
+
+
+--
+-- Name: FUNCTION extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_executor;
+GRANT ALL ON FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO symphony_control;
+GRANT ALL ON FUNCTION public.extend_outbox_lease_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_lease_seconds integer) TO test_user;
 
 
 --
@@ -5414,6 +6753,13 @@ REVOKE ALL ON FUNCTION public.outbox_pin_plan_settings() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION outbox_promote_participant_head(p_participant_id text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_promote_participant_head(p_participant_id text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_rail_code(p_rail_type text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -5505,6 +6851,14 @@ GRANT ALL ON FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text,
 
 
 --
+-- Name: FUNCTION redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) TO symphony_control;
+
+
+--
 -- Name: FUNCTION register_outbox_rail(p_rail_code text, p_returns_reference boolean, p_description text); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -5520,6 +6874,16 @@ REVOKE ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_work
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_executor;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO symphony_control;
 GRANT ALL ON FUNCTION public.repair_expired_leases(p_batch_size integer, p_worker_id text) TO test_user;
+
+
+--
+-- Name: FUNCTION repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) TO symphony_executor;
+GRANT ALL ON FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) TO symphony_control;
+GRANT ALL ON FUNCTION public.repair_expired_leases_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text) TO test_user;
 
 
 --
@@ -5705,6 +7069,8 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0030_citus_worker_defaults', 'On a Citus coordinator, the owner''s default privileges are replayed on every worker', 'sha256:a17f13c0b41c456e75318d381576a21f8f09ef764b7e2ca6fd6f60ccf626522e');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0031_enqueue_set_based', 'Cheaper enqueue, set-based batch enqueue, participant_id on the key table (issue 17 P4/P4b)', 'sha256:9d34170f5e50596f55fad25fa57ad585bc5adde7710884ed54da4a6de4ea4b87');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0032_hot_path_round_two', 'Hot path, round two (issue 17, ADR 0158): claims scan expired leases only when unleased heads', 'sha256:fba05b4befa88205673c924b940a4ca4ce5f3583e99d3dcf1abf7dbcedf652f9');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:bc0fc9b0fbf6b887d97bd72c1421fd1aa42b953c4029376e075fcd48dfbb0332');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:d8f1757445c07494bfaedd40d94d5e5b167345141b9de61c0a4eb578da53b7b9');
-INSERT INTO public.alembic_version (version_num) VALUES ('0034_distribute_on_citus');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0033_wake_one_worker', 'Wake one worker per notification (issue 17 P6, ADR 0159): the work notification carries a', 'sha256:1590874d3a6a23c2ebabb6816f0601fb6c3a037a5263ef2ca81b18dbc7558c62');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
+INSERT INTO public.alembic_version (version_num) VALUES ('0036_distribute_on_citus');
