@@ -27,6 +27,7 @@ Citus coordinator at head, which runs the outbox on the coordinator: ADR 0145).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -264,6 +265,13 @@ SELECT 'public.' || p.proname || '(' || COALESCE(
 """
 
 
+def _unqualified_arguments(signature: str) -> str:
+    """``format_type`` qualifies a type of schema public only when public is not on the
+    connection's search_path (the CLI's gate and a test's connection differ): the declared
+    signatures name argument types unqualified, so the found ones are read the same way."""
+    return re.sub(r"(?<=[(,])public\.", "", signature)
+
+
 def _has_citus(conn: Conn) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')"
@@ -335,7 +343,7 @@ def check_distribution_as_declared(
                 f"{', '.join(sorted(names))}; each needs its own"
             )
     found = {
-        str(signature): (argument, colocation, bool(force))
+        _unqualified_arguments(str(signature)): (argument, colocation, bool(force))
         for signature, argument, colocation, force in conn.execute(_CITUS_FUNCTIONS).fetchall()
     }
     for signature, delegation in sorted(declared_functions.items()):

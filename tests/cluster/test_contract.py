@@ -1,14 +1,14 @@
 """The outbox contract through the participant-first API, on one node and on the distributed
 session cluster (ADR 0149): one fixture, ``target``, parametrised over both.
 
-What runs on both today: the claim of one participant (``claim_outbox_batch_for_participant``):
-FIFO order, a leased head fences the participant, an expired lease is taken over with a new
-token and a ZOMBIE_REQUEUE row, ``not_before``, argument SQLSTATEs. Enqueue's contract runs on
-the targets of :data:`ENQUEUE_TARGETS` only: the single-node ``enqueue_payment_outbox`` does not
-plan on a distributed queue (its key look-up and replay read by key alone, ADR 0145), and its
-participant-first restatement is another engineer's (issue 16, cfn); until it is merged the
-cluster's jobs are queued by the superuser through the guards (revision 0035). To add a function
-of the participant-first API: a method on :class:`Target` and a test parametrised by ``target``.
+On both: enqueue (replay, P7004 for a key reused with another payload), the claim of one
+participant (FIFO order, a leased head fences the participant, an expired lease is taken over
+with a new token and a ZOMBIE_REQUEUE row, ``not_before``, argument SQLSTATEs), the completion
+(one terminal attempt per job, P7002 for a finished or stale lease, P7003, the next head
+claimable after it), the batched completion, repair of an expired lease. The one
+difference, idempotency per participant on the cluster (ADR 0149's exceptions), is a test of its
+own. To add a function of the participant-first API: a method on :class:`Target` and a test
+parametrised by ``target``.
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ from psycopg import sql
 from symphony_schema import cluster
 
 pytestmark = pytest.mark.citus
-
-#: The targets on which enqueue_payment_outbox itself runs (add "cluster" with the
-#: participant-first enqueue).
-ENQUEUE_TARGETS = ["single"]
 
 CLAIM = (
     "SELECT instruction_id, sequence_id, lease_token, in_doubt"
@@ -52,22 +48,42 @@ class Target:
         """``jobs`` jobs of ``participant`` (instruction ``<participant>-<n>``)."""
         for n in range(1, jobs + 1):
             instruction = f"{participant}-{n}"
-            if self.name in ENQUEUE_TARGETS:
-                self.executor.execute(
-                    "SELECT 1 FROM public.enqueue_payment_outbox(%s, %s, %s, 'RTGS', '{}',"
-                    " %s::timestamptz)",
-                    (instruction, participant, f"k-{instruction}", not_before),
-                )
-            else:
-                self.admin.execute(
-                    "INSERT INTO public.payment_outbox_pending (instruction_id, participant_id,"
-                    " sequence_id, idempotency_key, rail_type, payload, next_attempt_at)"
-                    " VALUES (%s, %s, %s, %s, 'RTGS', '{}', COALESCE(%s::timestamptz, now()))",
-                    (instruction, participant, n, f"k-{instruction}", not_before),
-                )
+            self.executor.execute(
+                "SELECT 1 FROM public.enqueue_payment_outbox(%s, %s, %s, 'RTGS', '{}',"
+                " %s::timestamptz)",
+                (instruction, participant, f"k-{instruction}", not_before),
+            )
 
     def claim(self, participant: str, batch: int = 10, lease: int = 300) -> list[tuple[Any, ...]]:
         return self.executor.execute(CLAIM, (participant, batch, lease)).fetchall()
+
+    def lease(self, participant: str) -> tuple[Any, Any]:
+        """Claim the participant's head: (outbox_id, lease_token)."""
+        row = self.executor.execute(
+            "SELECT outbox_id, lease_token"
+            " FROM public.claim_outbox_batch_for_participant(%s, 1, 'w', 300)",
+            (participant,),
+        ).fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+    def complete(
+        self, participant: str, job: tuple[Any, Any], state: str, reference: str | None = None
+    ) -> tuple[Any, ...]:
+        row = self.executor.execute(
+            "SELECT attempt_no, state::text FROM public.complete_outbox_attempt_for_participant("
+            "%s, %s, %s, 'w', %s, p_rail_reference => %s)",
+            (participant, job[0], job[1], state, reference),
+        ).fetchone()
+        assert row is not None
+        return tuple(row)
+
+    def attempts(self, participant: str) -> list[tuple[Any, ...]]:
+        return self.admin.execute(
+            "SELECT instruction_id, state::text FROM public.payment_outbox_attempts"
+            " WHERE participant_id = %s ORDER BY attempt_no, created_at",
+            (participant,),
+        ).fetchall()
 
 
 def _login(admin: psycopg.Connection[Any]) -> str:
@@ -169,7 +185,6 @@ def test_bad_claim_arguments_are_22023(target: Target, args: tuple[Any, ...], na
     assert refused.value.sqlstate == "22023"
 
 
-@pytest.mark.parametrize("target", ENQUEUE_TARGETS, indirect=True)
 def test_enqueue_replays_a_known_key_and_refuses_its_reuse_with_p7004(target: Target) -> None:
     participant = target.participant("e")
     enqueue = "SELECT outbox_id, state FROM public.enqueue_payment_outbox(%s, %s, 'k', 'RTGS', %s)"
@@ -179,3 +194,95 @@ def test_enqueue_replays_a_known_key_and_refuses_its_reuse_with_p7004(target: Ta
     with pytest.raises(psycopg.Error) as reused:
         target.executor.execute(enqueue, ("i", participant, '{"a": 2}'))
     assert reused.value.sqlstate == "P7004"
+
+
+def test_the_same_key_under_another_participant_is_p7004_on_one_node_a_new_job_on_a_cluster(
+    target: Target,
+) -> None:
+    # ADR 0149's exception: the cluster's keys carry participant_id (idempotency per participant).
+    enqueue = "SELECT outbox_id FROM public.enqueue_payment_outbox('i', %s, 'k', 'RTGS', '{}')"
+    first = target.executor.execute(enqueue, (target.participant("x"),)).fetchall()
+    if target.name == "single":
+        with pytest.raises(psycopg.Error) as reused:
+            target.executor.execute(enqueue, (target.participant("y"),))
+        assert reused.value.sqlstate == "P7004"
+    else:
+        second = target.executor.execute(enqueue, (target.participant("y"),)).fetchall()
+        assert len(second) == 1 and second != first
+
+
+def test_a_completion_records_one_terminal_attempt_and_frees_the_next_head(
+    target: Target,
+) -> None:
+    participant = target.participant("c")
+    target.enqueue(participant, 2)
+    job = target.lease(participant)
+    assert target.complete(participant, job, "DISPATCHED", f"ref-{uuid.uuid4().hex}") == (
+        1,
+        "DISPATCHED",
+    )
+    # The lease is gone with the job: a second report is P7002 and records nothing.
+    with pytest.raises(psycopg.Error) as again:
+        target.complete(participant, job, "FAILED")
+    assert again.value.sqlstate == "P7002"
+    assert target.attempts(participant) == [(f"{participant}-1", "DISPATCHED")]
+    assert [row[0] for row in target.claim(participant)] == [f"{participant}-2"]
+
+
+def test_a_stale_token_is_p7002_and_a_bad_state_p7003(target: Target) -> None:
+    participant = target.participant("s")
+    target.enqueue(participant, 1)
+    job = target.lease(participant)
+    with pytest.raises(psycopg.Error) as stale:
+        target.complete(participant, (job[0], uuid.uuid4()), "DISPATCHED")
+    assert stale.value.sqlstate == "P7002"
+    with pytest.raises(psycopg.Error) as bad:
+        target.complete(participant, job, "PENDING")
+    assert bad.value.sqlstate == "P7003"
+    # Another participant's call never sees the job (an unknown job).
+    with pytest.raises(psycopg.Error) as foreign:
+        target.complete(target.participant("other"), job, "DISPATCHED")
+    assert foreign.value.sqlstate == "P7002"
+    assert target.attempts(participant) == []
+
+
+def test_a_retryable_outcome_requeues_and_the_batch_completes_it(target: Target) -> None:
+    participant = target.participant("r")
+    target.enqueue(participant, 1)
+    job = target.lease(participant)
+    assert target.complete(participant, job, "RETRYABLE") == (1, "RETRYABLE")
+    target.admin.execute(
+        "UPDATE public.payment_outbox_pending SET next_attempt_at = now()"
+        " WHERE participant_id = %s",
+        (participant,),
+    )
+    again = target.lease(participant)
+    rows = target.executor.execute(
+        "SELECT outbox_id, attempt_no, state::text"
+        " FROM public.complete_outbox_attempts_batch_for_participant(%s, 'w', %s, %s, %s)",
+        (participant, [again[0]], [again[1]], ["FAILED"]),
+    ).fetchall()
+    assert rows == [(job[0], 2, "FAILED")]
+    assert target.attempts(participant) == [
+        (f"{participant}-1", "RETRYABLE"),
+        (f"{participant}-1", "FAILED"),
+    ]
+
+
+def test_repair_requeues_an_expired_lease_of_its_participant_only(target: Target) -> None:
+    mine, theirs = target.participant("m"), target.participant("t")
+    for participant in (mine, theirs):
+        target.enqueue(participant, 1)
+        target.lease(participant)
+    target.admin.execute(
+        "UPDATE public.payment_outbox_pending SET lease_expires_at = now() - interval '1 second'"
+        " WHERE participant_id IN (%s, %s)",
+        (mine, theirs),
+    )
+    repaired = target.executor.execute(
+        "SELECT outbox_id FROM public.repair_expired_leases_for_participant(%s, 10, 'w')",
+        (mine,),
+    ).fetchall()
+    assert len(repaired) == 1
+    assert target.attempts(mine) == [(f"{mine}-1", "ZOMBIE_REQUEUE")]
+    assert target.attempts(theirs) == []

@@ -1,35 +1,28 @@
 """Revision 0034's participant-first functions on a Citus cluster (issue 16, ADR 0147).
 
-In one module-scoped database of the session cluster: the queue's keys widened and the key
-table's widened (as the distribution revision does), the queue, allocator, key table, payloads
-and ledger distributed by participant_id in one co-location group, the settings and rails as
-reference tables, the rail-reference registry by its reference (ADR 0146), and the functions
-distributed on ``p_participant_id`` with ``force_delegation`` (the completions, which record a
-rail reference on the reference's node, without it). The owner logs in between the nodes with a
-``pg_dist_authinfo`` row (ADR 0146). An executor login then runs the outbox end to end for a
-participant on each worker.
-
-Triggers restated by others this wave are disabled in this database (they read coordinator-local
-tables or look rows up by ``outbox_id`` alone on a shard; ADR 0145): the ledger's
-``trg_guard_attempt_participant`` and the key table's ``trg_guard_idempotency_key_archived``
-(cdist restates them for shards), and the queue's ``trg_notify_outbox_work`` (perf6's, it locks
-the rail's reference-table row).
+In one module-scoped database of the session cluster, migrated to head by ``alembic upgrade
+head`` after ``cluster owner-login`` (ADR 0146): the distribution revision (0036, ADR 0149)
+widens the keys, distributes the queue, allocator, key table, payloads and ledger by
+participant_id in one co-location group, makes the settings and rails reference tables, the
+rail-reference registry distributed by its reference, and distributes these functions on
+``p_participant_id`` (with ``force_delegation``, except the completions, which record a rail
+reference on the reference's node). An executor login then runs the outbox end to end for a
+participant on each worker, every trigger enabled (the guards as 0035 restated them for shards,
+the work notification of 0033).
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import psycopg.sql
 import pytest
 
 from symphony_schema import cluster
+from symphony_schema.invariants import gate_cluster
 from tests.cluster.conftest import ALEMBIC, run
 
 pytestmark = pytest.mark.citus
@@ -55,45 +48,6 @@ FUNCTIONS: dict[str, bool] = {
     "public.extend_outbox_lease_for_participant(text, uuid, uuid, text, integer)": True,
 }
 
-DISABLED = (
-    ("public.payment_outbox_attempts", "trg_guard_attempt_participant"),
-    ("public.payment_outbox_idempotency_keys", "trg_guard_idempotency_key_archived"),
-    ("public.payment_outbox_pending", "trg_notify_outbox_work"),
-)
-
-DISTRIBUTE = """
-BEGIN;
-SET LOCAL citus.multi_shard_modify_mode TO 'sequential';
-SET LOCAL citus.enable_unsafe_triggers TO on;
-ALTER TABLE public.payment_outbox_pending
-    DROP CONSTRAINT pk_payment_outbox_pending,
-    ADD CONSTRAINT pk_payment_outbox_pending PRIMARY KEY (participant_id, outbox_id),
-    DROP CONSTRAINT uq_payment_outbox_pending_instruction_idempotency,
-    ADD CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
-        UNIQUE (participant_id, instruction_id, idempotency_key);
-CREATE INDEX ix_payment_outbox_pending_outbox_id ON public.payment_outbox_pending (outbox_id);
-ALTER TABLE public.payment_outbox_idempotency_keys
-    ALTER COLUMN participant_id SET NOT NULL,
-    DROP CONSTRAINT pk_payment_outbox_idempotency_keys,
-    ADD CONSTRAINT pk_payment_outbox_idempotency_keys
-        PRIMARY KEY (participant_id, instruction_id, idempotency_key);
-SELECT create_distributed_table('public.participant_outbox_sequences', 'participant_id',
-                                colocate_with => 'none');
-SELECT create_reference_table('public.outbox_settings');
-SELECT create_reference_table('public.outbox_rails');
-SELECT create_distributed_table('public.payment_outbox_pending', 'participant_id',
-                                colocate_with => 'public.participant_outbox_sequences');
-SELECT create_distributed_table('public.payment_outbox_idempotency_keys', 'participant_id',
-                                colocate_with => 'public.participant_outbox_sequences');
-SELECT create_distributed_table('public.payment_outbox_payloads', 'participant_id',
-                                colocate_with => 'public.participant_outbox_sequences');
-SELECT create_distributed_table('public.payment_outbox_attempts', 'participant_id',
-                                colocate_with => 'public.participant_outbox_sequences');
-SELECT create_distributed_table('public.outbox_rail_references', 'rail_reference',
-                                colocate_with => 'none');
-COMMIT;
-"""
-
 
 @dataclass(frozen=True)
 class Setup:
@@ -102,66 +56,16 @@ class Setup:
     placed: dict[int, str]
 
 
-def _owner_logs_in(probe: cluster.Cluster, password: str) -> dict[Path, str]:
-    """ADR 0146: the owner gets LOGIN with a password only pg_dist_authinfo holds, and every
-    node's pg_hba.conf asks the owner for it; returns the saved pg_hba.conf texts."""
-    saved: dict[Path, str] = {}
-    for node in probe.nodes:
-        hba = node.pgdata / "pg_hba.conf"
-        saved[hba] = hba.read_text(encoding="utf-8")
-        hba.write_text(
-            f"host all symphony_owner {cluster.HOST}/32 scram-sha-256\n" + saved[hba],
-            encoding="utf-8",
-        )
-    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-        conn.execute(
-            psycopg.sql.SQL("ALTER ROLE symphony_owner LOGIN PASSWORD {}").format(
-                psycopg.sql.Literal(password)
-            )
-        )
-    for node in probe.nodes:
-        with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
-            conn.execute("SELECT pg_catalog.pg_reload_conf()")
-            conn.execute(
-                "INSERT INTO pg_catalog.pg_dist_authinfo (nodeid, rolename, authinfo)"
-                " VALUES (0, 'symphony_owner', %s)",
-                (f"password={password}",),
-            )
-    return saved
-
-
-def _owner_back_to_nologin(probe: cluster.Cluster, saved: dict[Path, str]) -> None:
-    with psycopg.connect(probe.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-        conn.execute("ALTER ROLE symphony_owner NOLOGIN PASSWORD NULL")
-    for hba, text in saved.items():
-        hba.write_text(text, encoding="utf-8")
-    for node in probe.nodes:
-        with psycopg.connect(node.conninfo(DBNAME), autocommit=True) as conn:
-            conn.execute(
-                "DELETE FROM pg_catalog.pg_dist_authinfo WHERE rolename = 'symphony_owner'"
-            )
-            conn.execute("SELECT pg_catalog.pg_reload_conf()")
-
-
 @pytest.fixture(scope="module")
 def setup(migrated_cluster: cluster.Cluster) -> Iterator[Setup]:
     for node in migrated_cluster.nodes:
         cluster._prepare(node, DBNAME)
     cluster._register(migrated_cluster, DBNAME)
+    cluster.owner_login(migrated_cluster)
     url = migrated_cluster.coordinator.url(DBNAME)
     result = run(ALEMBIC, "-x", f"url={url}", "upgrade", "head")
     assert result.returncode == 0, result.stdout + result.stderr
     with psycopg.connect(migrated_cluster.coordinator.conninfo(DBNAME), autocommit=True) as conn:
-        conn.execute("SET citus.enable_unsafe_triggers TO on")
-        for table, trigger in DISABLED:
-            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-        conn.execute(DISTRIBUTE)
-        for signature, force in FUNCTIONS.items():
-            conn.execute(
-                "SELECT create_distributed_function(%s, 'p_participant_id',"
-                " colocate_with => 'payment_outbox_pending', force_delegation => %s)",
-                (signature, force if force else None),
-            )
         conn.execute(f"CREATE ROLE {LOGIN} LOGIN")
         for role in ("symphony_ingest", "symphony_executor", "symphony_control"):
             conn.execute(f"GRANT {role} TO {LOGIN} WITH INHERIT TRUE")
@@ -177,11 +81,9 @@ def setup(migrated_cluster: cluster.Cluster) -> Iterator[Setup]:
             assert row is not None
             placed.setdefault(int(row[0]), participant)
     assert set(placed) == {worker.port for worker in migrated_cluster.workers}
-    saved = _owner_logs_in(migrated_cluster, secrets.token_urlsafe(24))
     try:
         yield Setup(migrated_cluster, placed)
     finally:
-        _owner_back_to_nologin(migrated_cluster, saved)
         with psycopg.connect(
             migrated_cluster.coordinator.conninfo(DBNAME), autocommit=True
         ) as conn:
@@ -277,6 +179,7 @@ def test_the_functions_are_distributed_as_declared(admin: psycopg.Connection[Any
     for signature, force in FUNCTIONS.items():
         name = signature.split("(")[0].removeprefix("public.")
         assert found[name] == (0 if name != "enqueue_payment_outbox" else 1, force, True), name
+    assert gate_cluster.check_distribution_as_declared(admin) == []
 
 
 @pytest.mark.parametrize(
