@@ -237,7 +237,7 @@ def test_a_stale_token_is_p7002_and_a_bad_state_p7003(target: Target) -> None:
         target.complete(participant, (job[0], uuid.uuid4()), "DISPATCHED")
     assert stale.value.sqlstate == "P7002"
     with pytest.raises(psycopg.Error) as bad:
-        target.complete(participant, job, "PENDING")
+        target.complete(participant, job, "ZOMBIE_REQUEUE")
     assert bad.value.sqlstate == "P7003"
     # Another participant's call never sees the job (an unknown job).
     with pytest.raises(psycopg.Error) as foreign:
