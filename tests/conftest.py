@@ -3,7 +3,7 @@
 The template is migrated to head once per session through the real engine; each test that needs
 a database gets its own copy (``CREATE DATABASE ... TEMPLATE``), so no test shares mutable state.
 
-The default run is parallel (pytest-xdist, ``-n auto --dist loadgroup`` in ``pyproject.toml``,
+The default run is parallel (pytest-xdist, ``-n logical --dist loadgroup`` in ``pyproject.toml``,
 ADR 0164): every xdist worker runs its own embedded server in its own data directory
 (``<SYMPHONY_PGDATA or .symphony/pgdata>-gwN``, exported as ``SYMPHONY_PGDATA`` so the CLI and
 Alembic subprocesses a test starts use it too), because roles are cluster-wide; the Citus cluster
