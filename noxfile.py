@@ -20,7 +20,8 @@ def _install(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the full pytest suite against the embedded PostgreSQL 18."""
+    """Run the full pytest suite against the embedded PostgreSQL 18, in parallel (pytest-xdist, one
+    embedded server per worker, ADR 0164; ``-- -n 0`` runs it serially)."""
     _install(session)
     session.run("pytest", *session.posargs)
 
@@ -70,7 +71,8 @@ def bench(session: nox.Session) -> None:
 def torture(session: nox.Session) -> None:
     """Full-strength reliability and security torture suite (R1-R5, S1-S4); slow."""
     _install(session)
-    session.run("pytest", "-m", "slow", "tests/torture", *session.posargs)
+    # serial: the torture tests load the machine themselves (ADR 0164)
+    session.run("pytest", "-n", "0", "-m", "slow", "tests/torture", *session.posargs)
 
 
 #: The Citus source release ``nox -s citus`` builds when none is given (nothing is downloaded).
@@ -81,7 +83,8 @@ CITUS_TARBALL = "../shared/vendor/citus-14.0.1.tar.gz"
 def citus(session: nox.Session) -> None:
     """Install Citus into this session's embedded PostgreSQL 18 (from a tarball: ``-- --tarball
     PATH``, default ../shared/vendor/citus-14.0.1.tar.gz or SYMPHONY_CITUS_TARBALL) and run the
-    cluster suite (tests/cluster) on a local coordinator + 2 workers; other args go to pytest."""
+    cluster suite (tests/cluster) on a local coordinator + 2 workers (one xdist worker runs the
+    whole suite: ``-n 0`` saves starting a second one); other args go to pytest."""
     _install(session)
     args = list(session.posargs)
     tarball = os.environ.get("SYMPHONY_CITUS_TARBALL", CITUS_TARBALL)
@@ -94,5 +97,12 @@ def citus(session: nox.Session) -> None:
     python = os.path.join(session.virtualenv.bin, "python")
     session.run("scripts/install-citus.sh", tarball, python, external=True)
     session.run(
-        "pytest", "-m", "citus", "tests/cluster", *args, env={"SYMPHONY_REQUIRE_CITUS": "1"}
+        "pytest",
+        "-n",
+        "0",
+        "-m",
+        "citus",
+        "tests/cluster",
+        *args,
+        env={"SYMPHONY_REQUIRE_CITUS": "1"},
     )
