@@ -378,7 +378,7 @@ def test_r6_cancel_waiting_for_a_completion_sees_the_finished_job(
     )
     got = _race(connect(), connect(), _complete_query(not first, "p-1", job, "FAILED"), cancel)
     # Same answer from both twins: the job finished, nothing more is recorded.
-    assert got in ("P7005", "P7010"), got
+    assert got == "P7005", got
     assert [a["state"] for a in outbox.attempts(job.outbox_id)] == ["FAILED"]
 
 
@@ -420,7 +420,7 @@ def test_r6_two_redrives_of_one_failed_job_make_one_new_job(
     two = ("SELECT * FROM public.redrive_outbox_job(%s, 'r', 'T')",)
     a, b = (one, two) if first else (two, one)
     got = _race(connect(), connect(), (a[0], (job.outbox_id,)), (b[0], (job.outbox_id,)))
-    assert got is not None, "the second redrive must be refused"
+    assert got == "P7012", got
     row = db.execute(
         "SELECT count(*) FROM public.payment_outbox_pending WHERE instruction_id = 'i-1'"
     ).fetchone()
@@ -583,3 +583,234 @@ def test_r6_a_hand_written_queue_row_for_a_finished_job_is_p7005(
     )
     assert state == "P7005"
     assert _snapshot(db) == before
+
+
+# --------------------------------------------------------------------------------------------
+# 1 and 2. More differential cases: the twins answer alike and write nothing on refusal
+# --------------------------------------------------------------------------------------------
+
+
+def _enqueue_batch(db: psycopg.Connection[Any], first: bool, rows: list[tuple[str, str]]) -> Any:
+    """Both batch enqueues for participant p-1; rows are (instruction, payload)."""
+    ins = [r[0] for r in rows]
+    keys = [f"k-{r[0]}" for r in rows]
+    rails = ["rtgs"] * len(rows)
+    payloads = [r[1] for r in rows]
+    if first:
+        return db.execute(
+            "SELECT ordinality, outbox_id, state FROM"
+            " public.enqueue_payment_outbox_batch_for_participant('p-1', %s, %s, %s,"
+            " %s::jsonb[])",
+            (ins, keys, rails, payloads),
+        ).fetchall()
+    return db.execute(
+        "SELECT ordinality, outbox_id, state FROM public.enqueue_payment_outbox_batch(%s, %s, %s,"
+        " %s, %s::jsonb[])",
+        (ins, ["p-1"] * len(rows), keys, rails, payloads),
+    ).fetchall()
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["participant", "single"])
+def test_r6_batch_enqueue_twins_on_a_key_given_twice(
+    db: psycopg.Connection[Any], first: bool
+) -> None:
+    other = '{"amount": 101, "currency": "ZAR"}'
+    before = _snapshot(db)
+    with pytest.raises(psycopg.Error) as info:
+        _enqueue_batch(db, first, [("i-1", PAYLOAD), ("i-2", PAYLOAD), ("i-1", other)])
+    assert info.value.sqlstate == "P7004"
+    assert _snapshot(db) == before
+    rows = _enqueue_batch(db, first, [("i-1", PAYLOAD), ("i-1", PAYLOAD)])
+    assert len(rows) == 2 and rows[0][1] == rows[1][1]
+    count = db.execute("SELECT count(*) FROM public.payment_outbox_pending").fetchone()
+    assert count is not None and count[0] == 1
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["participant", "single"])
+def test_r6_batch_completion_twins_on_rail_references(
+    outbox: Outbox, db: psycopg.Connection[Any], first: bool
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    outbox.enqueue("i-2", participant_id="p-1")
+    job = _claim(db, "p-1")
+    name = (
+        "complete_outbox_attempts_batch_for_participant('p-1', "
+        if first
+        else "complete_outbox_attempts_batch("
+    )
+    before = _snapshot(db)
+    # A dispatch without its reference on a rail that returns references: 22023.
+    state = _sqlstate(
+        db,
+        f"SELECT * FROM public.{name}'w-1', ARRAY[%s]::uuid[], ARRAY[%s]::uuid[],"
+        " ARRAY['DISPATCHED'], ARRAY[NULL]::text[])",
+        (job.outbox_id, job.lease_token),
+    )
+    assert state == "22023"
+    # A reference too long, an error message too long, a negative latency: 22023.
+    for extra in (
+        "p_rail_references => ARRAY[repeat('r', 1025)]",
+        "p_rail_references => ARRAY['r'], p_error_messages => ARRAY[repeat('m', 4097)]",
+        "p_rail_references => ARRAY['r'], p_latency_ms => ARRAY[-1]",
+    ):
+        state = _sqlstate(
+            db,
+            f"SELECT * FROM public.{name}'w-1', ARRAY[%s]::uuid[], ARRAY[%s]::uuid[],"
+            f" ARRAY['DISPATCHED'], {extra})",
+            (job.outbox_id, job.lease_token),
+        )
+        assert state == "22023", extra
+    assert _snapshot(db) == before
+    # A reference another job of the rail reported: P7013, nothing recorded.
+    db.execute(*_complete_query(first, "p-1", job, "DISPATCHED"))
+    second = _claim(db, "p-1")
+    before = _snapshot(db)
+    state = _sqlstate(
+        db,
+        f"SELECT * FROM public.{name}'w-1', ARRAY[%s]::uuid[], ARRAY[%s]::uuid[],"
+        " ARRAY['DISPATCHED'], ARRAY[%s])",
+        (second.outbox_id, second.lease_token, f"ref-{job.outbox_id}"),
+    )
+    assert state == "P7013"
+    assert _snapshot(db) == before
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["participant", "single"])
+def test_r6_single_completion_twins_on_oversized_and_null_arguments(
+    outbox: Outbox, db: psycopg.Connection[Any], first: bool
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    job = _claim(db, "p-1")
+    name = "complete_outbox_attempt_for_participant" if first else "complete_outbox_attempt"
+    lead = "'p-1', " if first else ""
+    before = _snapshot(db)
+    for args, expected in (
+        (f"{lead}%s, %s, repeat('w', 1025), 'FAILED'", "22023"),
+        (f"{lead}%s, %s, 'w-1', NULL", "22023"),
+        (f"{lead}%s, %s, 'w-1', 'FAILED', p_error_message => repeat('m', 4097)", "22023"),
+        (f"{lead}%s, %s, 'w-1', 'FAILED', p_latency_ms => -1", "22023"),
+        (f"{lead}%s, %s, 'w-1', 'CANCELLED'", "P7003"),
+        (f"{lead}%s, %s, 'w-2', 'FAILED'", "P7002"),
+        (f"{lead}%s, gen_random_uuid(), 'w-1', 'FAILED'", "P7002"),
+    ):
+        params = (job.outbox_id,) if "gen_random_uuid" in args else (job.outbox_id, job.lease_token)
+        state = _sqlstate(db, f"SELECT * FROM public.{name}({args})", params)
+        assert state == expected, (args, state)
+    state = _sqlstate(
+        db, f"SELECT * FROM public.{name}({lead}NULL, %s, 'w-1', 'FAILED')", (job.lease_token,)
+    )
+    assert state == "22023"
+    assert _snapshot(db) == before
+
+
+def test_r6_extend_of_another_participants_lease_is_p7002(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    outbox.enqueue("i-a", participant_id="p-a")
+    job = _claim(db, "p-a")
+    before = _snapshot(db)
+    expiry = db.execute(
+        "SELECT lease_expires_at FROM public.payment_outbox_pending WHERE outbox_id = %s",
+        (job.outbox_id,),
+    ).fetchone()
+    state = _sqlstate(
+        db,
+        "SELECT public.extend_outbox_lease_for_participant('p-b', %s, %s, 'w-1', 600)",
+        (job.outbox_id, job.lease_token),
+    )
+    assert state == "P7002"
+    after = db.execute(
+        "SELECT lease_expires_at FROM public.payment_outbox_pending WHERE outbox_id = %s",
+        (job.outbox_id,),
+    ).fetchone()
+    assert after == expiry
+    assert _snapshot(db) == before
+
+
+_HAND_ATTEMPT = (
+    "INSERT INTO public.payment_outbox_attempts (outbox_id, instruction_id, participant_id,"
+    " sequence_id, idempotency_key, rail_type, attempt_no, state, claimed_at, completed_at,"
+    " worker_id, recorded_by) VALUES (%s, %s, %s, 1, %s, 'RTGS', %s, %s, now(), now(), 'hand',"
+    " session_user)"
+)
+
+
+def test_r6_a_hand_written_ledger_row_naming_another_participant_is_refused(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    job = _claim(db, "p-1")
+    before = _snapshot(db)
+    # Still queued: the one-node guard finds the queue row by outbox_id alone (P7005), whatever
+    # participant the hand-written row names.
+    state = _sqlstate(
+        db, _HAND_ATTEMPT, (job.outbox_id, "i-1", "p-2", job.idempotency_key, 1, "FAILED")
+    )
+    assert state == "P7005"
+    assert _snapshot(db) == before
+    db.execute(*_complete_query(True, "p-1", job, "FAILED"))
+    before = _snapshot(db)
+    # Finished: an attempt naming another participant is 23505 (guard_attempt_participant).
+    state = _sqlstate(
+        db, _HAND_ATTEMPT, (job.outbox_id, "i-1", "p-2", job.idempotency_key, 2, "RETRYABLE")
+    )
+    assert state == "23505"
+    assert _snapshot(db) == before
+
+
+def test_r6_a_key_row_a_guard_writes_records_the_participant_and_stays_global(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    job_id = uuid.uuid4()
+    db.execute(_HAND_ATTEMPT, (job_id, "i-9", "p-9", "k-9", 1, "FAILED"))
+    row = db.execute(
+        "SELECT outbox_id, participant_id FROM public.payment_outbox_idempotency_keys"
+        " WHERE instruction_id = 'i-9' AND idempotency_key = 'k-9'"
+    ).fetchone()
+    assert row == (job_id, "p-9")
+    before = _snapshot(db)
+    with outbox.raises("P7004"):
+        outbox.enqueue("i-9", participant_id="p-8", idempotency_key="k-9")
+    with outbox.raises("P7004"):
+        db.execute(
+            "SELECT * FROM public.enqueue_payment_outbox_batch_for_participant('p-8',"
+            " ARRAY['i-9'], ARRAY['k-9'], ARRAY['rtgs'], ARRAY[%s::jsonb])",
+            (PAYLOAD,),
+        )
+    assert _snapshot(db) == before
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["participant", "single"])
+def test_r6_completion_waiting_for_a_take_over_claim_is_p7002(
+    outbox: Outbox,
+    db: psycopg.Connection[Any],
+    connect: Callable[[], psycopg.Connection[Any]],
+    first: bool,
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    job = _claim(db, "p-1")
+    outbox.expire_leases()
+    take_over = (
+        ("SELECT * FROM public.claim_outbox_batch_for_participant('p-1', 10, 'w-2', 30)",)
+        if first
+        else ("SELECT * FROM public.claim_outbox_batch(10, 'w-2', 30)",)
+    )
+    got = _race(
+        connect(), connect(), take_over, _complete_query(not first, "p-1", job, "DISPATCHED")
+    )
+    assert got == "P7002"
+    assert _terminal(db, job.outbox_id) == []
+    row = outbox.pending(job.outbox_id)
+    assert row is not None and row["claimed_by"] == "w-2" and row["in_doubt"]
+
+
+def test_r6_a_job_claimed_by_the_single_node_claim_completes_only_for_its_participant(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    (job,) = outbox.claim(10, "w-1")
+    before = _snapshot(db)
+    assert _sqlstate(db, *_complete_query(True, "p-2", job, "DISPATCHED")) == "P7002"
+    assert _snapshot(db) == before
+    db.execute(*_complete_query(True, "p-1", job, "DISPATCHED"))
+    assert _terminal(db, job.outbox_id) == ["DISPATCHED"]
