@@ -814,3 +814,62 @@ def test_r6_a_job_claimed_by_the_single_node_claim_completes_only_for_its_partic
     assert _snapshot(db) == before
     db.execute(*_complete_query(True, "p-1", job, "DISPATCHED"))
     assert _terminal(db, job.outbox_id) == ["DISPATCHED"]
+
+
+def test_r6_a_hand_deleted_head_still_promotes_the_next_job(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    # promote_outbox_head() now goes through outbox_promote_participant_head (0034): a head
+    # deleted by hand, even under a live lease, still hands the head to the participant's next
+    # job, and another participant's head is untouched.
+    for n in range(3):
+        outbox.enqueue(f"i-{n}", participant_id="p-1")
+    outbox.enqueue("i-x", participant_id="p-2")
+    job = _claim(db, "p-1")
+    db.execute("DELETE FROM public.payment_outbox_pending WHERE outbox_id = %s", (job.outbox_id,))
+    heads = db.execute(
+        "SELECT participant_id, instruction_id FROM public.payment_outbox_pending"
+        " WHERE is_head ORDER BY participant_id"
+    ).fetchall()
+    assert heads == [("p-1", "i-1"), ("p-2", "i-x")]
+
+
+def test_r6_no_security_definer_function_is_executable_by_a_login_without_role(
+    login: LoginFactory,
+) -> None:
+    who = login()
+    rows = who.conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc AS p"
+        " JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace"
+        " WHERE n.nspname = 'public' AND p.prosecdef"
+        " AND pg_catalog.has_function_privilege(p.oid, 'EXECUTE') ORDER BY 1"
+    ).fetchall()
+    assert rows == []
+    assert _sqlstate(who.conn, "SELECT public.outbox_promote_participant_head('p-1')") == "42501"
+
+
+@pytest.mark.parametrize("delay", [None, -5, 0, 2147483647])
+def test_r6_retry_delays_at_the_edges_are_scheduled_alike_by_both_twins(
+    outbox: Outbox, db: psycopg.Connection[Any], delay: int | None
+) -> None:
+    outcomes = []
+    for first, participant in ((True, "p-1"), (False, "p-2")):
+        outbox.enqueue(f"i-{participant}", participant_id=participant)
+        job = _claim(db, participant)
+        name = "complete_outbox_attempt_for_participant" if first else "complete_outbox_attempt"
+        lead = "%s, " if first else ""
+        params = ((participant,) if first else ()) + (job.outbox_id, job.lease_token, delay)
+        state = _sqlstate(
+            db,
+            f"SELECT * FROM public.{name}({lead}%s, %s, 'w-1', 'RETRYABLE',"
+            " p_retry_delay_seconds => %s)",
+            params,
+        )
+        row = db.execute(
+            "SELECT round(extract(epoch FROM next_attempt_at - now()) / 60)"
+            " FROM public.payment_outbox_pending WHERE outbox_id = %s",
+            (job.outbox_id,),
+        ).fetchone()
+        assert row is not None
+        outcomes.append((state, row[0], [a["state"] for a in outbox.attempts(job.outbox_id)]))
+    assert outcomes[0] == outcomes[1], outcomes
