@@ -469,11 +469,25 @@ def test_r6_a_key_row_without_participant_is_still_global(
     assert row is not None and again[0] == row[0]
 
 
+_ENQUEUE_ONE = "SELECT * FROM public.enqueue_payment_outbox('i-1', %s, 'k', 'rtgs', %s::jsonb)"
+_ENQUEUE_BATCH = (
+    "SELECT * FROM public.enqueue_payment_outbox_batch_for_participant(%s, ARRAY['i-1'],"
+    " ARRAY['k'], ARRAY['rtgs'], ARRAY[%s::jsonb])"
+)
+
+
+@pytest.mark.parametrize(
+    ("holder", "waiter"),
+    [(_ENQUEUE_ONE, _ENQUEUE_ONE), (_ENQUEUE_BATCH, _ENQUEUE_ONE), (_ENQUEUE_ONE, _ENQUEUE_BATCH)],
+    ids=["one-one", "batch-one", "one-batch"],
+)
 def test_r6_concurrent_enqueues_of_one_key_under_two_participants(
-    db: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
+    db: psycopg.Connection[Any],
+    connect: Callable[[], psycopg.Connection[Any]],
+    holder: str,
+    waiter: str,
 ) -> None:
-    enqueue = "SELECT * FROM public.enqueue_payment_outbox('i-1', %s, 'k', 'rtgs', %s::jsonb)"
-    got = _race(connect(), connect(), (enqueue, ("p-a", PAYLOAD)), (enqueue, ("p-b", PAYLOAD)))
+    got = _race(connect(), connect(), (holder, ("p-a", PAYLOAD)), (waiter, ("p-b", PAYLOAD)))
     assert got == "P7004"
     rows = db.execute("SELECT participant_id FROM public.payment_outbox_pending").fetchall()
     assert rows == [("p-a",)]
