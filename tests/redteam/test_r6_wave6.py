@@ -887,3 +887,42 @@ def test_r6_retry_delays_at_the_edges_are_scheduled_alike_by_both_twins(
         assert row is not None
         outcomes.append((state, row[0], [a["state"] for a in outbox.attempts(job.outbox_id)]))
     assert outcomes[0] == outcomes[1], outcomes
+
+
+@pytest.mark.parametrize("operation", ["cancel_outbox_job", "redrive_outbox_job"])
+def test_r6_cancel_and_redrive_twins_on_bad_reasons_and_tickets(
+    outbox: Outbox, db: psycopg.Connection[Any], operation: str
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    job = _claim(db, "p-1")
+    if operation == "redrive_outbox_job":
+        db.execute(*_complete_query(True, "p-1", job, "FAILED"))
+    else:
+        outbox.expire_leases()
+    before = _snapshot(db)
+    for reason, ticket in (
+        (None, "T"),
+        (" ", "T"),
+        ("r" * 5000, "T"),
+        ("r", None),
+        ("r", "t" * 5000),
+    ):
+        single = _sqlstate(
+            db, f"SELECT * FROM public.{operation}(%s, %s, %s)", (job.outbox_id, reason, ticket)
+        )
+        first = _sqlstate(
+            db,
+            f"SELECT * FROM public.{operation}_for_participant('p-1', %s, %s, %s)",
+            (job.outbox_id, reason, ticket),
+        )
+        assert single == first, (reason and len(reason), ticket and len(ticket), single, first)
+        assert single is not None and single.startswith("22"), single
+    assert _snapshot(db) == before
+    # The same arguments under another participant: an unknown job (P7010), nothing written.
+    state = _sqlstate(
+        db,
+        f"SELECT * FROM public.{operation}_for_participant('p-2', %s, 'r', 'T')",
+        (job.outbox_id,),
+    )
+    assert state == "P7010"
+    assert _snapshot(db) == before
