@@ -926,3 +926,47 @@ def test_r6_cancel_and_redrive_twins_on_bad_reasons_and_tickets(
     )
     assert state == "P7010"
     assert _snapshot(db) == before
+
+
+def _batch_query(first: bool, participant: str, job: ClaimedRow, state: str) -> Any:
+    lead = "%s, " if first else ""
+    name = (
+        "complete_outbox_attempts_batch_for_participant"
+        if first
+        else "complete_outbox_attempts_batch"
+    )
+    return (
+        f"SELECT * FROM public.{name}({lead}'w-1', ARRAY[%s]::uuid[], ARRAY[%s]::uuid[],"
+        " ARRAY[%s], ARRAY[%s])",
+        ((participant,) if first else ())
+        + (job.outbox_id, job.lease_token, state, f"ref-{job.outbox_id}"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("holder", "waiter"),
+    [("batch-first", "one-single"), ("one-single", "batch-first"), ("batch-single", "one-first")],
+)
+def test_r6_a_batch_and_a_single_completion_of_one_job_race(
+    outbox: Outbox,
+    db: psycopg.Connection[Any],
+    connect: Callable[[], psycopg.Connection[Any]],
+    holder: str,
+    waiter: str,
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1")
+    outbox.enqueue("i-2", participant_id="p-1")
+    job = _claim(db, "p-1")
+
+    def call(kind: str) -> Any:
+        shape, api = kind.split("-")
+        make = _batch_query if shape == "batch" else _complete_query
+        return make(api == "first", "p-1", job, "DISPATCHED")
+
+    got = _race(connect(), connect(), call(holder), call(waiter))
+    assert got == "P7002"
+    assert _terminal(db, job.outbox_id) == ["DISPATCHED"]
+    heads = db.execute(
+        "SELECT instruction_id FROM public.payment_outbox_pending WHERE is_head"
+    ).fetchall()
+    assert heads == [("i-2",)]
