@@ -138,9 +138,12 @@ def listen(conn: psycopg.Connection[Any]) -> None:
 
 
 def parse_notification(payload: str) -> tuple[str, int | None]:
-    """``RTGS:517`` -> (``RTGS``, 517); a payload without a hint (before 0033) -> (rail, None)."""
+    """``RTGS:517`` -> (``RTGS``, 517); a payload without a hint (before 0033) -> (rail, None).
+    Any login may NOTIFY on the channel: a hint that is not 1 to 9 ASCII digits is no hint
+    (``str.isdigit`` alone accepts ``²``, which ``int`` refuses, and 5000 digits overflow ``int``'s
+    limit; either would end the worker with a ValueError)."""
     rail, _, hint = payload.partition(":")
-    return rail.upper(), int(hint) if hint.isdigit() else None
+    return rail.upper(), int(hint) if hint.isascii() and hint.isdigit() and len(hint) < 10 else None
 
 
 def wait_for_work(
