@@ -286,3 +286,37 @@ def test_repair_requeues_an_expired_lease_of_its_participant_only(target: Target
     assert len(repaired) == 1
     assert target.attempts(mine) == [(f"{mine}-1", "ZOMBIE_REQUEUE")]
     assert target.attempts(theirs) == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "args"),
+    [
+        (
+            "SELECT * FROM public.enqueue_payment_outbox_batch(%s, %s, %s, %s, %s)",
+            (["i1", "i2"], ["<a>", "<b>"], ["k1", "k2"], ["RTGS", "RTGS"], ["{}", "{}"]),
+        ),
+        ("SELECT * FROM public.claim_outbox_batch(5, 'w', 30)", ()),
+        ("SELECT * FROM public.repair_expired_leases(5, 'w')", ()),
+    ],
+    ids=["batch-enqueue", "claim", "repair"],
+)
+def test_the_multi_participant_api_is_0a000_on_the_cluster_and_writes_nothing(
+    target: Target, statement: str, args: tuple[Any, ...]
+) -> None:
+    # ADR 0149's exceptions: on a distributed queue the functions that span participants do not
+    # plan; one node runs them as before.
+    named = {"<a>": target.participant("a"), "<b>": target.participant("b")}
+    args = tuple(
+        [named.get(value, value) for value in arg] if isinstance(arg, list) else arg for arg in args
+    )
+    if target.name == "single":
+        target.executor.execute(statement, args)
+        return
+    with pytest.raises(psycopg.Error) as refused:
+        target.executor.execute(statement, args)
+    assert refused.value.sqlstate == "0A000"
+    assert target.attempts(target.participant("a")) == []
+    assert target.admin.execute(
+        "SELECT count(*) FROM public.payment_outbox_pending WHERE participant_id LIKE %s",
+        (f"{target.prefix}-%",),
+    ).fetchone() == (0,)
