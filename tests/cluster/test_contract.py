@@ -320,3 +320,54 @@ def test_the_multi_participant_api_is_0a000_on_the_cluster_and_writes_nothing(
         "SELECT count(*) FROM public.payment_outbox_pending WHERE participant_id LIKE %s",
         (f"{target.prefix}-%",),
     ).fetchone() == (0,)
+
+
+def test_a_retry_at_the_ceiling_fails_the_job(target: Target) -> None:
+    # The ceiling is a setting of the database (a reference table on the cluster, written by
+    # the control function through the owner's login between the nodes: ADR 0146).
+    (before,) = target.admin.execute("SELECT public.outbox_retry_ceiling()").fetchone() or (5,)
+    target.admin.execute("SELECT public.set_outbox_retry_ceiling(2)")
+    try:
+        participant = target.participant("ceiling")
+        target.enqueue(participant, 1)
+        job = target.lease(participant)
+        assert target.complete(participant, job, "RETRYABLE") == (1, "RETRYABLE")
+        target.admin.execute(
+            "UPDATE public.payment_outbox_pending SET next_attempt_at = now()"
+            " WHERE participant_id = %s",
+            (participant,),
+        )
+        again = target.lease(participant)
+        assert target.complete(participant, again, "RETRYABLE") == (2, "FAILED")
+        assert target.attempts(participant) == [
+            (f"{participant}-1", "RETRYABLE"),
+            (f"{participant}-1", "FAILED"),
+        ]
+        assert target.claim(participant) == []
+    finally:
+        target.admin.execute("SELECT public.set_outbox_retry_ceiling(%s)", (before,))
+
+
+@pytest.mark.parametrize(
+    ("instruction", "participant", "payload", "named"),
+    [
+        (" ", "p", "{}", "p_instruction_id"),
+        ("i", "", "{}", "p_participant_id"),
+        ("i", "p", "[1, 2]", "p_payload"),
+    ],
+    ids=["blank-instruction", "blank-participant", "payload-not-an-object"],
+)
+def test_bad_enqueue_arguments_are_22023_and_write_nothing(
+    target: Target, instruction: str, participant: str, payload: str, named: str
+) -> None:
+    who = target.participant(participant) if participant else participant
+    with pytest.raises(psycopg.Error, match=named) as refused:
+        target.executor.execute(
+            "SELECT * FROM public.enqueue_payment_outbox(%s, %s, 'k', 'RTGS', %s)",
+            (instruction, who, payload),
+        )
+    assert refused.value.sqlstate == "22023"
+    assert target.admin.execute(
+        "SELECT count(*) FROM public.payment_outbox_pending WHERE participant_id LIKE %s",
+        (f"{target.prefix}-%",),
+    ).fetchone() == (0,)

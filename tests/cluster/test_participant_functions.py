@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from symphony_schema import cluster
+from symphony_schema import cluster, embedded
 from symphony_schema.invariants import gate_cluster
 from tests.cluster.conftest import ALEMBIC, run
 
@@ -379,3 +379,41 @@ def test_a_completion_inside_a_transaction_block_runs_on_the_coordinator(
         )
     assert not any("pushing down the function call" in m for m in messages), messages
     assert _ledger_on_worker(setup, participant, job_id) == ["DISPATCHED"]
+
+
+def test_a_stopped_worker_fails_its_completions_cleanly_and_none_is_lost_or_doubled(
+    setup: Setup, executor: psycopg.Connection[Any], admin: psycopg.Connection[Any]
+) -> None:
+    """Issue 16's fault during completions: the worker holding a participant stops (immediate)
+    after its head was leased. Completions of its participants fail with a class-08 SQLSTATE
+    and record nothing; the other worker's participants complete; after the restart the lease
+    is still valid, the completion records exactly one terminal attempt, a repeat is P7002."""
+    down = setup.probe.workers[-1]
+    up = next(w for w in setup.probe.workers if w is not down)
+    stopped, served = setup.placed[down.port], setup.placed[up.port]
+    jobs = {}
+    for participant in (stopped, served):
+        _enqueue(executor, participant, f"{participant}-fault")
+        jobs[participant] = _claim(executor, participant, lease=300)
+    embedded._run_binary("pg_ctl", ["-m", "immediate", "-w", "stop"], down.pgdata)
+    try:
+        for _ in range(2):
+            with pytest.raises(psycopg.Error) as failed:
+                _complete(executor, stopped, jobs[stopped], "FAILED")
+            assert failed.value.sqlstate is not None
+            assert failed.value.sqlstate.startswith("08"), failed.value
+        assert _complete(executor, served, jobs[served], "FAILED") == (1, "FAILED")
+    finally:
+        cluster._start_node(down)
+    assert _ledger_on_worker(setup, stopped, jobs[stopped][0]) == []
+    assert _complete(executor, stopped, jobs[stopped], "FAILED") == (1, "FAILED")
+    with pytest.raises(psycopg.Error) as repeated:
+        _complete(executor, stopped, jobs[stopped], "FAILED")
+    assert repeated.value.sqlstate == "P7002"
+    for participant in (stopped, served):
+        assert _ledger_on_worker(setup, participant, jobs[participant][0]) == ["FAILED"]
+        assert admin.execute(
+            "SELECT count(*) FROM public.payment_outbox_pending WHERE participant_id = %s"
+            " AND outbox_id = %s",
+            (participant, jobs[participant][0]),
+        ).fetchone() == (0,)
