@@ -440,21 +440,24 @@ def owner_login(cluster: Cluster, databases: list[str] | None = None) -> list[st
     return targets
 
 
-#: The file name's end of the distribution revision (ADR 0149), whatever its number.
-DISTRIBUTION_REVISION_SUFFIX = "_distribute_on_citus.py"
+#: The end of the distribution revision's id (ADR 0149), whatever its number.
+DISTRIBUTION_REVISION_SUFFIX = "_distribute_on_citus"
 
 
 def revision_before_distribution() -> str:
     """The id of the revision the distribution revision follows: a database migrated to it on
     a cluster has the whole schema on the coordinator, nothing distributed (the probe and the
-    routing benchmark distribute by hand from there)."""
-    import re
+    routing benchmark distribute by hand from there). Read from the revision chain the engine
+    loads (``api.script_directory``)."""
+    from symphony_schema.migration import api
 
-    versions = project_root() / "alembic" / "versions"
-    found = sorted(versions.glob("*" + DISTRIBUTION_REVISION_SUFFIX))
-    if len(found) != 1:
-        raise SymphonyError(f"expected one *{DISTRIBUTION_REVISION_SUFFIX} in {versions}")
-    match = re.search(r'^down_revision = "([^"]+)"', found[0].read_text("utf-8"), re.MULTILINE)
-    if match is None:
-        raise SymphonyError(f"{found[0]}: no down_revision")
-    return match.group(1)
+    found = [
+        script
+        for script in api.script_directory().walk_revisions()
+        if script.revision.endswith(DISTRIBUTION_REVISION_SUFFIX)
+    ]
+    if len(found) != 1 or not isinstance(found[0].down_revision, str):
+        raise SymphonyError(
+            f"expected one revision *{DISTRIBUTION_REVISION_SUFFIX} with one down_revision"
+        )
+    return found[0].down_revision
