@@ -388,11 +388,13 @@ def _citus_databases(cluster: Cluster) -> list[str]:
 def owner_login(cluster: Cluster, databases: list[str] | None = None) -> list[str]:
     """Let ``symphony_owner`` log in between the nodes of the local cluster (ADR 0146), the
     operator's step before the distribution revision: a new random password that only
-    ``pg_dist_authinfo`` holds (every node, every Citus database, or ``databases``), the role
+    ``pg_dist_authinfo`` holds (every node, every Citus database: the password is the role's, so
+    a database left with the old one would fail every call that reaches another node), the role
     created with it if it does not exist yet (revision 0003 then makes it NOLOGIN, the
     distribution revision lets it log in) or else given LOGIN and the password, and every node's
-    ``pg_hba.conf`` asking the owner for it before the ``trust`` lines. Idempotent; rotates the
-    password each time. Returns the databases whose ``pg_dist_authinfo`` was written."""
+    ``pg_hba.conf`` asking the owner for it before the ``trust`` lines. ``databases``, if given,
+    must each have the citus extension (checked before anything is written). Idempotent; rotates
+    the password each time. Returns the databases whose ``pg_dist_authinfo`` was written."""
     import secrets
 
     import psycopg
@@ -403,9 +405,15 @@ def owner_login(cluster: Cluster, databases: list[str] | None = None) -> list[st
             raise SymphonyError(
                 f"cluster {node.name} is not running: symphony-schema cluster start"
             )
-    targets = _citus_databases(cluster) if databases is None else databases
+    targets = _citus_databases(cluster)
     if not targets:
         raise SymphonyError("no database of the cluster has the citus extension: cluster start")
+    unknown = sorted(set(databases or ()) - set(targets))
+    if unknown:
+        raise SymphonyError(
+            f"--database {', '.join(unknown)}: not a database of the cluster with the citus "
+            "extension (nothing written)"
+        )
     password = secrets.token_urlsafe(24)
     for node in cluster.nodes:
         hba = node.pgdata / "pg_hba.conf"

@@ -74,8 +74,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="let symphony_owner log in between the nodes (before the distribution revision)",
         description="ADR 0146 on the local cluster: give symphony_owner LOGIN and a new random "
         "password that only Citus holds (pg_dist_authinfo on every node, in every database with "
-        "the citus extension, or in --database), and put 'host all symphony_owner 127.0.0.1/32 "
-        "scram-sha-256' first in every node's pg_hba.conf, so nobody else logs in as the owner. "
+        "the citus extension: the password is the role's), and put 'host all symphony_owner "
+        "127.0.0.1/32 scram-sha-256' first in every node's pg_hba.conf, so nobody else logs in "
+        "as the owner. "
         "Creates the role if no migration has yet. Run it before migrating a cluster (the "
         "distribution revision refuses without it) and again after migrating another database "
         "of the cluster (revision 0003 makes the owner NOLOGIN again). Rotates the password.",
@@ -84,8 +85,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--database",
         action="append",
         metavar="NAME",
-        help="write pg_dist_authinfo in this database only (repeatable; default: every "
-        "database with the citus extension)",
+        help="refuse unless this database has the citus extension (repeatable); every such "
+        "database gets the new password either way",
     )
     owner.set_defaults(handler=_owner_login)
 

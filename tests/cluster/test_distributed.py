@@ -318,3 +318,47 @@ def test_work_is_notified_on_the_worker_that_holds_the_shard_only(
         holder.name: ["symphony_outbox_work:RTGS"],
         other.name: [],
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# owner-login --database: the password is the role's, so every Citus database follows it
+# ------------------------------------------------------------------------------------------------
+
+
+def _authinfo(node: cluster.Node, dbname: str) -> set[str]:
+    with _conn(node, dbname) as conn:
+        return {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT authinfo FROM pg_catalog.pg_dist_authinfo WHERE rolename = 'symphony_owner'"
+            )
+        }
+
+
+def test_owner_login_for_one_database_keeps_every_other_citus_database_in_step(
+    migrated_cluster: cluster.Cluster,
+) -> None:
+    extra = "symphony_owner_login_extra"
+    for node in migrated_cluster.nodes:
+        cluster._prepare(node, extra)
+    cluster._register(migrated_cluster, extra)
+    env = {"SYMPHONY_CLUSTER_DIR": str(migrated_cluster.directory)}
+    try:
+        before = _authinfo(migrated_cluster.coordinator, "symphony")
+        # A name that is not a Citus database: one line, nothing rotated.
+        refused = run(CLI, "cluster", "owner-login", "--database", "no_such_db", extra_env=env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.count("\n") == 1 and "no_such_db" in refused.stderr
+        assert _authinfo(migrated_cluster.coordinator, "symphony") == before
+        # Rotating the role's password for one database rewrites it in every Citus database:
+        # a stale pg_dist_authinfo would fail every delegated call there.
+        login = run(CLI, "cluster", "owner-login", "--database", extra, extra_env=env)
+        assert login.returncode == 0, login.stdout + login.stderr
+        for node in migrated_cluster.nodes:
+            now = _authinfo(node, "symphony")
+            assert now == _authinfo(node, extra) and now != before, node.name
+        with _conn(migrated_cluster.coordinator) as conn:
+            # Writing a reference table makes the owner connect to every node (ADR 0146).
+            conn.execute("SELECT public.set_outbox_retry_ceiling(public.outbox_retry_ceiling())")
+    finally:
+        owner_logs_in(migrated_cluster)
