@@ -7,8 +7,8 @@ The default run is parallel (pytest-xdist, ``-n logical --dist loadgroup`` in ``
 ADR 0164): every xdist worker runs its own embedded server in its own data directory
 (``<SYMPHONY_PGDATA or .symphony/pgdata>-gwN``, exported as ``SYMPHONY_PGDATA`` so the CLI and
 Alembic subprocesses a test starts use it too), because roles are cluster-wide; the Citus cluster
-suite (``tests/cluster``) and the timing-sensitive files in ``SERIAL_GROUPS`` each run whole on
-one worker (an ``xdist_group`` added at collection).
+suite (``tests/cluster``, the one entry of ``SERIAL_GROUPS``) runs whole on one worker (an
+``xdist_group`` added at collection, and a scheduler that reads the group from the path).
 """
 
 from __future__ import annotations
