@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0036_distribute_on_citus.
+-- Symphony schema baseline at revision 0037_set_based_completion.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -1068,32 +1068,48 @@ DECLARE
     v_state public.outbox_attempt_state;
     v_terminal boolean;
     v_plan_settings text[];
+    v_ignored text;
 BEGIN
-    IF p_outbox_id IS NULL THEN
-        RAISE EXCEPTION 'p_outbox_id must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF p_lease_token IS NULL THEN
-        RAISE EXCEPTION 'p_lease_token must not be NULL'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
-    IF p_state IS NULL THEN
-        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM public.outbox_limit_bytes(
-        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
-              'p_error_message'],
-        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
-        ARRAY[1024, 1024, 1024, 1024, 4096]
-    );
-    IF p_latency_ms < 0 THEN
-        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
-            USING ERRCODE = 'invalid_parameter_value';
+    -- Argument checks as one expression; only a failing call runs the checks that name the
+    -- argument (ADR 0041; the helpers' calls cost more than the checks, ADR 0165).
+    IF p_outbox_id IS NULL OR p_lease_token IS NULL OR p_state IS NULL OR p_worker_id IS NULL
+       OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024
+       OR pg_catalog.octet_length(p_rail_reference) > 1024
+       OR pg_catalog.octet_length(p_rail_code) > 1024
+       OR pg_catalog.octet_length(p_error_code) > 1024
+       OR pg_catalog.octet_length(p_error_message) > 4096
+       OR p_latency_ms < 0 THEN
+        IF p_outbox_id IS NULL THEN
+            RAISE EXCEPTION 'p_outbox_id must not be NULL'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF p_lease_token IS NULL THEN
+            RAISE EXCEPTION 'p_lease_token must not be NULL'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+        IF p_state IS NULL THEN
+            RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        PERFORM public.outbox_limit_bytes(
+            ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+                  'p_error_message'],
+            ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+            ARRAY[1024, 1024, 1024, 1024, 4096]
+        );
+        IF p_latency_ms < 0 THEN
+            RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041: generic plans, no sequential scans).
+    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
+                             pg_catalog.current_setting('enable_seqscan')];
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -1119,10 +1135,12 @@ BEGIN
 
         -- A dispatch carries the rail's reference, unique per rail (ADRs 0123, 0141): 22023 when
         -- the rail returns references and none was given, P7013 when another job of the rail
-        -- reported it. Either error undoes the DELETE above: the job stays leased.
+        -- reported it. Either error undoes the DELETE above: the job stays leased. The writer
+        -- is called directly (record_outbox_rail_reference() adds a call and checks done here).
         IF p_state = 'DISPATCHED'::public.outbox_attempt_state THEN
-            PERFORM public.record_outbox_rail_reference(
-                p_outbox_id, v_attempt_no, v_row.rail_type, p_rail_reference
+            PERFORM public.record_outbox_rail_references(
+                ARRAY[p_outbox_id], ARRAY[v_attempt_no], ARRAY[v_row.rail_type],
+                ARRAY[p_rail_reference]
             );
         END IF;
 
@@ -1174,7 +1192,8 @@ BEGIN
             END LOOP;
         END IF;
 
-        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
+        v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
         RETURN;
     END IF;
 
@@ -1281,7 +1300,8 @@ BEGIN
     END IF;
 
     -- 7. Report what was recorded.
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -1293,7 +1313,7 @@ ALTER FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uu
 -- Name: FUNCTION complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. A DISPATCHED outcome records p_rail_reference through record_outbox_rail_reference(): 22023 when the rail returns references and none is given, P7013 RAIL_REFERENCE_REUSED when another job of the rail reported it (nothing is written then). Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
+COMMENT ON FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer, p_retry_delay_seconds integer) IS 'Records the outcome of a leased attempt. P7002 (LEASE_LOST) unless worker and token match the job''s current lease (a lease past lease_expires_at that nobody replaced still counts; a replaced one does not: keep its outcome with record_stale_outbox_outcome()); P7003 unless the state is DISPATCHED, FAILED or RETRYABLE. RETRYABLE at or above outbox_retry_ceiling() becomes FAILED. A DISPATCHED outcome records p_rail_reference through record_outbox_rail_references(): 22023 when the rail returns references and none is given, P7013 RAIL_REFERENCE_REUSED when another job of the rail reported it (nothing is written then). Terminal outcomes remove the pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns (attempt_no, state).';
 
 
 --
@@ -1505,11 +1525,21 @@ DECLARE
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
     v_plan_settings text[];
-    v_reference record;
+    v_ignored text;
+    v_attempt_nos integer[];
+    v_ref_ids uuid[];
+    v_ref_attempts integer[];
+    v_ref_rails text[];
+    v_ref_references text[];
+    v_ref_elements integer[];
     v_participants text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        -- Only a failing call names the argument through the id rule's helper (ADR 0041).
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     v_count := pg_catalog.cardinality(p_outbox_ids);
     IF v_count IS NULL OR v_count < 1 OR v_count > 1000
        OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
@@ -1640,7 +1670,11 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041; ADR 0165).
+    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
+                             pg_catalog.current_setting('enable_seqscan')];
+    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
@@ -1726,50 +1760,46 @@ BEGIN
              FOR NO KEY UPDATE OF s
       ) AS l;
 
-    -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
-    --     rail that returns references the element must carry one (22023 naming the element,
-    --     through the id rule's helper), then record_outbox_rail_reference() records it (P7013
-    --     when another job of the rail, in or before this batch, reported it). Either error
-    --     undoes the whole batch.
+    -- 5c. Number every element from the ledger, and record the rail references of the
+    --     DISPATCHED elements (ADRs 0123, 0141) through the rule's one writer in ONE call, in
+    --     input order (ADR 0165): 22023 naming the first element without a reference on a rail
+    --     that returns one, P7013 for a reference another job of the rail (in or before this
+    --     batch) reported. Either error undoes the whole batch.
     --     The ledger's last attempt of every job is read once, by one index search per
     --     ledger partition (a look-up per job inside the join would search every partition
-    --     once per job: the partition is not known when the plan is made; ADR 0158).
-    FOR v_reference IN
-        WITH previous AS MATERIALIZED (
-            SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
-              FROM public.payment_outbox_attempts AS a
-             WHERE a.outbox_id = ANY (p_outbox_ids)
-             GROUP BY a.outbox_id
-        )
-        SELECT i.ord, i.outbox_id, p.rail_type, i.rail_reference,
-               COALESCE(r.returns_reference, false) AS required,
-               COALESCE(b.attempt_no, 0) + 1 AS attempt_no
-          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
-                          pg_catalog.unnest(p_rail_references))
-               WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
-          JOIN public.payment_outbox_pending AS p
-            ON p.outbox_id = i.outbox_id
-          LEFT JOIN public.outbox_rails AS r
-            ON r.rail_code = pg_catalog.upper(p.rail_type COLLATE "C")
-          LEFT JOIN previous AS b
-            ON b.outbox_id = i.outbox_id
-         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
-         ORDER BY i.ord
-    LOOP
-        IF v_reference.required THEN
-            PERFORM public.outbox_require_ids(
-                ARRAY[pg_catalog.format('p_rail_references element %s (outbox %s, DISPATCHED on '
-                                        'rail %s)', v_reference.ord, v_reference.outbox_id,
-                                        pg_catalog.upper(v_reference.rail_type COLLATE "C"))],
-                ARRAY[v_reference.rail_reference],
-                NULL
-            );
-        END IF;
-        PERFORM public.record_outbox_rail_reference(
-            v_reference.outbox_id, v_reference.attempt_no, v_reference.rail_type,
-            v_reference.rail_reference
+    --     once per job: the partition is not known when the plan is made; ADR 0158); step 6
+    --     uses the numbers read here (the rows are locked since step 2: nobody else appends).
+    WITH previous AS MATERIALIZED (
+        SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.outbox_id = ANY (p_outbox_ids)
+         GROUP BY a.outbox_id
+    )
+    SELECT pg_catalog.array_agg(COALESCE(b.attempt_no, 0) + 1 ORDER BY i.ord),
+           pg_catalog.array_agg(i.outbox_id ORDER BY i.ord)
+               FILTER (WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state),
+           pg_catalog.array_agg(COALESCE(b.attempt_no, 0) + 1 ORDER BY i.ord)
+               FILTER (WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state),
+           pg_catalog.array_agg(p.rail_type ORDER BY i.ord)
+               FILTER (WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state),
+           pg_catalog.array_agg(i.rail_reference ORDER BY i.ord)
+               FILTER (WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state),
+           pg_catalog.array_agg(i.ord::integer ORDER BY i.ord)
+               FILTER (WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state)
+      INTO v_attempt_nos, v_ref_ids, v_ref_attempts, v_ref_rails, v_ref_references,
+           v_ref_elements
+      FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                      pg_catalog.unnest(p_rail_references))
+           WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
+      JOIN public.payment_outbox_pending AS p
+        ON p.outbox_id = i.outbox_id
+      LEFT JOIN previous AS b
+        ON b.outbox_id = i.outbox_id;
+    IF v_ref_ids IS NOT NULL THEN
+        PERFORM public.record_outbox_rail_references(
+            v_ref_ids, v_ref_attempts, v_ref_rails, v_ref_references, v_ref_elements
         );
-    END LOOP;
+    END IF;
 
     -- 6. Record everything in one statement: number each attempt from the ledger, apply the
     --    ceiling, append the attempts, remove terminal jobs, requeue retries, and report one row
@@ -1777,29 +1807,23 @@ BEGIN
     RETURN QUERY
     WITH input AS (
         SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
-               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
+               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token, i.attempt_no
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
                           pg_catalog.unnest(p_rail_references), pg_catalog.unnest(p_rail_codes),
                           pg_catalog.unnest(p_error_codes), pg_catalog.unnest(p_error_messages),
                           pg_catalog.unnest(p_latency_ms),
                           pg_catalog.unnest(p_retry_delay_seconds),
-                          pg_catalog.unnest(p_lease_tokens))
+                          pg_catalog.unnest(p_lease_tokens), pg_catalog.unnest(v_attempt_nos))
                WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
                                      error_message, latency_ms, retry_delay_seconds, lease_token,
-                                     ord)
-    ), previous AS MATERIALIZED (
-        -- Once, by one index search per ledger partition (ADR 0158; see step 5c).
-        SELECT a.outbox_id, pg_catalog.max(a.attempt_no) AS attempt_no
-          FROM public.payment_outbox_attempts AS a
-         WHERE a.outbox_id = ANY (p_outbox_ids)
-         GROUP BY a.outbox_id
+                                     attempt_no, ord)
     ), decided AS (
         SELECT i.ord, p.outbox_id, p.instruction_id, p.participant_id, p.sequence_id,
                p.idempotency_key, p.rail_type,
-               COALESCE(r.attempt_no, 0) + 1 AS attempt_no,
+               i.attempt_no,
                CASE
                    WHEN i.state = 'RETRYABLE'::public.outbox_attempt_state
-                        AND COALESCE(r.attempt_no, 0) + 1 >= v_ceiling
+                        AND i.attempt_no >= v_ceiling
                        THEN 'FAILED'::public.outbox_attempt_state
                    ELSE i.state
                END AS state,
@@ -1808,8 +1832,6 @@ BEGIN
           FROM input AS i
           JOIN public.payment_outbox_pending AS p
             ON p.outbox_id = i.outbox_id
-          LEFT JOIN previous AS r
-            ON r.outbox_id = i.outbox_id
          WHERE p.outbox_id = ANY (p_outbox_ids)
     ), appended AS (
         INSERT INTO public.payment_outbox_attempts AS a
@@ -1890,7 +1912,8 @@ BEGIN
         );
     END LOOP;
 
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
+    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
 END
 $$;
 
@@ -1901,7 +1924,7 @@ ALTER FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_
 -- Name: FUNCTION complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments (and for a DISPATCHED element without a reference on a rail that returns references, naming the element), P7013 RAIL_REFERENCE_REUSED when another job of the rail reported a reference; nothing is recorded then. Returns (outbox_id, attempt_no, state) per element, in input order.';
+COMMENT ON FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[], p_rail_codes text[], p_error_codes text[], p_error_messages text[], p_latency_ms integer[], p_retry_delay_seconds integer[]) IS 'Records the outcomes of up to 1000 leases of one worker (parallel arrays, element i describes p_outbox_ids[i]; states as text) exactly as complete_outbox_attempt() would, all or nothing: P7002 (LEASE_LOST) naming the first stale outbox when any lease is missing, replaced or not this worker''s and token''s (DETAIL lists all of them), P7003 for a state other than DISPATCHED, FAILED or RETRYABLE, 22023 for invalid arguments (and for a DISPATCHED element without a reference on a rail that returns references, naming the element), P7013 RAIL_REFERENCE_REUSED when another job of the rail reported a reference; nothing is recorded then. The references go to record_outbox_rail_references() in one call. Returns (outbox_id, attempt_no, state) per element, in input order.';
 
 
 --
@@ -4451,10 +4474,6 @@ CREATE FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
-DECLARE
-    v_code text;
-    v_required boolean;
-    v_holder record;
 BEGIN
     IF p_outbox_id IS NULL OR p_attempt_no IS NULL OR p_attempt_no < 1 THEN
         RAISE EXCEPTION 'p_outbox_id and p_attempt_no (>= 1) must be given'
@@ -4469,45 +4488,9 @@ BEGIN
             pg_catalog.octet_length(p_rail_reference)
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- Jobs queued before rails were registered may carry any spelling or an unknown rail: the
-    -- code is upper-cased, and an unknown rail requires no reference.
-    v_code := pg_catalog.upper(p_rail_type COLLATE "C");
-    SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
-     WHERE r.rail_code = v_code;
-
-    IF p_rail_reference IS NULL OR pg_catalog.btrim(p_rail_reference, E' \t\n\r\f\x0B') = '' THEN
-        IF COALESCE(v_required, false) THEN
-            RAISE EXCEPTION 'p_rail_reference must be given for a DISPATCHED attempt on rail %',
-                v_code
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Report the reference the rail returned, or register the rail with '
-                             'p_returns_reference => false.';
-        END IF;
-        RETURN;
-    END IF;
-
-    INSERT INTO public.outbox_rail_references AS x
-        (rail_code, rail_reference, outbox_id, attempt_no)
-    VALUES (v_code, p_rail_reference, p_outbox_id, p_attempt_no)
-    ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
-    IF FOUND THEN
-        RETURN;
-    END IF;
-    SELECT x.outbox_id, x.attempt_no, x.recorded_at
-      INTO v_holder
-      FROM public.outbox_rail_references AS x
-     WHERE x.rail_code = v_code
-       AND x.rail_reference = p_rail_reference;
-    IF v_holder.outbox_id IS DISTINCT FROM p_outbox_id THEN
-        RAISE EXCEPTION 'RAIL_REFERENCE_REUSED: rail reference % on rail % was already reported '
-                        'by outbox %', pg_catalog.quote_literal(p_rail_reference), v_code,
-            v_holder.outbox_id
-            USING ERRCODE = 'P7013',
-                  DETAIL = pg_catalog.format('first reported by attempt %s at %s',
-                                             v_holder.attempt_no, v_holder.recorded_at),
-                  HINT = 'Two jobs cannot share one rail reference: reconcile with the rail '
-                         'before completing this job.';
-    END IF;
+    PERFORM public.record_outbox_rail_references(
+        ARRAY[p_outbox_id], ARRAY[p_attempt_no], ARRAY[p_rail_type], ARRAY[p_rail_reference]
+    );
 END
 $$;
 
@@ -4519,6 +4502,178 @@ ALTER FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_n
 --
 
 COMMENT ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_attempt_no integer, p_rail_type text, p_rail_reference text) IS 'Records the rail reference of a DISPATCHED attempt in public.outbox_rail_references: required (22023) on a rail registered with returns_reference; P7013 RAIL_REFERENCE_REUSED when another job already reported it on the same rail. Internal: owner only.';
+
+
+--
+-- Name: record_outbox_rail_references(uuid[], integer[], text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[] DEFAULT NULL::integer[]) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer;
+    v_code text;
+    v_required boolean;
+    v_holder record;
+    v_bad record;
+    v_inserted integer;
+    v_given integer;
+    v_outbox uuid;
+    v_attempt integer;
+    v_reference text;
+    v_element integer;
+BEGIN
+    v_count := pg_catalog.cardinality(p_outbox_ids);
+    IF v_count IS NULL
+       OR pg_catalog.cardinality(p_attempt_nos) IS DISTINCT FROM v_count
+       OR pg_catalog.cardinality(p_rail_types) IS DISTINCT FROM v_count
+       OR pg_catalog.cardinality(p_rail_references) IS DISTINCT FROM v_count
+       OR (p_elements IS NOT NULL AND pg_catalog.cardinality(p_elements) <> v_count)
+       OR pg_catalog.array_ndims(p_outbox_ids) > 1 OR pg_catalog.array_ndims(p_attempt_nos) > 1
+       OR pg_catalog.array_ndims(p_rail_types) > 1
+       OR pg_catalog.array_ndims(p_rail_references) > 1
+       OR pg_catalog.array_ndims(p_elements) > 1 THEN
+        RAISE EXCEPTION 'p_outbox_ids, p_attempt_nos, p_rail_types, p_rail_references (and '
+                        'p_elements when given) must be one-dimensional arrays of one length'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF v_count = 0 THEN
+        RETURN;
+    END IF;
+
+    IF v_count = 1 THEN
+        -- One element (a single completion): the statements of 0019's writer, by primary key.
+        v_code := pg_catalog.upper(p_rail_types[pg_catalog.array_lower(p_rail_types, 1)]
+                                   COLLATE "C");
+        v_outbox := p_outbox_ids[pg_catalog.array_lower(p_outbox_ids, 1)];
+        v_attempt := p_attempt_nos[pg_catalog.array_lower(p_attempt_nos, 1)];
+        v_reference := p_rail_references[pg_catalog.array_lower(p_rail_references, 1)];
+        v_element := p_elements[pg_catalog.array_lower(p_elements, 1)];
+        IF v_reference IS NULL
+           OR pg_catalog.btrim(v_reference, E' \t\n\r\f\x0B') = '' THEN
+            SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
+             WHERE r.rail_code = v_code;
+            IF COALESCE(v_required, false) THEN
+                IF v_element IS NOT NULL THEN
+                    RAISE EXCEPTION 'p_rail_references element % (outbox %, DISPATCHED on rail '
+                                    '%) must be a non-empty string', v_element, v_outbox, v_code
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                RAISE EXCEPTION 'p_rail_reference must be given for a DISPATCHED attempt on rail %',
+                    v_code
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Report the reference the rail returned, or register the rail '
+                                 'with p_returns_reference => false.';
+            END IF;
+            RETURN;
+        END IF;
+        INSERT INTO public.outbox_rail_references AS x
+            (rail_code, rail_reference, outbox_id, attempt_no)
+        VALUES (v_code, v_reference, v_outbox, v_attempt)
+        ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+        SELECT x.outbox_id, x.attempt_no, x.recorded_at
+          INTO v_holder
+          FROM public.outbox_rail_references AS x
+         WHERE x.rail_code = v_code
+           AND x.rail_reference = v_reference;
+        IF v_holder.outbox_id IS DISTINCT FROM v_outbox THEN
+            RAISE EXCEPTION 'RAIL_REFERENCE_REUSED: rail reference % on rail % was already '
+                            'reported by outbox %', pg_catalog.quote_literal(v_reference),
+                v_code, v_holder.outbox_id
+                USING ERRCODE = 'P7013',
+                      DETAIL = pg_catalog.format('first reported by attempt %s at %s',
+                                                 v_holder.attempt_no, v_holder.recorded_at),
+                      HINT = 'Two jobs cannot share one rail reference: reconcile with the rail '
+                             'before completing this job.';
+        END IF;
+        RETURN;
+    END IF;
+
+    -- Several elements (a batch): every given reference in one INSERT, in element order (an
+    -- element repeating an earlier element's reference conflicts with it and is skipped), then
+    -- the first element, in order, that broke the rule: a missing reference on a rail that
+    -- returns one (22023), or a reference held by another job (P7013). Either error undoes
+    -- everything the caller wrote.
+    INSERT INTO public.outbox_rail_references AS x
+        (rail_code, rail_reference, outbox_id, attempt_no)
+    SELECT pg_catalog.upper(i.rail_type COLLATE "C"), i.rail_reference, i.outbox_id,
+           i.attempt_no
+      FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_attempt_nos),
+                      pg_catalog.unnest(p_rail_types), pg_catalog.unnest(p_rail_references))
+           WITH ORDINALITY AS i (outbox_id, attempt_no, rail_type, rail_reference, ord)
+     WHERE pg_catalog.btrim(i.rail_reference, E' \t\n\r\f\x0B') <> ''
+     ORDER BY i.ord
+    ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    SELECT pg_catalog.count(*)::integer
+      INTO v_given
+      FROM pg_catalog.unnest(p_rail_references) AS r (rail_reference)
+     WHERE pg_catalog.btrim(r.rail_reference, E' \t\n\r\f\x0B') <> '';
+    IF v_inserted = v_count AND v_given = v_count THEN
+        RETURN;
+    END IF;
+
+    SELECT i.ord, i.element, i.outbox_id, i.code, i.rail_reference, i.missing,
+           x.outbox_id AS holder, x.attempt_no AS holder_attempt, x.recorded_at AS holder_at
+      INTO v_bad
+      FROM (
+          SELECT u.ord, u.element, u.outbox_id, u.rail_reference,
+                 (pg_catalog.upper(u.rail_type COLLATE "C") COLLATE "default") AS code,
+                 (u.rail_reference IS NULL
+                  OR pg_catalog.btrim(u.rail_reference, E' \t\n\r\f\x0B') = '') AS missing
+            FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_rail_types),
+                            pg_catalog.unnest(p_rail_references),
+                            pg_catalog.unnest(p_elements))
+                 WITH ORDINALITY AS u (outbox_id, rail_type, rail_reference, element, ord)
+      ) AS i
+      LEFT JOIN public.outbox_rails AS r
+        ON r.rail_code = i.code
+      LEFT JOIN public.outbox_rail_references AS x
+        ON x.rail_code = i.code
+       AND x.rail_reference = i.rail_reference
+     WHERE CASE WHEN i.missing THEN COALESCE(r.returns_reference, false)
+                ELSE x.outbox_id IS DISTINCT FROM i.outbox_id END
+     ORDER BY i.ord
+     LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF v_bad.missing THEN
+        IF v_bad.element IS NOT NULL THEN
+            RAISE EXCEPTION 'p_rail_references element % (outbox %, DISPATCHED on rail %) must '
+                            'be a non-empty string', v_bad.element, v_bad.outbox_id, v_bad.code
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RAISE EXCEPTION 'p_rail_reference must be given for a DISPATCHED attempt on rail % '
+                        '(element %, outbox %)', v_bad.code, v_bad.ord, v_bad.outbox_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Report the reference the rail returned, or register the rail with '
+                         'p_returns_reference => false.';
+    END IF;
+    RAISE EXCEPTION 'RAIL_REFERENCE_REUSED: rail reference % on rail % was already reported by '
+                    'outbox %', pg_catalog.quote_literal(v_bad.rail_reference), v_bad.code,
+        v_bad.holder
+        USING ERRCODE = 'P7013',
+              DETAIL = pg_catalog.format('first reported by attempt %s at %s',
+                                         v_bad.holder_attempt, v_bad.holder_at),
+              HINT = 'Two jobs cannot share one rail reference: reconcile with the rail before '
+                     'completing this job.';
+END
+$$;
+
+
+ALTER FUNCTION public.record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[]) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[]); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[]) IS 'The one writer of public.outbox_rail_references (ADRs 0123, 0141, 0165): records the rail references of DISPATCHED attempts, element i being (p_outbox_ids[i], p_attempt_nos[i], p_rail_types[i], p_rail_references[i]), in one statement for several elements. A NULL or blank reference on a rail registered with returns_reference is 22023 (naming p_elements[i], the caller''s element number, when given); a reference another job reported on the same rail, or an earlier element of the call, is P7013 RAIL_REFERENCE_REUSED; the first such element in order fails the call. The callers validate the elements (record_outbox_rail_reference() and the completions do). Internal: owner only.';
 
 
 --
@@ -5580,7 +5735,7 @@ ALTER TABLE public.outbox_rail_references OWNER TO symphony_owner;
 -- Name: TABLE outbox_rail_references; Type: COMMENT; Schema: public; Owner: symphony_owner
 --
 
-COMMENT ON TABLE public.outbox_rail_references IS 'Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 otherwise), with its job. Written only by public.record_outbox_rail_reference().';
+COMMENT ON TABLE public.outbox_rail_references IS 'Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 otherwise), with its job. Written only by public.record_outbox_rail_references().';
 
 
 --
@@ -6833,6 +6988,13 @@ REVOKE ALL ON FUNCTION public.record_outbox_rail_reference(p_outbox_id uuid, p_a
 
 
 --
+-- Name: FUNCTION record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[]); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.record_outbox_rail_references(p_outbox_ids uuid[], p_attempt_nos integer[], p_rail_types text[], p_rail_references text[], p_elements integer[]) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION record_stale_outbox_outcome(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text, p_rail_code text, p_error_code text, p_error_message text, p_latency_ms integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -7073,4 +7235,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.alembic_version (version_num) VALUES ('0036_distribute_on_citus');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:49cce7ae4ab6b86cb8e615d8161ba2d19edb35bca8670873cbbd0c64da406220');
+INSERT INTO public.alembic_version (version_num) VALUES ('0037_set_based_completion');

@@ -573,7 +573,7 @@ outbox_rail_references: Final = Table(
     ),
     comment=(
         "Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 "
-        "otherwise), with its job. Written only by public.record_outbox_rail_reference()."
+        "otherwise), with its job. Written only by public.record_outbox_rail_references()."
     ),
 )
 

@@ -487,6 +487,15 @@ ENQUEUE_PAYMENT_OUTBOX_BATCH_FOR_PARTICIPANT: Final = function(
 OUTBOX_PROMOTE_PARTICIPANT_HEAD: Final = function(
     "outbox_promote_participant_head", ("p_participant_id", "text")
 )
+#: Revision 0037 (ADR 0165): the rail-reference rule's one writer, set-based (internal).
+RECORD_OUTBOX_RAIL_REFERENCES: Final = function(
+    "record_outbox_rail_references",
+    ("p_outbox_ids", "uuid[]"),
+    ("p_attempt_nos", "integer[]"),
+    ("p_rail_types", "text[]"),
+    ("p_rail_references", "text[]"),
+    ("p_elements", "integer[]"),
+)
 PARTICIPANT_FIRST_FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     OUTBOX_PROMOTE_PARTICIPANT_HEAD,
     COMPLETE_OUTBOX_ATTEMPT_FOR_PARTICIPANT,
@@ -543,6 +552,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
     *ENQUEUE_RULE_FUNCTIONS,
     *PARTICIPANT_FIRST_FUNCTIONS,
+    RECORD_OUTBOX_RAIL_REFERENCES,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -704,6 +714,8 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
         TEST_USER: _EXECUTE,
     },
     (ObjectKind.FUNCTION, OUTBOX_PROMOTE_PARTICIPANT_HEAD.signature): {},
+    # Revision 0037: internal, owner only.
+    (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCES.signature): {},
 }
 
 #: Every grantee the matrix speaks about, PUBLIC included.

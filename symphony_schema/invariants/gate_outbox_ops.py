@@ -12,7 +12,8 @@
   DELETE (row) and TRUNCATE (statement) triggers calling its deny function, enabled ALWAYS.
 * ``gate:rail-rules-wired`` (INV-057): enqueue and (since 0031) the batch enqueue call the rail
   and payload-number checks, both
-  completions record DISPATCHED references through record_outbox_rail_reference, and a valid
+  completions record DISPATCHED references through record_outbox_rail_references (0037: the
+  rule's one set-based writer, which record_outbox_rail_reference calls), and a valid
   primary key keeps a reference unique per rail.
 
 Roles and tables come from :mod:`symphony_schema.privileges`; the gate's session is read-only.
@@ -224,11 +225,18 @@ RAIL_RULE_CALLS: Final[dict[str, tuple[str, ...]]] = {
         "public.outbox_rail_code(",
         "public.check_outbox_payload_numbers(",
     ),
+    # Revision 0037 (ADR 0165): the completions call the rule's set-based writer directly; the
+    # single-row entry calls it too, and the writer holds the rule.
     "public.complete_outbox_attempt(uuid, uuid, text, public.outbox_attempt_state, text, text,"
-    " text, text, integer, integer)": ("public.record_outbox_rail_reference(",),
+    " text, text, integer, integer)": ("public.record_outbox_rail_references(",),
     "public.complete_outbox_attempts_batch(text, uuid[], uuid[], text[], text[], text[], text[],"
-    " text[], integer[], integer[])": ("public.record_outbox_rail_reference(",),
-    "public.record_outbox_rail_reference(uuid, integer, text, text)": ("'P7013'",),
+    " text[], integer[], integer[])": ("public.record_outbox_rail_references(",),
+    "public.record_outbox_rail_reference(uuid, integer, text, text)": (
+        "public.record_outbox_rail_references(",
+    ),
+    "public.record_outbox_rail_references(uuid[], integer[], text[], text[], integer[])": (
+        "'P7013'",
+    ),
 }
 
 _REFERENCE_KEY: Final = """

@@ -203,7 +203,7 @@ def test_rail_rules_wired_fails_when_completion_is_restated_without_references(
     db.execute(_statement("0014_fifo_dispatch.sql", header))  # type: ignore[arg-type]
     result = failure(gate_on(migrated_db.conninfo), "INV-057")
     assert list(result.details) == [
-        f"{name} no longer calls public.record_outbox_rail_reference: enqueue must refuse "
+        f"{name} no longer calls public.record_outbox_rail_references: enqueue must refuse "
         "unknown rails and inexact numbers, and a DISPATCHED completion must record its rail "
         "reference (unique per rail, P7013); restore the call in a new revision (ADRs 0122, "
         "0123, 0141)"
