@@ -1060,6 +1060,8 @@ COMMENT ON FUNCTION public.claim_outbox_batch_for_participant(p_participant_id t
 CREATE FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
@@ -1067,14 +1069,11 @@ DECLARE
     v_attempt_no integer;
     v_state public.outbox_attempt_state;
     v_terminal boolean;
-    v_plan_settings text[];
-    v_ignored text;
 BEGIN
-    -- Argument checks as one expression; only a failing call runs the checks that name the
-    -- argument (ADR 0041; the helpers' calls cost more than the checks, ADR 0165).
-    IF p_outbox_id IS NULL OR p_lease_token IS NULL OR p_state IS NULL OR p_worker_id IS NULL
-       OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024
+    -- Argument checks as one expression (the id rule through its inlined predicate); only a
+    -- failing call runs the checks that name the argument (ADR 0135's pattern; ADR 0165).
+    IF p_outbox_id IS NULL OR p_lease_token IS NULL OR p_state IS NULL
+       OR NOT public.outbox_id_ok(p_worker_id, 1024)
        OR pg_catalog.octet_length(p_rail_reference) > 1024
        OR pg_catalog.octet_length(p_rail_code) > 1024
        OR pg_catalog.octet_length(p_error_code) > 1024
@@ -1105,11 +1104,6 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041: generic plans, no sequential scans).
-    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
-                             pg_catalog.current_setting('enable_seqscan')];
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -1192,8 +1186,6 @@ BEGIN
             END LOOP;
         END IF;
 
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
         RETURN;
     END IF;
 
@@ -1300,8 +1292,6 @@ BEGIN
     END IF;
 
     -- 7. Report what was recorded.
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -1515,6 +1505,8 @@ COMMENT ON FUNCTION public.complete_outbox_attempt_for_participant(p_participant
 CREATE FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_count integer;
@@ -1524,8 +1516,7 @@ DECLARE
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
-    v_plan_settings text[];
-    v_ignored text;
+    v_labels text[];
     v_attempt_nos integer[];
     v_ref_ids uuid[];
     v_ref_attempts integer[];
@@ -1535,9 +1526,8 @@ DECLARE
     v_participants text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        -- Only a failing call names the argument through the id rule's helper (ADR 0041).
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
+        -- Only a failing call names the argument through the id rule's helper (ADR 0135).
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     v_count := pg_catalog.cardinality(p_outbox_ids);
@@ -1564,13 +1554,13 @@ BEGIN
         RAISE EXCEPTION 'p_states must hold one state per outbox id (% expected)', v_count
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- The state labels once (0032 evaluated enum_range() once per element).
+    v_labels := pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[];
     SELECT i.ord, i.label
       INTO v_bad
       FROM pg_catalog.unnest(p_states) WITH ORDINALITY AS i (label, ord)
      WHERE i.label IS NULL
-        OR i.label <> ALL (
-               pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[]
-           )
+        OR i.label <> ALL (v_labels)
      ORDER BY i.ord
      LIMIT 1;
     IF FOUND THEN
@@ -1670,11 +1660,6 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041; ADR 0165).
-    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
-                             pg_catalog.current_setting('enable_seqscan')];
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
@@ -1912,8 +1897,6 @@ BEGIN
         );
     END LOOP;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
 END
 $$;
 
@@ -3861,6 +3844,26 @@ COMMENT ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_parti
 
 
 --
+-- Name: outbox_id_ok(text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN ((p_value IS NOT NULL) AND (btrim(p_value, ' 	
+
+'::text) <> ''::text) AND ((p_max_bytes IS NULL) OR (octet_length(p_value) <= p_max_bytes)));
+
+
+ALTER FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_id_ok(p_value text, p_max_bytes integer); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) IS 'The id rule of outbox_require_ids() as one predicate (inlined where it is called): true when the value is not NULL, not blank and (p_max_bytes NULL or) at most p_max_bytes bytes. When false, outbox_require_ids() raises the message. Owner only.';
+
+
+--
 -- Name: outbox_limit_bytes(text[], text[], integer[]); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -4551,8 +4554,7 @@ BEGIN
         v_attempt := p_attempt_nos[pg_catalog.array_lower(p_attempt_nos, 1)];
         v_reference := p_rail_references[pg_catalog.array_lower(p_rail_references, 1)];
         v_element := p_elements[pg_catalog.array_lower(p_elements, 1)];
-        IF v_reference IS NULL
-           OR pg_catalog.btrim(v_reference, E' \t\n\r\f\x0B') = '' THEN
+        IF NOT public.outbox_id_ok(v_reference, NULL) THEN
             SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
              WHERE r.rail_code = v_code;
             IF COALESCE(v_required, false) THEN
@@ -4606,14 +4608,14 @@ BEGIN
       FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_attempt_nos),
                       pg_catalog.unnest(p_rail_types), pg_catalog.unnest(p_rail_references))
            WITH ORDINALITY AS i (outbox_id, attempt_no, rail_type, rail_reference, ord)
-     WHERE pg_catalog.btrim(i.rail_reference, E' \t\n\r\f\x0B') <> ''
+     WHERE public.outbox_id_ok(i.rail_reference, NULL)
      ORDER BY i.ord
     ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     SELECT pg_catalog.count(*)::integer
       INTO v_given
       FROM pg_catalog.unnest(p_rail_references) AS r (rail_reference)
-     WHERE pg_catalog.btrim(r.rail_reference, E' \t\n\r\f\x0B') <> '';
+     WHERE public.outbox_id_ok(r.rail_reference, NULL);
     IF v_inserted = v_count AND v_given = v_count THEN
         RETURN;
     END IF;
@@ -4624,8 +4626,7 @@ BEGIN
       FROM (
           SELECT u.ord, u.element, u.outbox_id, u.rail_reference,
                  (pg_catalog.upper(u.rail_type COLLATE "C") COLLATE "default") AS code,
-                 (u.rail_reference IS NULL
-                  OR pg_catalog.btrim(u.rail_reference, E' \t\n\r\f\x0B') = '') AS missing
+                 NOT public.outbox_id_ok(u.rail_reference, NULL) AS missing
             FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_rail_types),
                             pg_catalog.unnest(p_rail_references),
                             pg_catalog.unnest(p_elements))
@@ -6877,6 +6878,13 @@ REVOKE ALL ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_pa
 
 
 --
+-- Name: FUNCTION outbox_id_ok(p_value text, p_max_bytes integer); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION outbox_limit_bytes(p_names text[], p_values text[], p_max_bytes integer[]); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
@@ -7235,5 +7243,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:49cce7ae4ab6b86cb8e615d8161ba2d19edb35bca8670873cbbd0c64da406220');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:fa3268d131334e85070cb12cc6ca1bbe0fa1f025f10a77f87733dde51c827883');
 INSERT INTO public.alembic_version (version_num) VALUES ('0037_set_based_completion');

@@ -487,6 +487,10 @@ ENQUEUE_PAYMENT_OUTBOX_BATCH_FOR_PARTICIPANT: Final = function(
 OUTBOX_PROMOTE_PARTICIPANT_HEAD: Final = function(
     "outbox_promote_participant_head", ("p_participant_id", "text")
 )
+#: Revision 0037 (ADR 0165): the id rule as an inlined predicate (internal).
+OUTBOX_ID_OK: Final = function(
+    "outbox_id_ok", ("p_value", "text"), ("p_max_bytes", "integer"), security_definer=False
+)
 #: Revision 0037 (ADR 0165): the rail-reference rule's one writer, set-based (internal).
 RECORD_OUTBOX_RAIL_REFERENCES: Final = function(
     "record_outbox_rail_references",
@@ -552,6 +556,7 @@ FUNCTIONS: Final[tuple[FunctionSpec, ...]] = (
     CLAIM_OUTBOX_BATCH_FOR_PARTICIPANT,
     *ENQUEUE_RULE_FUNCTIONS,
     *PARTICIPANT_FIRST_FUNCTIONS,
+    OUTBOX_ID_OK,
     RECORD_OUTBOX_RAIL_REFERENCES,
 )
 
@@ -715,6 +720,7 @@ _MATRIX: Final[Mapping[tuple[ObjectKind, str], Mapping[str, frozenset[str]]]] = 
     },
     (ObjectKind.FUNCTION, OUTBOX_PROMOTE_PARTICIPANT_HEAD.signature): {},
     # Revision 0037: internal, owner only.
+    (ObjectKind.FUNCTION, OUTBOX_ID_OK.signature): {},
     (ObjectKind.FUNCTION, RECORD_OUTBOX_RAIL_REFERENCES.signature): {},
 }
 

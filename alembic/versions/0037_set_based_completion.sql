@@ -9,15 +9,30 @@
 --    signature, checks and messages and calls it.
 -- 2. complete_outbox_attempts_batch (body: 0032) calls that writer once per batch instead of
 --    once per DISPATCHED element (and outbox_require_ids once per element), and reads the
---    ledger's last attempts once instead of twice. Same contract: all or nothing, the same
---    SQLSTATEs, messages and results.
--- 3. complete_outbox_attempt (body: 0032) checks its arguments in one expression (the helpers
---    run only on a failing call, to name the argument), sets and restores the plan settings
---    inline (ADR 0041's rule, without two helper calls) and calls the writer directly.
+--    ledger's last attempts once instead of twice, and the state labels once instead of once
+--    per element. Same contract: all or nothing, the same SQLSTATEs, messages and results.
+-- 3. complete_outbox_attempt (body: 0032) checks its arguments in one expression (the id rule
+--    through outbox_id_ok(), inlined; the helpers run only on a failing call, to name the
+--    argument), takes ADR 0041's plan settings as SET clauses (as enqueue does since 0031, ADR
+--    0135) instead of the pin/restore helper pair, and calls the writer directly. The batch
+--    takes the same SET clauses and the same worker check.
 -- The *_for_participant completions are unchanged (ADR 0147: no array joins in a delegated
 -- body); their record_outbox_rail_reference() call reaches the same writer.
--- Owners and grants of the restated functions stay (CREATE OR REPLACE); the new writer is owner
--- only.
+-- Owners and grants of the restated functions stay (CREATE OR REPLACE); the new writer and
+-- predicate are owner only.
+
+-- 0. The id rule as a predicate, inlined where it is called (like outbox_enqueue_args_ok, ADR
+--    0135): only when it is false does outbox_require_ids() run, to raise its message.
+CREATE FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN p_value IS NOT NULL
+       AND pg_catalog.btrim(p_value, E' \t\n\r\f\x0B') <> ''
+       AND (p_max_bytes IS NULL OR pg_catalog.octet_length(p_value) <= p_max_bytes);
+
+COMMENT ON FUNCTION public.outbox_id_ok(text, integer) IS
+'The id rule of outbox_require_ids() as one predicate (inlined where it is called): true when '
+'the value is not NULL, not blank and (p_max_bytes NULL or) at most p_max_bytes bytes. When '
+'false, outbox_require_ids() raises the message. Owner only.';
 
 -- 1. The rail-reference rule's one writer, set-based (ADRs 0123, 0141, 0165).
 CREATE FUNCTION public.record_outbox_rail_references(
@@ -69,8 +84,7 @@ BEGIN
         v_attempt := p_attempt_nos[pg_catalog.array_lower(p_attempt_nos, 1)];
         v_reference := p_rail_references[pg_catalog.array_lower(p_rail_references, 1)];
         v_element := p_elements[pg_catalog.array_lower(p_elements, 1)];
-        IF v_reference IS NULL
-           OR pg_catalog.btrim(v_reference, E' \t\n\r\f\x0B') = '' THEN
+        IF NOT public.outbox_id_ok(v_reference, NULL) THEN
             SELECT r.returns_reference INTO v_required FROM public.outbox_rails AS r
              WHERE r.rail_code = v_code;
             IF COALESCE(v_required, false) THEN
@@ -124,14 +138,14 @@ BEGIN
       FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_attempt_nos),
                       pg_catalog.unnest(p_rail_types), pg_catalog.unnest(p_rail_references))
            WITH ORDINALITY AS i (outbox_id, attempt_no, rail_type, rail_reference, ord)
-     WHERE pg_catalog.btrim(i.rail_reference, E' \t\n\r\f\x0B') <> ''
+     WHERE public.outbox_id_ok(i.rail_reference, NULL)
      ORDER BY i.ord
     ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     SELECT pg_catalog.count(*)::integer
       INTO v_given
       FROM pg_catalog.unnest(p_rail_references) AS r (rail_reference)
-     WHERE pg_catalog.btrim(r.rail_reference, E' \t\n\r\f\x0B') <> '';
+     WHERE public.outbox_id_ok(r.rail_reference, NULL);
     IF v_inserted = v_count AND v_given = v_count THEN
         RETURN;
     END IF;
@@ -142,8 +156,7 @@ BEGIN
       FROM (
           SELECT u.ord, u.element, u.outbox_id, u.rail_reference,
                  (pg_catalog.upper(u.rail_type COLLATE "C") COLLATE "default") AS code,
-                 (u.rail_reference IS NULL
-                  OR pg_catalog.btrim(u.rail_reference, E' \t\n\r\f\x0B') = '') AS missing
+                 NOT public.outbox_id_ok(u.rail_reference, NULL) AS missing
             FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_rail_types),
                             pg_catalog.unnest(p_rail_references),
                             pg_catalog.unnest(p_elements))
@@ -229,6 +242,8 @@ $$;
 CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_count integer;
@@ -238,8 +253,7 @@ DECLARE
     v_bad record;
     v_states public.outbox_attempt_state[];
     v_ceiling integer;
-    v_plan_settings text[];
-    v_ignored text;
+    v_labels text[];
     v_attempt_nos integer[];
     v_ref_ids uuid[];
     v_ref_attempts integer[];
@@ -249,9 +263,8 @@ DECLARE
     v_participants text[];
 BEGIN
     -- 1. Validate; nothing has been written yet.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
-        -- Only a failing call names the argument through the id rule's helper (ADR 0041).
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
+        -- Only a failing call names the argument through the id rule's helper (ADR 0135).
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     v_count := pg_catalog.cardinality(p_outbox_ids);
@@ -278,13 +291,13 @@ BEGIN
         RAISE EXCEPTION 'p_states must hold one state per outbox id (% expected)', v_count
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- The state labels once (0032 evaluated enum_range() once per element).
+    v_labels := pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[];
     SELECT i.ord, i.label
       INTO v_bad
       FROM pg_catalog.unnest(p_states) WITH ORDINALITY AS i (label, ord)
      WHERE i.label IS NULL
-        OR i.label <> ALL (
-               pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[]
-           )
+        OR i.label <> ALL (v_labels)
      ORDER BY i.ord
      LIMIT 1;
     IF FOUND THEN
@@ -384,11 +397,6 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041; ADR 0165).
-    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
-                             pg_catalog.current_setting('enable_seqscan')];
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
     --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
@@ -626,8 +634,6 @@ BEGIN
         );
     END LOOP;
 
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
 END
 $$;
 
@@ -647,6 +653,8 @@ COMMENT ON FUNCTION public.complete_outbox_attempts_batch(
 CREATE OR REPLACE FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
@@ -654,14 +662,11 @@ DECLARE
     v_attempt_no integer;
     v_state public.outbox_attempt_state;
     v_terminal boolean;
-    v_plan_settings text[];
-    v_ignored text;
 BEGIN
-    -- Argument checks as one expression; only a failing call runs the checks that name the
-    -- argument (ADR 0041; the helpers' calls cost more than the checks, ADR 0165).
-    IF p_outbox_id IS NULL OR p_lease_token IS NULL OR p_state IS NULL OR p_worker_id IS NULL
-       OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024
+    -- Argument checks as one expression (the id rule through its inlined predicate); only a
+    -- failing call runs the checks that name the argument (ADR 0135's pattern; ADR 0165).
+    IF p_outbox_id IS NULL OR p_lease_token IS NULL OR p_state IS NULL
+       OR NOT public.outbox_id_ok(p_worker_id, 1024)
        OR pg_catalog.octet_length(p_rail_reference) > 1024
        OR pg_catalog.octet_length(p_rail_code) > 1024
        OR pg_catalog.octet_length(p_error_code) > 1024
@@ -692,11 +697,6 @@ BEGIN
     END IF;
 
     v_now := pg_catalog.clock_timestamp();
-    -- outbox_pin_plan_settings() and its restore, inline (ADR 0041: generic plans, no sequential scans).
-    v_plan_settings := ARRAY[pg_catalog.current_setting('plan_cache_mode'),
-                             pg_catalog.current_setting('enable_seqscan')];
-    v_ignored := pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', 'off', true);
 
     IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
                    'FAILED'::public.outbox_attempt_state) THEN
@@ -779,8 +779,6 @@ BEGIN
             END LOOP;
         END IF;
 
-        v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-        v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
         RETURN;
     END IF;
 
@@ -887,8 +885,6 @@ BEGIN
     END IF;
 
     -- 7. Report what was recorded.
-    v_ignored := pg_catalog.set_config('plan_cache_mode', v_plan_settings[1], true);
-    v_ignored := pg_catalog.set_config('enable_seqscan', v_plan_settings[2], true);
     RETURN QUERY SELECT v_attempt_no, v_state;
 END
 $$;
@@ -914,6 +910,8 @@ COMMENT ON TABLE public.outbox_rail_references IS
 GRANT CREATE ON SCHEMA public TO symphony_owner;
 ALTER FUNCTION public.record_outbox_rail_references(uuid[], integer[], text[], text[], integer[])
     OWNER TO symphony_owner;
+ALTER FUNCTION public.outbox_id_ok(text, integer) OWNER TO symphony_owner;
 REVOKE CREATE ON SCHEMA public FROM symphony_owner;
 REVOKE ALL ON FUNCTION public.record_outbox_rail_references(
     uuid[], integer[], text[], text[], integer[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.outbox_id_ok(text, integer) FROM PUBLIC;

@@ -139,6 +139,7 @@ def test_a_single_completion_runs_none_of_the_rule_helpers(outbox: Outbox) -> No
         "outbox_pin_plan_settings",
         "outbox_restore_plan_settings",
         "record_outbox_rail_reference",
+        "outbox_id_ok",  # inlined: never called as a function
     ):
         assert helper not in calls, f"the completion called {helper}: {calls}"
 
@@ -184,6 +185,39 @@ def test_the_inlined_checks_name_the_argument_as_before(
             call,
         )
     assert _written(outbox.conn) == before
+
+
+@pytest.mark.parametrize(
+    ("value", "max_bytes"),
+    [
+        (None, None),
+        ("", None),
+        (" \t\n\r\f\x0b", 1024),
+        ("\u00a0", None),
+        ("x", 1),
+        ("xy", 1),
+        ("é" * 512, 1024),
+        ("é" * 513, 1024),
+        ("y" * 5000, None),
+        (" a ", 3),
+    ],
+)
+def test_the_id_predicate_agrees_with_the_id_rule(
+    db: psycopg.Connection[Any], value: str | None, max_bytes: int | None
+) -> None:
+    """outbox_id_ok (the inlined fast path) is true exactly when outbox_require_ids raises
+    nothing, so the fast path can never let through what the rule refuses."""
+    row = db.execute("SELECT public.outbox_id_ok(%s, %s)", (value, max_bytes)).fetchone()
+    assert row is not None
+    try:
+        with db.transaction():
+            db.execute(
+                "SELECT public.outbox_require_ids(ARRAY['p_x'], ARRAY[%s], %s)", (value, max_bytes)
+            )
+        refused = False
+    except psycopg.errors.InvalidParameterValue:
+        refused = True
+    assert row[0] is not refused
 
 
 # -- hostile: all or nothing over 100 ----------------------------------------------------------
