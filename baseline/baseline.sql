@@ -1377,8 +1377,9 @@ BEGIN
         -- the rail returns references and none was given, P7013 when another job of the rail
         -- reported it. Either error undoes the DELETE above: the job stays leased.
         IF p_state = 'DISPATCHED'::public.outbox_attempt_state THEN
-            PERFORM public.record_outbox_rail_reference(
-                p_outbox_id, v_attempt_no, v_row.rail_type, p_rail_reference
+            PERFORM public.record_outbox_rail_references(
+                ARRAY[p_outbox_id], ARRAY[v_attempt_no], ARRAY[v_row.rail_type],
+                ARRAY[p_rail_reference]
             );
         END IF;
 
@@ -2143,8 +2144,9 @@ BEGIN
 
     -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
     --     rail that returns references the element must carry one (22023 naming the element),
-    --     then record_outbox_rail_reference() records it (P7013 when another job of the rail, in
-    --     or before this batch, reported it). Either error undoes the whole batch.
+    --     then record_outbox_rail_references(), the rule's writer, records it (P7013 when
+    --     another job of the rail, in or before this batch, reported it; one element per call,
+    --     ADR 0165). Either error undoes the whole batch.
     FOR v_element IN
         SELECT i.ord, i.outbox_id, i.rail_reference
           FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
@@ -2176,8 +2178,9 @@ BEGIN
                 NULL
             );
         END IF;
-        PERFORM public.record_outbox_rail_reference(
-            v_element.outbox_id, v_attempt_no, v_rail_type, v_element.rail_reference
+        PERFORM public.record_outbox_rail_references(
+            ARRAY[v_element.outbox_id], ARRAY[v_attempt_no], ARRAY[v_rail_type],
+            ARRAY[v_element.rail_reference]
         );
     END LOOP;
 
@@ -7243,5 +7246,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:fa3268d131334e85070cb12cc6ca1bbe0fa1f025f10a77f87733dde51c827883');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:ac005d1eb02c408c0acd286a239684d16a597821b76141e5c5638a98494fd543');
 INSERT INTO public.alembic_version (version_num) VALUES ('0037_set_based_completion');

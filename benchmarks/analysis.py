@@ -153,10 +153,11 @@ def _p2(results: Results) -> list[str]:
             )
             + "): this is P2b (target 0.8x, gap). One DELETE of many rows against, per job, a"
             " lease check, a ledger row with three index entries and the participant guard, a"
-            " rail reference through its one writer (called once per job, ADR 0141), the next"
-            " head's promotion and the requeueing of retries; plus the all-or-nothing lock step"
-            " of the batch (ADR 0158). Since 0032 the batch reads each job once (it read the"
-            " whole id list once per job before)."
+            " rail reference (since 0037 in one set-based writer call per batch, ADR 0165), the"
+            " next head's promotion (a non-HOT update of the queue row, the largest part) and"
+            " the requeueing of retries; plus the all-or-nothing lock step of the batch (ADR"
+            " 0158). Since 0032 the batch reads each job once (it read the whole id list once"
+            " per job before)."
         )
     return [*lines, ""]
 

@@ -16,8 +16,8 @@
 --    argument), takes ADR 0041's plan settings as SET clauses (as enqueue does since 0031, ADR
 --    0135) instead of the pin/restore helper pair, and calls the writer directly. The batch
 --    takes the same SET clauses and the same worker check.
--- The *_for_participant completions are unchanged (ADR 0147: no array joins in a delegated
--- body); their record_outbox_rail_reference() call reaches the same writer.
+-- 4. The *_for_participant completions keep their bodies (ADR 0147: no array joins in a
+--    delegated body) except that they call the writer directly, one element per call.
 -- Owners and grants of the restated functions stay (CREATE OR REPLACE); the new writer and
 -- predicate are owner only.
 
@@ -900,6 +900,532 @@ COMMENT ON FUNCTION public.complete_outbox_attempt(
 'another job of the rail reported it (nothing is written then). Terminal outcomes remove the '
 'pending row; retries requeue it after max(1, p_retry_delay_seconds) seconds. Returns '
 '(attempt_no, state).';
+
+-- 4. The participant-first completions (bodies: 0034) call the writer directly instead of
+--    through record_outbox_rail_reference() (one nested call less than 0036 would have after 1.);
+--    nothing else changes: one element per call, no array join (ADR 0147).
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_now timestamptz;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_terminal boolean;
+    v_plan_settings text[];
+BEGIN
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    IF p_outbox_id IS NULL THEN
+        RAISE EXCEPTION 'p_outbox_id must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF p_lease_token IS NULL THEN
+        RAISE EXCEPTION 'p_lease_token must not be NULL'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id], NULL);
+    IF p_state IS NULL THEN
+        RAISE EXCEPTION 'p_state must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM public.outbox_limit_bytes(
+        ARRAY['p_worker_id', 'p_rail_reference', 'p_rail_code', 'p_error_code',
+              'p_error_message'],
+        ARRAY[p_worker_id, p_rail_reference, p_rail_code, p_error_code, p_error_message],
+        ARRAY[1024, 1024, 1024, 1024, 4096]
+    );
+    IF p_latency_ms < 0 THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got %', p_latency_ms
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    IF p_state IN ('DISPATCHED'::public.outbox_attempt_state,
+                   'FAILED'::public.outbox_attempt_state) THEN
+        -- Terminal: fence, lock and remove the job in one statement.
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id
+           AND p.claimed_by = p_worker_id
+           AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+        RETURNING p.* INTO v_row;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+                p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+                USING ERRCODE = 'P7002',
+                      HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                             'do not dispatch again under it; record what the rail said with '
+                             'public.record_stale_outbox_outcome().';
+        END IF;
+
+        SELECT COALESCE(pg_catalog.max(x.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS x
+         WHERE x.outbox_id = p_outbox_id
+           AND x.participant_id = p_participant_id;
+
+        -- A dispatch carries the rail's reference, unique per rail (ADRs 0123, 0141): 22023 when
+        -- the rail returns references and none was given, P7013 when another job of the rail
+        -- reported it. Either error undoes the DELETE above: the job stays leased.
+        IF p_state = 'DISPATCHED'::public.outbox_attempt_state THEN
+            PERFORM public.record_outbox_rail_references(
+                ARRAY[p_outbox_id], ARRAY[v_attempt_no], ARRAY[v_row.rail_type],
+                ARRAY[p_rail_reference]
+            );
+        END IF;
+
+        RETURN QUERY
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, p_state,
+             COALESCE(v_row.claimed_at, v_now), v_now,
+             p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms,
+             p_worker_id, p_lease_token, SESSION_USER)
+        RETURNING a.attempt_no, a.state;
+
+        -- The participant's next job becomes its head (ADR 0158), under the allocator row's
+        -- lock, as complete_outbox_attempt does it.
+        IF v_row.is_head THEN
+            PERFORM public.outbox_promote_participant_head(p_participant_id);
+        END IF;
+
+        PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+        RETURN;
+    END IF;
+
+    -- RETRYABLE, or a state that must be refused: the 0002 sequence.
+    -- 1. Lock the row only while worker and token match (the token is still the job's current
+    --    one: no repair or claim replaced it, even if lease_expires_at has passed; ADR 0118).
+    SELECT p.*
+      INTO v_row
+      FROM public.payment_outbox_pending AS p
+     WHERE p.participant_id = p_participant_id
+       AND p.outbox_id = p_outbox_id
+       AND p.claimed_by = p_worker_id
+       AND p.lease_token IS NOT DISTINCT FROM p_lease_token
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token',
+            p_outbox_id, pg_catalog.quote_literal(p_worker_id)
+            USING ERRCODE = 'P7002',
+                  HINT = 'The lease was replaced (repaired or claimed again) or never held: '
+                         'do not dispatch again under it; record what the rail said with '
+                         'public.record_stale_outbox_outcome().';
+    END IF;
+
+    -- 2. Only outcomes a worker can report (terminal ones took the path above).
+    IF p_state <> 'RETRYABLE'::public.outbox_attempt_state THEN
+        RAISE EXCEPTION 'invalid completion state %: expected DISPATCHED, FAILED or RETRYABLE',
+            p_state
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    -- 3. The ledger is the truth for attempt numbers (repair events count).
+    SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+      INTO v_attempt_no
+      FROM public.payment_outbox_attempts AS a
+     WHERE a.outbox_id = p_outbox_id
+       AND a.participant_id = p_participant_id;
+
+    -- 4. Retry ceiling.
+    v_state := p_state;
+    IF v_attempt_no >= public.outbox_retry_ceiling() THEN
+        v_state := 'FAILED'::public.outbox_attempt_state;
+    END IF;
+    v_terminal := v_state = 'FAILED'::public.outbox_attempt_state;
+
+    -- 5. Append the attempt.
+    INSERT INTO public.payment_outbox_attempts AS a
+        (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+         attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+         error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+    VALUES
+        (v_row.outbox_id, v_row.instruction_id, v_row.participant_id, v_row.sequence_id,
+         v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+         COALESCE(v_row.claimed_at, v_now), CASE WHEN v_terminal THEN v_now END,
+         p_rail_reference, p_rail_code, p_error_code, p_error_message, p_latency_ms, p_worker_id,
+         p_lease_token, SESSION_USER);
+
+    -- 6. Terminal: the job leaves the queue. Retry: back in the queue after the delay, unleased.
+    IF v_terminal THEN
+        DELETE FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id;
+        -- The participant's next job becomes its head (ADR 0158), under the allocator row's
+        -- lock, as complete_outbox_attempt does it.
+        IF v_row.is_head THEN
+            PERFORM public.outbox_promote_participant_head(p_participant_id);
+        END IF;
+    ELSE
+        UPDATE public.payment_outbox_pending AS p
+           SET attempt_count = v_attempt_no,
+               next_attempt_at = v_now + pg_catalog.make_interval(
+                   secs => GREATEST(1, p_retry_delay_seconds)
+               ),
+               claimed_by = NULL,
+               lease_token = NULL,
+               lease_expires_at = NULL,
+               claimed_at = NULL
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = p_outbox_id;
+    END IF;
+
+    -- 7. Report what was recorded.
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+    RETURN QUERY SELECT v_attempt_no, v_state;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+DECLARE
+    v_count integer;
+    v_now timestamptz;
+    v_stale uuid[];
+    v_stale_ords integer[] := '{}';
+    v_bad record;
+    v_states public.outbox_attempt_state[];
+    v_ceiling integer;
+    v_plan_settings text[];
+    v_element record;
+    v_row public.payment_outbox_pending%ROWTYPE;
+    v_rail_type text;
+    v_required boolean;
+    v_attempt_no integer;
+    v_state public.outbox_attempt_state;
+    v_retry_at timestamptz;
+BEGIN
+    -- 1. Validate; nothing has been written yet.
+    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    v_count := pg_catalog.cardinality(p_outbox_ids);
+    IF v_count IS NULL OR v_count < 1 OR v_count > 1000
+       OR pg_catalog.array_ndims(p_outbox_ids) <> 1 THEN
+        RAISE EXCEPTION 'p_outbox_ids must be a one-dimensional array of 1 to 1000 ids, got %',
+            COALESCE(v_count::text || ' elements', 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.array_position(p_outbox_ids, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_outbox_ids must not contain NULL (element %)',
+            pg_catalog.array_position(p_outbox_ids, NULL)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.cardinality(p_lease_tokens) IS DISTINCT FROM v_count
+       OR pg_catalog.array_ndims(p_lease_tokens) <> 1
+       OR pg_catalog.array_position(p_lease_tokens, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'p_lease_tokens must hold one non-NULL token per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF pg_catalog.cardinality(p_states) IS DISTINCT FROM v_count
+       OR pg_catalog.array_ndims(p_states) <> 1 THEN
+        RAISE EXCEPTION 'p_states must hold one state per outbox id (% expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT i.ord, i.label
+      INTO v_bad
+      FROM pg_catalog.unnest(p_states) WITH ORDINALITY AS i (label, ord)
+     WHERE i.label IS NULL
+        OR i.label <> ALL (
+               pg_catalog.enum_range(NULL::public.outbox_attempt_state)::text[]
+           )
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'p_states element % is %, not an outbox attempt state',
+            v_bad.ord, COALESCE(pg_catalog.quote_literal(v_bad.label), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A worker reports DISPATCHED, FAILED or RETRYABLE.';
+    END IF;
+    v_states := p_states::public.outbox_attempt_state[];
+    IF (p_rail_references IS NOT NULL AND (pg_catalog.cardinality(p_rail_references) <> v_count
+            OR pg_catalog.array_ndims(p_rail_references) <> 1)) THEN
+        RAISE EXCEPTION 'p_rail_references must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_rail_codes IS NOT NULL AND (pg_catalog.cardinality(p_rail_codes) <> v_count
+            OR pg_catalog.array_ndims(p_rail_codes) <> 1)) THEN
+        RAISE EXCEPTION 'p_rail_codes must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_error_codes IS NOT NULL AND (pg_catalog.cardinality(p_error_codes) <> v_count
+            OR pg_catalog.array_ndims(p_error_codes) <> 1)) THEN
+        RAISE EXCEPTION 'p_error_codes must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_error_messages IS NOT NULL AND (pg_catalog.cardinality(p_error_messages) <> v_count
+            OR pg_catalog.array_ndims(p_error_messages) <> 1)) THEN
+        RAISE EXCEPTION 'p_error_messages must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_latency_ms IS NOT NULL AND (pg_catalog.cardinality(p_latency_ms) <> v_count
+            OR pg_catalog.array_ndims(p_latency_ms) <> 1)) THEN
+        RAISE EXCEPTION 'p_latency_ms must be NULL or hold one value per outbox id (% expected)',
+            v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (p_retry_delay_seconds IS NOT NULL
+        AND (pg_catalog.cardinality(p_retry_delay_seconds) <> v_count
+             OR pg_catalog.array_ndims(p_retry_delay_seconds) <> 1)) THEN
+        RAISE EXCEPTION 'p_retry_delay_seconds must be NULL or hold one value per outbox id (% '
+                        'expected)', v_count
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- Size limits (ADR 0063): the first element over its limit, in argument order.
+    SELECT i.name, i.ord, i.bytes, i.max_bytes
+      INTO v_bad
+      FROM (
+          SELECT 1 AS arg, 'p_rail_references' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_references) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 2 AS arg, 'p_rail_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_rail_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 3 AS arg, 'p_error_codes' AS name, 1024 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_codes) WITH ORDINALITY AS u (val, ord)
+          UNION ALL
+          SELECT 4 AS arg, 'p_error_messages' AS name, 4096 AS max_bytes, u.ord,
+                 pg_catalog.octet_length(u.val) AS bytes
+            FROM pg_catalog.unnest(p_error_messages) WITH ORDINALITY AS u (val, ord)
+      ) AS i
+     WHERE i.bytes > i.max_bytes
+     ORDER BY i.arg, i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION '% element % must be at most % bytes, got %',
+            v_bad.name, v_bad.ord, v_bad.max_bytes, v_bad.bytes
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT i.ord, i.outbox_id, i.latency_ms, i.seen
+      INTO v_bad
+      FROM (
+          SELECT u.ord, u.outbox_id, u.latency_ms,
+                 pg_catalog.row_number() OVER (PARTITION BY u.outbox_id ORDER BY u.ord) AS seen
+            FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_latency_ms))
+                 WITH ORDINALITY AS u (outbox_id, latency_ms, ord)
+      ) AS i
+     WHERE i.latency_ms < 0 OR i.seen > 1
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        IF v_bad.seen > 1 THEN
+            RAISE EXCEPTION 'p_outbox_ids must not repeat an outbox: % appears again as element %',
+                v_bad.outbox_id, v_bad.ord
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        RAISE EXCEPTION 'p_latency_ms must be NULL or >= 0, got % (element %, outbox %)',
+            v_bad.latency_ms, v_bad.ord, v_bad.outbox_id
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    v_now := pg_catalog.clock_timestamp();
+    v_plan_settings := public.outbox_pin_plan_settings();
+
+    -- 2. Lock every row whose lease matches (worker, current token), in outbox_id order so
+    --    that concurrent batches cannot deadlock. READ COMMITTED re-checks the conditions on the
+    --    latest version of a row it had to wait for. One job per statement, by the participant
+    --    and the job's id (a delegated body on Citus plans no join of the queue with the
+    --    arrays); a participant has at most one leased head at a time, so a batch is short.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.lease_token
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(p_lease_tokens))
+               WITH ORDINALITY AS i (outbox_id, lease_token, ord)
+         ORDER BY i.outbox_id
+    LOOP
+        PERFORM 1
+           FROM public.payment_outbox_pending AS p
+          WHERE p.participant_id = p_participant_id
+            AND p.outbox_id = v_element.outbox_id
+            AND p.claimed_by = p_worker_id
+            AND p.lease_token IS NOT DISTINCT FROM v_element.lease_token
+            FOR UPDATE;
+        IF NOT FOUND THEN
+            v_stale_ords := v_stale_ords || v_element.ord::integer;
+        END IF;
+    END LOOP;
+
+    -- 3. All or nothing: one stale lease (a job of another participant is one) refuses the whole
+    --    batch, before anything is written.
+    IF pg_catalog.cardinality(v_stale_ords) > 0 THEN
+        SELECT pg_catalog.array_agg(p_outbox_ids[o.ord] ORDER BY o.ord)
+          INTO v_stale
+          FROM pg_catalog.unnest(v_stale_ords) AS o (ord);
+        RAISE EXCEPTION 'LEASE_LOST: no live lease on outbox % for worker % with this token '
+                        '(% of % completions in the batch are stale; none was recorded)',
+            v_stale[1], pg_catalog.quote_literal(p_worker_id),
+            pg_catalog.cardinality(v_stale), v_count
+            USING ERRCODE = 'P7002',
+                  DETAIL = 'stale outbox ids: '
+                           || pg_catalog.array_to_string(v_stale, ', '),
+                  HINT = 'Do not dispatch the stale jobs again under their old leases; record '
+                         'what the rail said for them with public.record_stale_outbox_outcome() '
+                         'and complete the other jobs again.';
+    END IF;
+
+    -- 4. Only outcomes a worker can report.
+    SELECT i.ord, i.outbox_id, i.state
+      INTO v_bad
+      FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states))
+           WITH ORDINALITY AS i (outbox_id, state, ord)
+     WHERE i.state NOT IN ('DISPATCHED'::public.outbox_attempt_state,
+                           'FAILED'::public.outbox_attempt_state,
+                           'RETRYABLE'::public.outbox_attempt_state)
+     ORDER BY i.ord
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'invalid completion state % for outbox % (element %): expected '
+                        'DISPATCHED, FAILED or RETRYABLE', v_bad.state, v_bad.outbox_id, v_bad.ord
+            USING ERRCODE = 'P7003';
+    END IF;
+
+    -- 5. The retry ceiling, read once (a bad GUC raises 22023 before anything is written).
+    IF 'RETRYABLE'::public.outbox_attempt_state = ANY (v_states) THEN
+        v_ceiling := public.outbox_retry_ceiling();
+    END IF;
+
+    -- 5b. A job leaving the queue promotes the participant's next job (step 7), under a lock of
+    --     the participant's allocator row (ADRs 0116, 0158), taken here first, as
+    --     complete_outbox_attempts_batch does. FOR NO KEY UPDATE: it conflicts with enqueue's
+    --     upsert and writes no new row version.
+    PERFORM 1
+       FROM public.participant_outbox_sequences AS s
+      WHERE s.participant_id = p_participant_id
+        FOR NO KEY UPDATE;
+
+    -- 5c. Rail references of the DISPATCHED elements (ADRs 0123, 0141), in input order: on a
+    --     rail that returns references the element must carry one (22023 naming the element),
+    --     then record_outbox_rail_references(), the rule's writer, records it (P7013 when
+    --     another job of the rail, in or before this batch, reported it; one element per call,
+    --     ADR 0165). Either error undoes the whole batch.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.rail_reference
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                          pg_catalog.unnest(p_rail_references))
+               WITH ORDINALITY AS i (outbox_id, state, rail_reference, ord)
+         WHERE i.state = 'DISPATCHED'::public.outbox_attempt_state
+         ORDER BY i.ord
+    LOOP
+        SELECT p.rail_type
+          INTO v_rail_type
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_element.outbox_id;
+        SELECT r.returns_reference
+          INTO v_required
+          FROM public.outbox_rails AS r
+         WHERE r.rail_code = pg_catalog.upper(v_rail_type COLLATE "C");
+        IF COALESCE(v_required, false) THEN
+            PERFORM public.outbox_require_ids(
+                ARRAY[pg_catalog.format('p_rail_references element %s (outbox %s, DISPATCHED on '
+                                        'rail %s)', v_element.ord, v_element.outbox_id,
+                                        pg_catalog.upper(v_rail_type COLLATE "C"))],
+                ARRAY[v_element.rail_reference],
+                NULL
+            );
+        END IF;
+        PERFORM public.record_outbox_rail_references(
+            ARRAY[v_element.outbox_id], ARRAY[v_attempt_no], ARRAY[v_rail_type],
+            ARRAY[v_element.rail_reference]
+        );
+    END LOOP;
+
+    -- 6. Record each element in input order: number the attempt from the ledger, apply the
+    --    ceiling, append the attempt, remove a terminal job or requeue a retry, and report one
+    --    row per element. The rows are locked by this transaction since step 2.
+    FOR v_element IN
+        SELECT i.ord, i.outbox_id, i.state, i.rail_reference, i.rail_code, i.error_code,
+               i.error_message, i.latency_ms, i.retry_delay_seconds, i.lease_token
+          FROM ROWS FROM (pg_catalog.unnest(p_outbox_ids), pg_catalog.unnest(v_states),
+                          pg_catalog.unnest(p_rail_references), pg_catalog.unnest(p_rail_codes),
+                          pg_catalog.unnest(p_error_codes), pg_catalog.unnest(p_error_messages),
+                          pg_catalog.unnest(p_latency_ms),
+                          pg_catalog.unnest(p_retry_delay_seconds),
+                          pg_catalog.unnest(p_lease_tokens))
+               WITH ORDINALITY AS i (outbox_id, state, rail_reference, rail_code, error_code,
+                                     error_message, latency_ms, retry_delay_seconds, lease_token,
+                                     ord)
+         ORDER BY i.ord
+    LOOP
+        SELECT p.*
+          INTO v_row
+          FROM public.payment_outbox_pending AS p
+         WHERE p.participant_id = p_participant_id
+           AND p.outbox_id = v_element.outbox_id;
+        SELECT COALESCE(pg_catalog.max(a.attempt_no), 0) + 1
+          INTO v_attempt_no
+          FROM public.payment_outbox_attempts AS a
+         WHERE a.participant_id = p_participant_id
+           AND a.outbox_id = v_element.outbox_id;
+        v_state := v_element.state;
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state AND v_attempt_no >= v_ceiling THEN
+            v_state := 'FAILED'::public.outbox_attempt_state;
+        END IF;
+        INSERT INTO public.payment_outbox_attempts AS a
+            (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
+             attempt_no, state, claimed_at, completed_at, rail_reference, rail_code,
+             error_code, error_message, latency_ms, worker_id, lease_token, recorded_by)
+        VALUES
+            (v_row.outbox_id, v_row.instruction_id, p_participant_id, v_row.sequence_id,
+             v_row.idempotency_key, v_row.rail_type, v_attempt_no, v_state,
+             COALESCE(v_row.claimed_at, v_now),
+             CASE WHEN v_state <> 'RETRYABLE'::public.outbox_attempt_state THEN v_now END,
+             v_element.rail_reference, v_element.rail_code, v_element.error_code,
+             v_element.error_message, v_element.latency_ms, p_worker_id,
+             v_element.lease_token, SESSION_USER);
+        IF v_state = 'RETRYABLE'::public.outbox_attempt_state THEN
+            v_retry_at := v_now + pg_catalog.make_interval(
+                secs => GREATEST(1, v_element.retry_delay_seconds)
+            );
+            UPDATE public.payment_outbox_pending AS p
+               SET attempt_count = v_attempt_no,
+                   next_attempt_at = v_retry_at,
+                   claimed_by = NULL,
+                   lease_token = NULL,
+                   lease_expires_at = NULL,
+                   claimed_at = NULL
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        ELSE
+            DELETE FROM public.payment_outbox_pending AS p
+             WHERE p.participant_id = p_participant_id
+               AND p.outbox_id = v_element.outbox_id;
+        END IF;
+        outbox_id := v_element.outbox_id;
+        attempt_no := v_attempt_no;
+        state := v_state;
+        RETURN NEXT;
+    END LOOP;
+
+    -- 7. The participant's next job becomes its head when its head left the queue (the
+    --    allocator row is locked since step 5b; a requeued head stays the head: nothing to do).
+    PERFORM public.outbox_promote_participant_head(p_participant_id);
+
+    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
+END
+$$;
 
 COMMENT ON TABLE public.outbox_rail_references IS
 'Every rail reference reported by a DISPATCHED attempt, unique per rail (P7013 otherwise), with '
