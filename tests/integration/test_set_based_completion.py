@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 if TYPE_CHECKING:
-    from tests.integration.conftest import ClaimedRow, Outbox
+    from tests.integration.conftest import ClaimedRow, LoginFactory, Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -455,3 +455,20 @@ def test_overlapping_batches_racing_repair_record_one_terminal_attempt_each(
         " HAVING count(*) FILTER (WHERE is_head) <> 1"
     ).fetchall()
     assert heads == []
+
+
+def test_the_executor_completes_but_cannot_call_the_writer_or_the_predicate(
+    login: LoginFactory, outbox: Outbox
+) -> None:
+    """Both new functions are owner only: the completions reach them as the owner."""
+    rows = _claim_one_per_participant(outbox, 2, worker="w-login")
+    executor = login("symphony_executor")
+    got = _batch(executor.conn, "w-login", rows, ["DISPATCHED", "DISPATCHED"])
+    assert [g[2] for g in got] == ["DISPATCHED", "DISPATCHED"]
+    for call in (
+        "SELECT public.record_outbox_rail_references(ARRAY[gen_random_uuid()], ARRAY[1],"
+        " ARRAY['RTGS'], ARRAY['forged'])",
+        "SELECT public.outbox_id_ok('x', 1)",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            executor.conn.execute(call)
