@@ -239,12 +239,24 @@ END
 $$;
 
 -- 2. The batched completion (body: 0032): one writer call, one ledger read.
-CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch(p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch(
+    p_worker_id text,
+    p_outbox_ids uuid[],
+    p_lease_tokens uuid[],
+    p_states text[],
+    p_rail_references text[] DEFAULT NULL,
+    p_rail_codes text[] DEFAULT NULL,
+    p_error_codes text[] DEFAULT NULL,
+    p_error_messages text[] DEFAULT NULL,
+    p_latency_ms integer[] DEFAULT NULL,
+    p_retry_delay_seconds integer[] DEFAULT NULL
+) RETURNS TABLE (outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_count integer;
     v_now timestamptz;
@@ -650,12 +662,24 @@ COMMENT ON FUNCTION public.complete_outbox_attempts_batch(
 'element, in input order.';
 
 -- 3. The single completion (body: 0032): inline checks and plan settings.
-CREATE OR REPLACE FUNCTION public.complete_outbox_attempt(p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempt(
+    p_outbox_id uuid,
+    p_lease_token uuid,
+    p_worker_id text,
+    p_state public.outbox_attempt_state,
+    p_rail_reference text DEFAULT NULL,
+    p_rail_code text DEFAULT NULL,
+    p_error_code text DEFAULT NULL,
+    p_error_message text DEFAULT NULL,
+    p_latency_ms integer DEFAULT NULL,
+    p_retry_delay_seconds integer DEFAULT 1
+) RETURNS TABLE (attempt_no integer, state public.outbox_attempt_state)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_now timestamptz;
     v_row public.payment_outbox_pending%ROWTYPE;
@@ -904,10 +928,23 @@ COMMENT ON FUNCTION public.complete_outbox_attempt(
 -- 4. The participant-first completions (bodies: 0034) call the writer directly instead of
 --    through record_outbox_rail_reference() (one nested call less than 0036 would have after 1.);
 --    nothing else changes: one element per call, no array join (ADR 0147).
-CREATE OR REPLACE FUNCTION public.complete_outbox_attempt_for_participant(p_participant_id text, p_outbox_id uuid, p_lease_token uuid, p_worker_id text, p_state public.outbox_attempt_state, p_rail_reference text DEFAULT NULL::text, p_rail_code text DEFAULT NULL::text, p_error_code text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_retry_delay_seconds integer DEFAULT 1) RETURNS TABLE(attempt_no integer, state public.outbox_attempt_state)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempt_for_participant(
+    p_participant_id text,
+    p_outbox_id uuid,
+    p_lease_token uuid,
+    p_worker_id text,
+    p_state public.outbox_attempt_state,
+    p_rail_reference text DEFAULT NULL,
+    p_rail_code text DEFAULT NULL,
+    p_error_code text DEFAULT NULL,
+    p_error_message text DEFAULT NULL,
+    p_latency_ms integer DEFAULT NULL,
+    p_retry_delay_seconds integer DEFAULT 1
+) RETURNS TABLE (attempt_no integer, state public.outbox_attempt_state)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
 DECLARE
     v_now timestamptz;
     v_row public.payment_outbox_pending%ROWTYPE;
@@ -1083,10 +1120,23 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch_for_participant(p_participant_id text, p_worker_id text, p_outbox_ids uuid[], p_lease_tokens uuid[], p_states text[], p_rail_references text[] DEFAULT NULL::text[], p_rail_codes text[] DEFAULT NULL::text[], p_error_codes text[] DEFAULT NULL::text[], p_error_messages text[] DEFAULT NULL::text[], p_latency_ms integer[] DEFAULT NULL::integer[], p_retry_delay_seconds integer[] DEFAULT NULL::integer[]) RETURNS TABLE(outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION public.complete_outbox_attempts_batch_for_participant(
+    p_participant_id text,
+    p_worker_id text,
+    p_outbox_ids uuid[],
+    p_lease_tokens uuid[],
+    p_states text[],
+    p_rail_references text[] DEFAULT NULL,
+    p_rail_codes text[] DEFAULT NULL,
+    p_error_codes text[] DEFAULT NULL,
+    p_error_messages text[] DEFAULT NULL,
+    p_latency_ms integer[] DEFAULT NULL,
+    p_retry_delay_seconds integer[] DEFAULT NULL
+) RETURNS TABLE (outbox_id uuid, attempt_no integer, state public.outbox_attempt_state)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
 DECLARE
     v_count integer;
     v_now timestamptz;
