@@ -4599,8 +4599,10 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Several elements (a batch): every given reference in one INSERT, in element order (an
-    -- element repeating an earlier element's reference conflicts with it and is skipped), then
+    -- Several elements (a batch): every given reference in one INSERT, in key order (two
+    -- batches reporting the same references wait for each other instead of deadlocking) and in
+    -- element order within a key (an element repeating an earlier element's reference conflicts
+    -- with it and is skipped), then
     -- the first element, in order, that broke the rule: a missing reference on a rail that
     -- returns one (22023), or a reference held by another job (P7013). Either error undoes
     -- everything the caller wrote.
@@ -4612,7 +4614,7 @@ BEGIN
                       pg_catalog.unnest(p_rail_types), pg_catalog.unnest(p_rail_references))
            WITH ORDINALITY AS i (outbox_id, attempt_no, rail_type, rail_reference, ord)
      WHERE public.outbox_id_ok(i.rail_reference, NULL)
-     ORDER BY i.ord
+     ORDER BY 1, 2, i.ord
     ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     SELECT pg_catalog.count(*)::integer
@@ -7246,5 +7248,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:bc2dea76ca8367f0c3863a788a128174b9582a57a1b1ab01728565910bbb661d');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:922e19f4efb06b53862566b180e24ac672a0d684113b0049fba6163f1df01db8');
 INSERT INTO public.alembic_version (version_num) VALUES ('0037_set_based_completion');

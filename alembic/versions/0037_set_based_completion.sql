@@ -126,8 +126,10 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Several elements (a batch): every given reference in one INSERT, in element order (an
-    -- element repeating an earlier element's reference conflicts with it and is skipped), then
+    -- Several elements (a batch): every given reference in one INSERT, in key order (two
+    -- batches reporting the same references wait for each other instead of deadlocking) and in
+    -- element order within a key (an element repeating an earlier element's reference conflicts
+    -- with it and is skipped), then
     -- the first element, in order, that broke the rule: a missing reference on a rail that
     -- returns one (22023), or a reference held by another job (P7013). Either error undoes
     -- everything the caller wrote.
@@ -139,7 +141,7 @@ BEGIN
                       pg_catalog.unnest(p_rail_types), pg_catalog.unnest(p_rail_references))
            WITH ORDINALITY AS i (outbox_id, attempt_no, rail_type, rail_reference, ord)
      WHERE public.outbox_id_ok(i.rail_reference, NULL)
-     ORDER BY i.ord
+     ORDER BY 1, 2, i.ord
     ON CONFLICT ON CONSTRAINT pk_outbox_rail_references DO NOTHING;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
     SELECT pg_catalog.count(*)::integer

@@ -472,3 +472,56 @@ def test_the_executor_completes_but_cannot_call_the_writer_or_the_predicate(
     ):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             executor.conn.execute(call)
+
+
+def _reversed_reference_round(
+    outbox: Outbox, connect: Callable[[], psycopg.Connection[Any]], size: int
+) -> list[str]:
+    """Two workers' batches report the same ``size`` references (one job of the rail may hold
+    each) in opposite element orders, at once. A test trigger makes the insert of the middle
+    reference wait a second, so that each batch holds half of the references when it needs the
+    other half: recorded in element order, the two batches deadlock."""
+    first = _claim_one_per_participant(outbox, size, worker="w-a")
+    second = _claim_one_per_participant(outbox, size, worker="w-b")
+    references = [f"shared-{n:04d}" for n in range(size)]
+    middle = references[size // 2]
+    outbox.conn.execute(
+        "CREATE FUNCTION public.test_wait_on_middle_reference() RETURNS trigger"
+        " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_catalog.pg_sleep(1); RETURN NEW; END $$"
+    )
+    outbox.conn.execute(
+        "CREATE TRIGGER test_wait_on_middle_reference BEFORE INSERT"
+        " ON public.outbox_rail_references FOR EACH ROW"
+        f" WHEN (NEW.rail_reference = '{middle}')"
+        " EXECUTE FUNCTION public.test_wait_on_middle_reference()"
+    )
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def batch(worker: str, rows: Sequence[ClaimedRow], refs: list[str]) -> None:
+        conn = connect()
+        barrier.wait(timeout=10)
+        try:
+            _batch(conn, worker, rows, ["DISPATCHED"] * size, refs)
+            outcomes.append("ok")
+        except psycopg.Error as exc:
+            outcomes.append(str(exc.sqlstate))
+
+    threads = [
+        threading.Thread(target=batch, args=("w-a", first, references)),
+        threading.Thread(target=batch, args=("w-b", second, references[::-1])),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcomes
+
+
+def test_batches_reporting_the_same_references_in_opposite_orders_do_not_deadlock(
+    outbox: Outbox, connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    """The writer inserts in key order, so one batch waits for the other and then finds the
+    references taken (P7013); inserting in element order let them deadlock (40P01)."""
+    outcomes = _reversed_reference_round(outbox, connect, 100)
+    assert sorted(outcomes) == ["P7013", "ok"], outcomes
