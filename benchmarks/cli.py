@@ -23,6 +23,7 @@ from benchmarks import (
     enqueue_batch,
     evaluate,
     expiry,
+    heads,
     ledger,
     machine,
     plots,
@@ -55,6 +56,7 @@ SECTIONS = (
     "engine",
     "engine2",
     "ledger",
+    "heads",
 )
 
 
@@ -266,6 +268,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                     server.url, max(3, settings.engine_repeats)
                 ),
                 "ledger": lambda: ledger.ledger(ctx),
+                "heads": lambda: heads.heads(ctx),
             }
             keys = {"statements": "statement_costs"}
             if meta["server"]["pg_stat_statements"]:
