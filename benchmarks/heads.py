@@ -26,7 +26,8 @@ after 0, then after ``checkpoints`` jobs done at one client without VACUUM (serv
 statement from ``pgbench -r``, WAL bytes, records and full-page images per job from
 ``pg_stat_wal``); then ``VACUUM ANALYZE`` and jobs/s at each worker count. Every pgbench run uses
 ``synchronous_commit = off`` (the commit flush is the same two per job for every system; the
-layout decides the rest).
+layout decides the rest), and ours under the plan settings the outbox functions pin
+(``force_generic_plan``, ``enable_seqscan = off``).
 The README's table is rendered by :func:`benchmarks.report.heads_lines`.
 """
 
@@ -549,6 +550,16 @@ def sql_labels(variant: str) -> list[str]:
     return [label for label, text in job_statements(variant) if not text.startswith("\\")]
 
 
+def session_options(variant: str) -> str:
+    """``PGOPTIONS`` of a system's pgbench sessions: synchronous_commit off for all; for ours
+    also the plan settings every outbox function pins for its statements
+    (``outbox_pin_plan_settings``, ADR 0041)."""
+    options = "-c synchronous_commit=off"
+    if variant in OURS:
+        options += " -c plan_cache_mode=force_generic_plan -c enable_seqscan=off"
+    return options
+
+
 def pgbench(
     conninfo: str, variant: str, clients: int, *, transactions: int = 0, seconds: int = 0
 ) -> PgbenchRun:
@@ -576,7 +587,7 @@ def pgbench(
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "PGOPTIONS": "-c synchronous_commit=off"},
+            env={**os.environ, "PGOPTIONS": session_options(variant)},
         )
     if done.returncode != 0:
         raise RuntimeError(
@@ -628,7 +639,8 @@ def prepare(conn: Conn, variant: str, rows: int, participants: int, body: str) -
 
 def claim_buffers(conn: Conn, variant: str, samples: int) -> float:
     """Median shared buffers (hit + read) of one claim, from EXPLAIN (ANALYZE, BUFFERS) run in a
-    transaction that is rolled back (the queue is left as it was)."""
+    transaction that is rolled back (the queue is left as it was); ours with enable_seqscan off,
+    as the functions run it."""
     statement = (
         f"SELECT * FROM pgmq.read('{db.PGMQ_QUEUE}', {LEASE_SECONDS}, 1)"
         if variant == "pgmq"
@@ -638,6 +650,8 @@ def claim_buffers(conn: Conn, variant: str, samples: int) -> float:
     for _ in range(samples):
         conn.execute("BEGIN")
         try:
+            if variant in OURS:
+                conn.execute("SET LOCAL enable_seqscan = off")
             row = conn.execute(
                 ("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement).encode()
             ).fetchone()

@@ -250,3 +250,16 @@ def test_the_section_is_selectable_and_sized_by_the_settings() -> None:
     assert full.workers == (1, 2, 4)
     # The queue outlasts the no-VACUUM phase and the timed runs at a generous rate.
     assert full.fill_rows() > full.checkpoints[-1] + 2500 * full.seconds * len(full.workers)
+
+
+def test_our_statements_run_under_the_plan_settings_the_functions_pin() -> None:
+    """The outbox functions plan with force_generic_plan and enable_seqscan off (ADR 0041,
+    outbox_pin_plan_settings): the plain statements must too, or a generic plan made while the
+    ledger was empty scans it sequentially (0.43 ms per attempt-number look-up in the first
+    10,000 jobs of the first full run, 0.05 ms after). PGMQ runs with the server's settings."""
+    for variant in heads.OURS:
+        options = heads.session_options(variant)
+        assert "-c plan_cache_mode=force_generic_plan" in options
+        assert "-c enable_seqscan=off" in options
+        assert "-c synchronous_commit=off" in options
+    assert heads.session_options("pgmq") == "-c synchronous_commit=off"
