@@ -244,6 +244,8 @@ def test_the_section_is_selectable_and_sized_by_the_settings() -> None:
     assert "heads" not in cli._selected(None)
     assert "--only" in cli._parser().format_help() and "heads" in cli._parser().format_help()
     assert heads.plan_for(QUICK) == heads.QUICK_PLAN
+    assert heads.plan_for(FULL) == heads.FULL_PLAN
+    assert heads.plan_for(QUICK.with_overrides(None, 4.0)).seconds == 4
     full = heads.plan_for(FULL.with_overrides(5, 7.0))
     assert full.repeats == 5 and full.seconds == 7
     assert full.participants == (50, 10_000) and full.checkpoints == (10_000, 30_000)
