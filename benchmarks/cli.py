@@ -59,7 +59,7 @@ SECTIONS = (
     "heads",
 )
 #: Sections a run without --only leaves out: evidence for a design decision rather than a
-#: target of quality.md (``heads``, ADR 0169: about 15 minutes).
+#: target of quality.md (``heads``, ADR 0169: about 20 minutes).
 ONLY_WHEN_NAMED = ("heads",)
 
 

@@ -239,7 +239,7 @@ def _meta() -> dict[str, Any]:
 def test_the_section_is_selectable_and_sized_by_the_settings() -> None:
     assert cli._selected("heads") == ("heads",)
     assert cli._selected("steady,heads") == ("steady", "heads")
-    # Evidence for a design decision, not a target of quality.md: about 15 minutes that a
+    # Evidence for a design decision, not a target of quality.md: about 20 minutes that a
     # full run (nox -s bench) does not spend unless asked for.
     assert "heads" not in cli._selected(None)
     assert "--only" in cli._parser().format_help() and "heads" in cli._parser().format_help()
