@@ -815,6 +815,101 @@ def _ledger_table(results: Results) -> list[str]:
     return lines
 
 
+def heads_lines(section: Mapping[str, Any]) -> list[str]:
+    """Section ``heads`` (ADR 0169): per participant count, jobs/s and their paired ratios, the
+    no-VACUUM phases (jobs/s, buffers per claim, WAL per job) and server ms per statement."""
+    plan = section["plan"]
+    checkpoints = ", ".join(f"{c:,}" for c in plan["checkpoints"])
+    lines = [
+        "`python -m benchmarks --only heads`: the same work per job as plain SQL through"
+        " `pgbench -M prepared -r` (synchronous_commit off) in three scratch schemas: `cur`"
+        " (today's layout and statements), `slim` (today's without the payload in the queue"
+        " row) and `heads` (immutable queue rows, a claimable-heads table, a lease table), with"
+        f" PGMQ read + delete in the same repeat. A queue of {plan['fill_rows']:,} jobs, VACUUM"
+        " ANALYZE, autovacuum off; buffers per claim (EXPLAIN ANALYZE BUFFERS, rolled back)"
+        f" after 0 and {checkpoints} jobs done at one worker without VACUUM; then VACUUM and"
+        f" {plan['seconds']} s at {', '.join(map(str, plan['workers']))} worker(s). Median of"
+        f" {plan['repeats']} repeat(s) (range); ratios paired by repeat. Analysis: ADR 0169.",
+        "",
+    ]
+    for participants, entry in section["by_participants"].items():
+        summary = entry["summary"]
+        systems = [k for k in summary if k != "ratios"]
+        phases = [f"{p['from']:,}-{p['to']:,}" for p in summary[systems[0]]["no_vacuum"]]
+        lines += [f"### {int(participants):,} participants", ""]
+        rows = []
+        for system in systems:
+            s = summary[system]
+            rows.append(
+                [
+                    system + (" (ran dry)" if s["ran_dry"] else ""),
+                    *(rng(s["jobs_per_s"][str(w)]) for w in plan["workers"]),
+                    *(rng(p["jobs_per_s"]) for p in s["no_vacuum"]),
+                    " / ".join(n(v["median"]) for v in s["buffers_per_claim"].values()),
+                    " / ".join(n(p["wal_bytes_per_job"]["median"]) for p in s["no_vacuum"]),
+                    " / ".join(n(p["wal_records_per_job"]["median"], 1) for p in s["no_vacuum"]),
+                    " / ".join(n(p["wal_fpi_per_job"]["median"], 2) for p in s["no_vacuum"]),
+                ]
+            )
+        after = " / ".join(f"{int(k):,}" for k in summary[systems[0]]["buffers_per_claim"])
+        lines += _table(
+            [
+                "system",
+                *(f"jobs/s {w}w (vacuumed)" for w in plan["workers"]),
+                *(f"jobs/s 1w, jobs {ph} (no VACUUM)" for ph in phases),
+                f"buffers per claim after {after} jobs",
+                f"WAL bytes/job ({' / '.join(phases)})",
+                "WAL records/job",
+                "full-page images/job",
+            ],
+            rows,
+        )
+        lines.append("")
+        lines += _table(
+            [
+                "ratio (paired)",
+                *(f"{w}w vacuumed" for w in plan["workers"]),
+                *(f"1w no VACUUM, jobs {ph}" for ph in phases),
+            ],
+            [
+                [
+                    key,
+                    *(x(ratio["jobs_per_s"][str(w)]) for w in plan["workers"]),
+                    *(x(r) for r in ratio["no_vacuum_jobs_per_s"]),
+                ]
+                for key, ratio in summary["ratios"].items()
+            ],
+        )
+        lines.append("")
+        statement_rows = []
+        for system in systems:
+            phase_list = summary[system]["no_vacuum"]
+            for label in phase_list[0]["statement_ms"]:
+                statement_rows.append(
+                    [
+                        system,
+                        f"`{label}`",
+                        *(f"{p['statement_ms'][label]['median']:.3f}" for p in phase_list),
+                    ]
+                )
+            statement_rows.append(
+                [
+                    system,
+                    "**per job**",
+                    *(
+                        f"**{sum(v['median'] for v in p['statement_ms'].values()):.3f}**"
+                        for p in phase_list
+                    ),
+                ]
+            )
+        lines += _table(
+            ["system", "statement", *(f"ms per call, jobs {ph}" for ph in phases)],
+            statement_rows,
+        )
+        lines.append("")
+    return lines
+
+
 def render(results: Results, figures: list[Path]) -> str:
     meta = results["meta"]
     ev = results["evaluation"]
@@ -1017,6 +1112,12 @@ def render(results: Results, figures: list[Path]) -> str:
             "",
             *_ledger_table(results),
             "",
+        ]
+    if "heads" in results:
+        lines += [
+            "## A claimable-heads table, measured (ADR 0150 item 5, ADR 0169)",
+            "",
+            *heads_lines(results["heads"]),
         ]
     if results.get("pg_stat_statements"):
         lines += [
