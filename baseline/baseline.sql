@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0036_distribute_on_citus.
+-- Symphony schema baseline at revision 0037_lean_queue_row.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -713,9 +713,15 @@ BEGIN
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
                   p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
     )
+    -- 0037 (ADR 0167): the payload from the payload table by its full key; the queue row's
+    -- copy only for a job queued before 0037 (or written around the functions) without one.
     SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
+           l.rail_type, COALESCE(x.payload, l.payload), l.attempt_count, l.lease_token,
+           l.lease_expires_at, l.in_doubt
       FROM leased AS l
+      LEFT JOIN public.payment_outbox_payloads AS x
+        ON x.participant_id = l.participant_id
+       AND x.outbox_id = l.outbox_id
      ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
 
@@ -875,8 +881,12 @@ BEGIN
                       p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
         )
         SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-               l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
+               l.rail_type, COALESCE(x.payload, l.payload), l.attempt_count, l.lease_token,
+               l.lease_expires_at, l.in_doubt
           FROM leased AS l
+          LEFT JOIN public.payment_outbox_payloads AS x
+            ON x.participant_id = l.participant_id
+           AND x.outbox_id = l.outbox_id
          ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     END IF;
 
@@ -1031,7 +1041,17 @@ BEGIN
         sequence_id := v_row.sequence_id;
         idempotency_key := v_row.idempotency_key;
         rail_type := v_row.rail_type;
-        payload := v_row.payload;
+        -- 0037 (ADR 0167): the payload row by its full key (its own statement: one table,
+        -- filtered by the participant); the queue row's copy only for a job queued before 0037
+        -- (or written around the functions) without one.
+        SELECT x.payload
+          INTO payload
+          FROM public.payment_outbox_payloads AS x
+         WHERE x.participant_id = p_participant_id
+           AND x.outbox_id = v_row.outbox_id;
+        IF NOT FOUND THEN
+            payload := v_row.payload;
+        END IF;
         attempt_count := COALESCE(v_attempt_no, v_row.attempt_count);
         lease_token := v_token;
         lease_expires_at := v_expires_at;
@@ -2554,11 +2574,12 @@ BEGIN
       WHERE q.participant_id = p_participant_id
       LIMIT 1;
     v_head := NOT FOUND;
+    -- 0037 (ADR 0167): the queue row carries no payload; the payload row below is its one copy.
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, next_attempt_at, priority, is_head)
+         next_attempt_at, priority, is_head)
     VALUES (v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
-            v_rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority, v_head)
+            v_rail_code, GREATEST(p_not_before, pg_catalog.now()), p_priority, v_head)
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at INTO outbox_id, sequence_id, created_at;
     IF NOT FOUND THEN
@@ -2898,10 +2919,10 @@ BEGIN
             ins AS (
                 INSERT INTO public.payment_outbox_pending AS p
                     (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
-                     rail_type, payload, next_attempt_at, priority, is_head)
+                     rail_type, next_attempt_at, priority, is_head)
                 SELECT jobs.outbox_id, p_instruction_ids[jobs.i], jobs.participant_id,
                        firsts.first_sequence_id + jobs.rank - 1, p_idempotency_keys[jobs.i],
-                       r.rail_code, p_payloads[jobs.i],
+                       r.rail_code,
                        GREATEST(p_not_before[jobs.i], pg_catalog.now()),
                        CASE WHEN p_priorities IS NULL THEN 0 ELSE p_priorities[jobs.i] END,
                        jobs.rank = 1 AND NOT EXISTS (
@@ -2917,13 +2938,15 @@ BEGIN
                  ORDER BY jobs.participant_id COLLATE "C", jobs.rank
                 ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
                 DO NOTHING
-                RETURNING p.outbox_id, p.sequence_id, p.created_at, p.participant_id, p.payload
+                RETURNING p.outbox_id, p.sequence_id, p.created_at, p.participant_id
             ),
-            payloads AS (  -- runs to completion although nothing reads it
+            payloads AS (  -- runs to completion although nothing reads it; 0037 (ADR 0167):
+                           -- the payload's one copy (the queue row carries none)
                 INSERT INTO public.payment_outbox_payloads AS x
                     (participant_id, outbox_id, payload)
-                SELECT ins.participant_id, ins.outbox_id, ins.payload
+                SELECT ins.participant_id, ins.outbox_id, p_payloads[jobs.i]
                   FROM ins
+                  JOIN jobs ON jobs.outbox_id = ins.outbox_id
             )
             SELECT v_done_i || COALESCE(pg_catalog.array_agg(jobs.i), '{}'),
                    v_done_ids || COALESCE(pg_catalog.array_agg(ins.outbox_id), '{}'),
@@ -4746,16 +4769,17 @@ BEGIN
     v_sequence_id := public.bump_participant_outbox_seq(v_outcome.participant_id);
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, is_head)
+         is_head)
     SELECT v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
-           v_outcome.idempotency_key, v_outcome.rail_type, v_payload,
+           v_outcome.idempotency_key, v_outcome.rail_type,
            NOT EXISTS (
                SELECT 1
                  FROM public.payment_outbox_pending AS q
                 WHERE q.participant_id = v_outcome.participant_id
            );
 
-    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    -- The new job's payload row: once per job, even with the same content (ADR 0124); since
+    -- 0037 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (v_outcome.participant_id, v_new, v_payload);
 
@@ -4953,12 +4977,13 @@ BEGIN
     v_head := NOT FOUND;
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, is_head)
+         is_head)
     VALUES (v_new, v_outcome.instruction_id, p_participant_id, v_sequence_id,
-            v_outcome.idempotency_key, v_outcome.rail_type, v_payload, v_head)
+            v_outcome.idempotency_key, v_outcome.rail_type, v_head)
     RETURNING p.sequence_id, p.created_at INTO sequence_id, created_at;
 
-    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    -- The new job's payload row: once per job, even with the same content (ADR 0124); since
+    -- 0037 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (p_participant_id, v_new, v_payload);
 
@@ -5861,7 +5886,7 @@ CREATE TABLE public.payment_outbox_pending (
     sequence_id bigint NOT NULL,
     idempotency_key text NOT NULL,
     rail_type text NOT NULL,
-    payload jsonb NOT NULL,
+    payload jsonb,
     attempt_count integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -5886,6 +5911,13 @@ ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row per enqueued payment instruction until its terminal attempt. attempt_count caches the highest attempt number; payment_outbox_attempts is the truth.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.payload; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.payload IS 'The job''s payload, copied into rows queued before revision 0037; NULL since (ADR 0167): the job''s row in payment_outbox_payloads is its one copy, which the claim returns.';
 
 
 --
@@ -7073,4 +7105,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.alembic_version (version_num) VALUES ('0036_distribute_on_citus');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:a1b1164e769c0b5f9f8782f1c25f29590f7553ad80ae412d94bdc8774b191481');
+INSERT INTO public.alembic_version (version_num) VALUES ('0037_lean_queue_row');

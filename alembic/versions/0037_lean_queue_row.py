@@ -1,0 +1,13 @@
+"""The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue's payload column
+becomes nullable and unwritten, the claim returns the payload table's copy"""
+
+from symphony_schema.migration.sql import run_revision_sql
+
+revision = "0037_lean_queue_row"
+down_revision = "0036_distribute_on_citus"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_revision_sql(__file__)
