@@ -45,7 +45,7 @@ def _claimed_bytes(
     conn: psycopg.Connection[Any], call: str, args: tuple[Any, ...] = ()
 ) -> dict[Any, bytes]:
     rows = conn.execute(
-        f"SELECT c.outbox_id, jsonb_send(c.payload) FROM {call} AS c",  # noqa: S608 (fixed calls)
+        f"SELECT c.outbox_id, jsonb_send(c.payload) FROM {call} AS c",
         args,
     ).fetchall()
     return {row[0]: bytes(row[1]) for row in rows}
@@ -145,9 +145,7 @@ def test_a_job_without_a_payload_row_is_claimed_with_its_queue_copy(outbox: Outb
         "public.claim_outbox_batch_for_participant('p-h', 1, 'w', 30)",
     ):
         outbox.expire_leases()
-        assert list(_claimed_bytes(outbox.conn, call).values()) == [
-            _send(outbox.conn, PAYLOADS[2])
-        ]
+        assert list(_claimed_bytes(outbox.conn, call).values()) == [_send(outbox.conn, PAYLOADS[2])]
 
 
 def test_a_replay_with_another_payload_is_still_p7004_and_the_same_one_is_the_job(
@@ -220,11 +218,15 @@ def test_redrive_queues_no_copy_from_a_payload_row_or_a_pre_0024_ledger_copy(
         " VALUES (%s, 'i-old', 'p-old', 1, 'k-old', 'RTGS', %s::jsonb, 1, 'FAILED', now())",
         (older, PAYLOADS[1]),
     )
-    (newer,) = login(CONTROL).conn.execute(
-        "SELECT outbox_id FROM public.redrive_outbox_job_for_participant("
-        "'p-old', %s, 'rail fixed', 'OPS-2')",
-        (older,),
-    ).fetchone()  # type: ignore[misc]
+    (newer,) = (
+        login(CONTROL)
+        .conn.execute(
+            "SELECT outbox_id FROM public.redrive_outbox_job_for_participant("
+            "'p-old', %s, 'rail fixed', 'OPS-2')",
+            (older,),
+        )
+        .fetchone()
+    )  # type: ignore[misc]
     assert _queue_copies(outbox.conn) == [None, None]
     assert _claimed_bytes(outbox.conn, "public.claim_outbox_batch(10, 'w', 30)") == {
         new: _send(outbox.conn, PAYLOADS[0]),
