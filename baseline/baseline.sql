@@ -613,11 +613,12 @@ COMMENT ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) IS 'Rai
 CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
     v_expired boolean := false;
@@ -627,7 +628,11 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -659,7 +664,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- 1. The common path (ADR 0158): due heads without a lease (all rails: one partial index;
     --    some rails: the rail index, once per rail), each scan capped at the batch and reading
@@ -889,8 +895,6 @@ BEGIN
            AND x.outbox_id = l.outbox_id
          ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     END IF;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -911,6 +915,8 @@ COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id 
 CREATE FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
@@ -921,15 +927,22 @@ DECLARE
     v_state public.outbox_attempt_state;
     v_token uuid;
     v_claimed_at timestamptz;
-    v_plan_settings text[];
 BEGIN
-    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    END IF;
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -960,7 +973,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- The participant's due heads (per-participant FIFO: one at a time) without a lease or with
     -- an expired one, highest priority then oldest due first, locked (one shard on Citus).
@@ -1058,8 +1072,6 @@ BEGIN
         in_doubt := v_row.in_doubt OR v_attempt_no IS NOT NULL;
         RETURN NEXT;
     END LOOP;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -7105,5 +7117,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0034_participant_first', 'Participant-first outbox functions (issue 16, ADR 0147): completion, batch completion, repair,', 'sha256:7c206678e33dab309a6cf52e84312e9c6be63fe90a00eeb96e71f88e5a493167');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:a1b1164e769c0b5f9f8782f1c25f29590f7553ad80ae412d94bdc8774b191481');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:d23cc4301757beaa83b1140036c74a5bf07b19505a17c21595d16b8b43c16d1c');
 INSERT INTO public.alembic_version (version_num) VALUES ('0037_lean_queue_row');

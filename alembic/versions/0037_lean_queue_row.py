@@ -1,5 +1,6 @@
 """The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue's payload column
-becomes nullable and unwritten, the claim returns the payload table's copy"""
+becomes nullable and unwritten, the claims return the payload table's copy and pin their plan
+settings with SET clauses"""
 
 from symphony_schema.migration.sql import run_revision_sql
 

@@ -16,6 +16,9 @@
 --     back-fill ran, or written around the functions).
 -- The other readers already read the payload row first (enqueue's P7004 comparison, redrive,
 -- outbox show; ADR 0142). On a distributed cluster the ALTER propagates to the shards.
+-- The claims' wrapper, as enqueue's since 0031 (ADR 0135): ADR 0041's plan settings become their
+-- SET clauses instead of the pin/restore helper pair, and outbox_require_ids runs only when an
+-- id is broken (to name it: same 22023 messages). Every other statement is unchanged.
 
 ALTER TABLE public.payment_outbox_pending ALTER COLUMN payload DROP NOT NULL;
 
@@ -26,11 +29,12 @@ COMMENT ON COLUMN public.payment_outbox_pending.payload IS
 CREATE OR REPLACE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
     v_expired boolean := false;
@@ -40,7 +44,11 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -72,7 +80,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- 1. The common path (ADR 0158): due heads without a lease (all rails: one partial index;
     --    some rails: the rail index, once per rail), each scan capped at the batch and reading
@@ -302,14 +311,14 @@ BEGIN
            AND x.outbox_id = l.outbox_id
          ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     END IF;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
 CREATE OR REPLACE FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
@@ -320,15 +329,22 @@ DECLARE
     v_state public.outbox_attempt_state;
     v_token uuid;
     v_claimed_at timestamptz;
-    v_plan_settings text[];
 BEGIN
-    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    END IF;
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -359,7 +375,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- The participant's due heads (per-participant FIFO: one at a time) without a lease or with
     -- an expired one, highest priority then oldest due first, locked (one shard on Citus).
@@ -457,8 +474,6 @@ BEGIN
         in_doubt := v_row.in_doubt OR v_attempt_no IS NOT NULL;
         RETURN NEXT;
     END LOOP;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 

@@ -275,3 +275,78 @@ def test_jobs_queued_before_the_revision_keep_their_copy_and_are_claimed(empty_d
         with pytest.raises(psycopg.Error) as refused:
             conn.execute(enqueue, ("i-o", "p-o", "k-o", PAYLOADS[1]))
         assert refused.value.sqlstate == "P7004"
+
+
+# -- the claims' wrapper (0037, ADR 0167) ---------------------------------------------------------
+
+
+def _calls(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Function calls of the current transaction (track_functions = all)."""
+    rows = conn.execute(
+        "SELECT funcname, calls FROM pg_catalog.pg_stat_xact_user_functions"
+        " WHERE schemaname = 'public'"
+    ).fetchall()
+    return {str(name): int(calls) for name, calls in rows}
+
+
+@pytest.mark.parametrize(
+    "claim",
+    [
+        "public.claim_outbox_batch(1, 'w', 30)",
+        "public.claim_outbox_batch_for_participant('p-1', 1, 'w', 30)",
+    ],
+    ids=["claim", "claim-for-participant"],
+)
+def test_a_plain_claim_runs_none_of_the_wrapper_helpers(outbox: Outbox, claim: str) -> None:
+    """Before 0037 every claim called outbox_require_ids (once or twice) and the pin/restore
+    pair, three or four PL/pgSQL calls each switching search_path; the plan settings are now
+    the claims' SET clauses and the id rule's helper runs only to name a broken argument."""
+    outbox.enqueue("i-1", participant_id="p-1", payload=PAYLOADS[0])
+    outbox.conn.execute("SET track_functions = 'all'")
+    with outbox.conn.transaction():
+        (row,) = outbox.conn.execute(f"SELECT c.payload FROM {claim} AS c").fetchall()
+        calls = _calls(outbox.conn)
+    assert row[0] is not None
+    helpers = ("outbox_require_ids", "outbox_pin_plan_settings", "outbox_restore_plan_settings")
+    for helper in helpers:
+        assert helper not in calls, f"a plain claim called {helper}"
+    # The plan settings hold inside the claim and are restored after it.
+    assert outbox.conn.execute("SHOW plan_cache_mode").fetchone() == ("auto",)
+    config = outbox.conn.execute(
+        "SELECT proconfig FROM pg_catalog.pg_proc WHERE oid = %s::regprocedure",
+        (
+            "public.claim_outbox_batch(integer, text, integer, text[])"
+            if claim.startswith("public.claim_outbox_batch(")
+            else "public.claim_outbox_batch_for_participant(text, integer, text, integer, text[])",
+        ),
+    ).fetchone()
+    assert config is not None
+    assert set(config[0][1:]) == {"plan_cache_mode=force_generic_plan", "enable_seqscan=off"}
+
+
+@pytest.mark.parametrize(
+    ("participant", "worker", "message"),
+    [
+        ("p-1", None, "p_worker_id must be a non-empty string"),
+        ("p-1", " \t", "p_worker_id must be a non-empty string"),
+        ("p-1", "w" * 1025, "p_worker_id must be at most 1024 bytes, got 1025"),
+        (None, None, "p_participant_id must be a non-empty string"),
+        ("", "w", "p_participant_id must be a non-empty string"),
+        ("p" * 1025, "w", "p_participant_id must be at most 1024 bytes, got 1025"),
+    ],
+)
+def test_the_claims_still_name_a_broken_id_with_22023_and_write_nothing(
+    outbox: Outbox, participant: str | None, worker: str | None, message: str
+) -> None:
+    outbox.enqueue("i-1", participant_id="p-1", payload=PAYLOADS[0])
+    if participant == "p-1":
+        with outbox.raises("22023", match=message):
+            outbox.conn.execute("SELECT * FROM public.claim_outbox_batch(1, %s, 30)", (worker,))
+    with outbox.raises("22023", match=message):
+        outbox.conn.execute(
+            "SELECT * FROM public.claim_outbox_batch_for_participant(%s, 1, %s, 30)",
+            (participant, worker),
+        )
+    assert outbox.conn.execute(
+        "SELECT count(*) FROM public.payment_outbox_pending WHERE lease_token IS NOT NULL"
+    ).fetchone() == (0,)
