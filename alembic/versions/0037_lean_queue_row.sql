@@ -20,18 +20,39 @@
 -- SET clauses instead of the pin/restore helper pair, and outbox_require_ids runs only when an
 -- id is broken (to name it: same 22023 messages). Every other statement is unchanged.
 
+-- Every client of the queue's payload is one of the functions restated below (the roles have no
+-- write privilege on the queue; readers fall back to the payload row, ADR 0167).
+-- squawk-ignore ban-drop-not-null
 ALTER TABLE public.payment_outbox_pending ALTER COLUMN payload DROP NOT NULL;
 
 COMMENT ON COLUMN public.payment_outbox_pending.payload IS
     'The job''s payload, copied into rows queued before revision 0037; NULL since (ADR 0167): '
     'the job''s row in payment_outbox_payloads is its one copy, which the claim returns.';
 
-CREATE OR REPLACE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.claim_outbox_batch(
+    p_batch_size integer,
+    p_worker_id text,
+    p_lease_seconds integer,
+    p_rail_types text[] DEFAULT NULL
+) RETURNS TABLE (
+    outbox_id uuid,
+    instruction_id text,
+    participant_id text,
+    sequence_id bigint,
+    idempotency_key text,
+    rail_type text,
+    payload jsonb,
+    attempt_count integer,
+    lease_token uuid,
+    lease_expires_at timestamptz,
+    in_doubt boolean
+)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
@@ -314,12 +335,31 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.claim_outbox_batch_for_participant(
+    p_participant_id text,
+    p_batch_size integer,
+    p_worker_id text,
+    p_lease_seconds integer,
+    p_rail_types text[] DEFAULT NULL
+) RETURNS TABLE (
+    outbox_id uuid,
+    instruction_id text,
+    participant_id text,
+    sequence_id bigint,
+    idempotency_key text,
+    rail_type text,
+    payload jsonb,
+    attempt_count integer,
+    lease_token uuid,
+    lease_expires_at timestamptz,
+    in_doubt boolean
+)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
@@ -477,12 +517,21 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone DEFAULT NULL::timestamp with time zone, p_priority smallint DEFAULT 0) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox(
+    p_instruction_id text,
+    p_participant_id text,
+    p_idempotency_key text,
+    p_rail_type text,
+    p_payload jsonb,
+    p_not_before timestamptz DEFAULT NULL,
+    p_priority smallint DEFAULT 0
+) RETURNS TABLE (outbox_id uuid, sequence_id bigint, created_at timestamptz, state text)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_found record;
     v_outbox_id uuid;
@@ -703,12 +752,27 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox_batch(p_instruction_ids text[], p_participant_ids text[], p_idempotency_keys text[], p_rail_types text[], p_payloads jsonb[], p_not_before timestamp with time zone[] DEFAULT NULL::timestamp with time zone[], p_priorities smallint[] DEFAULT NULL::smallint[]) RETURNS TABLE(ordinality integer, outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    SET plan_cache_mode TO 'force_generic_plan'
-    SET enable_seqscan TO 'off'
-    AS $$
+CREATE OR REPLACE FUNCTION public.enqueue_payment_outbox_batch(
+    p_instruction_ids text[],
+    p_participant_ids text[],
+    p_idempotency_keys text[],
+    p_rail_types text[],
+    p_payloads jsonb[],
+    p_not_before timestamptz[] DEFAULT NULL,
+    p_priorities smallint[] DEFAULT NULL
+) RETURNS TABLE (
+    ordinality integer,
+    outbox_id uuid,
+    sequence_id bigint,
+    created_at timestamptz,
+    state text
+)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off
+AS $$
 DECLARE
     v_count integer := pg_catalog.cardinality(p_instruction_ids);
     v_lengths integer[];
@@ -1087,10 +1151,12 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION public.redrive_outbox_job(p_outbox_id uuid, p_reason text, p_ticket text)
+RETURNS TABLE (outbox_id uuid, sequence_id bigint, created_at timestamptz, state text)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
 DECLARE
     v_job record;
     v_outcome record;
@@ -1260,10 +1326,16 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION public.redrive_outbox_job_for_participant(p_participant_id text, p_outbox_id uuid, p_reason text, p_ticket text) RETURNS TABLE(outbox_id uuid, sequence_id bigint, created_at timestamp with time zone, state text)
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
-    AS $$
+CREATE OR REPLACE FUNCTION public.redrive_outbox_job_for_participant(
+    p_participant_id text,
+    p_outbox_id uuid,
+    p_reason text,
+    p_ticket text
+) RETURNS TABLE (outbox_id uuid, sequence_id bigint, created_at timestamptz, state text)
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp
+AS $$
 DECLARE
     v_job record;
     v_outcome record;
