@@ -22,12 +22,25 @@
 
 -- Every client of the queue's payload is one of the functions restated below (the roles have no
 -- write privilege on the queue; readers fall back to the payload row, ADR 0167).
--- squawk-ignore ban-drop-not-null
-ALTER TABLE public.payment_outbox_pending ALTER COLUMN payload DROP NOT NULL;
-
-COMMENT ON COLUMN public.payment_outbox_pending.payload IS
-    'The job''s payload, copied into rows queued before revision 0037; NULL since (ADR 0167): '
-    'the job''s row in payment_outbox_payloads is its one copy, which the claim returns.';
+-- On a distributed cluster (after 0036) each statement runs through EXECUTE: Citus forwards a
+-- COMMENT on a distributed table to the workers as the query text it was given, and the
+-- engine sends this file as one text (a worker refuses several commands in one prepared
+-- statement). Sequential mode, as in 0036: the distributed functions restated below cannot be
+-- replaced after a parallel DDL on a distributed table in the same transaction.
+DO $lean$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus') THEN
+        PERFORM pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true);
+    END IF;
+    EXECUTE 'ALTER TABLE public.payment_outbox_pending ALTER COLUMN payload DROP NOT NULL';
+    EXECUTE $comment$
+        COMMENT ON COLUMN public.payment_outbox_pending.payload IS
+            'The job''s payload, copied into rows queued before revision 0037; NULL since (ADR '
+            '0167): the job''s row in payment_outbox_payloads is its one copy, which the claim '
+            'returns.'
+    $comment$;
+END
+$lean$;
 
 CREATE OR REPLACE FUNCTION public.claim_outbox_batch(
     p_batch_size integer,
