@@ -147,7 +147,7 @@ def test_a_claim_returns_the_participants_head_and_a_leased_head_fences_it(
 def test_the_claim_returns_the_payload_row_and_the_queue_row_carries_none(
     target: Target,
 ) -> None:
-    # Since 0037 (ADR 0167) the payload table is the payload's one copy: on a cluster the
+    # Since 0038 (ADR 0167) the payload table is the payload's one copy: on a cluster the
     # participant's claim reads it on the participant's node, in a statement of its own.
     participant = target.participant("payload")
     payload = '{"z": 1, "amount": "100.00", "memo": "caf\\u00e9", "n": [1, {"d": null}]}'

@@ -1,7 +1,7 @@
-"""The payload leaves the queue row (issue 17 P1/P4/P4b, revision 0037, ADR 0167).
+"""The payload leaves the queue row (issue 17 P1/P4/P4b, revision 0038, ADR 0167).
 
 Every enqueue wrote the payload twice (queue row and payload row, ADR 0142) and every claim,
-head promotion and requeue rewrote it with the whole queue row (non-HOT updates). Since 0037 the
+head promotion and requeue rewrote it with the whole queue row (non-HOT updates). Since 0038 the
 payload row is its one copy: no function writes ``payment_outbox_pending.payload`` (nullable;
 rows queued before keep theirs) and the claims return the payload row's payload, falling back to
 the queue row's copy only for a job without a payload row.
@@ -260,7 +260,7 @@ def test_jobs_queued_before_the_revision_keep_their_copy_and_are_claimed(empty_d
     enqueue = "SELECT outbox_id FROM public.enqueue_payment_outbox(%s, %s, %s, 'RTGS', %s)"
     with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
         old = conn.execute(enqueue, ("i-o", "p-o", "k-o", PAYLOADS[0])).fetchone()[0]  # type: ignore[index]
-    api.upgrade(empty_db.url, "0037_lean_queue_row")
+    api.upgrade(empty_db.url, "0038_lean_queue_row")
     with psycopg.connect(empty_db.conninfo, autocommit=True) as conn:
         new = conn.execute(enqueue, ("i-n", "p-n", "k-n", PAYLOADS[1])).fetchone()[0]  # type: ignore[index]
         copies = dict(
@@ -277,7 +277,7 @@ def test_jobs_queued_before_the_revision_keep_their_copy_and_are_claimed(empty_d
         assert refused.value.sqlstate == "P7004"
 
 
-# -- the claims' wrapper (0037, ADR 0167) ---------------------------------------------------------
+# -- the claims' wrapper (0038, ADR 0167) ---------------------------------------------------------
 
 
 def _calls(conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -298,7 +298,7 @@ def _calls(conn: psycopg.Connection[Any]) -> dict[str, int]:
     ids=["claim", "claim-for-participant"],
 )
 def test_a_plain_claim_runs_none_of_the_wrapper_helpers(outbox: Outbox, claim: str) -> None:
-    """Before 0037 every claim called outbox_require_ids (once or twice) and the pin/restore
+    """Before 0038 every claim called outbox_require_ids (once or twice) and the pin/restore
     pair, three or four PL/pgSQL calls each switching search_path; the plan settings are now
     the claims' SET clauses and the id rule's helper runs only to name a broken argument."""
     outbox.enqueue("i-1", participant_id="p-1", payload=PAYLOADS[0])

@@ -213,7 +213,7 @@ def test_control_redrives_a_failed_job_as_a_new_linked_job(
     assert sequence_id == old_queue_seq + 1, "the participant's next sequence number"
     queued = outbox.pending(new)
     assert queued is not None
-    # Since 0037 the payload's one copy is the new job's payload row (ADR 0167).
+    # Since 0038 the payload's one copy is the new job's payload row (ADR 0167).
     assert (queued["instruction_id"], queued["idempotency_key"], queued["payload"]) == (
         "instr-1",
         "key-instr-1",

@@ -1,4 +1,4 @@
--- 0037 the payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167).
+-- 0038 the payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167).
 --
 -- Every claim, head promotion and requeue of a queued job is a non-HOT update (lease_token and
 -- is_head are in index predicates), so each wrote a new version of the whole queue row, the
@@ -35,7 +35,7 @@ BEGIN
     EXECUTE 'ALTER TABLE public.payment_outbox_pending ALTER COLUMN payload DROP NOT NULL';
     EXECUTE $comment$
         COMMENT ON COLUMN public.payment_outbox_pending.payload IS
-            'The job''s payload, copied into rows queued before revision 0037; NULL since (ADR '
+            'The job''s payload, copied into rows queued before revision 0038; NULL since (ADR '
             '0167): the job''s row in payment_outbox_payloads is its one copy, which the claim '
             'returns.'
     $comment$;
@@ -78,7 +78,7 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
     IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
        OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
@@ -114,7 +114,7 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- 0038 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
     -- exit, error or not) instead of the pin/restore helper pair.
 
     -- 1. The common path (ADR 0158): due heads without a lease (all rails: one partial index;
@@ -169,8 +169,8 @@ BEGIN
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
                   p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
     )
-    -- 0037 (ADR 0167): the payload from the payload table by its full key; the queue row's
-    -- copy only for a job queued before 0037 (or written around the functions) without one.
+    -- 0038 (ADR 0167): the payload from the payload table by its full key; the queue row's
+    -- copy only for a job queued before 0038 (or written around the functions) without one.
     SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
            l.rail_type, COALESCE(x.payload, l.payload), l.attempt_count, l.lease_token,
            l.lease_expires_at, l.in_doubt
@@ -383,7 +383,7 @@ DECLARE
     v_token uuid;
     v_claimed_at timestamptz;
 BEGIN
-    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
     IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
        OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
         PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
@@ -393,7 +393,7 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- 0037 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
     IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
        OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
@@ -428,7 +428,7 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    -- 0037 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- 0038 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
     -- exit, error or not) instead of the pin/restore helper pair.
 
     -- The participant's due heads (per-participant FIFO: one at a time) without a lease or with
@@ -510,8 +510,8 @@ BEGIN
         sequence_id := v_row.sequence_id;
         idempotency_key := v_row.idempotency_key;
         rail_type := v_row.rail_type;
-        -- 0037 (ADR 0167): the payload row by its full key (its own statement: one table,
-        -- filtered by the participant); the queue row's copy only for a job queued before 0037
+        -- 0038 (ADR 0167): the payload row by its full key (its own statement: one table,
+        -- filtered by the participant); the queue row's copy only for a job queued before 0038
         -- (or written around the functions) without one.
         SELECT x.payload
           INTO payload
@@ -742,7 +742,7 @@ BEGIN
       WHERE q.participant_id = p_participant_id
       LIMIT 1;
     v_head := NOT FOUND;
-    -- 0037 (ADR 0167): the queue row carries no payload; the payload row below is its one copy.
+    -- 0038 (ADR 0167): the queue row carries no payload; the payload row below is its one copy.
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
          next_attempt_at, priority, is_head)
@@ -1109,7 +1109,7 @@ BEGIN
                 DO NOTHING
                 RETURNING p.outbox_id, p.sequence_id, p.created_at, p.participant_id
             ),
-            payloads AS (  -- runs to completion although nothing reads it; 0037 (ADR 0167):
+            payloads AS (  -- runs to completion although nothing reads it; 0038 (ADR 0167):
                            -- the payload's one copy (the queue row carries none)
                 INSERT INTO public.payment_outbox_payloads AS x
                     (participant_id, outbox_id, payload)
@@ -1309,7 +1309,7 @@ BEGIN
            );
 
     -- The new job's payload row: once per job, even with the same content (ADR 0124); since
-    -- 0037 its only copy (ADR 0167).
+    -- 0038 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (v_outcome.participant_id, v_new, v_payload);
 
@@ -1505,7 +1505,7 @@ BEGIN
     RETURNING p.sequence_id, p.created_at INTO sequence_id, created_at;
 
     -- The new job's payload row: once per job, even with the same content (ADR 0124); since
-    -- 0037 its only copy (ADR 0167).
+    -- 0038 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (p_participant_id, v_new, v_payload);
 

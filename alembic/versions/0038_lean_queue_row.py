@@ -4,8 +4,8 @@ settings with SET clauses"""
 
 from symphony_schema.migration.sql import run_revision_sql
 
-revision = "0037_lean_queue_row"
-down_revision = "0036_distribute_on_citus"
+revision = "0038_lean_queue_row"
+down_revision = "0037_set_based_completion"
 branch_labels = None
 depends_on = None
 
