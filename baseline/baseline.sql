@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0037_set_based_completion.
+-- Symphony schema baseline at revision 0038_lean_queue_row.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -613,11 +613,12 @@ COMMENT ON FUNCTION public.check_outbox_payload_numbers(p_payload jsonb) IS 'Rai
 CREATE FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
     v_expires_at timestamptz;
-    v_plan_settings text[];
     v_claimed bigint;
     v_rest integer;
     v_expired boolean := false;
@@ -627,7 +628,11 @@ BEGIN
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -659,7 +664,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0038 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- 1. The common path (ADR 0158): due heads without a lease (all rails: one partial index;
     --    some rails: the rail index, once per rail), each scan capped at the batch and reading
@@ -713,9 +719,15 @@ BEGIN
                   p.idempotency_key, p.rail_type, p.payload, p.attempt_count,
                   p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
     )
+    -- 0038 (ADR 0167): the payload from the payload table by its full key; the queue row's
+    -- copy only for a job queued before 0038 (or written around the functions) without one.
     SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-           l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
+           l.rail_type, COALESCE(x.payload, l.payload), l.attempt_count, l.lease_token,
+           l.lease_expires_at, l.in_doubt
       FROM leased AS l
+      LEFT JOIN public.payment_outbox_payloads AS x
+        ON x.participant_id = l.participant_id
+       AND x.outbox_id = l.outbox_id
      ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     GET DIAGNOSTICS v_claimed = ROW_COUNT;
 
@@ -875,12 +887,14 @@ BEGIN
                       p.lease_token, p.lease_expires_at, p.in_doubt, p.priority, p.next_attempt_at
         )
         SELECT l.outbox_id, l.instruction_id, l.participant_id, l.sequence_id, l.idempotency_key,
-               l.rail_type, l.payload, l.attempt_count, l.lease_token, l.lease_expires_at, l.in_doubt
+               l.rail_type, COALESCE(x.payload, l.payload), l.attempt_count, l.lease_token,
+               l.lease_expires_at, l.in_doubt
           FROM leased AS l
+          LEFT JOIN public.payment_outbox_payloads AS x
+            ON x.participant_id = l.participant_id
+           AND x.outbox_id = l.outbox_id
          ORDER BY l.priority DESC, l.next_attempt_at, l.outbox_id;
     END IF;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -901,6 +915,8 @@ COMMENT ON FUNCTION public.claim_outbox_batch(p_batch_size integer, p_worker_id 
 CREATE FUNCTION public.claim_outbox_batch_for_participant(p_participant_id text, p_batch_size integer, p_worker_id text, p_lease_seconds integer, p_rail_types text[] DEFAULT NULL::text[]) RETURNS TABLE(outbox_id uuid, instruction_id text, participant_id text, sequence_id bigint, idempotency_key text, rail_type text, payload jsonb, attempt_count integer, lease_token uuid, lease_expires_at timestamp with time zone, in_doubt boolean)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    SET plan_cache_mode TO 'force_generic_plan'
+    SET enable_seqscan TO 'off'
     AS $$
 DECLARE
     v_now timestamptz;
@@ -911,15 +927,22 @@ DECLARE
     v_state public.outbox_attempt_state;
     v_token uuid;
     v_claimed_at timestamptz;
-    v_plan_settings text[];
 BEGIN
-    PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
+    END IF;
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
         RAISE EXCEPTION 'p_batch_size must be between 1 and 1000, got %',
             COALESCE(p_batch_size::text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
+    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
+       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+        PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
+    END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
         RAISE EXCEPTION 'p_lease_seconds must be between 1 and 86400, got %',
             COALESCE(p_lease_seconds::text, 'NULL')
@@ -950,7 +973,8 @@ BEGIN
 
     v_now := pg_catalog.clock_timestamp();
     v_expires_at := v_now + pg_catalog.make_interval(secs => p_lease_seconds);
-    v_plan_settings := public.outbox_pin_plan_settings();
+    -- 0038 (ADR 0167): ADR 0041's plan settings are the function's SET clauses (restored on
+    -- exit, error or not) instead of the pin/restore helper pair.
 
     -- The participant's due heads (per-participant FIFO: one at a time) without a lease or with
     -- an expired one, highest priority then oldest due first, locked (one shard on Citus).
@@ -1031,15 +1055,23 @@ BEGIN
         sequence_id := v_row.sequence_id;
         idempotency_key := v_row.idempotency_key;
         rail_type := v_row.rail_type;
-        payload := v_row.payload;
+        -- 0038 (ADR 0167): the payload row by its full key (its own statement: one table,
+        -- filtered by the participant); the queue row's copy only for a job queued before 0038
+        -- (or written around the functions) without one.
+        SELECT x.payload
+          INTO payload
+          FROM public.payment_outbox_payloads AS x
+         WHERE x.participant_id = p_participant_id
+           AND x.outbox_id = v_row.outbox_id;
+        IF NOT FOUND THEN
+            payload := v_row.payload;
+        END IF;
         attempt_count := COALESCE(v_attempt_no, v_row.attempt_count);
         lease_token := v_token;
         lease_expires_at := v_expires_at;
         in_doubt := v_row.in_doubt OR v_attempt_no IS NOT NULL;
         RETURN NEXT;
     END LOOP;
-
-    PERFORM public.outbox_restore_plan_settings(v_plan_settings);
 END
 $$;
 
@@ -2563,11 +2595,12 @@ BEGIN
       WHERE q.participant_id = p_participant_id
       LIMIT 1;
     v_head := NOT FOUND;
+    -- 0038 (ADR 0167): the queue row carries no payload; the payload row below is its one copy.
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, next_attempt_at, priority, is_head)
+         next_attempt_at, priority, is_head)
     VALUES (v_outbox_id, p_instruction_id, p_participant_id, v_sequence_id, p_idempotency_key,
-            v_rail_code, p_payload, GREATEST(p_not_before, pg_catalog.now()), p_priority, v_head)
+            v_rail_code, GREATEST(p_not_before, pg_catalog.now()), p_priority, v_head)
     ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency DO NOTHING
     RETURNING p.outbox_id, p.sequence_id, p.created_at INTO outbox_id, sequence_id, created_at;
     IF NOT FOUND THEN
@@ -2907,10 +2940,10 @@ BEGIN
             ins AS (
                 INSERT INTO public.payment_outbox_pending AS p
                     (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key,
-                     rail_type, payload, next_attempt_at, priority, is_head)
+                     rail_type, next_attempt_at, priority, is_head)
                 SELECT jobs.outbox_id, p_instruction_ids[jobs.i], jobs.participant_id,
                        firsts.first_sequence_id + jobs.rank - 1, p_idempotency_keys[jobs.i],
-                       r.rail_code, p_payloads[jobs.i],
+                       r.rail_code,
                        GREATEST(p_not_before[jobs.i], pg_catalog.now()),
                        CASE WHEN p_priorities IS NULL THEN 0 ELSE p_priorities[jobs.i] END,
                        jobs.rank = 1 AND NOT EXISTS (
@@ -2926,13 +2959,15 @@ BEGIN
                  ORDER BY jobs.participant_id COLLATE "C", jobs.rank
                 ON CONFLICT ON CONSTRAINT uq_payment_outbox_pending_instruction_idempotency
                 DO NOTHING
-                RETURNING p.outbox_id, p.sequence_id, p.created_at, p.participant_id, p.payload
+                RETURNING p.outbox_id, p.sequence_id, p.created_at, p.participant_id
             ),
-            payloads AS (  -- runs to completion although nothing reads it
+            payloads AS (  -- runs to completion although nothing reads it; 0038 (ADR 0167):
+                           -- the payload's one copy (the queue row carries none)
                 INSERT INTO public.payment_outbox_payloads AS x
                     (participant_id, outbox_id, payload)
-                SELECT ins.participant_id, ins.outbox_id, ins.payload
+                SELECT ins.participant_id, ins.outbox_id, p_payloads[jobs.i]
                   FROM ins
+                  JOIN jobs ON jobs.outbox_id = ins.outbox_id
             )
             SELECT v_done_i || COALESCE(pg_catalog.array_agg(jobs.i), '{}'),
                    v_done_ids || COALESCE(pg_catalog.array_agg(ins.outbox_id), '{}'),
@@ -4907,16 +4942,17 @@ BEGIN
     v_sequence_id := public.bump_participant_outbox_seq(v_outcome.participant_id);
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, is_head)
+         is_head)
     SELECT v_new, v_outcome.instruction_id, v_outcome.participant_id, v_sequence_id,
-           v_outcome.idempotency_key, v_outcome.rail_type, v_payload,
+           v_outcome.idempotency_key, v_outcome.rail_type,
            NOT EXISTS (
                SELECT 1
                  FROM public.payment_outbox_pending AS q
                 WHERE q.participant_id = v_outcome.participant_id
            );
 
-    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    -- The new job's payload row: once per job, even with the same content (ADR 0124); since
+    -- 0038 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (v_outcome.participant_id, v_new, v_payload);
 
@@ -5114,12 +5150,13 @@ BEGIN
     v_head := NOT FOUND;
     INSERT INTO public.payment_outbox_pending AS p
         (outbox_id, instruction_id, participant_id, sequence_id, idempotency_key, rail_type,
-         payload, is_head)
+         is_head)
     VALUES (v_new, v_outcome.instruction_id, p_participant_id, v_sequence_id,
-            v_outcome.idempotency_key, v_outcome.rail_type, v_payload, v_head)
+            v_outcome.idempotency_key, v_outcome.rail_type, v_head)
     RETURNING p.sequence_id, p.created_at INTO sequence_id, created_at;
 
-    -- The new job's payload row: once per job, even with the same content (ADR 0124).
+    -- The new job's payload row: once per job, even with the same content (ADR 0124); since
+    -- 0038 its only copy (ADR 0167).
     INSERT INTO public.payment_outbox_payloads AS x (participant_id, outbox_id, payload)
     VALUES (p_participant_id, v_new, v_payload);
 
@@ -6022,7 +6059,7 @@ CREATE TABLE public.payment_outbox_pending (
     sequence_id bigint NOT NULL,
     idempotency_key text NOT NULL,
     rail_type text NOT NULL,
-    payload jsonb NOT NULL,
+    payload jsonb,
     attempt_count integer DEFAULT 0 NOT NULL,
     next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -6047,6 +6084,13 @@ ALTER TABLE public.payment_outbox_pending OWNER TO symphony_owner;
 --
 
 COMMENT ON TABLE public.payment_outbox_pending IS 'Outbox work queue: one row per enqueued payment instruction until its terminal attempt. attempt_count caches the highest attempt number; payment_outbox_attempts is the truth.';
+
+
+--
+-- Name: COLUMN payment_outbox_pending.payload; Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON COLUMN public.payment_outbox_pending.payload IS 'The job''s payload, copied into rows queued before revision 0038; NULL since (ADR 0167): the job''s row in payment_outbox_payloads is its one copy, which the claim returns.';
 
 
 --
@@ -7249,4 +7293,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:922e19f4efb06b53862566b180e24ac672a0d684113b0049fba6163f1df01db8');
-INSERT INTO public.alembic_version (version_num) VALUES ('0037_set_based_completion');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0038_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:c04755b9ae1a973570a0ae7d98819e5aba9834d627e3a8c6a5b13e769c530c0c');
+INSERT INTO public.alembic_version (version_num) VALUES ('0038_lean_queue_row');

@@ -129,7 +129,15 @@ payment_outbox_pending: Final = Table(
     Column("sequence_id", BigInteger, nullable=False),
     Column("idempotency_key", Text, nullable=False),
     Column("rail_type", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    # Revision 0038 (ADR 0167): nullable and unwritten; the payload table holds the one copy.
+    Column(
+        "payload",
+        JSONB,
+        nullable=True,
+        comment="The job's payload, copied into rows queued before revision 0038; NULL since "
+        "(ADR 0167): the job's row in payment_outbox_payloads is its one copy, which the claim "
+        "returns.",
+    ),
     Column("attempt_count", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=_NOW),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_NOW),

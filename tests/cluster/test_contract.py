@@ -144,6 +144,29 @@ def test_a_claim_returns_the_participants_head_and_a_leased_head_fences_it(
     assert [row[0] for row in target.claim(second)] == [f"{second}-1"]
 
 
+def test_the_claim_returns_the_payload_row_and_the_queue_row_carries_none(
+    target: Target,
+) -> None:
+    # Since 0038 (ADR 0167) the payload table is the payload's one copy: on a cluster the
+    # participant's claim reads it on the participant's node, in a statement of its own.
+    participant = target.participant("payload")
+    payload = '{"z": 1, "amount": "100.00", "memo": "caf\\u00e9", "n": [1, {"d": null}]}'
+    target.executor.execute(
+        "SELECT 1 FROM public.enqueue_payment_outbox(%s, %s, 'k-p', 'RTGS', %s)",
+        (f"{participant}-1", participant, payload),
+    )
+    row = target.executor.execute(
+        "SELECT jsonb_send(payload) = jsonb_send(%s::jsonb)"
+        " FROM public.claim_outbox_batch_for_participant(%s, 1, 'w', 300)",
+        (payload, participant),
+    ).fetchone()
+    assert row == (True,)
+    assert target.admin.execute(
+        "SELECT payload FROM public.payment_outbox_pending WHERE participant_id = %s",
+        (participant,),
+    ).fetchall() == [(None,)]
+
+
 def test_an_expired_lease_is_taken_over_with_a_new_token_and_recorded(target: Target) -> None:
     participant = target.participant("z")
     target.enqueue(participant, 1)

@@ -35,7 +35,7 @@ def test_enqueue_inserts_a_pending_row_and_returns_it(outbox: Outbox) -> None:
         "sequence_id": 1,
         "idempotency_key": "key-instr-1",
         "rail_type": "RTGS",  # the canonical code of the rail given as "rtgs" (0020)
-        "payload": {"amount": 100, "currency": "ZAR"},
+        "payload": None,  # since 0038 the payload row is the one copy (ADR 0167)
         "attempt_count": 0,
         "created_at": created_at,
         "claimed_by": None,

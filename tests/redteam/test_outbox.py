@@ -116,7 +116,7 @@ def _job_values(admin: Outbox, outbox_id: Any) -> tuple[Any, ...]:
         row["sequence_id"],
         row["idempotency_key"],
         row["rail_type"],
-        Jsonb(row["payload"]),
+        None if row["payload"] is None else Jsonb(row["payload"]),  # NULL since 0038
     )
 
 

@@ -346,9 +346,12 @@ def _enqueue_history(fuzz: FuzzDb) -> None:
 def _existing_job(fuzz: FuzzDb, instruction: str, key: str, payload: str | None) -> Any:
     """(source, outbox_id, sequence_id, created_at, state, participant, rail, same_payload)."""
     pending = fuzz.one(
-        "SELECT 'pending', outbox_id, sequence_id, created_at, 'PENDING', participant_id,"
-        " rail_type, payload = %s::jsonb FROM public.payment_outbox_pending"
-        " WHERE instruction_id = %s AND idempotency_key = %s",
+        # Since 0038 the queue row carries no payload (ADR 0167): the job's payload row.
+        "SELECT 'pending', p.outbox_id, p.sequence_id, p.created_at, 'PENDING', p.participant_id,"
+        " p.rail_type, x.payload = %s::jsonb FROM public.payment_outbox_pending AS p"
+        " JOIN public.payment_outbox_payloads AS x"
+        " ON x.participant_id = p.participant_id AND x.outbox_id = p.outbox_id"
+        " WHERE p.instruction_id = %s AND p.idempotency_key = %s",
         (payload, instruction, key),
     )
     if pending is not None:
@@ -442,8 +445,12 @@ def _check_enqueue(fuzz: FuzzDb, args: tuple[Any, ...], payload: Any) -> None:
     assert state == "PENDING", context
     assert sequence_id == (next_row[0] if next_row else 1), "sequence numbers must be gapless"
     stored = fuzz.one(
-        "SELECT instruction_id, participant_id, idempotency_key, rail_type, payload = %s::jsonb,"
-        " attempt_count, claimed_by FROM public.payment_outbox_pending WHERE outbox_id = %s",
+        # The payload's one copy is the payload row since 0038 (ADR 0167); none in the queue row.
+        "SELECT p.instruction_id, p.participant_id, p.idempotency_key, p.rail_type,"
+        " x.payload = %s::jsonb AND p.payload IS NULL, p.attempt_count, p.claimed_by"
+        " FROM public.payment_outbox_pending AS p JOIN public.payment_outbox_payloads AS x"
+        " ON x.participant_id = p.participant_id AND x.outbox_id = p.outbox_id"
+        " WHERE p.outbox_id = %s",
         (param, outbox_id),
     )
     assert stored == (instruction, participant, key, ascii_upper(rail), True, 0, None), context
