@@ -724,3 +724,134 @@ def test_r7_batch_and_multi_job_enqueues_never_deadlock(
         "SELECT count(*) FROM public.payment_outbox_attempts WHERE state::text = 'DISPATCHED'"
     ).fetchone()
     assert done is not None and done[0] > 0
+
+
+@pytest.mark.parametrize("drop", [False, True], ids=["with-payload-row", "queue-copy-only"])
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_r7_idempotent_replay_of_a_job_queued_before_0038(
+    outbox: Outbox, db: psycopg.Connection[Any], drop: bool, batch: bool
+) -> None:
+    payload = '{"amount": 5, "currency": "ZAR"}'
+    job = outbox.enqueue("rp-1", participant_id="pr", payload=payload)[0]
+    _old_style(db, job, drop)
+    before = _snapshot(db)
+
+    def replay(body: str) -> tuple[str | None, str | None, int]:
+        if batch:
+            return _outcome(
+                db,
+                "SELECT * FROM public.enqueue_payment_outbox_batch(ARRAY['rp-1'], ARRAY['pr'],"
+                " ARRAY['key-rp-1'], ARRAY['rtgs'], ARRAY[%s::jsonb])",
+                (body,),
+            )
+        return _outcome(
+            db,
+            "SELECT * FROM public.enqueue_payment_outbox('rp-1', 'pr', 'key-rp-1', 'rtgs',"
+            " %s::jsonb)",
+            (body,),
+        )
+
+    assert replay('{"currency": "ZAR", "amount": 5}') == (None, None, 1)
+    assert replay('{"amount": 6, "currency": "ZAR"}')[0] == "P7004"
+    assert _snapshot(db) == before
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["participant", "single"])
+@pytest.mark.parametrize("old", [False, True], ids=["after-0038", "before-0038"])
+def test_r7_a_claim_taking_over_an_expired_lease_returns_the_payload(
+    outbox: Outbox, db: psycopg.Connection[Any], first: bool, old: bool
+) -> None:
+    job = outbox.enqueue("to-1", participant_id="pt", payload='{"v": 9}')[0]
+    if old:
+        _old_style(db, job, drop_payload_row=False)
+    if first:
+        q = "SELECT * FROM public.claim_outbox_batch_for_participant('pt', 10, %s, 30)"
+    else:
+        q = "SELECT * FROM public.claim_outbox_batch(10, %s, 30)"
+    (row,) = db.execute(q, ("w-1",)).fetchall()
+    assert row[6] == {"v": 9}
+    outbox.expire_leases()
+    (row,) = db.execute(q, ("w-2",)).fetchall()
+    assert row[6] == {"v": 9}, row
+    assert row[10] is True  # in doubt: the first lease ended without an outcome
+
+
+@pytest.mark.parametrize("end", ["COMMIT", "ROLLBACK"])
+def test_r7_batch_waiting_for_a_single_completion_holding_its_reference(
+    outbox: Outbox,
+    db: psycopg.Connection[Any],
+    connect: Callable[[], psycopg.Connection[Any]],
+    end: str,
+) -> None:
+    jobs = _leased(outbox, db, 3, "hz")
+    holder, waiter = connect(), connect()
+    holder.execute("BEGIN")
+    holder.execute(
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED',"
+        " p_rail_reference => 'hz-shared')",
+        jobs[0],
+    )
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            waiter.execute(_BATCH, _batch(jobs[1:], ["hz-own", "hz-shared"]))
+            got.append(None)
+        except psycopg.Error as exc:
+            got.append(exc.sqlstate)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(1)
+    assert thread.is_alive()  # it waits for the holder's reference
+    holder.execute(end)
+    thread.join(30)
+    assert not thread.is_alive()
+    held = dict(
+        db.execute("SELECT rail_reference, outbox_id FROM public.outbox_rail_references").fetchall()
+    )
+    if end == "COMMIT":
+        assert got == ["P7013"]
+        assert held == {"hz-shared": jobs[0][0]}
+        assert outbox.pending(jobs[1][0]) is not None and outbox.pending(jobs[2][0]) is not None
+    else:
+        assert got == [None]
+        assert held == {"hz-own": jobs[1][0], "hz-shared": jobs[2][0]}
+        assert outbox.pending(jobs[0][0]) is not None
+
+
+def test_r7_batch_reference_errors_answer_as_the_body_they_replaced(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    jobs = _leased(outbox, db, 3, "df")
+    (other,) = _leased(outbox, db, 1, "dh")
+    db.execute(
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED',"
+        " p_rail_reference => 'held')",
+        other,
+    )
+    _install_old_bodies(db)
+    before = _snapshot(db)
+    cases: list[tuple[list[Any], list[str]]] = [
+        ([" ", "a", "b"], ["DISPATCHED"] * 3),
+        (["a", None, "b"], ["DISPATCHED"] * 3),
+        (["a", "b", "\t"], ["DISPATCHED"] * 3),
+        (["a", "b", "a"], ["DISPATCHED"] * 3),
+        (["held", "b", "c"], ["DISPATCHED"] * 3),
+        (["a", "b", "held"], ["DISPATCHED"] * 3),
+        (["a", " ", "held"], ["DISPATCHED"] * 3),
+        (["held", " ", "c"], ["DISPATCHED"] * 3),
+        ([None, "held", None], ["FAILED", "DISPATCHED", "RETRYABLE"]),
+        ([None, " ", None], ["FAILED", "DISPATCHED", "RETRYABLE"]),
+        (["x", "x", "x"], ["FAILED", "DISPATCHED", "DISPATCHED"]),
+    ]
+    compared = 0
+    for refs, states in cases:
+        params = _batch(jobs, refs, states)
+        new = _outcome(db, _BATCH, params)
+        old = _outcome(db, _BATCH.replace("public.", "r7old."), params)
+        if new[0] is not None or old[0] != "P7005":
+            assert new == old, (refs, states, new, old)
+            compared += 1
+    assert compared == len(cases)  # every case fails, in both bodies, the same way
+    assert _snapshot(db) == before
