@@ -855,3 +855,57 @@ def test_r7_batch_reference_errors_answer_as_the_body_they_replaced(
             compared += 1
     assert compared == len(cases)  # every case fails, in both bodies, the same way
     assert _snapshot(db) == before
+
+
+def test_r7_cancel_waiting_for_a_batch_sees_the_finished_job(
+    outbox: Outbox, db: psycopg.Connection[Any], connect: Callable[[], psycopg.Connection[Any]]
+) -> None:
+    jobs = _leased(outbox, db, 2, "cb")
+    outbox.expire_leases()  # an expired lease: cancel is allowed
+    holder, waiter = connect(), connect()
+    holder.execute("BEGIN")
+    holder.execute(_BATCH, _batch(jobs, [None, None], ["FAILED", "FAILED"]))
+    got: list[Any] = []
+
+    def run() -> None:
+        try:
+            waiter.execute("SELECT * FROM public.cancel_outbox_job(%s, 'r', 'T-3')", (jobs[1][0],))
+            got.append(None)
+        except psycopg.Error as exc:
+            got.append(exc.sqlstate)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(1)
+    holder.execute("COMMIT")
+    thread.join(30)
+    assert not thread.is_alive()
+    assert got == ["P7005"]
+    assert [a["state"] for a in outbox.attempts(jobs[1][0])] == ["FAILED"]
+
+
+def test_r7_a_batch_of_heads_promotes_every_successor(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    for p in ("ha", "hb", "hc"):
+        for i in range(2):
+            outbox.enqueue(f"{p}-{i}", participant_id=p, payload=f'{{"i": {i}}}')
+    heads = outbox.claim(10, "w-1")
+    assert sorted(h.instruction_id for h in heads) == ["ha-0", "hb-0", "hc-0"]
+    states = ["DISPATCHED", "FAILED", "RETRYABLE"]
+    db.execute(
+        _BATCH.replace(
+            "p_rail_references => %s::text[]",
+            "p_rail_references => %s::text[], p_retry_delay_seconds => ARRAY[1, 1, 1]",
+        ),
+        _batch([(h.outbox_id, h.lease_token) for h in heads], ["h-0", None, None], states),
+    )
+    outbox.make_due()
+    again = outbox.claim(10, "w-1")
+    # The retried head stays its participant's head; the other two hand over to their successors.
+    retried = heads[2].instruction_id
+    want = sorted(
+        [retried] + [f"{h.participant_id}-1" for h in heads if h.instruction_id != retried]
+    )
+    assert sorted(r.instruction_id for r in again) == want
+    assert all(r.payload == {"i": int(r.instruction_id[-1])} for r in again)
