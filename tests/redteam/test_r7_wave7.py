@@ -29,6 +29,8 @@ _OLD_BODIES = {
     "complete_outbox_attempts_batch": "0032_hot_path_round_two.sql",
     "claim_outbox_batch": "0033_wake_one_worker.sql",
     "claim_outbox_batch_for_participant": "0029_claim_for_participant.sql",
+    "complete_outbox_attempt_for_participant": "0034_participant_first.sql",
+    "complete_outbox_attempts_batch_for_participant": "0034_participant_first.sql",
 }
 
 
@@ -909,3 +911,67 @@ def test_r7_a_batch_of_heads_promotes_every_successor(
     )
     assert sorted(r.instruction_id for r in again) == want
     assert all(r.payload == {"i": int(r.instruction_id[-1])} for r in again)
+
+
+def test_r7_participant_completions_answer_as_the_bodies_they_replaced(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    """0037 has the participant-first completions call the writer directly (without
+    record_outbox_rail_reference()'s checks): same answers as their 0034 bodies."""
+    outbox.enqueue("pf-1", participant_id="pf")
+    (job,) = outbox.claim(10, "w-1")
+    (other,) = _leased(outbox, db, 1, "ph")
+    db.execute(
+        "SELECT * FROM public.complete_outbox_attempt(%s, %s, 'w-1', 'DISPATCHED',"
+        " p_rail_reference => 'held')",
+        other,
+    )
+    _install_old_bodies(db)
+    before = _snapshot(db)
+    single = (
+        "SELECT * FROM {}.complete_outbox_attempt_for_participant(%(p)s, %(id)s, %(tok)s,"
+        " %(w)s, 'DISPATCHED', p_rail_reference => %(v)s)"
+    )
+    batch = (
+        "SELECT * FROM {}.complete_outbox_attempts_batch_for_participant(%(p)s, %(w)s,"
+        " ARRAY[%(id)s]::uuid[], ARRAY[%(tok)s]::uuid[], ARRAY['DISPATCHED'],"
+        " p_rail_references => ARRAY[%(v)s])"
+    )
+    compared = 0
+    for query in (single, batch):
+        for participant in ("pf", " ", None):
+            for worker in ("w-1", "\u3000", ""):
+                for value in [None, "", " \t", "held", "\u00e9" * 512 + "x", "\u20ac" * 341 + "x"]:
+                    params = {
+                        "p": participant,
+                        "id": job.outbox_id,
+                        "tok": job.lease_token,
+                        "w": worker,
+                        "v": value,
+                    }
+                    new = _outcome(db, query.format("public"), params)
+                    old = _outcome(db, query.format("r7old"), params)
+                    if new[0] is not None or old[0] != "P7005":
+                        assert new == old, (query, participant, worker, value, new, old)
+                        compared += 1
+    assert compared > 50
+    assert _snapshot(db) == before
+
+
+def test_r7_the_writer_refuses_arrays_of_different_shapes(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    call = "SELECT public.record_outbox_rail_references(%s::uuid[], %s::int[], %s, %s, %s)"
+    a, b = uuid.uuid4(), uuid.uuid4()
+    for args in [
+        (None, [1], ["RTGS"], ["r"], None),
+        ([a], None, ["RTGS"], ["r"], None),
+        ([a, b], [1], ["RTGS", "RTGS"], ["r", "s"], None),
+        ([a], [1], ["RTGS"], ["r", "s"], None),
+        ([a], [1], ["RTGS"], ["r"], [1, 2]),
+        ([[a]], [[1]], [["RTGS"]], [["r"]], None),
+    ]:
+        state, message, _ = _outcome(db, call, args)
+        assert state == "22023", (args, state, message)
+    assert _outcome(db, call, ([], [], [], [], None)) == (None, None, 1)
+    assert db.execute("SELECT count(*) FROM public.outbox_rail_references").fetchone() == (0,)
