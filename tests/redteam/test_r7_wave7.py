@@ -975,3 +975,21 @@ def test_r7_the_writer_refuses_arrays_of_different_shapes(
         assert state == "22023", (args, state, message)
     assert _outcome(db, call, ([], [], [], [], None)) == (None, None, 1)
     assert db.execute("SELECT count(*) FROM public.outbox_rail_references").fetchone() == (0,)
+
+
+def test_r7_a_batch_pairs_its_arrays_by_position_whatever_their_bounds(
+    outbox: Outbox, db: psycopg.Connection[Any]
+) -> None:
+    jobs = _leased(outbox, db, 2, "lb")
+    ids = f"[0:1]={{{jobs[0][0]},{jobs[1][0]}}}"
+    toks = f"[5:6]={{{jobs[0][1]},{jobs[1][1]}}}"
+    rows = db.execute(
+        "SELECT outbox_id, state::text FROM public.complete_outbox_attempts_batch('w-1',"
+        " %s::uuid[], %s::uuid[], '[-3:-2]={DISPATCHED,FAILED}'::text[],"
+        " p_rail_references => '[7:8]={lb-ref,NULL}'::text[])",
+        (ids, toks),
+    ).fetchall()
+    assert rows == [(jobs[0][0], "DISPATCHED"), (jobs[1][0], "FAILED")]
+    assert db.execute(
+        "SELECT rail_reference, outbox_id FROM public.outbox_rail_references"
+    ).fetchall() == [("lb-ref", jobs[0][0])]
