@@ -629,8 +629,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
@@ -929,8 +928,7 @@ DECLARE
     v_claimed_at timestamptz;
 BEGIN
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_participant_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
     END IF;
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
@@ -939,8 +937,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
@@ -7293,5 +7290,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0035_guards_for_shards', 'The pending-write, ledger-insert and participant guards filter by the row''s participant on a', 'sha256:c8be374820e173e2b613a0d341ecaefa13d96c939e3a20d2c62e12a2897958c2');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:922e19f4efb06b53862566b180e24ac672a0d684113b0049fba6163f1df01db8');
-INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0038_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:c04755b9ae1a973570a0ae7d98819e5aba9834d627e3a8c6a5b13e769c530c0c');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0038_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:ebd578a61512ddfd7aed3a80905f9d5128ad471e509456f7cc825df5efa6d44f');
 INSERT INTO public.alembic_version (version_num) VALUES ('0038_lean_queue_row');

@@ -79,8 +79,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
@@ -384,8 +383,7 @@ DECLARE
     v_claimed_at timestamptz;
 BEGIN
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_participant_id IS NULL OR pg_catalog.btrim(p_participant_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_participant_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_participant_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_participant_id'], ARRAY[p_participant_id]);
     END IF;
     IF p_batch_size IS NULL OR p_batch_size < 1 OR p_batch_size > 1000 THEN
@@ -394,8 +392,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- 0038 (ADR 0167): the id rule's helper runs only to name a broken argument.
-    IF p_worker_id IS NULL OR pg_catalog.btrim(p_worker_id, E' \t\n\r\f\x0B') = ''
-       OR pg_catalog.octet_length(p_worker_id) > 1024 THEN
+    IF NOT public.outbox_id_ok(p_worker_id, 1024) THEN
         PERFORM public.outbox_require_ids(ARRAY['p_worker_id'], ARRAY[p_worker_id]);
     END IF;
     IF p_lease_seconds IS NULL OR p_lease_seconds < 1 OR p_lease_seconds > 86400 THEN
