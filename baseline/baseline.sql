@@ -1,4 +1,4 @@
--- Symphony schema baseline at revision 0038_lean_queue_row.
+-- Symphony schema baseline at revision 0039_one_id_predicate.
 --
 -- GENERATED FILE - DO NOT EDIT. The revisions under alembic/versions are the
 -- source of truth; regenerate this file with `nox -s baseline`
@@ -3853,32 +3853,6 @@ COMMENT ON FUNCTION public.outbox_check_enqueue_args(p_instruction_id text, p_pa
 
 
 --
--- Name: outbox_enqueue_args_ok(text, text, text, text, jsonb, timestamp with time zone, smallint); Type: FUNCTION; Schema: public; Owner: symphony_owner
---
-
-CREATE FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) RETURNS boolean
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN ((p_instruction_id IS NOT NULL) AND (btrim(p_instruction_id, ' 	
-
-'::text) <> ''::text) AND (octet_length(p_instruction_id) <= 1024) AND (p_participant_id IS NOT NULL) AND (btrim(p_participant_id, ' 	
-
-'::text) <> ''::text) AND (octet_length(p_participant_id) <= 1024) AND (p_idempotency_key IS NOT NULL) AND (btrim(p_idempotency_key, ' 	
-
-'::text) <> ''::text) AND (octet_length(p_idempotency_key) <= 1024) AND (p_rail_type IS NOT NULL) AND (btrim(p_rail_type, ' 	
-
-'::text) <> ''::text) AND (octet_length(p_rail_type) <= 1024) AND (p_payload IS NOT NULL) AND (jsonb_typeof(p_payload) = 'object'::text) AND (octet_length((p_payload)::text) <= 65536) AND (p_priority IS NOT NULL) AND ((p_not_before IS NULL) OR isfinite(p_not_before)));
-
-
-ALTER FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) OWNER TO symphony_owner;
-
---
--- Name: FUNCTION outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
---
-
-COMMENT ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Enqueue''s argument rules as one predicate (inlined where it is called): true when the ids are non-blank and at most 1024 bytes, the payload a JSON object of at most 65536 bytes, the priority not NULL and not_before finite or NULL. When false, outbox_check_enqueue_args raises the message. Owner only.';
-
-
---
 -- Name: outbox_id_ok(text, integer); Type: FUNCTION; Schema: public; Owner: symphony_owner
 --
 
@@ -3896,6 +3870,24 @@ ALTER FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) OWNER TO s
 --
 
 COMMENT ON FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) IS 'The id rule of outbox_require_ids() as one predicate (inlined where it is called): true when the value is not NULL, not blank and (p_max_bytes NULL or) at most p_max_bytes bytes. When false, outbox_require_ids() raises the message. Owner only.';
+
+
+--
+-- Name: outbox_enqueue_args_ok(text, text, text, text, jsonb, timestamp with time zone, smallint); Type: FUNCTION; Schema: public; Owner: symphony_owner
+--
+
+CREATE FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (public.outbox_id_ok(p_instruction_id, 1024) AND public.outbox_id_ok(p_participant_id, 1024) AND public.outbox_id_ok(p_idempotency_key, 1024) AND public.outbox_id_ok(p_rail_type, 1024) AND (p_payload IS NOT NULL) AND (jsonb_typeof(p_payload) = 'object'::text) AND (octet_length((p_payload)::text) <= 65536) AND (p_priority IS NOT NULL) AND ((p_not_before IS NULL) OR isfinite(p_not_before)));
+
+
+ALTER FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) OWNER TO symphony_owner;
+
+--
+-- Name: FUNCTION outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: COMMENT; Schema: public; Owner: symphony_owner
+--
+
+COMMENT ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) IS 'Enqueue''s argument rules as one predicate (inlined where it is called): true when the ids are non-blank and at most 1024 bytes, the payload a JSON object of at most 65536 bytes, the priority not NULL and not_before finite or NULL. When false, outbox_check_enqueue_args raises the message. Owner only.';
 
 
 --
@@ -6917,17 +6909,17 @@ REVOKE ALL ON FUNCTION public.outbox_check_enqueue_args(p_instruction_id text, p
 
 
 --
--- Name: FUNCTION outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: ACL; Schema: public; Owner: symphony_owner
---
-
-REVOKE ALL ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) FROM PUBLIC;
-
-
---
 -- Name: FUNCTION outbox_id_ok(p_value text, p_max_bytes integer); Type: ACL; Schema: public; Owner: symphony_owner
 --
 
 REVOKE ALL ON FUNCTION public.outbox_id_ok(p_value text, p_max_bytes integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint); Type: ACL; Schema: public; Owner: symphony_owner
+--
+
+REVOKE ALL ON FUNCTION public.outbox_enqueue_args_ok(p_instruction_id text, p_participant_id text, p_idempotency_key text, p_rail_type text, p_payload jsonb, p_not_before timestamp with time zone, p_priority smallint) FROM PUBLIC;
 
 
 --
@@ -7291,4 +7283,5 @@ INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0036_distribute_on_citus', 'On a Citus coordinator with the owner logging in between the nodes: the outbox distributed by', 'sha256:8c283dd1ced353378a9ef7920808c6efea50fc2a402d0a20b02af5ebaf18b283');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0037_set_based_completion', 'Completion, round three (issue 17 P1/P2b, ADR 0165): the batched completion records its rail', 'sha256:922e19f4efb06b53862566b180e24ac672a0d684113b0049fba6163f1df01db8');
 INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0038_lean_queue_row', 'The payload leaves the queue row (issue 17 P1, P4, P4b; ADR 0167): the queue''s payload column', 'sha256:ebd578a61512ddfd7aed3a80905f9d5128ad471e509456f7cc825df5efa6d44f');
-INSERT INTO public.alembic_version (version_num) VALUES ('0038_lean_queue_row');
+INSERT INTO public.schema_migrations (version, description, checksum) VALUES ('0039_one_id_predicate', 'One owner of the id rule (issue 17 follow-up, ADR 0165): enqueue''s argument predicate states', 'sha256:7bb4598ca4faa0dcbede9fe70aa434813302b78fbad237617b7fa2ea0ef9828b');
+INSERT INTO public.alembic_version (version_num) VALUES ('0039_one_id_predicate');
